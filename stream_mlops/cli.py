@@ -1,0 +1,115 @@
+"""The ``stream-mlops`` command line: argument parsing and dispatch only.
+
+Every handler imports its implementation lazily, so ``stream-mlops --help``
+and the broker commands start fast and do not need river or Kafka clients.
+Each handler returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from stream_mlops.kafka import broker
+
+    return broker.command(args.action, data_dir=args.data_dir)
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from stream_mlops.kafka import topics
+
+    return topics.command(args.action, partitions=args.partitions, config_path=args.config)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from stream_mlops import replay
+
+    return replay.command(args.file, config_path=args.config)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from stream_mlops import events
+
+    sys.stdout.write(events.json_schemas(args.event))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from consumers import engine
+
+    return engine.main(config_path=args.config, log_format=args.log_format)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stream-mlops",
+        description="Streaming drift detection for ML models in production, on Kafka.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    broker = sub.add_parser("broker", help="the managed local Apache Kafka broker")
+    broker.add_argument("action", choices=["start", "stop", "status"])
+    broker.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the broker keeps its config, data, pid and log (default: .kafka/)",
+    )
+    broker.set_defaults(handler=_broker)
+
+    topics = sub.add_parser("topics", help="create the topics of the interface contract")
+    topics.add_argument("action", choices=["create"])
+    topics.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        help="partitions per topic (default: from the config, else 3)",
+    )
+    topics.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    topics.set_defaults(handler=_topics)
+
+    replay = sub.add_parser(
+        "replay",
+        help="run the engine's core on a JSONL file of events, without a broker",
+        description=(
+            "Reads prediction and outcome events in file order, writes the alerts and "
+            "retrain requests the engine would publish as JSONL on stdout and a summary "
+            "on stderr. Deterministic: the same input gives byte-identical output."
+        ),
+    )
+    replay.add_argument("file", type=Path, help="JSONL file, one event per line ('-' for stdin)")
+    replay.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    replay.set_defaults(handler=_replay)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the events")
+    schema.add_argument(
+        "event",
+        nargs="?",
+        default=None,
+        help="one event type (prediction, outcome, drift_alert, ...); default: all",
+    )
+    schema.set_defaults(handler=_schema)
+
+    run = sub.add_parser("run", help="the drift engine, as a Kafka consumer-group member")
+    run.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    run.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default="json",
+        help="json: one object per line for machines (default); console: for people",
+    )
+    run.set_defaults(handler=_run)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
