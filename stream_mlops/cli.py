@@ -43,7 +43,9 @@ def _schema(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from consumers import engine
 
-    return engine.main(config_path=args.config, log_format=args.log_format)
+    return engine.main(
+        config_path=args.config, log_format=args.log_format, instance_id=args.instance_id
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["json", "console"],
         default="json",
         help="json: one object per line for machines (default); console: for people",
+    )
+    run.add_argument(
+        "--instance-id",
+        default=None,
+        help=(
+            "this process's stable identity, part of its transactional id; give each engine "
+            "process its own (default: $STREAM_MLOPS_INSTANCE_ID, else the host name)"
+        ),
     )
     run.set_defaults(handler=_run)
 

@@ -1,0 +1,423 @@
+"""The engine as a consumer-group member: consume, process, produce, checkpoint.
+
+One event's path, from a Kafka record to an alert:
+
+1. ``GroupConsumer.poll`` returns a ``Record`` of ``predictions`` or
+   ``outcomes`` partition *p*.
+2. ``EngineRuntime._handle`` decodes it (``events.decode_input``); bad bytes,
+   bad fields, oversized records and refused models become a ``DeadLetter``.
+3. The partition's ``PartitionTask.engine`` (the pure core,
+   ``stream_mlops.engine.Engine``) joins it, updates signals and detectors and
+   returns outputs: labeled events, drift alerts, retrain requests.
+4. The outputs are sent inside the open transaction.
+5. ``_checkpoint`` adds one snapshot per changed task to the state topic and
+   commits the transaction together with the consumed offsets. Only then are
+   the alerts visible to ``read_committed`` readers: each exactly once, even
+   across kill -9 and restarts.
+
+Predictions and outcomes are co-partitioned by ``event_id``, so partition *p*
+of both topics forms one task with its own engine; a rebalance moves whole
+tasks, restored from their snapshots.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import structlog
+
+from stream_mlops.config import Settings
+from stream_mlops.engine import Engine, Output
+from stream_mlops.events import (
+    DriftAlert,
+    EventError,
+    InputEvent,
+    LabeledEvent,
+    RetrainRequest,
+    decode_input,
+    encode,
+)
+from stream_mlops.kafka.dead_letters import dead_letter
+from stream_mlops.kafka.state import StateError, TaskSnapshot, latest_snapshot
+from stream_mlops.kafka.transport import (
+    AssignmentTracker,
+    GroupConsumer,
+    PartitionReader,
+    Record,
+    TopicPartition,
+    TransactionalProducer,
+    TransactionFailed,
+    Transport,
+)
+
+Kind = Literal["prediction", "outcome"]
+
+# A poll should return promptly enough to honour the checkpoint interval and
+# a stop request, but not spin: 100 ms is well under the default 200 ms interval.
+MAX_POLL_WAIT_S = 0.1
+MAX_POLL_RECORDS = 2000
+
+
+class EngineFenced(Exception):
+    """Another engine process took over our transactional id; we must stop."""
+
+
+@dataclass
+class PartitionTask:
+    """The engine for partition *p* of the co-partitioned input topics."""
+
+    partition: int
+    engine: Engine
+    #: next offset to process, per input topic (also what the group commits)
+    next_offsets: dict[str, int]
+    #: processed something since the last committed snapshot
+    dirty: bool = False
+
+
+@dataclass
+class RuntimeStats:
+    records: int = 0
+    dead_letters: int = 0
+    outputs: Counter[str] = field(default_factory=Counter)
+    checkpoints: int = 0
+    aborted: int = 0
+    restores: int = 0
+
+
+class EngineRuntime:
+    """Wires the pure engine to Kafka with exactly-once outputs and state."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: Transport,
+        *,
+        instance_id: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._kafka = settings.kafka
+        self._topics = settings.kafka.topics
+        self._transport = transport
+        self._instance_id = instance_id
+        self._clock = clock
+        self._log = structlog.get_logger("stream_mlops.engine")
+        self._kinds: dict[str, Kind] = {
+            self._topics.predictions: "prediction",
+            self._topics.outcomes: "outcome",
+        }
+        self._output_topics: dict[type, str] = {
+            DriftAlert: self._topics.drift_alerts,
+            RetrainRequest: self._topics.retrain_requests,
+            LabeledEvent: self._topics.labeled_events,
+        }
+        self.tasks: dict[int, PartitionTask] = {}
+        self.stats = RuntimeStats()
+        self._tracker = AssignmentTracker()
+        self._in_transaction = False
+        self._events_since_checkpoint = 0
+        self._group_metadata: object = None
+        self._consumer: GroupConsumer | None = None
+        self._producer: TransactionalProducer | None = None
+        self._reader: PartitionReader | None = None
+
+    @property
+    def transactional_id(self) -> str:
+        return f"{self._kafka.transactional_id_prefix}-{self._instance_id}"
+
+    def run(self, stop: threading.Event) -> None:
+        """Process until ``stop`` is set, then finish the open transaction and leave."""
+        self._producer = self._transport.transactional_producer(self.transactional_id)
+        self._reader = self._transport.partition_reader()
+        self._consumer = self._transport.group_consumer(
+            self._kafka.group_id, max_poll_interval_ms=300_000
+        )
+        self._consumer.subscribe([self._topics.predictions, self._topics.outcomes], self._tracker)
+        self._log.info(
+            "engine.started",
+            group_id=self._kafka.group_id,
+            transactional_id=self.transactional_id,
+            topics=[self._topics.predictions, self._topics.outcomes],
+        )
+        try:
+            self._loop(stop)
+            self._checkpoint(final=True)
+        finally:
+            self._close()
+
+    def _loop(self, stop: threading.Event) -> None:
+        assert self._consumer is not None
+        interval_s = self._kafka.checkpoint_interval_ms / 1000
+        last_checkpoint = time.monotonic()
+        while not stop.is_set():
+            wait = max(0.0, min(MAX_POLL_WAIT_S, last_checkpoint + interval_s - time.monotonic()))
+            records = self._consumer.poll(wait, MAX_POLL_RECORDS)
+            if self._tracker.take():
+                # Records in hand may belong to partitions we no longer own, or
+                # precede a restored snapshot: drop them, they will be re-fetched.
+                self._restore_assignment()
+                last_checkpoint = time.monotonic()
+                continue
+            for record in records:
+                self._handle(record)
+            now = time.monotonic()
+            if (
+                now - last_checkpoint >= interval_s
+                or self._events_since_checkpoint >= self._kafka.checkpoint_max_events
+            ):
+                self._checkpoint()
+                last_checkpoint = now
+
+    # -- one record ---------------------------------------------------------
+
+    def _handle(self, record: Record) -> None:
+        task = self.tasks.get(record.partition)
+        kind = self._kinds.get(record.topic)
+        if task is None or kind is None:
+            # Fetched before a rebalance we have not acted on yet.
+            return
+        if record.offset < task.next_offsets[record.topic]:
+            return  # already in the restored state
+        self._ensure_transaction()
+        task.next_offsets[record.topic] = record.offset + 1
+        task.dirty = True
+        self._events_since_checkpoint += 1
+        self.stats.records += 1
+
+        event_or_reason = self._decode(record, kind)
+        if isinstance(event_or_reason, str):
+            self._dead_letter(record, event_or_reason)
+            return
+        try:
+            outputs = task.engine.process(event_or_reason, offset=record.offset)
+        except EventError as exc:  # e.g. an unknown model the config refuses
+            self._dead_letter(record, str(exc))
+            return
+        except Exception as exc:
+            # A bug must not stop the stream or lose the record: it goes to the
+            # dead letters with the reason, and the log says so loudly.
+            self._log.exception("engine.error", partition=record.partition, offset=record.offset)
+            self._dead_letter(record, f"engine error: {type(exc).__name__}: {exc}")
+            return
+        self._publish(outputs)
+
+    def _decode(self, record: Record, kind: Kind) -> InputEvent | str:
+        """The event, or the reason it is not one."""
+        if record.value is None:
+            return "record has no value (tombstone)"
+        size = len(record.value)
+        if size > self._kafka.max_record_bytes:
+            return f"record is {size} bytes, over max_record_bytes={self._kafka.max_record_bytes}"
+        try:
+            event = decode_input(record.value, default_type=kind)
+        except EventError as exc:
+            return str(exc)
+        if event.type != kind:
+            return f"a {event.type} event does not belong on topic {record.topic!r}"
+        return event
+
+    def _publish(self, outputs: list[Output]) -> None:
+        assert self._producer is not None
+        for output in outputs:
+            topic = self._output_topics[type(output)]
+            self._producer.send(topic, output.model_id.encode(), encode(output))
+            self.stats.outputs[output.type] += 1
+            if isinstance(output, DriftAlert):
+                self._log.info(
+                    "alert",
+                    alert_id=output.alert_id,
+                    model_id=output.model_id,
+                    model_version=output.model_version,
+                    signal=output.signal,
+                    detector=output.detector,
+                    severity=output.severity,
+                    trigger_event_id=output.trigger_event_id,
+                )
+            elif isinstance(output, RetrainRequest):
+                self._log.info(
+                    "retrain_request",
+                    request_id=output.request_id,
+                    model_id=output.model_id,
+                    model_version=output.model_version,
+                )
+
+    def _dead_letter(self, record: Record, reason: str) -> None:
+        assert self._producer is not None
+        letter = dead_letter(record, reason, ts=self._clock())
+        self._producer.send(self._topics.dead_letters, record.key, encode(letter))
+        self.stats.dead_letters += 1
+        self._log.warning(
+            "dead_letter",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=reason,
+        )
+
+    # -- transactions and checkpoints ---------------------------------------
+
+    def _ensure_transaction(self) -> None:
+        if not self._in_transaction:
+            assert self._producer is not None
+            self._producer.begin()
+            self._in_transaction = True
+
+    def _checkpoint(self, *, final: bool = False) -> None:
+        if not self._in_transaction:
+            return
+        assert self._producer is not None
+        started = time.monotonic()
+        offsets: dict[TopicPartition, int] = {}
+        snapshots = 0
+        for task in self.tasks.values():
+            if not task.dirty:
+                continue
+            for topic, offset in task.next_offsets.items():
+                offsets[TopicPartition(topic, task.partition)] = offset
+            snapshot = TaskSnapshot(
+                group_id=self._kafka.group_id,
+                partition=task.partition,
+                offsets=dict(task.next_offsets),
+                engine_state=task.engine.snapshot(),
+            )
+            self._producer.send(
+                self._topics.state,
+                snapshot.key,
+                snapshot.to_bytes(),
+                partition=self._state_partition(task.partition),
+            )
+            snapshots += 1
+        events = self._events_since_checkpoint
+        try:
+            self._producer.commit(offsets, self._group_metadata)
+        except TransactionFailed as exc:
+            self._in_transaction = False
+            self._events_since_checkpoint = 0
+            self.stats.aborted += 1
+            if exc.fenced:
+                self._log.error("engine.fenced", transactional_id=self.transactional_id)
+                raise EngineFenced(
+                    f"another engine took over transactional id {self.transactional_id!r}; "
+                    "give each engine process its own --instance-id"
+                ) from exc
+            self._log.warning("checkpoint.aborted", reason=str(exc), events=events)
+            if not final:
+                # Our view of the state is ahead of what was committed: rebuild.
+                self._restore_assignment()
+            return
+        self._in_transaction = False
+        self._events_since_checkpoint = 0
+        for task in self.tasks.values():
+            task.dirty = False
+        self.stats.checkpoints += 1
+        self._log.info(
+            "checkpoint",
+            events=events,
+            snapshots=snapshots,
+            duration_ms=round((time.monotonic() - started) * 1000, 2),
+            final=final,
+        )
+
+    def _state_partition(self, partition: int) -> int:
+        assert self._reader is not None
+        return partition % self._reader.partition_count(self._topics.state)
+
+    # -- assignment and restore ---------------------------------------------
+
+    def _restore_assignment(self) -> None:
+        """Abort open work and rebuild every assigned task from its snapshot."""
+        assert self._consumer is not None and self._producer is not None
+        if self._in_transaction:
+            try:
+                self._producer.abort()
+            finally:
+                self._in_transaction = False
+                self._events_since_checkpoint = 0
+                self.stats.aborted += 1
+        assigned = self._consumer.assignment()
+        inputs = (self._topics.predictions, self._topics.outcomes)
+        by_topic = {t: {tp.partition for tp in assigned if tp.topic == t} for t in inputs}
+        if by_topic[inputs[0]] != by_topic[inputs[1]]:
+            raise StateError(
+                f"topics {inputs[0]!r} and {inputs[1]!r} are not co-partitioned "
+                f"(assigned {sorted(by_topic[inputs[0]])} and {sorted(by_topic[inputs[1]])}): "
+                "give them the same partition count"
+            )
+        self.tasks = {}
+        for partition in sorted(by_topic[inputs[0]]):
+            self.tasks[partition] = self._restore_task(partition)
+        self._group_metadata = self._consumer.group_metadata()
+        self.stats.restores += 1
+        self._log.info("partitions.assigned", partitions=sorted(self.tasks))
+
+    def _restore_task(self, partition: int) -> PartitionTask:
+        assert self._consumer is not None and self._reader is not None
+        started = time.monotonic()
+        inputs = (self._topics.predictions, self._topics.outcomes)
+        tps = [TopicPartition(t, partition) for t in inputs]
+        committed = self._consumer.committed(tps)
+        state_tp = TopicPartition(self._topics.state, self._state_partition(partition))
+        snapshot = latest_snapshot(self._reader, state_tp, self._kafka.group_id, partition)
+        if snapshot is None:
+            if any(offset is not None for offset in committed.values()):
+                raise StateError(
+                    f"group {self._kafka.group_id!r} committed offsets for partition {partition} "
+                    f"but topic {self._topics.state!r} has no snapshot for it; refusing to "
+                    "start from empty state (restore the state topic, or use a new group id)"
+                )
+            for tp in tps:
+                self._consumer.seek_to_beginning(tp)
+            self._log.info("state.fresh", partition=partition)
+            return PartitionTask(
+                partition, Engine(self._settings, partition=partition), dict.fromkeys(inputs, 0)
+            )
+        engine = Engine.restore(self._settings, snapshot.engine_state, partition=partition)
+        rebuilt = 0
+        for tp in tps:
+            kind = self._kinds[tp.topic]
+            pending = engine.pending_offsets(kind)
+            lowest = pending.lowest()
+            end = snapshot.offsets[tp.topic]
+            if lowest is not None:
+                for record in self._reader.read(tp, lowest, end):
+                    if record.offset in pending and record.value is not None:
+                        engine.restore_pending(decode_input(record.value, default_type=kind), record.offset)
+                        rebuilt += 1
+            self._consumer.seek(tp, end)
+            if committed[tp] != end:
+                self._log.warning(
+                    "state.offset_mismatch",
+                    topic=tp.topic,
+                    partition=partition,
+                    snapshot_offset=end,
+                    committed_offset=committed[tp],
+                )
+        self._log.info(
+            "state.restored",
+            partition=partition,
+            offsets=snapshot.offsets,
+            pending_rebuilt=rebuilt,
+            duration_ms=round((time.monotonic() - started) * 1000, 2),
+        )
+        return PartitionTask(partition, engine, dict(snapshot.offsets))
+
+    def _close(self) -> None:
+        for closer in (self._consumer, self._reader, self._producer):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception:
+                    self._log.exception("engine.close_failed")
+        self._log.info(
+            "engine.stopped",
+            records=self.stats.records,
+            dead_letters=self.stats.dead_letters,
+            outputs=dict(self.stats.outputs),
+            checkpoints=self.stats.checkpoints,
+            aborted=self.stats.aborted,
+        )

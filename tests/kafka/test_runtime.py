@@ -1,0 +1,240 @@
+"""The engine as a Kafka service, against a real broker.
+
+Every test runs ``stream-mlops run`` as a child process on topics of its own
+and reads the results back with ``read_committed``, as a downstream service
+would. The expected alerts come from the pure core fed the same events in the
+same per-partition order (predictions first, then outcomes), which is what
+``replay`` runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stream_mlops.config import load_settings
+from stream_mlops.engine import Engine
+from stream_mlops.events import DriftAlert, RetrainRequest, decode_input, encode
+from tests.kafka.engine_process import EngineProcess
+from tests.kafka.streams import (
+    Deployment,
+    create_deployment,
+    delete_deployment,
+    fraud_stream,
+    partition_of,
+    produce,
+    read_all,
+    wait_consumed,
+)
+
+pytestmark = pytest.mark.kafka
+
+PARTITIONS = 2
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str) -> Iterator[Deployment]:
+    dep = create_deployment(kafka_bootstrap, PARTITIONS)
+    try:
+        yield dep
+    finally:
+        delete_deployment(dep)
+
+
+def expected_outputs(
+    config: Path, predictions: list[dict[str, object]], outcomes: list[dict[str, object]]
+) -> list[dict[str, object]]:
+    """What the core publishes for these events, partition by partition."""
+    settings = load_settings(config)
+    out: list[dict[str, object]] = []
+    for p in range(PARTITIONS):
+        engine = Engine(settings, partition=p)
+        for kind, events in (("prediction", predictions), ("outcome", outcomes)):
+            offset = 0
+            for i, raw in enumerate(events):
+                if partition_of(i, PARTITIONS) != p:
+                    continue
+                event = decode_input(orjson.dumps(raw), default_type=kind)  # type: ignore[arg-type]
+                for output in engine.process(event, offset=offset):
+                    if isinstance(output, DriftAlert | RetrainRequest):
+                        out.append(orjson.loads(encode(output)))
+                offset += 1
+    return out
+
+
+def by_id(events: list[dict[str, object]], id_field: str) -> dict[str, dict[str, object]]:
+    return {str(e[id_field]): e for e in events}
+
+
+def run_two_phases(
+    dep: Deployment,
+    engine: EngineProcess,
+    predictions: list[dict[str, object]],
+    outcomes: list[dict[str, object]],
+) -> None:
+    """Predictions first and consumed, then outcomes: a fixed processing order."""
+    produce(dep.bootstrap, dep.topics["predictions"], predictions, PARTITIONS)
+    wait_consumed(dep, kinds=("predictions",))
+    produce(dep.bootstrap, dep.topics["outcomes"], outcomes, PARTITIONS)
+
+
+def test_injected_drift_gives_alert_and_retrain_request_as_replay_does(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    config = deployment.write_config(tmp_path / "engine.toml")
+    predictions, outcomes = fraud_stream(
+        8000, drift_at=4000, error_before=0.05, error_after=0.30, seed=1
+    )
+    with EngineProcess(config, "a", tmp_path / "engine.log") as engine:
+        engine.wait_for_log("partitions.assigned")
+        run_two_phases(deployment, engine, predictions, outcomes)
+        wait_consumed(deployment)
+        assert engine.terminate() == 0
+
+    alerts = read_all(deployment.bootstrap, deployment.topics["drift_alerts"])
+    requests = read_all(deployment.bootstrap, deployment.topics["retrain_requests"])
+    drift_on_error = [a for a in alerts if a["signal"] == "error" and a["severity"] == "drift"]
+    assert drift_on_error, alerts
+    first_index = min(int(str(a["trigger_event_id"]).rsplit("-", 1)[1]) for a in drift_on_error)
+    assert first_index >= 4000, "an error drift before the injected change is a false alarm"
+    assert [r["model_id"] for r in requests] and {r["model_id"] for r in requests} == {"fraud"}
+
+    expected = expected_outputs(config, predictions, outcomes)
+    exp_alerts = [e for e in expected if e["type"] == "drift_alert"]
+    exp_requests = [e for e in expected if e["type"] == "retrain_request"]
+    assert len(alerts) == len(exp_alerts)
+    assert by_id(alerts, "alert_id") == by_id(exp_alerts, "alert_id")
+    assert by_id(requests, "request_id") == by_id(exp_requests, "request_id")
+
+    labeled = read_all(deployment.bootstrap, deployment.topics["labeled_events"])
+    assert len(labeled) == len(outcomes)
+    assert len({e["event_id"] for e in labeled}) == len(outcomes)
+
+    log = engine.log_events()
+    assert any(e["event"] == "checkpoint" for e in log)
+    assert any(e["event"] == "alert" and e["signal"] == "error" for e in log)
+
+
+def test_kill9_and_restart_loses_and_duplicates_no_alert(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    config = deployment.write_config(tmp_path / "engine.toml")
+    predictions, outcomes = fraud_stream(
+        30000, drift_at=8000, error_before=0.05, error_after=0.30, seed=2
+    )
+    log = tmp_path / "engine.log"
+    first = EngineProcess(config, "a", log)
+    with first:
+        first.wait_for_log("partitions.assigned")
+        run_two_phases(deployment, first, predictions, outcomes)
+        # Kill while the outcomes are being processed, after some checkpoints.
+        first.wait_for_log("alert", timeout=60)
+        first.kill9()
+    killed_at = time.monotonic()
+    with EngineProcess(config, "a", tmp_path / "engine2.log") as second:
+        restored = second.wait_for_log("state.restored")
+        assert restored["pending_rebuilt"], "predictions still waiting for outcomes must be rebuilt"
+        wait_consumed(deployment)
+        assert second.terminate() == 0
+    assert time.monotonic() - killed_at < 120
+
+    alerts = read_all(deployment.bootstrap, deployment.topics["drift_alerts"])
+    ids = [str(a["alert_id"]) for a in alerts]
+    assert len(ids) == len(set(ids)), "an alert was published twice"
+    expected = [e for e in expected_outputs(config, predictions, outcomes) if e["type"] == "drift_alert"]
+    assert by_id(alerts, "alert_id") == by_id(expected, "alert_id")
+    labeled = read_all(deployment.bootstrap, deployment.topics["labeled_events"])
+    assert sorted(e["event_id"] for e in labeled) == sorted(o["event_id"] for o in outcomes)
+
+
+def test_two_engines_share_partitions_and_publish_each_alert_once(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    config = deployment.write_config(tmp_path / "engine.toml")
+    predictions, outcomes = fraud_stream(
+        12000, drift_at=6000, error_before=0.05, error_after=0.30, seed=3
+    )
+    with (
+        EngineProcess(config, "a", tmp_path / "a.log") as a,
+        EngineProcess(config, "b", tmp_path / "b.log") as b,
+    ):
+        # Wait until both members hold one partition each.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            last = [
+                [e for e in p.log_events() if e["event"] == "partitions.assigned"][-1:]
+                for p in (a, b)
+            ]
+            if all(x and len(x[0]["partitions"]) == 1 for x in last):  # type: ignore[arg-type]
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the two engines did not split the partitions")
+        run_two_phases(deployment, a, predictions, outcomes)
+        wait_consumed(deployment)
+        assert a.terminate() == 0
+        assert b.terminate() == 0
+
+    alerts = read_all(deployment.bootstrap, deployment.topics["drift_alerts"])
+    expected = [e for e in expected_outputs(config, predictions, outcomes) if e["type"] == "drift_alert"]
+    assert len(alerts) == len({a["alert_id"] for a in alerts})
+    assert by_id(alerts, "alert_id") == by_id(expected, "alert_id")
+
+
+def test_malformed_records_go_to_dead_letters_and_good_ones_are_processed(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    config = deployment.write_config(tmp_path / "engine.toml", kafka_extra="max_record_bytes = 10000")
+    predictions, outcomes = fraud_stream(400, drift_at=400, error_before=0.05, error_after=0.05, seed=4)
+    bad: list[bytes] = [
+        b"\xff\xfe not utf-8",
+        b"{not json",
+        b"[1, 2, 3]",
+        orjson.dumps({**predictions[0], "event_id": ""}),
+        orjson.dumps({**predictions[1], "score": 7.5}),
+        orjson.dumps({**predictions[2], "model_id": "bad id!"}),
+        orjson.dumps(outcomes[3]),  # an outcome on the predictions topic
+        b"x" * 20_000,
+    ]
+    # Interleave: good, bad, good, ... with each good prediction in its outcome's partition.
+    mixed: list[bytes] = []
+    placement: list[int] = []
+    for i, p in enumerate(predictions):
+        mixed.append(orjson.dumps(p))
+        placement.append(partition_of(i, PARTITIONS))
+        if i < len(bad):
+            mixed.append(bad[i])
+            placement.append(i % PARTITIONS)
+    keys = [f"k{i}".encode() for i in range(len(mixed))]
+    with EngineProcess(config, "a", tmp_path / "engine.log") as engine:
+        engine.wait_for_log("partitions.assigned")
+        produce(
+            deployment.bootstrap,
+            deployment.topics["predictions"],
+            mixed,
+            PARTITIONS,
+            keys=keys,
+            placement=placement,
+        )
+        produce(deployment.bootstrap, deployment.topics["outcomes"], outcomes, PARTITIONS)
+        wait_consumed(deployment)
+        assert engine.terminate() == 0
+
+    letters = read_all(deployment.bootstrap, deployment.topics["dead_letters"])
+    assert len(letters) == len(bad)
+    payloads = {base64.b64decode(str(d["payload"])) for d in letters}
+    assert payloads == set(bad)
+    for letter in letters:
+        assert letter["source_topic"] == deployment.topics["predictions"]
+        assert isinstance(letter["offset"], int) and isinstance(letter["partition"], int)
+        assert str(letter["error"]).strip()
+    reasons = " | ".join(str(d["error"]) for d in letters)
+    assert "event_id" in reasons and "score" in reasons and "model_id" in reasons
+    assert "max_record_bytes" in reasons
+    labeled = read_all(deployment.bootstrap, deployment.topics["labeled_events"])
+    assert len(labeled) == len(outcomes)
