@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stream_mlops.kafka.transport import Transport
 
-BACKENDS = ("kafka-python",)
+BACKENDS = ("kafka-python", "confluent-kafka")
 
 
 def transport_for(client: str, bootstrap_servers: str, *, client_id: str) -> Transport:
@@ -13,11 +13,20 @@ def transport_for(client: str, bootstrap_servers: str, *, client_id: str) -> Tra
     >>> transport_for("carrier-pigeon", "127.0.0.1:9092", client_id="x")
     Traceback (most recent call last):
     ...
-    ValueError: unknown Kafka client 'carrier-pigeon' (known: kafka-python)
+    ValueError: unknown Kafka client 'carrier-pigeon' (known: kafka-python, confluent-kafka)
     """
     if client == "kafka-python":
         from stream_mlops.kafka.backends.kafka_python import KafkaPythonTransport
 
         return KafkaPythonTransport(bootstrap_servers, client_id=client_id)
+    if client == "confluent-kafka":
+        try:
+            from stream_mlops.kafka.backends.confluent import ConfluentTransport
+        except ImportError as exc:
+            raise ValueError(
+                "client 'confluent-kafka' needs the optional package: "
+                "pip install 'stream-mlops[fast]'"
+            ) from exc
+        return ConfluentTransport(bootstrap_servers, client_id=client_id)
     known = ", ".join(BACKENDS)
     raise ValueError(f"unknown Kafka client {client!r} (known: {known})")
