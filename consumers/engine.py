@@ -32,6 +32,7 @@ def main(
     config_path: Path | None,
     log_format: LogFormat = "json",
     instance_id: str | None = None,
+    client: str | None = None,
 ) -> int:
     configure(log_format)
     log = structlog.get_logger("stream_mlops.engine")
@@ -40,6 +41,10 @@ def main(
     except ConfigError as exc:
         log.error("config.invalid", error=str(exc), path=str(config_path))
         return 2
+    if client is not None:
+        settings = settings.model_copy(
+            update={"kafka": settings.kafka.model_copy(update={"client": client})}
+        )
     instance = instance_id or default_instance_id()
     log.info(
         "engine.config",
@@ -60,9 +65,15 @@ def main(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    transport = transport_for(
-        settings.kafka.client, settings.kafka.bootstrap_servers, client_id=f"stream-mlops-{instance}"
-    )
+    try:
+        transport = transport_for(
+            settings.kafka.client,
+            settings.kafka.bootstrap_servers,
+            client_id=f"stream-mlops-{instance}",
+        )
+    except ValueError as exc:
+        log.error("engine.failed", error=str(exc))
+        return 2
     runtime = EngineRuntime(settings, transport, instance_id=instance)
     try:
         runtime.run(stop)

@@ -44,7 +44,10 @@ def _run(args: argparse.Namespace) -> int:
     from consumers import engine
 
     return engine.main(
-        config_path=args.config, log_format=args.log_format, instance_id=args.instance_id
+        config_path=args.config,
+        log_format=args.log_format,
+        instance_id=args.instance_id,
+        client=args.client,
     )
 
 
@@ -113,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
             "this process's stable identity, part of its transactional id; give each engine "
             "process its own (default: $STREAM_MLOPS_INSTANCE_ID, else the host name)"
         ),
+    )
+    run.add_argument(
+        "--client",
+        choices=["kafka-python", "confluent-kafka"],
+        default=None,
+        help="Kafka client library (default: [kafka] client in the config, else kafka-python)",
     )
     run.set_defaults(handler=_run)
 
