@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,13 +34,19 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from stream_mlops.registry.exceptions import RegistryCorruptError, VersionNotFoundError
-from stream_mlops.registry.records import ChampionPointer, ModelVersion, version_number
+from stream_mlops.registry.records import (
+    MODEL_ID_PATTERN,
+    ChampionPointer,
+    ModelVersion,
+    version_number,
+)
 
 RECORD_FILE = "version.json"
 ARTIFACT_FILE = "model.pkl"
 CHAMPION_FILE = "champion.json"
 VERSIONS_DIR = "versions"
 TEMP_PREFIX = ".tmp-"
+_MODEL_ID_RE = re.compile(MODEL_ID_PATTERN)
 
 
 class ModelStore(Protocol):
@@ -111,8 +118,9 @@ class DirectoryStore:
         return f"DirectoryStore({str(self.root)!r})"
 
     def _model_dir(self, model_id: str) -> Path:
-        # model_id is validated by ModelVersion's pattern before any write; reads
-        # of an odd name simply find nothing.
+        # Names become paths: refuse anything that could leave the root.
+        if not _MODEL_ID_RE.match(model_id):
+            raise ValueError(f"model_id {model_id!r}: must match {MODEL_ID_PATTERN}")
         return self.root / model_id
 
     def _version_dir(self, model_id: str, version: str) -> Path:
@@ -129,7 +137,7 @@ class DirectoryStore:
 
     def versions(self, model_id: str) -> list[ModelVersion]:
         versions_dir = self._model_dir(model_id) / VERSIONS_DIR
-        if model_id.startswith(".") or not versions_dir.is_dir():
+        if not versions_dir.is_dir():
             return []
         records = [
             self._read_record(model_id, p.name)
@@ -155,10 +163,9 @@ class DirectoryStore:
         return record
 
     def read_artifact(self, model_id: str, version: str) -> bytes:
-        path = self._version_dir(model_id, version) / ARTIFACT_FILE
         try:
             version_number(version)
-            return path.read_bytes()
+            return (self._version_dir(model_id, version) / ARTIFACT_FILE).read_bytes()
         except (FileNotFoundError, ValueError) as exc:
             raise VersionNotFoundError(f"{model_id} {version}: no such version") from exc
 

@@ -17,7 +17,9 @@ def _fraud_logit(amount: float, merchant: str, hour: int, *, flipped: bool) -> f
     # fraudsters switch to small card-testing amounts at grocery and fuel.
     night = 1.0 if hour < 6 else 0.0
     if not flipped:
-        return 2.5 * (math.log(amount) - 4.0) + 2.0 * (merchant in ("online", "travel")) + night - 2.0
+        return (
+            2.5 * (math.log(amount) - 4.0) + 2.0 * (merchant in ("online", "travel")) + night - 2.0
+        )
     return -2.5 * (math.log(amount) - 3.0) + 2.0 * (merchant in ("grocery", "fuel")) + night - 2.0
 
 
