@@ -36,7 +36,18 @@ def load_artifact(artifact: bytes) -> OnlineModel:
 
 
 def dump_artifact(model: OnlineModel) -> bytes:
-    return pickle.dumps(model, protocol=PICKLE_PROTOCOL)
+    """The model's bytes in canonical form: pickled, unpickled, pickled again.
+
+    Pickle writes a string once per object and refers back to it after, so the
+    bytes depend on which equal strings happen to be the same object. A model
+    trained in memory and the same model trained after a pickle round trip (a
+    retrainer resumed from its parent's bytes or from a snapshot) share
+    strings differently and pickle differently. After one round trip the
+    sharing is whatever unpickling makes of it, and that is a fixed point, so
+    equal models give equal bytes and equal content hashes.
+    """
+    once = pickle.dumps(model, protocol=PICKLE_PROTOCOL)
+    return pickle.dumps(pickle.loads(once), protocol=PICKLE_PROTOCOL)  # our own bytes
 
 
 class Challenger:
