@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import binomtest  # type: ignore[import-untyped]  # no stubs; a cross-check only
 
 from stream_mlops.retrain import PromotionPolicy, PromotionTest, sign_test_p_value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -243,3 +244,17 @@ def test_recording_a_promotion_twice_gives_one_version_and_moves_the_champion(
     assert champion.config["champion_version"] == "v1"
     assert set(champion.library_versions) == {"python", "river"}
     assert "beat v1" in registry.promotions(model_id)[-1].reason
+
+
+def test_a_session_pickled_midway_ends_with_the_same_decision(tmp_path: Path) -> None:
+    """A retrainer may checkpoint a running session and resume it after a restart."""
+    registry, spec, stream, switch, model_id = _setup(tmp_path, Task.CLASSIFICATION, seed=19)
+    events = list(stream(20, 3000, start_offset=CHAMPION_EVENTS, **{switch: True}))
+    straight = RetrainSession.from_registry(registry, _order(model_id), spec=spec)
+    expected = _run(straight, iter(events))
+    assert isinstance(expected, Promoted)
+    halfway = expected.verdict.events // 2
+    interrupted = RetrainSession.from_registry(registry, _order(model_id), spec=spec)
+    _run(interrupted, iter(events[:halfway]))
+    resumed: RetrainSession = pickle.loads(pickle.dumps(interrupted))
+    assert _run(resumed, iter(events[halfway:])) == expected
