@@ -46,8 +46,13 @@ def sign_test_p_value(positives: int, negatives: int) -> float:
     1.0
     """
     n = positives + negatives
-    tail = sum(math.comb(n, k) for k in range(positives, n + 1))
-    # Exact integer arithmetic: int / int rounds once, also for n in the thousands.
+    # Exact integer arithmetic (int / int rounds once, also for n in the thousands);
+    # each coefficient from the previous one, as math.comb per term costs O(n) each.
+    term = math.comb(n, positives)
+    tail = 0
+    for k in range(positives, n + 1):
+        tail += term
+        term = term * (n - k) // (k + 1)
     return tail / (1 << n)
 
 
