@@ -117,10 +117,10 @@ def build_model(spec: ModelSpec) -> OnlineModel:
 def prepare_features(features: Mapping[str, FeatureValue]) -> dict[str, float | str]:
     """Features as the models take them: missing dropped, numbers as float.
 
-    Names and string values are interned: pickle writes a string once per
-    object, so equal strings must also be the same objects for the artifact's
-    bytes (and content hash) to depend only on the values, not on how the
-    caller decoded them.
+    Names and string values are interned: events share one copy of each name,
+    and the strings a model keeps do not depend on how the caller decoded the
+    event (see ``challenger.dump_artifact`` for why string identity matters to
+    the content hash).
 
     >>> prepare_features({"amount": 3, "merchant": "grocery", "vip": True, "age": None})
     {'amount': 3.0, 'merchant': 'grocery', 'vip': 1.0}
