@@ -28,15 +28,20 @@ def _topics(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from stream_mlops import replay
+    from stream_mlops import replay  # noqa: PLC0415 (lazy on purpose, see the docstring)
 
     return replay.command(args.file, config_path=args.config)
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from stream_mlops import events
+    from stream_mlops import events  # noqa: PLC0415 (lazy on purpose, see the docstring)
 
-    sys.stdout.write(events.json_schemas(args.event))
+    try:
+        text = events.json_schemas(args.event)
+    except ValueError as exc:
+        sys.stderr.write(f"stream-mlops schema: {exc}\n")
+        return 2
+    sys.stdout.write(text)
     return 0
 
 

@@ -1,0 +1,249 @@
+"""Configuration: one TOML file, validated at start, errors name the field.
+
+>>> settings = load_settings(None)
+>>> settings.join.ttl_seconds, settings.model("fraud").min_observations
+(86400.0, 500)
+>>> [spec.name for spec in settings.model("fraud").detectors_for("feature:amount")]
+['adwin']
+>>> parse_settings({"models": {"fraud": {"detectors": {"error": [{"name": "adwin", "delta": 0}]}}}})
+Traceback (most recent call last):
+...
+stream_mlops.config.ConfigError: models.fraud.detectors.error[0].delta: must be in (0, 1)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stream_mlops import detectors
+from stream_mlops.events import describe_validation_error
+
+__all__ = [
+    "ConfigError",
+    "DetectorSpec",
+    "JoinSettings",
+    "KafkaSettings",
+    "KafkaTopics",
+    "ModelSettings",
+    "Settings",
+    "load_settings",
+    "parse_settings",
+]
+
+BOOTSTRAP_ENV: Final = "KAFKA_BOOTSTRAP_SERVERS"
+# Signal names a detector or retrain_on can name: the fixed signals, one feature,
+# or every numeric feature.
+_SIGNAL = re.compile(r"^(error|score|prediction|feature:\*|feature:.+)$")
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message names the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JoinSettings(_Section):
+    #: How long, in event time, a prediction waits for its outcome (and an outcome
+    #: for its prediction) before it counts as expired.
+    ttl_seconds: Annotated[float, Field(gt=0)] = 86400.0
+    #: Pending predictions plus outcomes; beyond it the oldest is evicted (counted).
+    max_pending: Annotated[int, Field(gt=0)] = 1_000_000
+
+
+class DetectorSpec(BaseModel):
+    """``{name = "adwin", delta = 0.0002}``: a detector name and its parameters."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        try:
+            return detectors.canonical_name(value)
+        except detectors.ParamError as exc:
+            raise ValueError(exc.message) from None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def build(self) -> detectors.Detector:
+        return detectors.build(self.name, self.params)
+
+
+def _adwin() -> list[DetectorSpec]:
+    return [DetectorSpec(name="adwin")]
+
+
+def _default_detectors() -> dict[str, list[DetectorSpec]]:
+    # The issue's defaults: ADWIN on the error, the score and every numeric feature.
+    return {"error": _adwin(), "score": _adwin(), "feature:*": _adwin()}
+
+
+class ModelSettings(_Section):
+    """One model's policy; ``[models.<id>]`` overrides ``[defaults]`` key by key."""
+
+    #: None: inferred from the first prediction (a float prediction without a
+    #: score means regression, anything else classification).
+    task: Literal["classification", "regression"] | None = None
+    #: Detectors per signal: "error", "score", "prediction", "feature:<name>", or
+    #: "feature:*" for every numeric feature without its own entry. [] disables.
+    detectors: dict[str, list[DetectorSpec]] = Field(default_factory=_default_detectors)
+    #: A detector's observations before it may alert (its first values are noise).
+    min_observations: Annotated[int, Field(ge=0)] = 500
+    #: After a drift alert on a signal, that many further observations of the signal
+    #: before it may alert again (any detector): one alert per change, not a burst.
+    cooldown_observations: Annotated[int, Field(ge=0)] = 1000
+    #: Drift on these signals asks for retraining.
+    retrain_on: list[str] = Field(default_factory=lambda: ["error"])
+    #: At most one retrain request per model per this many seconds of event time.
+    retrain_interval_seconds: Annotated[float, Field(ge=0)] = 3600.0
+    #: Observations that form a signal's reference for effect sizes in alert stats.
+    reference_observations: Annotated[int, Field(ge=2)] = 1000
+    #: Span (in observations) of the recent mean compared with the reference.
+    recent_span: Annotated[int, Field(ge=1)] = 200
+
+    @field_validator("detectors")
+    @classmethod
+    def _signals(cls, value: dict[str, list[DetectorSpec]]) -> dict[str, list[DetectorSpec]]:
+        for signal in value:
+            _check_signal(signal)
+        return value
+
+    @field_validator("retrain_on")
+    @classmethod
+    def _retrain_signals(cls, value: list[str]) -> list[str]:
+        for signal in value:
+            _check_signal(signal)
+        return value
+
+    def detectors_for(self, signal: str) -> list[DetectorSpec]:
+        """The detector specs of one signal (``feature:*`` covers features)."""
+        specs = self.detectors.get(signal)
+        if specs is None and signal.startswith("feature:"):
+            specs = self.detectors.get("feature:*")
+        return specs or []
+
+    def retrains_on(self, signal: str) -> bool:
+        return signal in self.retrain_on or (
+            signal.startswith("feature:") and "feature:*" in self.retrain_on
+        )
+
+    def merged(self, override: ModelSettings) -> ModelSettings:
+        """These settings with the keys ``override`` sets explicitly replaced."""
+        changes: dict[str, Any] = {key: getattr(override, key) for key in override.model_fields_set}
+        if "detectors" in changes:
+            changes["detectors"] = {**self.detectors, **override.detectors}
+        return self.model_copy(update=changes)
+
+
+def _check_signal(signal: str) -> None:
+    if not _SIGNAL.match(signal):
+        raise ValueError(
+            f"unknown signal {signal!r}; use error, score, prediction, feature:<name> or feature:*"
+        )
+
+
+class KafkaTopics(_Section):
+    predictions: str = "predictions"
+    outcomes: str = "outcomes"
+    drift_alerts: str = "drift-alerts"
+    retrain_requests: str = "retrain-requests"
+    model_updates: str = "model-updates"
+    labeled_events: str = "labeled-events"
+    dead_letters: str = "dead-letters"
+    state: str = "stream-mlops-state"
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
+    group_id: str = "stream-mlops-engine"
+    transactional_id_prefix: str = "stream-mlops-engine"
+    partitions: Annotated[int, Field(gt=0)] = 3
+    checkpoint_interval_ms: Annotated[int, Field(gt=0)] = 200
+    checkpoint_max_events: Annotated[int, Field(gt=0)] = 10000
+    max_record_bytes: Annotated[int, Field(gt=0)] = 1_000_000
+    topics: KafkaTopics = Field(default_factory=KafkaTopics)
+
+
+class Settings(_Section):
+    join: JoinSettings = Field(default_factory=JoinSettings)
+    defaults: ModelSettings = Field(default_factory=ModelSettings)
+    models: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")], ModelSettings] = Field(
+        default_factory=dict
+    )
+    #: "accept": unknown models run on [defaults]; "reject": their events are errors.
+    unknown_models: Literal["accept", "reject"] = "accept"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    def model(self, model_id: str) -> ModelSettings:
+        """The effective settings of one model: [defaults] merged with its section."""
+        own = self.models.get(model_id)
+        return self.defaults if own is None else self.defaults.merged(own)
+
+
+def parse_settings(data: Mapping[str, Any]) -> Settings:
+    """Validate a parsed TOML document; ConfigError names the first bad fields."""
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+    _check_detectors("defaults", settings.defaults)
+    for model_id, section in settings.models.items():
+        _check_detectors(f"models.{model_id}", section)
+        _check_detectors(f"models.{model_id}", settings.model(model_id))
+    return settings
+
+
+def _check_detectors(where: str, section: ModelSettings) -> None:
+    # Building each detector once checks its parameters with the detector's own
+    # rules, so a bad value fails at start rather than at the first event.
+    for signal, specs in section.detectors.items():
+        for index, spec in enumerate(specs):
+            path = f"{where}.detectors.{signal}[{index}]"
+            try:
+                spec.build()
+            except detectors.ParamError as exc:
+                field = f"{path}.{exc.field}" if exc.field else path
+                raise ConfigError(f"{field}: {exc.message}") from None
+            if detectors.is_binary(spec.name) and (
+                signal != "error" or section.task == "regression"
+            ):
+                raise ConfigError(
+                    f"{path}.name: {spec.name} takes only 0/1 values; use it on the error "
+                    "signal of a classifier"
+                )
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Settings from a TOML file (None: defaults), with environment overrides.
+
+    Only connection settings come from the environment: ``KAFKA_BOOTSTRAP_SERVERS``.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    settings = parse_settings(data)
+    bootstrap = os.environ.get(BOOTSTRAP_ENV)
+    if bootstrap:
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
+        settings = settings.model_copy(update={"kafka": kafka})
+    return settings

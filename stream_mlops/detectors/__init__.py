@@ -1,0 +1,90 @@
+"""Drift detectors behind one interface, looked up by name.
+
+``adwin`` and ``page_hinkley`` are our adapters (window statistics, scale
+calibration); every other river detector is available by its name, e.g.
+``kswin``, ``ddm``, ``eddm``, ``hddm_a``, ``hddm_w``, ``fhddm``.
+
+>>> build("ADWIN", {"delta": 0.01})
+AdwinDetector(delta=0.01, clock=32, max_buckets=5, min_window_length=5, grace_period=10, \
+warning_delta=None)
+>>> canonical_name("HDDM_A"), is_binary("hddm_a"), is_binary("kswin")
+('hddm_a', True, False)
+>>> build("adwin", {"delta": 2})
+Traceback (most recent call last):
+...
+stream_mlops.detectors.base.ParamError: delta: must be in (0, 1)
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from river import base as river_base
+
+from stream_mlops.detectors.adwin import AdwinDetector
+from stream_mlops.detectors.base import Detection, Detector, ParamError
+from stream_mlops.detectors.page_hinkley import PageHinkleyDetector
+from stream_mlops.detectors.river_family import RiverDetector, river_classes
+
+__all__ = [
+    "AdwinDetector",
+    "Detection",
+    "Detector",
+    "PageHinkleyDetector",
+    "ParamError",
+    "RiverDetector",
+    "build",
+    "canonical_name",
+    "is_binary",
+    "known_names",
+]
+
+_ADAPTERS: dict[str, type[AdwinDetector] | type[PageHinkleyDetector]] = {
+    "adwin": AdwinDetector,
+    "page_hinkley": PageHinkleyDetector,
+}
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
+
+
+def known_names() -> list[str]:
+    """Every canonical detector name, sorted."""
+    return sorted(set(_ADAPTERS) | set(river_classes()))
+
+
+def canonical_name(name: str) -> str:
+    """``"PageHinkley"``, ``"page-hinkley"`` -> ``"page_hinkley"``; ParamError if unknown."""
+    wanted = _key(name)
+    for known in known_names():
+        if _key(known) == wanted:
+            return known
+    raise ParamError("name", f"unknown detector {name!r}; known: {', '.join(known_names())}")
+
+
+def is_binary(name: str) -> bool:
+    """True for detectors that only take 0/1 values (DDM, EDDM, HDDM_A...)."""
+    canonical = canonical_name(name)
+    if canonical in _ADAPTERS:
+        return False
+    return issubclass(river_classes()[canonical], river_base.BinaryDriftDetector)
+
+
+def build(name: str, params: dict[str, Any]) -> Detector:
+    """A fresh detector; ParamError names the offending parameter."""
+    canonical = canonical_name(name)
+    adapter = _ADAPTERS.get(canonical)
+    if adapter is None:
+        return RiverDetector(canonical, params)
+    allowed = inspect.signature(adapter).parameters
+    for key, value in params.items():
+        if key not in allowed:
+            raise ParamError(key, f"unexpected parameter; expected one of {', '.join(allowed)}")
+        default = allowed[key].default
+        if isinstance(default, int) and type(value) is not int:
+            raise ParamError(key, "must be an integer")
+        if isinstance(default, float) and type(value) not in (int, float):
+            raise ParamError(key, "must be a number")
+    return adapter(**params)

@@ -1,0 +1,377 @@
+"""The event contract: frozen pydantic models and the one orjson codec.
+
+Every event that enters or leaves the engine is one of the models below, and
+every byte that crosses a topic or a replay file goes through :func:`decode_input`
+or :func:`encode`. Field names follow ``DESIGN.md`` ("Events"); extend, never rename.
+
+>>> raw = b'{"type": "prediction", "event_id": "txn-1", "model_id": "fraud",'
+>>> raw += b' "model_version": "v1", "ts": 1700000000, "features": {"amount": 42.5},'
+>>> raw += b' "prediction": 0, "score": 0.07}'
+>>> event = decode_input(raw)
+>>> event.event_id, event.epoch
+('txn-1', 1700000000.0)
+>>> decode_input(b'{"type": "outcome", "event_id": "txn-1", "ts": "2023-11-14T22:13:21Z",'
+...              b' "actual": 1}').epoch
+1700000001.0
+>>> decode_input(b'{"type": "outcome", "event_id": "e", "ts": 0, "actual": [1]}')
+Traceback (most recent call last):
+...
+stream_mlops.events.EventError: actual: value must be number, string or bool
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+)
+
+__all__ = [
+    "AlertStats",
+    "DeadLetter",
+    "DriftAlert",
+    "EventError",
+    "InputEvent",
+    "LabeledEvent",
+    "ModelUpdate",
+    "OutcomeEvent",
+    "PredictionEvent",
+    "RetrainRequest",
+    "SignalShift",
+    "TrainingRange",
+    "WindowStart",
+    "decode_input",
+    "encode",
+    "json_schemas",
+]
+
+
+class EventError(ValueError):
+    """An input that is not a valid event; ``str()`` names the field and why.
+
+    The message is one line, fit for the ``error`` of a dead letter.
+    """
+
+
+_FEATURE_VALUE_MESSAGE: Final = "value must be number, string, bool or null"
+
+
+def _feature_value(value: object) -> FeatureValue:
+    # A plain check instead of a union of strict types: one error with the
+    # feature's own location instead of one per union member, and faster.
+    if value is None or type(value) in (int, float, str, bool):
+        return value  # type: ignore[return-value]
+    raise ValueError(_FEATURE_VALUE_MESSAGE)
+
+
+FeatureValue = bool | int | float | str | None
+Features = dict[
+    str,
+    Annotated[
+        FeatureValue,
+        PlainValidator(_feature_value, json_schema_input_type=FeatureValue),
+    ],
+]
+_LABEL_MESSAGE: Final = "value must be number, string or bool"
+
+
+def _label(value: object) -> LabelValue:
+    if type(value) in (int, float, str, bool):
+        return value  # type: ignore[return-value]
+    raise ValueError(_LABEL_MESSAGE)
+
+
+# A class label (int, string, bool) or a regression value (number). Strict, so a
+# label "1" stays a string and never compares equal to the integer 1.
+LabelValue = bool | int | float | str
+Label = Annotated[LabelValue, PlainValidator(_label, json_schema_input_type=LabelValue)]
+EventId = Annotated[str, Field(min_length=1, max_length=256)]
+ModelId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+ModelVersion = Annotated[str, Field(min_length=1)]
+# ISO-8601 with a zone, or Unix epoch seconds as a number (pydantic reads numbers
+# above 2e10 as milliseconds). Serialised back as ISO-8601 UTC.
+Timestamp = Annotated[
+    AwareDatetime,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "number", "description": "Unix epoch seconds"},
+            ]
+        },
+        mode="validation",
+    ),
+]
+
+
+class _Event(BaseModel):
+    # Outputs are built by the engine and must match the contract exactly.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _InputEvent(BaseModel):
+    # Inputs come from producers we do not control. Unknown fields are ignored
+    # (a tolerant reader), so producers can extend events without breaking an
+    # older engine; the fields we use are validated strictly.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class PredictionEvent(_InputEvent):
+    """A model's prediction, published by the scoring system."""
+
+    type: Literal["prediction"] = "prediction"
+    event_id: EventId
+    model_id: ModelId
+    model_version: ModelVersion
+    ts: Timestamp
+    features: Features
+    prediction: Label
+    score: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+
+    @property
+    def epoch(self) -> float:
+        """``ts`` as float Unix epoch seconds (the join's TTL runs on it)."""
+        return self.ts.timestamp()
+
+
+class OutcomeEvent(_InputEvent):
+    """The true outcome of a prediction, published later (or earlier)."""
+
+    type: Literal["outcome"] = "outcome"
+    event_id: EventId
+    ts: Timestamp
+    actual: Label
+    model_id: ModelId | None = None
+
+    @property
+    def epoch(self) -> float:
+        """``ts`` as float Unix epoch seconds (the join's TTL runs on it)."""
+        return self.ts.timestamp()
+
+
+InputEvent = PredictionEvent | OutcomeEvent
+
+
+class LabeledEvent(_Event):
+    """A prediction joined with its outcome: what the retrainer learns from."""
+
+    type: Literal["labeled_event"] = "labeled_event"
+    event_id: EventId
+    model_id: ModelId
+    model_version: ModelVersion
+    ts: Timestamp
+    outcome_ts: Timestamp
+    features: Features
+    prediction: Label
+    score: float | None = None
+    actual: Label
+
+
+class SignalShift(_Event):
+    """How far one signal's recent mean moved from its reference, in reference SDs."""
+
+    signal: str
+    effect_size: float
+    reference_mean: float
+    recent_mean: float
+    reference_observations: int
+
+
+class AlertStats(_Event):
+    """What changed, as far as the detector and the signal trackers can tell."""
+
+    mean_before: float | None = None
+    mean_after: float | None = None
+    window_before: int | None = None
+    window_after: int | None = None
+    effect_size: float | None = None
+    partition: int | None = None
+    # Label-free alerts: every numeric signal of the model, largest |effect| first.
+    shifts: list[SignalShift] = Field(default_factory=list)
+
+
+class DriftAlert(_Event):
+    type: Literal["drift_alert"] = "drift_alert"
+    alert_id: str
+    model_id: ModelId
+    model_version: ModelVersion
+    signal: str
+    detector: str
+    severity: Literal["warning", "drift"]
+    ts: Timestamp
+    trigger_event_id: EventId
+    observations: int
+    stats: AlertStats
+
+
+class WindowStart(_Event):
+    """Where post-drift data begins."""
+
+    ts: Timestamp
+    event_id: EventId
+
+
+class RetrainRequest(_Event):
+    type: Literal["retrain_request"] = "retrain_request"
+    request_id: str
+    model_id: ModelId
+    model_version: ModelVersion
+    reason_alert_ids: list[str]
+    window_start: WindowStart
+    ts: Timestamp
+
+
+class TrainingRange(_Event):
+    topic: str
+    partition: int
+    start_offset: int
+    end_offset: int
+
+
+class ModelUpdate(_Event):
+    type: Literal["model_update"] = "model_update"
+    model_id: ModelId
+    model_version: ModelVersion
+    parent_version: ModelVersion | None = None
+    ts: Timestamp
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    training_window: list[TrainingRange] = Field(default_factory=list)
+
+
+class DeadLetter(_Event):
+    type: Literal["dead_letter"] = "dead_letter"
+    source_topic: str
+    partition: int
+    offset: int
+    error: str
+    payload: str  # the original bytes, base64
+
+
+_INPUT_MODELS: Final[dict[str, type[PredictionEvent] | type[OutcomeEvent]]] = {
+    "prediction": PredictionEvent,
+    "outcome": OutcomeEvent,
+}
+_ALL_MODELS: Final[dict[str, type[BaseModel]]] = {
+    "prediction": PredictionEvent,
+    "outcome": OutcomeEvent,
+    "drift_alert": DriftAlert,
+    "retrain_request": RetrainRequest,
+    "model_update": ModelUpdate,
+    "labeled_event": LabeledEvent,
+    "dead_letter": DeadLetter,
+}
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(event)"
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line: ``field: reason`` for each error, ``; ``-separated."""
+    parts = []
+    for item in error.errors(include_url=False):
+        msg = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{_location(item['loc'])}: {msg}")
+    return "; ".join(parts)
+
+
+def decode_input(
+    raw: bytes | str,
+    default_type: Literal["prediction", "outcome"] | None = None,
+) -> InputEvent:
+    """Parse and validate one prediction or outcome event.
+
+    ``default_type`` is the type assumed when the event has no ``"type"`` (on
+    Kafka the topic tells); with None, ``"type"`` is required.
+
+    >>> decode_input(b'{"event_id": "e", "ts": 0, "actual": true}', "outcome").actual
+    True
+    >>> decode_input(b'{"event_id": "e", "ts": 0, "actual": true}')
+    Traceback (most recent call last):
+    ...
+    stream_mlops.events.EventError: type: required, one of 'prediction', 'outcome'
+    """
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if isinstance(raw, bytes):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as utf:
+                raise EventError(f"(event): not UTF-8 ({utf.reason} at byte {utf.start})") from None
+        raise EventError(f"(event): not JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise EventError(f"(event): not a JSON object but {type(obj).__name__}")
+    kind = obj.get("type", default_type)
+    model = _INPUT_MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        if kind is None:
+            raise EventError("type: required, one of 'prediction', 'outcome'")
+        raise EventError(f"type: {kind!r} is not one of 'prediction', 'outcome'")
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise EventError(describe_validation_error(exc)) from None
+
+
+def encode(event: BaseModel) -> bytes:
+    """The wire form of any event: compact UTF-8 JSON, fields in declaration order.
+
+    Deterministic: equal events give equal bytes.
+
+    >>> encode(OutcomeEvent(event_id="e", ts=0, actual=1))
+    b'{"type":"outcome","event_id":"e","ts":"1970-01-01T00:00:00Z","actual":1,"model_id":null}'
+    """
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def loads(raw: bytes | str) -> Any:
+    """Plain JSON parsing for the rest of the package (orjson lives here only)."""
+    return orjson.loads(raw)
+
+
+def dumps(value: Any) -> bytes:
+    """Plain JSON writing for the rest of the package, keys sorted."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _schema(name: str, model: type[BaseModel]) -> dict[str, Any]:
+    # Inputs: what a producer may send; outputs: what the engine writes.
+    return model.model_json_schema(mode="validation" if name in _INPUT_MODELS else "serialization")
+
+
+def json_schemas(name: str | None = None) -> str:
+    """JSON Schema of one event (by its ``type``) or, with None, of all of them.
+
+    >>> import json
+    >>> json.loads(json_schemas("outcome"))["properties"]["type"]["const"]
+    'outcome'
+    >>> sorted(json.loads(json_schemas()))[:3]
+    ['dead_letter', 'drift_alert', 'labeled_event']
+    """
+    if name is None:
+        doc: dict[str, Any] = {key: _schema(key, model) for key, model in _ALL_MODELS.items()}
+    else:
+        model = _ALL_MODELS.get(name)
+        if model is None:
+            known = ", ".join(_ALL_MODELS)
+            raise ValueError(f"unknown event type {name!r}; known: {known}")
+        doc = _schema(name, model)
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+
+
+def utc_datetime(epoch: float) -> datetime:
+    """Event time back from epoch seconds, as an aware UTC datetime."""
+    return datetime.fromtimestamp(epoch, tz=UTC)
