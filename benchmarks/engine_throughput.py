@@ -36,8 +36,8 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.kafka.engine_process import EngineProcess  # noqa: E402
-from tests.kafka.streams import (  # noqa: E402
+from tests.kafka.engine_process import EngineProcess
+from tests.kafka.streams import (
     create_deployment,
     delete_deployment,
     fraud_stream,
@@ -69,12 +69,14 @@ def raw_consume_rate(bootstrap: str, topics: list[str], expected: int) -> float:
     return seen / (time.perf_counter() - started)
 
 
-def paced_producer(bootstrap: str, topics: dict[str, str], pairs_per_s: float, seconds: float,
-                   queue: mp.Queue) -> None:  # type: ignore[type-arg]
+def paced_producer(
+    bootstrap: str, topics: dict[str, str], pairs_per_s: float, seconds: float, queue: mp.Queue
+) -> None:  # type: ignore[type-arg]
     """Predictions, and each outcome 0.5 s later, at a steady rate; reports send times."""
     n = int(pairs_per_s * seconds)
-    predictions, outcomes = fraud_stream(n, drift_at=n // 2, error_before=0.05,
-                                         error_after=0.4, seed=11)
+    predictions, outcomes = fraud_stream(
+        n, drift_at=n // 2, error_before=0.05, error_after=0.4, seed=11
+    )
     producer = kafka.KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
     sent: dict[str, float] = {}
     start = time.perf_counter()
@@ -85,22 +87,29 @@ def paced_producer(bootstrap: str, topics: dict[str, str], pairs_per_s: float, s
             time.sleep(min(0.001, due - now))
         if i < n:
             p = predictions[i]
-            producer.send(topics["predictions"], key=str(p["event_id"]).encode(),
-                          value=orjson.dumps(p))
+            producer.send(
+                topics["predictions"], key=str(p["event_id"]).encode(), value=orjson.dumps(p)
+            )
         j = i - lag
         if 0 <= j < n:
             o = outcomes[j]
-            producer.send(topics["outcomes"], key=str(o["event_id"]).encode(),
-                          value=orjson.dumps(o))
+            producer.send(
+                topics["outcomes"], key=str(o["event_id"]).encode(), value=orjson.dumps(o)
+            )
             sent[str(o["event_id"])] = time.time()
     producer.flush()
     queue.put(sent)
 
 
 def visibility_times(bootstrap: str, topic: str, until: float) -> dict[str, float]:
-    consumer = kafka.KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                   auto_offset_reset="latest", enable_auto_commit=False,
-                                   isolation_level="read_committed")
+    consumer = kafka.KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
     seen: dict[str, float] = {}
     try:
         consumer.poll(timeout_ms=100)
@@ -121,24 +130,37 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def p50_p99(values: list[float], empty: str) -> str:
+    if not values:
+        return empty
+    return f"{percentile(values, 0.5):.0f} / {percentile(values, 0.99):.0f} (n={len(values)})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=50_000, help="predictions (and as many outcomes)")
+    parser.add_argument(
+        "--events", type=int, default=50_000, help="predictions (and as many outcomes)"
+    )
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
     args = parser.parse_args()
 
     dep = create_deployment(args.bootstrap, args.partitions)
     tmp = Path(tempfile.mkdtemp(prefix="smlops-bench-"))
     try:
-        predictions, outcomes = fraud_stream(args.events, drift_at=args.events // 2,
-                                             error_before=0.05, error_after=0.3, seed=7)
+        predictions, outcomes = fraud_stream(
+            args.events, drift_at=args.events // 2, error_before=0.05, error_after=0.3, seed=7
+        )
         produce(args.bootstrap, dep.topics["predictions"], predictions, args.partitions)
         produce(args.bootstrap, dep.topics["outcomes"], outcomes, args.partitions)
         total = 2 * args.events
 
-        raw = raw_consume_rate(args.bootstrap, [dep.topics["predictions"], dep.topics["outcomes"]], total)
+        raw = raw_consume_rate(
+            args.bootstrap, [dep.topics["predictions"], dep.topics["outcomes"]], total
+        )
 
         config = dep.write_config(tmp / "engine.toml")
         with EngineProcess(config, "bench", tmp / "engine.log") as engine:
@@ -152,13 +174,17 @@ def main() -> None:
             pairs_per_s = engine_rate / 2 / 2
             queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
             until = time.time() + args.latency_seconds + 5
-            proc = mp.Process(target=paced_producer,
-                              args=(args.bootstrap, dep.topics, pairs_per_s, args.latency_seconds, queue))
+            proc = mp.Process(
+                target=paced_producer,
+                args=(args.bootstrap, dep.topics, pairs_per_s, args.latency_seconds, queue),
+            )
             proc.start()
             labeled_seen = visibility_times(args.bootstrap, dep.topics["labeled_events"], until)
             sent = queue.get(timeout=120)
             proc.join(timeout=60)
-            alerts_seen = visibility_times(args.bootstrap, dep.topics["drift_alerts"], time.time() + 0.1)
+            alerts_seen = visibility_times(
+                args.bootstrap, dep.topics["drift_alerts"], time.time() + 0.1
+            )
             engine.terminate()
         latencies = [(labeled_seen[k] - sent[k]) * 1000 for k in sent if k in labeled_seen]
         alert_lat = [(v - sent[k]) * 1000 for k, v in alerts_seen.items() if k in sent]
@@ -168,12 +194,8 @@ def main() -> None:
             ("engine end-to-end, exactly-once (records/s)", f"{engine_rate:,.0f}"),
             ("ratio engine / raw", f"{engine_rate / raw:.2f}"),
             ("latency load (outcome+prediction records/s)", f"{2 * pairs_per_s:,.0f}"),
-            ("labeled-event visibility p50 / p99 (ms)",
-             f"{percentile(latencies, 0.5):.0f} / {percentile(latencies, 0.99):.0f} (n={len(latencies)})"
-             if latencies else "no samples"),
-            ("alert visibility p50 / p99 (ms)",
-             f"{percentile(alert_lat, 0.5):.0f} / {percentile(alert_lat, 0.99):.0f} (n={len(alert_lat)})"
-             if alert_lat else "no alerts in the latency window"),
+            ("labeled-event visibility p50 / p99 (ms)", p50_p99(latencies, "no samples")),
+            ("alert visibility p50 / p99 (ms)", p50_p99(alert_lat, "no alerts in the window")),
         ]
         width = max(len(r[0]) for r in rows)
         print(f"engine throughput, {total:,} input records, {args.partitions} partition(s)")

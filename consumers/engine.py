@@ -16,10 +16,12 @@ from pathlib import Path
 import structlog
 
 from stream_mlops.config import ConfigError, load_settings
-from stream_mlops.logging import LogFormat, configure
 from stream_mlops.kafka.backends import transport_for
-from stream_mlops.kafka.runtime import EngineFenced, EngineRuntime
+from stream_mlops.kafka.runtime import EngineFencedError, EngineRuntime
+from stream_mlops.engine import SnapshotError
 from stream_mlops.kafka.state import StateError
+from stream_mlops.kafka.transport import TransportError
+from stream_mlops.logging import LogFormat, configure
 
 
 def default_instance_id() -> str:
@@ -77,7 +79,7 @@ def main(
     runtime = EngineRuntime(settings, transport, instance_id=instance)
     try:
         runtime.run(stop)
-    except (EngineFenced, StateError) as exc:
+    except (EngineFencedError, StateError, SnapshotError, TransportError) as exc:
         log.error("engine.failed", error=str(exc))
         return 1
     return 0

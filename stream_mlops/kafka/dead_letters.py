@@ -8,12 +8,8 @@ from stream_mlops.events import DeadLetter
 from stream_mlops.kafka.transport import Record
 
 
-def dead_letter(record: Record, reason: str, ts: float) -> DeadLetter:
-    """The dead letter for one consumed record.
-
-    ``ts`` is when it was rejected (epoch seconds): dead letters are for
-    operators, so wall-clock time is what they want here.
-    """
+def dead_letter(record: Record, reason: str) -> DeadLetter:
+    """The dead letter for one consumed record, with its original bytes."""
     payload = base64.b64encode(record.value or b"").decode("ascii")
     return DeadLetter(
         source_topic=record.topic,
@@ -21,5 +17,4 @@ def dead_letter(record: Record, reason: str, ts: float) -> DeadLetter:
         offset=record.offset,
         error=reason,
         payload=payload,
-        ts=ts,
     )

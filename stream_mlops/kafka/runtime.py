@@ -25,7 +25,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -51,7 +50,7 @@ from stream_mlops.kafka.transport import (
     Record,
     TopicPartition,
     TransactionalProducer,
-    TransactionFailed,
+    TransactionFailedError,
     Transport,
 )
 
@@ -63,7 +62,7 @@ MAX_POLL_WAIT_S = 0.1
 MAX_POLL_RECORDS = 2000
 
 
-class EngineFenced(Exception):
+class EngineFencedError(Exception):
     """Another engine process took over our transactional id; we must stop."""
 
 
@@ -98,14 +97,12 @@ class EngineRuntime:
         transport: Transport,
         *,
         instance_id: str,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._kafka = settings.kafka
         self._topics = settings.kafka.topics
         self._transport = transport
         self._instance_id = instance_id
-        self._clock = clock
         self._log = structlog.get_logger("stream_mlops.engine")
         self._kinds: dict[str, Kind] = {
             self._topics.predictions: "prediction",
@@ -137,6 +134,7 @@ class EngineRuntime:
         self._consumer = self._transport.group_consumer(
             self._kafka.group_id, max_poll_interval_ms=300_000
         )
+        self._check_input_topics()
         self._consumer.subscribe([self._topics.predictions, self._topics.outcomes], self._tracker)
         self._log.info(
             "engine.started",
@@ -149,6 +147,21 @@ class EngineRuntime:
             self._checkpoint(final=True)
         finally:
             self._close()
+
+    def _check_input_topics(self) -> None:
+        """Fail at start, with the fix, on missing or not co-partitioned input topics.
+
+        Subscribing to a topic the client has no metadata for yet gives an empty
+        assignment that kafka-python only revisits minutes later; waiting here
+        for the metadata avoids that as well.
+        """
+        assert self._reader is not None
+        counts = {t: self._reader.partition_count(t) for t in self._kinds}
+        if len(set(counts.values())) != 1:
+            raise StateError(
+                f"input topics are not co-partitioned: partition counts {counts}; "
+                "predictions and outcomes need the same count"
+            )
 
     def _loop(self, stop: threading.Event) -> None:
         assert self._consumer is not None
@@ -248,7 +261,7 @@ class EngineRuntime:
 
     def _dead_letter(self, record: Record, reason: str) -> None:
         assert self._producer is not None
-        letter = dead_letter(record, reason, ts=self._clock())
+        letter = dead_letter(record, reason)
         self._producer.send(self._topics.dead_letters, record.key, encode(letter))
         self.stats.dead_letters += 1
         self._log.warning(
@@ -295,13 +308,13 @@ class EngineRuntime:
         events = self._events_since_checkpoint
         try:
             self._producer.commit(offsets, self._group_metadata)
-        except TransactionFailed as exc:
+        except TransactionFailedError as exc:
             self._in_transaction = False
             self._events_since_checkpoint = 0
             self.stats.aborted += 1
             if exc.fenced:
                 self._log.error("engine.fenced", transactional_id=self.transactional_id)
-                raise EngineFenced(
+                raise EngineFencedError(
                     f"another engine took over transactional id {self.transactional_id!r}; "
                     "give each engine process its own --instance-id"
                 ) from exc
@@ -386,7 +399,9 @@ class EngineRuntime:
             if lowest is not None:
                 for record in self._reader.read(tp, lowest, end):
                     if record.offset in pending and record.value is not None:
-                        engine.restore_pending(decode_input(record.value, default_type=kind), record.offset)
+                        engine.restore_pending(
+                            decode_input(record.value, default_type=kind), record.offset
+                        )
                         rebuilt += 1
             self._consumer.seek(tp, end)
             if committed[tp] != end:

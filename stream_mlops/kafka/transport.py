@@ -16,7 +16,7 @@ Semantics every backend must keep:
 * ``TransactionalProducer.commit`` sends the consumed offsets with the group
   metadata captured by the caller (KIP-447 fencing) and commits; any failure
   leaves the transaction aborted or abortable and is raised as
-  ``TransactionFailed``.
+  ``TransactionFailedError``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class TransportError(Exception):
     """A Kafka client failure the runtime cannot fix by itself."""
 
 
-class TransactionFailed(TransportError):
+class TransactionFailedError(TransportError):
     """A commit did not happen; the transaction's outputs and offsets are void.
 
     Raised when the group generation moved on (a rebalance fenced us), when the
@@ -121,8 +121,9 @@ class GroupConsumer(Protocol):
 class TransactionalProducer(Protocol):
     def begin(self) -> None: ...
 
-    def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
-        ...
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> None: ...
 
     def commit(self, offsets: Mapping[TopicPartition, int], group_metadata: object) -> None:
         """Send ``offsets`` (next offset to read) with the transaction and commit."""

@@ -28,8 +28,16 @@ class EngineProcess:
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream_mlops", "run", "--config", str(self.config),
-                 "--instance-id", self.instance_id],
+                [
+                    sys.executable,
+                    "-m",
+                    "stream_mlops",
+                    "run",
+                    "--config",
+                    str(self.config),
+                    "--instance-id",
+                    self.instance_id,
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -70,6 +70,23 @@ def create_deployment(bootstrap: str, partitions: int) -> Deployment:
                 for key, name in topics.items()
             ]
         )
+        # Wait until every topic's metadata is visible, as a user would after
+        # `stream-mlops topics create`.
+        deadline = time.monotonic() + 30
+        while True:
+            described = {
+                t["name"]: t
+                for t in admin.describe_topics(list(topics.values()))
+                if t["error_code"] == 0
+            }
+            if all(
+                t in described and len(described[t]["partitions"]) == partitions
+                for t in topics.values()
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"topics not ready: {described}")
+            time.sleep(0.1)
     finally:
         admin.close()
     return Deployment(bootstrap, topics, f"g-{suffix}", partitions)
@@ -143,7 +160,9 @@ def produce(
         producer.close()
 
 
-def read_all(bootstrap: str, topic: str, idle_s: float = 2.0, timeout_s: float = 60) -> list[dict[str, object]]:
+def read_all(
+    bootstrap: str, topic: str, idle_s: float = 2.0, timeout_s: float = 60
+) -> list[dict[str, object]]:
     """Every committed event of ``topic`` (read_committed), once it stays quiet for ``idle_s``."""
     consumer = kafka.KafkaConsumer(
         topic,
@@ -172,14 +191,11 @@ def wait_consumed(
     dep: Deployment, timeout_s: float = 120, kinds: tuple[str, ...] = ("predictions", "outcomes")
 ) -> None:
     """Wait until the group has committed the end of the input topics named by ``kinds``."""
-    consumer = kafka.KafkaConsumer(bootstrap_servers=dep.bootstrap, group_id=dep.group_id,
-                                   enable_auto_commit=False)
+    consumer = kafka.KafkaConsumer(
+        bootstrap_servers=dep.bootstrap, group_id=dep.group_id, enable_auto_commit=False
+    )
     try:
-        tps = [
-            TopicPartition(dep.topics[k], p)
-            for k in kinds
-            for p in range(dep.partitions)
-        ]
+        tps = [TopicPartition(dep.topics[k], p) for k in kinds for p in range(dep.partitions)]
         ends = consumer.end_offsets(tps)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -187,7 +203,9 @@ def wait_consumed(
             if all(committed[tp] == ends[tp] for tp in tps):
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"not consumed in {timeout_s}s: committed {committed}, ends {ends}")
+                raise AssertionError(
+                    f"not consumed in {timeout_s}s: committed {committed}, ends {ends}"
+                )
             time.sleep(0.2)
     finally:
         consumer.close(autocommit=False)

@@ -146,7 +146,9 @@ def test_kill9_and_restart_loses_and_duplicates_no_alert(
     alerts = read_all(deployment.bootstrap, deployment.topics["drift_alerts"])
     ids = [str(a["alert_id"]) for a in alerts]
     assert len(ids) == len(set(ids)), "an alert was published twice"
-    expected = [e for e in expected_outputs(config, predictions, outcomes) if e["type"] == "drift_alert"]
+    expected = [
+        e for e in expected_outputs(config, predictions, outcomes) if e["type"] == "drift_alert"
+    ]
     assert by_id(alerts, "alert_id") == by_id(expected, "alert_id")
     labeled = read_all(deployment.bootstrap, deployment.topics["labeled_events"])
     assert sorted(e["event_id"] for e in labeled) == sorted(o["event_id"] for o in outcomes)
@@ -181,7 +183,9 @@ def test_two_engines_share_partitions_and_publish_each_alert_once(
         assert b.terminate() == 0
 
     alerts = read_all(deployment.bootstrap, deployment.topics["drift_alerts"])
-    expected = [e for e in expected_outputs(config, predictions, outcomes) if e["type"] == "drift_alert"]
+    expected = [
+        e for e in expected_outputs(config, predictions, outcomes) if e["type"] == "drift_alert"
+    ]
     assert len(alerts) == len({a["alert_id"] for a in alerts})
     assert by_id(alerts, "alert_id") == by_id(expected, "alert_id")
 
@@ -189,8 +193,12 @@ def test_two_engines_share_partitions_and_publish_each_alert_once(
 def test_malformed_records_go_to_dead_letters_and_good_ones_are_processed(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    config = deployment.write_config(tmp_path / "engine.toml", kafka_extra="max_record_bytes = 10000")
-    predictions, outcomes = fraud_stream(400, drift_at=400, error_before=0.05, error_after=0.05, seed=4)
+    config = deployment.write_config(
+        tmp_path / "engine.toml", kafka_extra="max_record_bytes = 10000"
+    )
+    predictions, outcomes = fraud_stream(
+        400, drift_at=400, error_before=0.05, error_after=0.05, seed=4
+    )
     bad: list[bytes] = [
         b"\xff\xfe not utf-8",
         b"{not json",

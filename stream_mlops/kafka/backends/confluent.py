@@ -16,6 +16,7 @@ Differences from kafka-python that this module hides:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -26,7 +27,7 @@ from stream_mlops.kafka.transport import (
     AssignmentTracker,
     Record,
     TopicPartition,
-    TransactionFailed,
+    TransactionFailedError,
     TransportError,
 )
 
@@ -44,6 +45,13 @@ def _cktp(tp: TopicPartition, offset: int | None = None) -> ck.TopicPartition:
     return ck.TopicPartition(tp.topic, tp.partition, offset)
 
 
+def _record(msg: ck.Message) -> Record:
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    # Only error messages lack these; callers filter errors first.
+    assert topic is not None and partition is not None and offset is not None
+    return Record(topic, partition, offset, msg.key(), msg.value())
+
+
 def _raise_for(msg: Any) -> None:
     err = msg.error()
     if err is not None and err.code() != ck.KafkaError._PARTITION_EOF:
@@ -51,7 +59,9 @@ def _raise_for(msg: Any) -> None:
 
 
 class ConfluentGroupConsumer:
-    def __init__(self, bootstrap_servers: str, group_id: str, client_id: str, max_poll_interval_ms: int) -> None:
+    def __init__(
+        self, bootstrap_servers: str, group_id: str, client_id: str, max_poll_interval_ms: int
+    ) -> None:
         self._consumer = ck.Consumer(
             {
                 "bootstrap.servers": bootstrap_servers,
@@ -81,7 +91,7 @@ class ConfluentGroupConsumer:
             if msg.error() is not None:
                 _raise_for(msg)
                 continue
-            out.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
+            out.append(_record(msg))
         return out
 
     def assignment(self) -> set[TopicPartition]:
@@ -91,7 +101,8 @@ class ConfluentGroupConsumer:
         tps = list(partitions)
         result = self._consumer.committed([_cktp(tp) for tp in tps], timeout=REQUEST_TIMEOUT_S)
         return {
-            TopicPartition(r.topic, r.partition): (r.offset if r.offset >= 0 else None) for r in result
+            TopicPartition(r.topic, r.partition): (r.offset if r.offset >= 0 else None)
+            for r in result
         }
 
     def _seek(self, target: ck.TopicPartition) -> None:
@@ -146,16 +157,20 @@ class ConfluentTransactionalProducer:
                 if err.retriable():
                     continue
                 if err.fatal():
-                    raise TransactionFailed(f"producer fenced or fatal: {err.str()}", fenced=True) from exc
+                    raise TransactionFailedError(
+                        f"producer fenced or fatal: {err.str()}", fenced=True
+                    ) from exc
                 if err.txn_requires_abort():
                     self._abort_quietly()
-                    raise TransactionFailed(f"transaction aborted: {err.str()}") from exc
+                    raise TransactionFailedError(f"transaction aborted: {err.str()}") from exc
                 raise TransportError(err.str()) from exc
 
     def begin(self) -> None:
         self._call(self._producer.begin_transaction)
 
-    def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> None:
         kwargs: dict[str, Any] = {} if partition is None else {"partition": partition}
         while True:
             try:
@@ -170,7 +185,9 @@ class ConfluentTransactionalProducer:
         if offsets:
             tps = [_cktp(tp, off) for tp, off in offsets.items()]
             self._call(
-                lambda: self._producer.send_offsets_to_transaction(tps, group_metadata, REQUEST_TIMEOUT_S)
+                lambda: self._producer.send_offsets_to_transaction(
+                    tps, group_metadata, REQUEST_TIMEOUT_S
+                )
             )
         self._call(lambda: self._producer.commit_transaction(REQUEST_TIMEOUT_S))
 
@@ -178,10 +195,9 @@ class ConfluentTransactionalProducer:
         self._call(lambda: self._producer.abort_transaction(REQUEST_TIMEOUT_S))
 
     def _abort_quietly(self) -> None:
-        try:
+        # Void either way: timed out or fenced by the next instance.
+        with contextlib.suppress(ck.KafkaException):
             self._producer.abort_transaction(REQUEST_TIMEOUT_S)
-        except ck.KafkaException:
-            pass  # void either way: timed out or fenced by the next instance
 
     def close(self) -> None:
         self._producer.flush(5)
@@ -229,18 +245,18 @@ class ConfluentPartitionReader:
                     if msg.error() is not None:
                         _raise_for(msg)
                         continue
-                    if msg.offset() >= end:
+                    record = _record(msg)
+                    if record.offset >= end:
                         return
-                    yield Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value())
+                    yield record
                 # read_committed skips aborted records and markers: the
                 # position can reach ``end`` without a record at end - 1.
                 position = self._consumer.position([_cktp(tp)])[0].offset
                 if position >= end:
                     return
                 if time.monotonic() > deadline:
-                    raise TransportError(
-                        f"reading {tp.topic}[{tp.partition}] {start}..{end} stalled at offset {position}"
-                    )
+                    where = f"{tp.topic}[{tp.partition}] {start}..{end}"
+                    raise TransportError(f"reading {where} stalled at offset {position}")
         finally:
             self._consumer.unassign()
 
@@ -254,7 +270,9 @@ class ConfluentTransport:
         self._client_id = client_id
 
     def group_consumer(self, group_id: str, *, max_poll_interval_ms: int) -> ConfluentGroupConsumer:
-        return ConfluentGroupConsumer(self._bootstrap, group_id, self._client_id, max_poll_interval_ms)
+        return ConfluentGroupConsumer(
+            self._bootstrap, group_id, self._client_id, max_poll_interval_ms
+        )
 
     def transactional_producer(self, transactional_id: str) -> ConfluentTransactionalProducer:
         return ConfluentTransactionalProducer(self._bootstrap, transactional_id, self._client_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -17,7 +18,7 @@ from stream_mlops.kafka.transport import (
     AssignmentTracker,
     Record,
     TopicPartition,
-    TransactionFailed,
+    TransactionFailedError,
     TransportError,
 )
 
@@ -68,7 +69,18 @@ class KafkaPythonGroupConsumer:
         )
 
     def subscribe(self, topics: Iterable[str], tracker: AssignmentTracker) -> None:
-        self._consumer.subscribe(topics=list(topics), listener=_Listener(tracker))
+        names = list(topics)
+        # The group leader assigns from its own metadata: joining before this
+        # client has seen a new topic's partitions yields an empty assignment
+        # that kafka-python only revisits at the next metadata refresh
+        # (minutes). Load the metadata first.
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        for name in names:
+            while not self._consumer.partitions_for_topic(name):
+                if time.monotonic() > deadline:
+                    raise TransportError(f"topic {name!r} does not exist (stream-mlops topics create)")
+                time.sleep(0.2)
+        self._consumer.subscribe(topics=names, listener=_Listener(tracker))
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
@@ -116,7 +128,9 @@ class KafkaPythonTransactionalProducer:
     def begin(self) -> None:
         self._producer.begin_transaction()
 
-    def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> None:
         self._producer.send(topic, value=value, key=key, partition=partition)
 
     def commit(self, offsets: Mapping[TopicPartition, int], group_metadata: object) -> None:
@@ -128,26 +142,24 @@ class KafkaPythonTransactionalProducer:
                 )
             self._producer.commit_transaction()
         except kerrors.ProducerFencedError as exc:
-            raise TransactionFailed(f"producer fenced: {exc}", fenced=True) from exc
+            raise TransactionFailedError(f"producer fenced: {exc}", fenced=True) from exc
         except kerrors.KafkaError as exc:
             self._abort_quietly()
-            raise TransactionFailed(f"commit failed: {type(exc).__name__}: {exc}") from exc
+            raise TransactionFailedError(f"commit failed: {type(exc).__name__}: {exc}") from exc
 
     def abort(self) -> None:
         try:
             self._producer.abort_transaction()
         except kerrors.ProducerFencedError as exc:
-            raise TransactionFailed(f"producer fenced: {exc}", fenced=True) from exc
+            raise TransactionFailedError(f"producer fenced: {exc}", fenced=True) from exc
         except kerrors.KafkaError as exc:
             raise TransportError(f"abort failed: {type(exc).__name__}: {exc}") from exc
 
     def _abort_quietly(self) -> None:
-        try:
+        # The transaction is void either way: the broker aborts it on timeout or
+        # when the next init_transactions fences it.
+        with contextlib.suppress(kerrors.KafkaError):
             self._producer.abort_transaction()
-        except kerrors.KafkaError:
-            # The transaction is void either way: the broker aborts it on
-            # timeout or when the next init_transactions fences it.
-            pass
 
     def close(self) -> None:
         self._producer.close(timeout=5)
@@ -178,7 +190,9 @@ class KafkaPythonPartitionReader:
             deadline = time.monotonic() + READ_TIMEOUT_S
             while (partitions := self._consumer.partitions_for_topic(topic)) is None:
                 if time.monotonic() > deadline:
-                    raise TransportError(f"topic {topic!r} does not exist (stream-mlops topics create)")
+                    raise TransportError(
+                        f"topic {topic!r} does not exist (stream-mlops topics create)"
+                    )
                 time.sleep(0.2)
             count = self._partition_counts[topic] = len(partitions)
         return count
@@ -211,7 +225,9 @@ class KafkaPythonTransport:
         self._bootstrap = bootstrap_servers
         self._client_id = client_id
 
-    def group_consumer(self, group_id: str, *, max_poll_interval_ms: int) -> KafkaPythonGroupConsumer:
+    def group_consumer(
+        self, group_id: str, *, max_poll_interval_ms: int
+    ) -> KafkaPythonGroupConsumer:
         return KafkaPythonGroupConsumer(
             self._bootstrap,
             group_id,
