@@ -34,6 +34,8 @@ _LOG_TAIL_LINES = 40
 _SERVER_MAIN_CLASS = "kafka.Kafka"
 _STORAGE_MAIN_CLASS = "kafka.tools.StorageTool"
 _FORMAT_TIMEOUT_S = 120.0
+# kafka-run-class.sh's default heap for the command-line tools such as kafka-storage.sh.
+_TOOL_HEAP = "256m"
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,19 @@ class LocalBroker:
 
     def status(self) -> BrokerStatus:
         pid = self._running_pid()
-        return BrokerStatus(pid is not None, pid, self.settings.bootstrap_servers)
+        if pid is None:
+            return BrokerStatus(False, None, self.settings.bootstrap_servers)
+        return BrokerStatus(True, pid, self._running_address())
 
     def start(self, ready_timeout_s: float = READY_TIMEOUT_S) -> bool:
         """Start the broker and wait until it answers metadata; False if it already ran."""
-        if self._running_pid() is not None:
+        status = self.status()
+        if status.running:
+            if status.address != self.settings.bootstrap_servers:
+                raise BrokerError(
+                    f"this data dir's broker already runs at {status.address}, not at "
+                    f"{self.settings.bootstrap_servers}: stop it first, or use its ports"
+                )
             return False
         java = require_tool("java", JAVA_HINT)
         s = self.settings
@@ -107,11 +117,13 @@ class LocalBroker:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def _java_command(self, java: str, main_class: str, *args: str) -> list[str]:
+    def _java_command(
+        self, java: str, main_class: str, *args: str, heap: str | None = None
+    ) -> list[str]:
         s = self.settings
         return [
             java,
-            f"-Xmx{s.heap}",
+            f"-Xmx{heap or s.heap}",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={s.log4j_config.resolve()}",
             "-cp",
@@ -131,6 +143,7 @@ class LocalBroker:
             _new_cluster_id(),
             "--config",
             str(s.server_properties.resolve()),
+            heap=_TOOL_HEAP,
         )
         result = subprocess.run(
             command, capture_output=True, text=True, timeout=_FORMAT_TIMEOUT_S, check=False
@@ -170,6 +183,15 @@ class LocalBroker:
             f"its log is {self.settings.log_file}",
             log_tail=self.log_tail(),
         )
+
+    def _running_address(self) -> str:
+        """The address the running broker was started with (its config on disk)."""
+        prefix = "advertised.listeners=PLAINTEXT://"
+        with contextlib.suppress(OSError):
+            for line in self.settings.server_properties.read_text(encoding="utf-8").splitlines():
+                if line.startswith(prefix):
+                    return line.removeprefix(prefix).split(",")[0]
+        return self.settings.bootstrap_servers
 
     def _running_pid(self) -> int | None:
         """The pid in the pid file if that process is alive and is this data dir's broker."""
