@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
 from stream_mlops.kafka.broker.exceptions import BrokerError
 from stream_mlops.kafka.broker.prerequisites import MAVEN_HINT, require_tool
+from stream_mlops.kafka.broker.settings import BrokerSettings
 
 STAMP_NAME = ".pom-sha256"
 _RESOURCES = "stream_mlops.kafka.broker"
@@ -90,3 +92,15 @@ def ensure_jars(lib_dir: Path) -> bool:
     (lib_dir / STAMP_NAME).write_text(pom_digest() + "\n", encoding="utf-8")
     shutil.rmtree(staging, ignore_errors=True)
     return True
+
+
+def main() -> int:
+    """Fetch the jars ahead of a start (``make jars``); returns the exit code."""
+    lib_dir = BrokerSettings.from_env().lib_dir
+    try:
+        fetched = ensure_jars(lib_dir)
+    except BrokerError as exc:
+        print(f"stream-mlops broker jars: {exc}", file=sys.stderr)
+        return 1
+    print(f"broker jars {'fetched into' if fetched else 'already cached in'} {lib_dir}")
+    return 0
