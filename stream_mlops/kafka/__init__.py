@@ -1,2 +1,2 @@
-"""The thin Kafka edge: the managed local broker, topic setup, and (later) the
-consume-process-produce loop. Nothing in the pure core imports from here."""
+"""The thin Kafka edge: broker management, topics, transport backends and the
+consume-process-produce runtime. Nothing in the pure core imports this package."""
