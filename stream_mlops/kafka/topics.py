@@ -21,6 +21,9 @@ DEFAULT_PARTITIONS = 3
 # The local broker is a single node; a real cluster sets its own default (-1 = broker default).
 BROKER_DEFAULT_REPLICATION = -1
 _TIMEOUT_MS = 30_000
+# A broker that is up answers within milliseconds; 10 s covers one still starting
+# without making "no broker at all" a half-minute wait.
+_CONNECT_TIMEOUT_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -127,9 +130,17 @@ def command(action: str, partitions: int | None = None, config_path: Path | None
         return 2
     servers = bootstrap_servers()
     try:
-        admin = KafkaAdminClient(bootstrap_servers=servers, client_id="stream-mlops-topics")
-    except KafkaError as exc:
-        print(f"stream-mlops topics create: no Kafka at {servers}: {exc!r}", file=sys.stderr)
+        admin = KafkaAdminClient(
+            bootstrap_servers=servers,
+            client_id="stream-mlops-topics",
+            bootstrap_timeout_ms=_CONNECT_TIMEOUT_MS,
+        )
+    except KafkaError:
+        print(
+            f"stream-mlops topics create: no Kafka answers at {servers} "
+            "(start one with `stream-mlops broker start`, or set KAFKA_BOOTSTRAP_SERVERS)",
+            file=sys.stderr,
+        )
         return 1
     try:
         outcomes = create_topics(admin, specs)
