@@ -88,6 +88,12 @@ def test_start_status_stop_leaves_no_process(
     assert again.returncode == 0
     assert f"already running at {address} (pid {pid})" in again.stdout
 
+    # The same data dir asked for other ports: refused, not reported as started.
+    elsewhere = {**broker_env, "STREAM_MLOPS_BROKER_PORT": str(free_port())}
+    refused = cli(elsewhere, "start")
+    assert refused.returncode == 1
+    assert f"already runs at {address}" in refused.stderr
+
     status = cli(broker_env, "status")
     assert (status.returncode, status.stdout.strip()) == (
         0,
@@ -114,23 +120,3 @@ def test_a_broker_that_cannot_start_reports_its_log_and_fails(
     assert "the broker exited during start-up" in result.stderr
     assert "--- last lines of the broker log ---" in result.stderr
     assert not (Path(env["STREAM_MLOPS_BROKER_DATA_DIR"]) / "broker.pid").exists()
-
-
-@pytest.mark.kafka
-@pytest.mark.slow
-def test_start_on_other_ports_than_the_running_broker_refuses(
-    broker_env: dict[str, str], started_pids: list[int]
-) -> None:
-    data_dir = Path(broker_env["STREAM_MLOPS_BROKER_DATA_DIR"])
-    started = cli(broker_env, "start")
-    if (data_dir / "broker.pid").exists():
-        started_pids.append(int((data_dir / "broker.pid").read_text()))
-    assert started.returncode == 0, started.stderr
-    address = f"127.0.0.1:{broker_env['STREAM_MLOPS_BROKER_PORT']}"
-
-    elsewhere = {**broker_env, "STREAM_MLOPS_BROKER_PORT": str(free_port())}
-    refused = cli(elsewhere, "start")
-    assert refused.returncode == 1
-    assert f"already runs at {address}" in refused.stderr
-    status = cli(elsewhere, "status")
-    assert f"running at {address}" in status.stdout
