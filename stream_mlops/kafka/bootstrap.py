@@ -1,0 +1,42 @@
+"""Which Kafka cluster the project talks to.
+
+``KAFKA_BOOTSTRAP_SERVERS`` names an existing cluster; without it, the project
+uses the managed local broker (``stream-mlops broker start``) at its address.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from stream_mlops.kafka.broker.settings import BrokerSettings
+
+BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+
+
+def external_bootstrap_servers(environ: Mapping[str, str] | None = None) -> str | None:
+    """The cluster named by ``KAFKA_BOOTSTRAP_SERVERS``, or None if it is unset or blank.
+
+    >>> external_bootstrap_servers({"KAFKA_BOOTSTRAP_SERVERS": " kafka:9092 "})
+    'kafka:9092'
+    >>> external_bootstrap_servers({}) is None
+    True
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(BOOTSTRAP_ENV, "").strip()
+    return value or None
+
+
+def bootstrap_servers(environ: Mapping[str, str] | None = None) -> str:
+    """The external cluster if one is named, else the managed local broker's address.
+
+    >>> bootstrap_servers({})
+    '127.0.0.1:9092'
+    >>> bootstrap_servers({"STREAM_MLOPS_BROKER_PORT": "29092"})
+    '127.0.0.1:29092'
+    """
+    env = os.environ if environ is None else environ
+    external = external_bootstrap_servers(env)
+    if external is not None:
+        return external
+    return BrokerSettings.from_env(environ=env).bootstrap_servers

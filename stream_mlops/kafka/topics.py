@@ -1,0 +1,156 @@
+"""The topics of the interface contract, and ``stream-mlops topics create``.
+
+Creating is idempotent: a topic that already exists is left as it is (Kafka
+cannot shrink partitions, and growing them would move keys between partitions),
+and a partition count that differs from the requested one is reported.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import astuple, dataclass
+from pathlib import Path
+from typing import Any
+
+from stream_mlops.kafka.bootstrap import bootstrap_servers
+
+# Three partitions let a consumer group of up to three engines share the load on a
+# small cluster; the config's `[kafka.topics] partitions` overrides it.
+DEFAULT_PARTITIONS = 3
+# The local broker is a single node; a real cluster sets its own default (-1 = broker default).
+BROKER_DEFAULT_REPLICATION = -1
+_TIMEOUT_MS = 30_000
+# A broker that is up answers within milliseconds; 10 s covers one still starting
+# without making "no broker at all" a half-minute wait.
+_CONNECT_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """The topic names of DESIGN.md; each can be renamed in the configuration."""
+
+    predictions: str = "predictions"
+    outcomes: str = "outcomes"
+    drift_alerts: str = "drift-alerts"
+    retrain_requests: str = "retrain-requests"
+    model_updates: str = "model-updates"
+    labeled_events: str = "labeled-events"
+    dead_letters: str = "dead-letters"
+    state: str = "stream-mlops-state"
+
+    def all(self) -> tuple[str, ...]:
+        """
+        >>> TopicNames().all()[-1]
+        'stream-mlops-state'
+        """
+        return tuple(str(name) for name in astuple(self))
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    configs: Mapping[str, str]
+
+
+def topic_specs(names: TopicNames, partitions: int = DEFAULT_PARTITIONS) -> list[TopicSpec]:
+    """What to create: every topic with the same partition count, the state topic compacted.
+
+    One count for all keeps predictions and outcomes co-partitioned (the join relies
+    on an event id landing in the same partition number on both), and the state
+    topic's partition id matches the input partition it snapshots.
+
+    >>> [(s.name, s.partitions, dict(s.configs)) for s in topic_specs(TopicNames(), 2)][-2:]
+    [('dead-letters', 2, {}), ('stream-mlops-state', 2, {'cleanup.policy': 'compact'})]
+    """
+    if partitions < 1:
+        raise ValueError(f"partitions must be at least 1, got {partitions}")
+    specs = []
+    for name in names.all():
+        configs = {"cleanup.policy": "compact"} if name == names.state else {}
+        specs.append(TopicSpec(name, partitions, configs))
+    return specs
+
+
+@dataclass(frozen=True)
+class TopicOutcome:
+    name: str
+    created: bool
+    partitions: int
+
+
+def create_topics(admin: Any, specs: Iterable[TopicSpec]) -> list[TopicOutcome]:
+    """Create the topics that do not exist yet; report every topic's partition count.
+
+    ``admin`` is a kafka-python ``KafkaAdminClient``.
+    """
+    specs = list(specs)
+    existing = set(admin.list_topics())
+    missing = [s for s in specs if s.name not in existing]
+    if missing:
+        admin.create_topics(
+            {
+                s.name: {
+                    "num_partitions": s.partitions,
+                    "replication_factor": BROKER_DEFAULT_REPLICATION,
+                    "configs": dict(s.configs),
+                }
+                for s in missing
+            },
+            timeout_ms=_TIMEOUT_MS,
+            wait_for_metadata=True,
+        )
+    described = admin.describe_topics([s.name for s in specs])
+    counts = {t["name"]: len(t["partitions"]) for t in described}
+    return [TopicOutcome(s.name, s.name not in existing, counts[s.name]) for s in specs]
+
+
+def command(action: str, partitions: int | None = None, config_path: Path | None = None) -> int:
+    """Run ``topics create`` and return the process exit code."""
+    if action != "create":
+        raise ValueError(f"unknown topics action {action!r}")
+    if config_path is not None:
+        # The configuration module (TOML -> settings) does not exist yet; reading a
+        # file here and ignoring most of it would create topics the user did not ask for.
+        print(
+            "stream-mlops topics create: --config is not supported yet; "
+            "use --partitions (topic names are the DESIGN.md defaults)",
+            file=sys.stderr,
+        )
+        return 2
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    count = DEFAULT_PARTITIONS if partitions is None else partitions
+    try:
+        specs = topic_specs(TopicNames(), count)
+    except ValueError as exc:
+        print(f"stream-mlops topics create: {exc}", file=sys.stderr)
+        return 2
+    servers = bootstrap_servers()
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=servers,
+            client_id="stream-mlops-topics",
+            bootstrap_timeout_ms=_CONNECT_TIMEOUT_MS,
+        )
+    except KafkaError:
+        print(
+            f"stream-mlops topics create: no Kafka answers at {servers} "
+            "(start one with `stream-mlops broker start`, or set KAFKA_BOOTSTRAP_SERVERS)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        outcomes = create_topics(admin, specs)
+    except KafkaError as exc:
+        print(f"stream-mlops topics create: {exc!r}", file=sys.stderr)
+        return 1
+    finally:
+        admin.close()
+    for outcome in outcomes:
+        verb = "created" if outcome.created else "exists "
+        note = "" if outcome.partitions == count else f" (not {count}: left as it is)"
+        print(f"{verb} {outcome.name}: {outcome.partitions} partitions{note}")
+    return 0

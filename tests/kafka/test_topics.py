@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from stream_mlops.kafka.topics import TopicNames, create_topics, topic_specs
+
+
+@pytest.fixture
+def names(kafka_admin: KafkaAdminClient) -> Iterator[TopicNames]:
+    """The contract's topics under names unique to this test, deleted afterwards."""
+    suffix = uuid.uuid4().hex[:10]
+    fields = TopicNames.__dataclass_fields__
+    unique = TopicNames(**{f: f"{getattr(TopicNames(), f)}-{suffix}" for f in fields})
+    try:
+        yield unique
+    finally:
+        present = set(kafka_admin.list_topics())
+        mine = [n for n in unique.all() if n in present]
+        if mine:
+            kafka_admin.delete_topics(mine, raise_errors=False)
+
+
+def cleanup_policies(admin: KafkaAdminClient, topics: tuple[str, ...]) -> dict[str, str]:
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]
+    described = admin.describe_configs(resources, config_filter="all")["topic"]
+    return {t: described[t]["cleanup.policy"]["value"] for t in topics}
+
+
+@pytest.mark.kafka
+def test_creates_every_topic_with_the_partition_count_and_a_compacted_state_topic(
+    kafka_admin: KafkaAdminClient, names: TopicNames
+) -> None:
+    outcomes = create_topics(kafka_admin, topic_specs(names, partitions=4))
+    assert [(o.name, o.created, o.partitions) for o in outcomes] == [
+        (n, True, 4) for n in names.all()
+    ]
+    described = {t["name"]: len(t["partitions"]) for t in kafka_admin.describe_topics(names.all())}
+    assert described == dict.fromkeys(names.all(), 4)
+    policies = cleanup_policies(kafka_admin, names.all())
+    assert policies.pop(names.state) == "compact"
+    assert set(policies.values()) == {"delete"}
+
+
+@pytest.mark.kafka
+def test_creating_twice_leaves_existing_topics_as_they_are(
+    kafka_admin: KafkaAdminClient, names: TopicNames
+) -> None:
+    create_topics(kafka_admin, topic_specs(names, partitions=2))
+    again = create_topics(kafka_admin, topic_specs(names, partitions=5))
+    assert [(o.created, o.partitions) for o in again] == [(False, 2)] * len(names.all())

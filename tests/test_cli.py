@@ -1,0 +1,93 @@
+"""The command line: parsing, and the broker commands that need no running broker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from stream_mlops.cli import build_parser, main
+from stream_mlops.kafka.broker import EXIT_NOT_RUNNING
+
+
+@pytest.fixture
+def no_external_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+
+
+def test_broker_and_topics_arguments_are_parsed() -> None:
+    args = build_parser().parse_args(["broker", "start", "--data-dir", "/tmp/x"])
+    assert (args.command, args.action, args.data_dir) == ("broker", "start", Path("/tmp/x"))
+    args = build_parser().parse_args(["topics", "create", "--partitions", "6"])
+    assert (args.action, args.partitions, args.config) == ("create", 6, None)
+
+
+def test_unknown_broker_action_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["broker", "restart"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'restart'" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_external_cluster")
+def test_status_of_a_broker_never_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAM_MLOPS_BROKER_PORT", "29999")
+    monkeypatch.setenv("STREAM_MLOPS_CONTROLLER_PORT", "29998")
+    assert main(["broker", "status", "--data-dir", str(tmp_path)]) == EXIT_NOT_RUNNING
+    assert "not running (would listen at 127.0.0.1:29999)" in capsys.readouterr().out
+    assert main(["broker", "stop", "--data-dir", str(tmp_path)]) == 0
+
+
+def test_start_with_an_external_cluster_starts_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka.example:9092")
+    assert main(["broker", "start", "--data-dir", str(tmp_path / "k")]) == 0
+    assert "using the Kafka cluster at kafka.example:9092" in capsys.readouterr().out
+    assert not (tmp_path / "k").exists()
+
+
+@pytest.mark.usefixtures("no_external_cluster")
+def test_start_without_java_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    assert main(["broker", "start", "--data-dir", str(tmp_path / "k")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "java not found on PATH: install a Java 17+ runtime" in err
+
+
+@pytest.mark.usefixtures("no_external_cluster")
+def test_first_start_without_maven_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only presence on PATH is checked before Maven is needed, so a stand-in will do.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "java").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "java").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("STREAM_MLOPS_BROKER_PORT", "29997")
+    monkeypatch.setenv("STREAM_MLOPS_CONTROLLER_PORT", "29996")
+    monkeypatch.delenv("STREAM_MLOPS_BROKER_LIB", raising=False)
+    assert main(["broker", "start", "--data-dir", str(tmp_path / "k")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "mvn not found on PATH: install Apache Maven" in err
+    assert not (tmp_path / "k" / "broker.pid").exists()
+
+
+def test_topics_create_refuses_a_config_file_it_cannot_read_yet(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["topics", "create", "--config", os.devnull]) == 2
+    assert "--config is not supported yet" in capsys.readouterr().err
+
+
+def test_topics_create_rejects_zero_partitions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["topics", "create", "--partitions", "0"]) == 2
+    assert "partitions must be at least 1" in capsys.readouterr().err
