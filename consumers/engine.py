@@ -16,9 +16,10 @@ from pathlib import Path
 import structlog
 
 from stream_mlops.config import ConfigError, load_settings
-from stream_mlops.kafka.backends import transport_for
-from stream_mlops.kafka.runtime import EngineFencedError, EngineRuntime
 from stream_mlops.engine import SnapshotError
+from stream_mlops.kafka.backends import transport_for
+from stream_mlops.kafka.bootstrap import configured_bootstrap_servers
+from stream_mlops.kafka.runtime import EngineFencedError, EngineRuntime
 from stream_mlops.kafka.state import StateError
 from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import LogFormat, configure
@@ -47,6 +48,10 @@ def main(
         settings = settings.model_copy(
             update={"kafka": settings.kafka.model_copy(update={"client": client})}
         )
+    servers = configured_bootstrap_servers(settings)
+    settings = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": servers})}
+    )
     instance = instance_id or default_instance_id()
     log.info(
         "engine.config",

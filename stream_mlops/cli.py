@@ -28,13 +28,13 @@ def _topics(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from stream_mlops import replay  # noqa: PLC0415 (lazy on purpose, see the docstring)
+    from stream_mlops import replay
 
     return replay.command(args.file, config_path=args.config)
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from stream_mlops import events  # noqa: PLC0415 (lazy on purpose, see the docstring)
+    from stream_mlops import events
 
     try:
         text = events.json_schemas(args.event)

@@ -36,7 +36,6 @@ from stream_mlops.events import (
     OutcomeEvent,
     PredictionEvent,
     RetrainRequest,
-    SignalShift,
     WindowStart,
     utc_datetime,
 )
@@ -353,7 +352,7 @@ class Engine:
                 f"snapshot format {version} is not supported (this engine reads {SNAPSHOT_FORMAT})"
             )
         try:
-            state = pickle.loads(data[_HEADER.size :])  # noqa: S301 (our own state topic)
+            state = pickle.loads(data[_HEADER.size :])
             written_with = state["river"]
         except Exception as exc:
             raise SnapshotError(f"unreadable engine snapshot: {exc}") from None

@@ -81,11 +81,13 @@ def test_first_start_without_maven_is_a_one_line_error(
     assert not (tmp_path / "k" / "broker.pid").exists()
 
 
-def test_topics_create_refuses_a_config_file_it_cannot_read_yet(
-    capsys: pytest.CaptureFixture[str],
+def test_topics_create_names_the_bad_field_of_its_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["topics", "create", "--config", os.devnull]) == 2
-    assert "--config is not supported yet" in capsys.readouterr().err
+    config = tmp_path / "bad.toml"
+    config.write_text("[kafka]\npartitions = 0\n")
+    assert main(["topics", "create", "--config", str(config)]) == 2
+    assert "kafka.partitions" in capsys.readouterr().err
 
 
 def test_topics_create_rejects_zero_partitions(capsys: pytest.CaptureFixture[str]) -> None:

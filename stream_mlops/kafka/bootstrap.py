@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from stream_mlops.config import Settings
 from stream_mlops.kafka.broker.settings import BrokerSettings
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
@@ -40,3 +41,23 @@ def bootstrap_servers(environ: Mapping[str, str] | None = None) -> str:
     if external is not None:
         return external
     return BrokerSettings.from_env(environ=env).bootstrap_servers
+
+
+def configured_bootstrap_servers(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> str:
+    """The cluster of a configuration: ``KAFKA_BOOTSTRAP_SERVERS``, else the
+    config's ``[kafka] bootstrap_servers`` if it names one, else the local broker.
+
+    >>> from stream_mlops.config import parse_settings
+    >>> configured_bootstrap_servers(parse_settings({}), {"STREAM_MLOPS_BROKER_PORT": "29092"})
+    '127.0.0.1:29092'
+    >>> configured_bootstrap_servers(parse_settings({"kafka": {"bootstrap_servers": "k:9092"}}), {})
+    'k:9092'
+    """
+    external = external_bootstrap_servers(environ)
+    if external is not None:
+        return external
+    if "bootstrap_servers" in settings.kafka.model_fields_set:
+        return settings.kafka.bootstrap_servers
+    return bootstrap_servers(environ)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream_mlops.kafka.bootstrap import bootstrap_servers
+from stream_mlops.config import ConfigError, KafkaTopics, load_settings
+from stream_mlops.kafka.bootstrap import configured_bootstrap_servers
 
-# Three partitions let a consumer group of up to three engines share the load on a
-# small cluster; the config's `[kafka.topics] partitions` overrides it.
-DEFAULT_PARTITIONS = 3
 # The local broker is a single node; a real cluster sets its own default (-1 = broker default).
 BROKER_DEFAULT_REPLICATION = -1
 _TIMEOUT_MS = 30_000
@@ -26,25 +24,13 @@ _TIMEOUT_MS = 30_000
 _CONNECT_TIMEOUT_MS = 10_000
 
 
-@dataclass(frozen=True)
-class TopicNames:
-    """The topic names of DESIGN.md; each can be renamed in the configuration."""
+def topic_names(topics: KafkaTopics) -> tuple[str, ...]:
+    """Every topic of the contract, in the config's order.
 
-    predictions: str = "predictions"
-    outcomes: str = "outcomes"
-    drift_alerts: str = "drift-alerts"
-    retrain_requests: str = "retrain-requests"
-    model_updates: str = "model-updates"
-    labeled_events: str = "labeled-events"
-    dead_letters: str = "dead-letters"
-    state: str = "stream-mlops-state"
-
-    def all(self) -> tuple[str, ...]:
-        """
-        >>> TopicNames().all()[-1]
-        'stream-mlops-state'
-        """
-        return tuple(str(name) for name in astuple(self))
+    >>> topic_names(KafkaTopics())[-1]
+    'stream-mlops-state'
+    """
+    return tuple(str(name) for name in topics.model_dump().values())
 
 
 @dataclass(frozen=True)
@@ -54,20 +40,20 @@ class TopicSpec:
     configs: Mapping[str, str]
 
 
-def topic_specs(names: TopicNames, partitions: int = DEFAULT_PARTITIONS) -> list[TopicSpec]:
+def topic_specs(names: KafkaTopics, partitions: int) -> list[TopicSpec]:
     """What to create: every topic with the same partition count, the state topic compacted.
 
     One count for all keeps predictions and outcomes co-partitioned (the join relies
     on an event id landing in the same partition number on both), and the state
     topic's partition id matches the input partition it snapshots.
 
-    >>> [(s.name, s.partitions, dict(s.configs)) for s in topic_specs(TopicNames(), 2)][-2:]
+    >>> [(s.name, s.partitions, dict(s.configs)) for s in topic_specs(KafkaTopics(), 2)][-2:]
     [('dead-letters', 2, {}), ('stream-mlops-state', 2, {'cleanup.policy': 'compact'})]
     """
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, got {partitions}")
     specs = []
-    for name in names.all():
+    for name in topic_names(names):
         configs = {"cleanup.policy": "compact"} if name == names.state else {}
         specs.append(TopicSpec(name, partitions, configs))
     return specs
@@ -110,25 +96,23 @@ def command(action: str, partitions: int | None = None, config_path: Path | None
     """Run ``topics create`` and return the process exit code."""
     if action != "create":
         raise ValueError(f"unknown topics action {action!r}")
-    if config_path is not None:
-        # The configuration module (TOML -> settings) does not exist yet; reading a
-        # file here and ignoring most of it would create topics the user did not ask for.
-        print(
-            "stream-mlops topics create: --config is not supported yet; "
-            "use --partitions (topic names are the DESIGN.md defaults)",
-            file=sys.stderr,
-        )
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        print(f"stream-mlops topics create: {exc}", file=sys.stderr)
         return 2
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    count = DEFAULT_PARTITIONS if partitions is None else partitions
+    # Three partitions by default (config `[kafka] partitions`): a group of up to
+    # three engines can share the load on a small cluster.
+    count = settings.kafka.partitions if partitions is None else partitions
     try:
-        specs = topic_specs(TopicNames(), count)
+        specs = topic_specs(settings.kafka.topics, count)
     except ValueError as exc:
         print(f"stream-mlops topics create: {exc}", file=sys.stderr)
         return 2
-    servers = bootstrap_servers()
+    servers = configured_bootstrap_servers(settings)
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=servers,

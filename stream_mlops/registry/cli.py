@@ -230,9 +230,9 @@ def _reproduce(
 ) -> int:
     # Imported here (noqa PLC0415): the retraining core pulls in river, which
     # list/show/search do not need, so those stay fast.
-    from stream_mlops.retrain.exceptions import ReproduceError  # noqa: PLC0415
-    from stream_mlops.retrain.reproduce import reproduce  # noqa: PLC0415
-    from stream_mlops.retrain.session import library_versions  # noqa: PLC0415
+    from stream_mlops.retrain.exceptions import ReproduceError
+    from stream_mlops.retrain.reproduce import reproduce
+    from stream_mlops.retrain.session import library_versions
 
     record = registry.get(args.model, args.version)
     if read_window is not None:
@@ -273,7 +273,7 @@ def _reproduce(
 
 
 def _read_jsonl(path: Path) -> Iterator[Any]:
-    from stream_mlops.retrain.inputs import LabeledExample, SourcePosition  # noqa: PLC0415
+    from stream_mlops.retrain.inputs import LabeledExample, SourcePosition
 
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):

@@ -7,20 +7,20 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from stream_mlops.kafka.topics import TopicNames, create_topics, topic_specs
+from stream_mlops.config import KafkaTopics
+from stream_mlops.kafka.topics import create_topics, topic_names, topic_specs
 
 
 @pytest.fixture
-def names(kafka_admin: KafkaAdminClient) -> Iterator[TopicNames]:
+def names(kafka_admin: KafkaAdminClient) -> Iterator[KafkaTopics]:
     """The contract's topics under names unique to this test, deleted afterwards."""
     suffix = uuid.uuid4().hex[:10]
-    fields = TopicNames.__dataclass_fields__
-    unique = TopicNames(**{f: f"{getattr(TopicNames(), f)}-{suffix}" for f in fields})
+    unique = KafkaTopics(**{f: f"{v}-{suffix}" for f, v in KafkaTopics().model_dump().items()})
     try:
         yield unique
     finally:
         present = set(kafka_admin.list_topics())
-        mine = [n for n in unique.all() if n in present]
+        mine = [n for n in topic_names(unique) if n in present]
         if mine:
             kafka_admin.delete_topics(mine, raise_errors=False)
 
@@ -33,23 +33,25 @@ def cleanup_policies(admin: KafkaAdminClient, topics: tuple[str, ...]) -> dict[s
 
 @pytest.mark.kafka
 def test_creates_every_topic_with_the_partition_count_and_a_compacted_state_topic(
-    kafka_admin: KafkaAdminClient, names: TopicNames
+    kafka_admin: KafkaAdminClient, names: KafkaTopics
 ) -> None:
     outcomes = create_topics(kafka_admin, topic_specs(names, partitions=4))
     assert [(o.name, o.created, o.partitions) for o in outcomes] == [
-        (n, True, 4) for n in names.all()
+        (n, True, 4) for n in topic_names(names)
     ]
-    described = {t["name"]: len(t["partitions"]) for t in kafka_admin.describe_topics(names.all())}
-    assert described == dict.fromkeys(names.all(), 4)
-    policies = cleanup_policies(kafka_admin, names.all())
+    described = {
+        t["name"]: len(t["partitions"]) for t in kafka_admin.describe_topics(topic_names(names))
+    }
+    assert described == dict.fromkeys(topic_names(names), 4)
+    policies = cleanup_policies(kafka_admin, topic_names(names))
     assert policies.pop(names.state) == "compact"
     assert set(policies.values()) == {"delete"}
 
 
 @pytest.mark.kafka
 def test_creating_twice_leaves_existing_topics_as_they_are(
-    kafka_admin: KafkaAdminClient, names: TopicNames
+    kafka_admin: KafkaAdminClient, names: KafkaTopics
 ) -> None:
     create_topics(kafka_admin, topic_specs(names, partitions=2))
     again = create_topics(kafka_admin, topic_specs(names, partitions=5))
-    assert [(o.created, o.partitions) for o in again] == [(False, 2)] * len(names.all())
+    assert [(o.created, o.partitions) for o in again] == [(False, 2)] * len(topic_names(names))

@@ -78,7 +78,9 @@ class KafkaPythonGroupConsumer:
         for name in names:
             while not self._consumer.partitions_for_topic(name):
                 if time.monotonic() > deadline:
-                    raise TransportError(f"topic {name!r} does not exist (stream-mlops topics create)")
+                    raise TransportError(
+                        f"topic {name!r} does not exist (stream-mlops topics create)"
+                    )
                 time.sleep(0.2)
         self._consumer.subscribe(topics=names, listener=_Listener(tracker))
 
