@@ -34,11 +34,13 @@ class Deployment:
     topics: dict[str, str]
     group_id: str
     partitions: int
+    client: str = "kafka-python"
 
     def write_config(self, path: Path, extra: str = "", kafka_extra: str = "") -> Path:
         lines = [
             "[kafka]",
             f'bootstrap_servers = "{self.bootstrap}"',
+            f'client = "{self.client}"',
             f'group_id = "{self.group_id}"',
             f'transactional_id_prefix = "{self.group_id}"',
             f"partitions = {self.partitions}",
@@ -54,7 +56,7 @@ class Deployment:
         return path
 
 
-def create_deployment(bootstrap: str, partitions: int) -> Deployment:
+def create_deployment(bootstrap: str, partitions: int, client: str = "kafka-python") -> Deployment:
     suffix = uuid.uuid4().hex[:10]
     topics = {k: f"t-{k}-{suffix}" for k in TOPIC_KEYS}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
@@ -89,7 +91,7 @@ def create_deployment(bootstrap: str, partitions: int) -> Deployment:
             time.sleep(0.1)
     finally:
         admin.close()
-    return Deployment(bootstrap, topics, f"g-{suffix}", partitions)
+    return Deployment(bootstrap, topics, f"g-{suffix}", partitions, client)
 
 
 def delete_deployment(dep: Deployment) -> None:

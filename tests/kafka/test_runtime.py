@@ -37,9 +37,10 @@ pytestmark = pytest.mark.kafka
 PARTITIONS = 2
 
 
-@pytest.fixture
-def deployment(kafka_bootstrap: str) -> Iterator[Deployment]:
-    dep = create_deployment(kafka_bootstrap, PARTITIONS)
+@pytest.fixture(params=["kafka-python", "confluent-kafka"])
+def deployment(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    """Fresh topics and group per test, once per client backend: same semantics on both."""
+    dep = create_deployment(kafka_bootstrap, PARTITIONS, client=request.param)
     try:
         yield dep
     finally:
