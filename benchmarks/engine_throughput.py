@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -46,7 +45,9 @@ from tests.kafka.streams import (
 )
 
 
-def raw_consume_rate(bootstrap: str, topics: list[str], expected: int) -> float:
+def raw_consume_rate(client: str, bootstrap: str, topics: list[str], expected: int) -> float:
+    if client == "confluent-kafka":
+        return raw_confluent_rate(bootstrap, topics, expected)
     consumer = kafka.KafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -63,6 +64,33 @@ def raw_consume_rate(bootstrap: str, topics: list[str], expected: int) -> float:
             if started is None and batch:
                 started = time.perf_counter()
             seen += sum(len(v) for v in batch.values())
+    finally:
+        consumer.close()
+    assert started is not None
+    return seen / (time.perf_counter() - started)
+
+
+def raw_confluent_rate(bootstrap: str, topics: list[str], expected: int) -> float:
+    import confluent_kafka as ck
+
+    consumer = ck.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"raw-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.subscribe(topics)
+    seen = 0
+    started = None
+    try:
+        while seen < expected:
+            batch = consumer.consume(5000, 0.5)
+            if started is None and batch:
+                started = time.perf_counter()
+            seen += sum(1 for m in batch if m.error() is None)
     finally:
         consumer.close()
     assert started is not None
@@ -136,20 +164,8 @@ def p50_p99(values: list[float], empty: str) -> str:
     return f"{percentile(values, 0.5):.0f} / {percentile(values, 0.99):.0f} (n={len(values)})"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--events", type=int, default=50_000, help="predictions (and as many outcomes)"
-    )
-    parser.add_argument("--partitions", type=int, default=1)
-    parser.add_argument("--latency-seconds", type=float, default=20.0)
-    parser.add_argument(
-        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    )
-    args = parser.parse_args()
-
-    dep = create_deployment(args.bootstrap, args.partitions)
-    tmp = Path(tempfile.mkdtemp(prefix="smlops-bench-"))
+def measure(client: str, args: argparse.Namespace, tmp: Path) -> list[tuple[str, str]]:
+    dep = create_deployment(args.bootstrap, args.partitions, client=client)
     try:
         predictions, outcomes = fraud_stream(
             args.events, drift_at=args.events // 2, error_before=0.05, error_after=0.3, seed=7
@@ -157,18 +173,15 @@ def main() -> None:
         produce(args.bootstrap, dep.topics["predictions"], predictions, args.partitions)
         produce(args.bootstrap, dep.topics["outcomes"], outcomes, args.partitions)
         total = 2 * args.events
+        inputs = [dep.topics["predictions"], dep.topics["outcomes"]]
+        raw = raw_consume_rate(client, args.bootstrap, inputs, total)
 
-        raw = raw_consume_rate(
-            args.bootstrap, [dep.topics["predictions"], dep.topics["outcomes"]], total
-        )
-
-        config = dep.write_config(tmp / "engine.toml")
-        with EngineProcess(config, "bench", tmp / "engine.log") as engine:
+        config = dep.write_config(tmp / f"engine-{client}.toml")
+        with EngineProcess(config, f"bench-{client}", tmp / f"engine-{client}.log") as engine:
             engine.wait_for_log("engine.started")
             t0 = time.perf_counter()
-            wait_consumed(dep, timeout_s=600)
-            engine_s = time.perf_counter() - t0
-            engine_rate = total / engine_s
+            wait_consumed(dep, timeout_s=900)
+            engine_rate = total / (time.perf_counter() - t0)
 
             # Latency at half the engine's rate (rate counts records; a pair is two).
             pairs_per_s = engine_rate / 2 / 2
@@ -186,25 +199,49 @@ def main() -> None:
                 args.bootstrap, dep.topics["drift_alerts"], time.time() + 0.1
             )
             engine.terminate()
+            peak_rss = max(
+                (int(str(e.get("peak_rss_mb", 0))) for e in engine.log_events()), default=0
+            )
         latencies = [(labeled_seen[k] - sent[k]) * 1000 for k in sent if k in labeled_seen]
         alert_lat = [(v - sent[k]) * 1000 for k, v in alerts_seen.items() if k in sent]
-
-        rows = [
-            ("raw kafka-python consume (records/s)", f"{raw:,.0f}"),
+        return [
+            ("raw consume (records/s)", f"{raw:,.0f}"),
             ("engine end-to-end, exactly-once (records/s)", f"{engine_rate:,.0f}"),
             ("ratio engine / raw", f"{engine_rate / raw:.2f}"),
-            ("latency load (outcome+prediction records/s)", f"{2 * pairs_per_s:,.0f}"),
+            ("latency load (records/s)", f"{2 * pairs_per_s:,.0f}"),
             ("labeled-event visibility p50 / p99 (ms)", p50_p99(latencies, "no samples")),
             ("alert visibility p50 / p99 (ms)", p50_p99(alert_lat, "no alerts in the window")),
+            ("engine peak RSS (MB)", str(peak_rss) if peak_rss else "n/a"),
         ]
-        width = max(len(r[0]) for r in rows)
-        print(f"engine throughput, {total:,} input records, {args.partitions} partition(s)")
-        for name, value in rows:
-            print(f"{name:<{width}}  {value}")
-        if latencies:
-            print(f"(mean labeled latency {statistics.fmean(latencies):.0f} ms)")
     finally:
         delete_deployment(dep)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--events", type=int, default=50_000, help="predictions (and as many outcomes)"
+    )
+    parser.add_argument("--partitions", type=int, default=1)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--clients", default="kafka-python,confluent-kafka", help="comma-separated backends"
+    )
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    args = parser.parse_args()
+    clients = args.clients.split(",")
+    tmp = Path(tempfile.mkdtemp(prefix="smlops-bench-"))
+    results = {client: measure(client, args, tmp) for client in clients}
+    names = [name for name, _ in results[clients[0]]]
+    width = max(len(n) for n in names)
+    colw = [max(len(c), *(len(v) for _, v in results[c])) for c in clients]
+    print(f"engine throughput: {2 * args.events:,} input records, {args.partitions} partition(s)")
+    print(f"{'':<{width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(clients, colw, strict=True)))
+    for i, name in enumerate(names):
+        cells = [f"{results[c][i][1]:>{w}}" for c, w in zip(clients, colw, strict=True)]
+        print(f"{name:<{width}}  " + "  ".join(cells))
 
 
 if __name__ == "__main__":

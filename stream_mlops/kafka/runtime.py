@@ -22,6 +22,7 @@ tasks, restored from their snapshots.
 
 from __future__ import annotations
 
+import resource
 import threading
 import time
 from collections import Counter
@@ -435,4 +436,6 @@ class EngineRuntime:
             outputs=dict(self.stats.outputs),
             checkpoints=self.stats.checkpoints,
             aborted=self.stats.aborted,
+            # ru_maxrss is in KiB on Linux.
+            peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         )
