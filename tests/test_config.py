@@ -111,6 +111,7 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 def test_bootstrap_servers_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     path = write(tmp_path, '[kafka]\nbootstrap_servers = "10.0.0.1:9092"')
     assert load_settings(path).kafka.bootstrap_servers == "10.0.0.1:9092"
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
