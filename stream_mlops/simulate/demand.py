@@ -51,7 +51,7 @@ WEEKLY_AFTER: Final = (1.05, 1.00, 1.00, 1.00, 1.00, 0.95, 1.00)
 # Most items lose about half their demand; every PANTRY_EVERY-th item is a
 # staple that people stockpile.
 LEVEL_AFTER: Final = 0.5
-PANTRY_LEVEL_AFTER: Final = 1.6
+PANTRY_LEVEL_AFTER: Final = 1.4
 PANTRY_EVERY: Final = 4
 # +0.03 % a day, about +11 % a year: slow enough that a model without a trend
 # term stays good for months.

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from stream_mlops.simulate.champion import Champion, ClassifierScorer, Scorer
+from stream_mlops.simulate.fraud import bootstrap_model
+
+
+class Constant:
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def predict_one(self, x: dict[str, Any]) -> float:
+        return self.value
+
+
+def test_river_models_fit_the_protocols() -> None:
+    model = bootstrap_model(3)
+    assert isinstance(model, Scorer)
+    assert isinstance(model, ClassifierScorer)
+    assert not isinstance(Constant(1.0), ClassifierScorer)
+
+
+def test_swap_serves_the_new_model_and_version_together() -> None:
+    champion = Champion("demand", "v1", Constant(1.0))
+    before = champion.current()
+    champion.swap(Constant(2.0), "v2")
+    after = champion.current()
+    assert (before.version, before.model.predict_one({})) == ("v1", 1.0)
+    assert (after.version, after.model.predict_one({})) == ("v2", 2.0)
+    assert champion.swaps == 1
+
+
+def test_swap_refuses_an_empty_version() -> None:
+    with pytest.raises(ValueError, match="non-empty version"):
+        Champion("demand", "v1", Constant(1.0)).swap(Constant(2.0), "")
+
+
+def test_concurrent_swaps_never_mix_version_and_model() -> None:
+    champion = Champion("demand", "v0", Constant(0.0))
+
+    def swapper(offset: int) -> None:
+        for k in range(2000):
+            n = offset + k
+            champion.swap(Constant(float(n)), f"v{n}")
+
+    threads = [threading.Thread(target=swapper, args=(o,)) for o in (0, 10_000)]
+    for t in threads:
+        t.start()
+    seen = []
+    while any(t.is_alive() for t in threads):
+        served = champion.current()
+        seen.append((served.version, served.model.predict_one({})))
+    for t in threads:
+        t.join()
+    assert all(version == f"v{int(value)}" for version, value in seen)
+    assert champion.swaps == 4000
