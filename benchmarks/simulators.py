@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -38,6 +38,13 @@ from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator  # noqa: E40
 from stream_mlops.simulate.fraud import bootstrap_model as fraud_model  # noqa: E402
 from stream_mlops.simulate.scenario import DriftScenario, LabelDelay  # noqa: E402
 from stream_mlops.simulate.stream import Emission  # noqa: E402
+
+
+class Row(NamedTuple):
+    system: str
+    generate: float
+    score: float
+    publish: float | None
 
 
 class Constant:
@@ -74,11 +81,11 @@ def main() -> int:
     )
     args = parser.parse_args()
     models = {"fraud": fraud_model(1), "demand": bootstrap_model(1)}
-    rows = []
+    rows: list[Row] = []
     for system in ("fraud", "demand"):
         n, gen_s = timed(streams(system, args.events, Constant()))
         _, score_s = timed(streams(system, args.events, models[system]))
-        row = [system, n / gen_s, n / score_s, None]
+        publish_rate: float | None = None
         if args.kafka:
             suffix = uuid.uuid4().hex[:8]
             topics = [f"bench-{system}-p-{suffix}", f"bench-{system}-o-{suffix}"]
@@ -93,12 +100,12 @@ def main() -> int:
                     outcomes_topic=topics[1],
                     pacer=Pacer(0.0),
                 )
-                row[3] = stats.predictions / stats.seconds
+                publish_rate = stats.predictions / stats.seconds
             finally:
                 producer.close(timeout=5)
                 admin.delete_topics(topics)
                 admin.close()
-        rows.append(row)
+        rows.append(Row(system, n / gen_s, n / score_s, publish_rate))
 
     print(f"{args.events} predictions per system (+ their outcomes); predictions per second")
     print(f"{'system':<8} {'generate':>10} {'score':>10} {'publish':>10} {'publish/score':>14}")
