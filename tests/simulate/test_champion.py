@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import pickle
 import threading
 from typing import Any
 
 import pytest
 
+from stream_mlops.simulate import demand, fraud
 from stream_mlops.simulate.champion import Champion, ClassifierScorer, Scorer
 from stream_mlops.simulate.fraud import bootstrap_model
 
@@ -58,3 +60,15 @@ def test_concurrent_swaps_never_mix_version_and_model() -> None:
         t.join()
     assert all(version == f"v{int(value)}" for version, value in seen)
     assert champion.swaps == 4000
+
+
+def test_bootstrap_models_pickle_and_clone_for_the_registry() -> None:
+    """The registry stores models as pickles and the retrainer clones them."""
+    x_fraud = fraud.training_sample(3, 1)[0][0]
+    x_demand = demand.training_sample(0, 4, 8, 1)[0][0]
+    for model, x in ((fraud.bootstrap_model(3), x_fraud), (demand.bootstrap_model(0), x_demand)):
+        restored = pickle.loads(pickle.dumps(model))
+        assert restored.predict_one(x) == model.predict_one(x)
+        fresh = model.clone()
+        fresh.learn_one(x, model.predict_one(x))
+        assert fresh.predict_one(x) is not None
