@@ -40,14 +40,21 @@ class Pacer:
     """Lets the n-th prediction go at ``start + n / rate``; rate 0 never waits.
 
     Pacing from the start (not from the previous send) keeps the average rate
-    exact even when single sends are slow.
+    exact even when single sends are slow. Outcomes go at their event time,
+    mapped to the wall clock by the pace the predictions set (event-time
+    seconds per wall second, measured from the schedule): so the outcomes
+    still pending after the last prediction trickle out as their labels
+    arrive instead of in one burst.
 
     >>> now = [0.0]
     >>> pacer = Pacer(2.0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
-    >>> for _ in range(5):
-    ...     pacer.wait()
+    >>> for k in range(5):
+    ...     pacer.wait(at=1000.0 + k)  # one prediction per event-time second
     >>> now[0]
     2.0
+    >>> pacer.wait_outcome(at=1010.0)  # 6 event-time seconds after the last prediction
+    >>> now[0]
+    5.0
     """
 
     def __init__(
@@ -62,20 +69,37 @@ class Pacer:
         self.rate = rate
         self._clock = clock
         self._sleep = sleep
-        self._start: float | None = None
         self._count = 0
+        # (event time, scheduled wall time) of the first and the latest prediction
+        self._origin: tuple[float, float] | None = None
+        self._anchor: tuple[float, float] | None = None
 
-    def wait(self) -> None:
-        """Block until the next prediction is due."""
+    def wait(self, at: float | None = None) -> None:
+        """Block until the next prediction (at event time ``at``) is due."""
         if self.rate == 0:
             return
         now = self._clock()
-        if self._start is None:
-            self._start = now
-        due = self._start + self._count / self.rate
+        if self._origin is None:
+            self._origin = (at if at is not None else 0.0, now)
+        due = self._origin[1] + self._count / self.rate
         if due > now:
             self._sleep(due - now)
         self._count += 1
+        if at is not None:
+            self._anchor = (at, due)
+
+    def wait_outcome(self, at: float) -> None:
+        """Block until an outcome published at event time ``at`` is due."""
+        if self.rate == 0 or self._origin is None or self._anchor is None:
+            return
+        event_span = self._anchor[0] - self._origin[0]
+        if event_span <= 0:
+            return  # no pace measured yet (e.g. one day's forecasts share a time)
+        wall_per_event_s = (self._anchor[1] - self._origin[1]) / event_span
+        due = self._anchor[1] + (at - self._anchor[0]) * wall_per_event_s
+        now = self._clock()
+        if due > now:
+            self._sleep(due - now)
 
 
 @dataclass
@@ -83,11 +107,15 @@ class PublishStats:
     predictions: int = 0
     outcomes: int = 0
     malformed: int = 0
+    #: from the start to the end of the flush (late outcomes included)
     seconds: float = 0.0
+    #: from the start to the last prediction: what the rate is measured on
+    prediction_seconds: float = 0.0
     defects: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        rate = self.predictions / self.seconds if self.seconds > 0 else None
+        span = self.prediction_seconds
+        rate = self.predictions / span if span > 0 else None
         return {
             "predictions": self.predictions,
             "outcomes": self.outcomes,
@@ -139,19 +167,22 @@ def publish(
             if stop is not None and stop.is_set():
                 break
             if emission.kind == "prediction":
-                pacer.wait()
+                pacer.wait(emission.at)
                 stats.predictions += 1
                 if emission.defect is not None:
                     stats.malformed += 1
                     kind = emission.defect.split(":", 1)[0]
                     stats.defects[kind] = stats.defects.get(kind, 0) + 1
             else:
+                pacer.wait_outcome(emission.at)
                 stats.outcomes += 1
             future = producer.send(
                 topics[emission.kind], key=emission.key.encode(), value=emission.value()
             )
             future.add_errback(failures.append)
             now = time.monotonic()
+            if emission.kind == "prediction":
+                stats.prediction_seconds = now - started
             if now - last_progress >= PROGRESS_INTERVAL_S:
                 last_progress = now
                 stats.seconds = now - started
