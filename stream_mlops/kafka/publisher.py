@@ -241,7 +241,8 @@ def serve(
             producer,
             predictions_topic=predictions_topic,
             outcomes_topic=outcomes_topic,
-            pacer=Pacer(rate),
+            # Waits end early on SIGTERM: a slow pace or a late outcome never delays a stop.
+            pacer=Pacer(rate, sleep=lambda seconds: _wait(stop, seconds)),
             stop=stop,
         )
     except PublishError as exc:
@@ -257,6 +258,10 @@ def serve(
         "simulate.finished", stopped_early=stop.is_set(), defects=stats.defects, **stats.as_dict()
     )
     return 0
+
+
+def _wait(stop: threading.Event, seconds: float) -> None:
+    stop.wait(seconds)
 
 
 def _on_sigterm(stop: threading.Event) -> Any:

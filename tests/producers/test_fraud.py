@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +20,8 @@ from stream_mlops.simulate.fraud import FraudSimulator
 from tests.kafka.cluster import bootstrap_servers, temporary_topics
 
 pytestmark = pytest.mark.kafka
+
+REPO = Path(__file__).resolve().parents[2]
 
 PARTITIONS = 3
 
@@ -115,3 +121,44 @@ def test_fraud_producer_publishes_co_partitioned_parseable_events() -> None:
         event = orjson.loads(r.value)
         assert event["type"] == "outcome" and event["event_id"] == r.key.decode()
         assert event["actual"] in (0, 1)
+
+
+def test_sigterm_stops_the_producer_cleanly_with_what_it_sent_flushed() -> None:
+    servers = bootstrap_servers()
+    with temporary_topics(servers, "sim-predictions", "sim-outcomes", partitions=PARTITIONS) as (
+        predictions_topic,
+        outcomes_topic,
+    ):
+        argv = [
+            sys.executable, "-m", "stream_mlops", "simulate", "fraud",
+            "--events", "1000000",
+            "--rate", "200",
+            "--label-delay", "600",
+            "--bootstrap", servers,
+            "--predictions-topic", predictions_topic,
+            "--outcomes-topic", outcomes_topic,
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            started = time.monotonic()
+            assert process.stdout is not None
+            for text in process.stdout:  # wait until it publishes
+                if '"simulate.started"' in text:
+                    break
+            time.sleep(2.0)
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 0, err
+        assert time.monotonic() - started < 60
+        finished = [orjson.loads(t) for t in out.splitlines() if '"simulate.finished"' in t]
+        assert len(finished) == 1 and finished[0]["stopped_early"] is True
+        sent = finished[0]["predictions"]
+        assert 100 < sent < 100_000
+        published = read_topic(servers, predictions_topic, sent, timeout_s=30)
+    assert len(published) == sent
