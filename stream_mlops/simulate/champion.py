@@ -73,3 +73,23 @@ class Champion:
         with self._lock:
             self._served = Served(version, model)
             self.swaps += 1
+
+
+def score(model: Scorer, features: dict[str, Any]) -> tuple[Any, float | None]:
+    """The published prediction and score of one event (labels 0/1 rather than bools).
+
+    A classifier's prediction is its most probable label, as river's own
+    ``predict_one`` does, from a single ``predict_proba_one`` call.
+    """
+    if isinstance(model, ClassifierScorer):
+        proba = model.predict_proba_one(features)
+        label: Any = max(proba, key=proba.__getitem__) if proba else False
+        prediction = int(label) if isinstance(label, bool) else label
+        # The score is the positive class's probability; with labels other
+        # than True/1 there is no positive class to report.
+        positive = proba.get(True, proba.get(1))
+        if positive is None:
+            return prediction, None
+        return prediction, round(min(1.0, max(0.0, float(positive))), 6)
+    label = model.predict_one(features)
+    return (int(label) if isinstance(label, bool) else label), None

@@ -36,8 +36,7 @@ from typing import Any, Final, NamedTuple
 
 from river import compose, linear_model, optim, preprocessing
 
-from stream_mlops.simulate.champion import Champion
-from stream_mlops.simulate.fraud import score
+from stream_mlops.simulate.champion import Champion, score
 from stream_mlops.simulate.malformed import corrupt
 from stream_mlops.simulate.scenario import DriftScenario, LabelDelay
 from stream_mlops.simulate.stream import DEFAULT_START_TS, Emission, EventDict, Timeline, iso_utc

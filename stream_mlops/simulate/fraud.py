@@ -40,7 +40,7 @@ from typing import Any, Final, NamedTuple
 
 from river import compose, linear_model, optim, preprocessing
 
-from stream_mlops.simulate.champion import Champion, ClassifierScorer, Scorer
+from stream_mlops.simulate.champion import Champion, score
 from stream_mlops.simulate.malformed import corrupt
 from stream_mlops.simulate.scenario import DriftScenario, LabelDelay
 from stream_mlops.simulate.stream import (
@@ -286,22 +286,6 @@ class FraudConfig:
             raise ValueError(f"events_per_second must be > 0, not {self.events_per_second}")
         if not 0.0 <= self.malformed_fraction <= 1.0:
             raise ValueError(f"malformed_fraction must be in [0, 1], not {self.malformed_fraction}")
-
-
-def score(model: Scorer, features: dict[str, Any]) -> tuple[Any, float | None]:
-    """The published prediction and score of one event (labels 0/1 rather than bools).
-
-    A classifier's prediction is its most probable label, as river's own
-    ``predict_one`` does, from a single ``predict_proba_one`` call.
-    """
-    if isinstance(model, ClassifierScorer):
-        proba = model.predict_proba_one(features)
-        positive = float(proba.get(True, proba.get(1, 0.0)))
-        label: Any = max(proba, key=proba.__getitem__) if proba else False
-        prediction = int(label) if isinstance(label, bool) else label
-        return prediction, round(min(1.0, max(0.0, positive)), 6)
-    label = model.predict_one(features)
-    return (int(label) if isinstance(label, bool) else label), None
 
 
 class FraudSimulator:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from stream_mlops.simulate import demand, fraud
-from stream_mlops.simulate.champion import Champion, ClassifierScorer, Scorer
+from stream_mlops.simulate.champion import Champion, ClassifierScorer, Scorer, score
 from stream_mlops.simulate.fraud import bootstrap_model
 
 
@@ -72,3 +72,22 @@ def test_bootstrap_models_pickle_and_clone_for_the_registry() -> None:
         fresh = model.clone()
         fresh.learn_one(x, model.predict_one(x))
         assert fresh.predict_one(x) is not None
+
+
+class Probabilities:
+    def __init__(self, proba: dict[Any, float]) -> None:
+        self.proba = proba
+
+    def predict_one(self, x: dict[str, Any]) -> Any:
+        raise AssertionError("score() must use one predict_proba_one call")
+
+    def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+        return self.proba
+
+
+def test_score_of_classifiers_and_regressors() -> None:
+    assert score(Probabilities({False: 0.3, True: 0.7}), {}) == (1, 0.7)
+    assert score(Probabilities({False: 0.9, True: 0.1}), {}) == (0, 0.1)
+    assert score(Probabilities({0: 0.2, 1: 0.8}), {}) == (1, 0.8)
+    assert score(Probabilities({"legit": 0.6, "fraud": 0.4}), {}) == ("legit", None)
+    assert score(Constant(12.5), {}) == (12.5, None)
