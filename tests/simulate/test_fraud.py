@@ -154,10 +154,13 @@ def test_champion_errs_more_after_an_abrupt_concept_drift(stream: list[Emission]
     before = [p for k, p in pairs.items() if index_of(k) < SCENARIO.at]
     after = [p for k, p in pairs.items() if index_of(k) >= SCENARIO.at]
     error_before, error_after = error_rate(before), error_rate(after)
-    assert error_before < 0.03
-    assert error_after > 2 * error_before
     fraud_before = sum(o["actual"] for _, o in before) / len(before)
+    fraud_after = sum(o["actual"] for _, o in after) / len(after)
     assert 0.01 <= fraud_before <= 0.03
+    # Before the drift the champion beats "never fraud"; after it, it does worse.
+    assert error_before < 0.8 * fraud_before
+    assert error_after > fraud_after
+    assert error_after > 3 * error_before
 
 
 def test_recurring_drift_comes_and_goes() -> None:
