@@ -56,6 +56,28 @@ def _run(args: argparse.Namespace) -> int:
     )
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    if args.system == "fraud":
+        from producers import fraud  # noqa: PLC0415 (lazy: --help stays fast)
+
+        return fraud.main(args.options)
+    from producers import demand  # noqa: PLC0415 (lazy: --help stays fast)
+
+    return demand.main(args.options)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from stream_mlops.kafka import tail  # noqa: PLC0415 (lazy: --help stays fast)
+
+    return tail.command(
+        args.topic,
+        raw_json=args.json,
+        from_beginning=args.from_beginning,
+        max_events=args.max,
+        bootstrap_servers=args.bootstrap,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stream-mlops",
@@ -129,6 +151,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="Kafka client library (default: [kafka] client in the config, else kafka-python)",
     )
     run.set_defaults(handler=_run)
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="an example scoring system publishing predictions and outcomes, with drift",
+        description=(
+            "Runs the fraud or demand example system. Its options follow the system's name; "
+            "see 'stream-mlops simulate fraud --help'."
+        ),
+    )
+    simulate.add_argument("system", choices=["fraud", "demand"])
+    simulate.add_argument(
+        "options", nargs=argparse.REMAINDER, help="options of the system (see its --help)"
+    )
+    simulate.set_defaults(handler=_simulate)
+
+    tail = sub.add_parser(
+        "tail",
+        help="follow a topic and print its events readably",
+        description=(
+            "Follows a topic with read_committed (only committed alerts, as downstream "
+            "services see them) and prints one line per event."
+        ),
+    )
+    tail.add_argument("topic", nargs="?", default="drift-alerts", help="default: drift-alerts")
+    tail.add_argument("--json", action="store_true", help="print the raw events, one per line")
+    tail.add_argument(
+        "--from-beginning", action="store_true", help="start at the oldest event, not the newest"
+    )
+    tail.add_argument("--max", type=int, default=None, metavar="N", help="stop after N events")
+    tail.add_argument(
+        "--bootstrap",
+        default=None,
+        help="bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)",
+    )
+    tail.set_defaults(handler=_tail)
 
     return parser
 

@@ -1,0 +1,82 @@
+"""The card-fraud scoring service (``stream-mlops simulate fraud``): wiring only.
+
+Scores simulated card transactions with the champion, publishes each
+prediction to the predictions topic and, after its label delay, its outcome to
+the outcomes topic (both keyed by ``event_id``). The world, the drift
+scenarios and the model live in ``stream_mlops.simulate.fraud``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from stream_mlops.kafka.publisher import serve
+from stream_mlops.logging import configure
+from stream_mlops.simulate.champion import Champion
+from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator
+from stream_mlops.simulate.options import (
+    add_common_arguments,
+    bootstrap_from,
+    label_delay_from,
+    scenario_from,
+)
+
+# When --rate is 0 (as fast as possible) event time still needs a pace: 100
+# transactions a second is a small card issuer's daytime peak.
+DEFAULT_EVENT_RATE = 100.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stream-mlops simulate fraud",
+        description=(
+            "A real-time card-fraud scoring service: publishes predictions and, after a label "
+            "delay, outcomes, with an optional drift at a chosen event."
+        ),
+    )
+    add_common_arguments(parser, default_events=10_000, default_label_delay=10.0)
+    parser.add_argument("--model-id", default="fraud", help="model id (default fraud)")
+    parser.add_argument(
+        "--log-format", choices=["json", "console"], default="json", help="log line format"
+    )
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> FraudConfig:
+    """The simulation the options describe (event time advances at --rate, or 100/s)."""
+    return FraudConfig(
+        seed=args.seed,
+        n_events=args.events,
+        events_per_second=args.rate or DEFAULT_EVENT_RATE,
+        scenario=scenario_from(args),
+        label_delay=label_delay_from(args),
+        malformed_fraction=args.malformed,
+        model_id=args.model_id,
+        model_version=args.model_version,
+    )
+
+
+def main(argv: Sequence[str] | None = None, champion: Champion | None = None) -> int:
+    """Run the service; ``champion`` lets a caller serve (and later swap) its own model."""
+    args = build_parser().parse_args(argv)
+    configure(args.log_format)
+    config = config_from(args)
+    return serve(
+        FraudSimulator(config, champion),
+        bootstrap_servers=bootstrap_from(args),
+        predictions_topic=args.predictions_topic,
+        outcomes_topic=args.outcomes_topic,
+        rate=args.rate,
+        client_id="stream-mlops-simulate-fraud",
+        context={
+            "model_id": config.model_id,
+            "seed": config.seed,
+            "events": config.n_events,
+            "scenario": config.scenario.describe(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

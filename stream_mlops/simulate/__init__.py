@@ -1,0 +1,1 @@
+"""Example scoring systems (fraud, demand) that publish predictions and outcomes with drift."""

@@ -1,0 +1,50 @@
+"""The Kafka cluster these tests talk to, and throwaway topics on it.
+
+``KAFKA_BOOTSTRAP_SERVERS`` names the cluster (default: the managed local
+broker's 127.0.0.1:9092). A cluster that does not answer fails the test: a
+Kafka test never skips silently.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import kafka.errors as kerrors
+import pytest
+from kafka import KafkaAdminClient
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def bootstrap_servers() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP
+
+
+@contextmanager
+def admin_client(servers: str) -> Iterator[KafkaAdminClient]:
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=servers, client_id="stream-mlops-tests")
+    except kerrors.KafkaError as exc:
+        pytest.fail(f"no Kafka broker answers at {servers} (KAFKA_BOOTSTRAP_SERVERS): {exc}")
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+@contextmanager
+def temporary_topics(servers: str, *prefixes: str, partitions: int) -> Iterator[list[str]]:
+    """New topics named ``<prefix>-<random>``, deleted afterwards even if the test fails."""
+    suffix = uuid.uuid4().hex[:10]
+    names = [f"{prefix}-{suffix}" for prefix in prefixes]
+    with admin_client(servers) as admin:
+        admin.create_topics(
+            {name: {"num_partitions": partitions} for name in names}, wait_for_metadata=True
+        )
+        try:
+            yield names
+        finally:
+            admin.delete_topics(names, raise_errors=False)
