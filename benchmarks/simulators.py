@@ -29,15 +29,15 @@ from typing import Any, NamedTuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kafka.admin import KafkaAdminClient  # noqa: E402
+from kafka.admin import KafkaAdminClient
 
-from stream_mlops.kafka.publisher import Pacer, open_producer, publish  # noqa: E402
-from stream_mlops.simulate.champion import Champion  # noqa: E402
-from stream_mlops.simulate.demand import DemandConfig, DemandSimulator, bootstrap_model  # noqa: E402
-from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator  # noqa: E402
-from stream_mlops.simulate.fraud import bootstrap_model as fraud_model  # noqa: E402
-from stream_mlops.simulate.scenario import DriftScenario, LabelDelay  # noqa: E402
-from stream_mlops.simulate.stream import Emission  # noqa: E402
+from stream_mlops.kafka.publisher import Pacer, open_producer, publish
+from stream_mlops.simulate.champion import Champion
+from stream_mlops.simulate.demand import DemandConfig, DemandSimulator, bootstrap_model
+from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator
+from stream_mlops.simulate.fraud import bootstrap_model as fraud_model
+from stream_mlops.simulate.scenario import DriftScenario, LabelDelay
+from stream_mlops.simulate.stream import Emission
 
 
 class Row(NamedTuple):

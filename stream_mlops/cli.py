@@ -58,16 +58,16 @@ def _run(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     if args.system == "fraud":
-        from producers import fraud  # noqa: PLC0415 (lazy: --help stays fast)
+        from producers import fraud
 
         return fraud.main(args.options)
-    from producers import demand  # noqa: PLC0415 (lazy: --help stays fast)
+    from producers import demand
 
     return demand.main(args.options)
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from stream_mlops.kafka import tail  # noqa: PLC0415 (lazy: --help stays fast)
+    from stream_mlops.kafka import tail
 
     return tail.command(
         args.topic,

@@ -342,9 +342,10 @@ def loads(raw: bytes | str) -> Any:
     return orjson.loads(raw)
 
 
-def dumps(value: Any) -> bytes:
-    """Plain JSON writing for the rest of the package, keys sorted."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+def dumps(value: Any, *, sort_keys: bool = True) -> bytes:
+    """Plain JSON writing for the rest of the package, keys sorted unless the
+    caller's own order is the point (events as a producer writes them)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
 
 
 def _schema(name: str, model: type[BaseModel]) -> dict[str, Any]:

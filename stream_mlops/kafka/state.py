@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import orjson
-
+from stream_mlops.events import dumps, loads
 from stream_mlops.kafka.transport import PartitionReader, TopicPartition
 
 ENVELOPE_MAGIC = b"stream-mlops-state/1\n"
@@ -47,9 +46,8 @@ class TaskSnapshot:
         return task_key(self.group_id, self.partition)
 
     def to_bytes(self) -> bytes:
-        header = orjson.dumps(
-            {"group_id": self.group_id, "partition": self.partition, "offsets": self.offsets},
-            option=orjson.OPT_SORT_KEYS,
+        header = dumps(
+            {"group_id": self.group_id, "partition": self.partition, "offsets": self.offsets}
         )
         return ENVELOPE_MAGIC + header + b"\n" + self.engine_state
 
@@ -72,14 +70,14 @@ class TaskSnapshot:
         if not sep:
             raise StateError("truncated stream-mlops state record")
         try:
-            header = orjson.loads(header_bytes)
+            header = loads(header_bytes)
             return cls(
                 group_id=str(header["group_id"]),
                 partition=int(header["partition"]),
                 offsets={str(k): int(v) for k, v in header["offsets"].items()},
                 engine_state=engine_state,
             )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StateError(f"unreadable stream-mlops state header: {exc}") from exc
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -30,10 +29,10 @@ from typing import Any, Final, TextIO
 
 import kafka
 import kafka.errors as kerrors
-import orjson
 from kafka.structs import TopicPartition
 
-from stream_mlops.simulate.options import BOOTSTRAP_ENV, DEFAULT_BOOTSTRAP
+from stream_mlops.events import dumps, loads
+from stream_mlops.kafka.bootstrap import bootstrap_servers as default_bootstrap_servers
 
 # Long enough for a feature list or an error message, short enough for one line.
 MAX_TEXT = 160
@@ -72,7 +71,7 @@ def _scalar(value: Any) -> str:
         return str(value)
     if isinstance(value, str):
         return _clean(value, 40)
-    return _clean(orjson.dumps(value).decode(), 40)
+    return _clean(dumps(value).decode(), 40)
 
 
 def _time(value: Any) -> str:
@@ -326,20 +325,20 @@ def format_event(
     if value is None:
         return _line(None, "TOMBSTONE", where)
     try:
-        event = orjson.loads(value)
-    except orjson.JSONDecodeError:
+        event = loads(value)
+    except ValueError:
         text = value.decode("utf-8", errors="backslashreplace")
         return _line(None, "UNREADABLE", where, f"(not JSON): {_clean(repr(text))}")
     if not isinstance(event, dict):
-        return _line(None, "UNKNOWN", where, _clean(orjson.dumps(event).decode()))
+        return _line(None, "UNKNOWN", where, _clean(dumps(event).decode()))
     kind = _kind(event, topic)
     formatter = _FORMATTERS.get(kind) if kind is not None else None
     if formatter is None:
-        return _line(event.get("ts"), "UNKNOWN", where, _clean(orjson.dumps(event).decode()))
+        return _line(event.get("ts"), "UNKNOWN", where, _clean(dumps(event).decode()))
     try:
         return formatter(event)
     except Exception:  # a known type with unexpected field shapes: still print it
-        return _line(event.get("ts"), "UNKNOWN", where, _clean(orjson.dumps(event).decode()))
+        return _line(event.get("ts"), "UNKNOWN", where, _clean(dumps(event).decode()))
 
 
 def raw_line(value: bytes | None) -> str:
@@ -358,10 +357,10 @@ def raw_line(value: bytes | None) -> str:
     if value is None:
         return "null"
     try:
-        return orjson.dumps(orjson.loads(value)).decode()
-    except orjson.JSONDecodeError:
+        return dumps(loads(value), sort_keys=False).decode()
+    except ValueError:
         text = value.decode("utf-8", errors="backslashreplace")
-        return orjson.dumps(text).decode()
+        return dumps(text).decode()
 
 
 def command(
@@ -375,7 +374,7 @@ def command(
 ) -> int:
     """Follow ``topic`` until interrupted (or ``max_events`` were printed); the exit code."""
     stream = out or sys.stdout
-    servers = bootstrap_servers or os.environ.get(BOOTSTRAP_ENV, "").strip() or DEFAULT_BOOTSTRAP
+    servers = bootstrap_servers or default_bootstrap_servers()
     try:
         consumer = kafka.KafkaConsumer(
             bootstrap_servers=servers,

@@ -16,17 +16,14 @@ LabelDelay(distribution='exponential', mean_s=5.0, missing_fraction=0.0)
 from __future__ import annotations
 
 import argparse
-import os
 
+from stream_mlops.kafka.bootstrap import bootstrap_servers
 from stream_mlops.simulate.scenario import (
     DELAY_DISTRIBUTIONS,
     DRIFT_KINDS,
     DriftScenario,
     LabelDelay,
 )
-
-BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
 def _fraction(text: str) -> float:
@@ -113,7 +110,7 @@ def add_common_arguments(
     kafka.add_argument(
         "--bootstrap",
         default=None,
-        help=f"bootstrap servers (default: ${BOOTSTRAP_ENV}, else {DEFAULT_BOOTSTRAP})",
+        help="bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else the local broker)",
     )
     kafka.add_argument("--predictions-topic", default="predictions")
     kafka.add_argument("--outcomes-topic", default="outcomes")
@@ -150,4 +147,4 @@ def bootstrap_from(args: argparse.Namespace) -> str:
     """
     if args.bootstrap:
         return str(args.bootstrap)
-    return os.environ.get(BOOTSTRAP_ENV, "").strip() or DEFAULT_BOOTSTRAP
+    return bootstrap_servers()

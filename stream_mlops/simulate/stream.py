@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
-import orjson
+from stream_mlops.events import dumps
 
 Kind = Literal["prediction", "outcome"]
 EventDict = dict[str, Any]
@@ -58,7 +58,7 @@ def to_json(value: EventDict | list[Any]) -> bytes:
     >>> to_json({"type": "outcome", "event_id": "e", "actual": 1})
     b'{"type":"outcome","event_id":"e","actual":1}'
     """
-    return orjson.dumps(value)
+    return dumps(value, sort_keys=False)
 
 
 def iso_utc(epoch: float) -> str:

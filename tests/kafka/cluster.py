@@ -7,7 +7,6 @@ Kafka test never skips silently.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,11 +15,9 @@ import kafka.errors as kerrors
 import pytest
 from kafka import KafkaAdminClient
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+from stream_mlops.kafka.bootstrap import bootstrap_servers
 
-
-def bootstrap_servers() -> str:
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP
+__all__ = ["admin_client", "bootstrap_servers", "temporary_topics"]
 
 
 @contextmanager
