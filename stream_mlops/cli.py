@@ -78,6 +78,28 @@ def _tail(args: argparse.Namespace) -> int:
     )
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from stream_mlops.demo.run import DemoOptions, run_demo
+
+    if not 0 < args.drift_at < args.events:
+        print(
+            f"stream-mlops demo: --drift-at must be inside the run (0 < {args.drift_at} < "
+            f"--events {args.events})",
+            file=sys.stderr,
+        )
+        return 2
+    return run_demo(
+        DemoOptions(
+            events=args.events,
+            drift_at=args.drift_at,
+            rate=args.rate,
+            seed=args.seed,
+            out=args.out,
+            client=args.client,
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stream-mlops",
@@ -186,6 +208,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)",
     )
     tail.set_defaults(handler=_tail)
+
+    demo = sub.add_parser(
+        "demo",
+        help="the whole closed loop on the local broker, with a report",
+        description=(
+            "Starts the local broker if none answers, runs the engine, the retrainer and the "
+            "fraud scoring service with an abrupt drift at a known transaction, shows progress, "
+            "and ends with a summary and demo-report.html (error rate over time, drift, alerts, "
+            "promotion). Exit 0 when the drift was detected and a new version promoted."
+        ),
+    )
+    demo.add_argument("--events", type=int, default=24_000, help="transactions (default 24000)")
+    demo.add_argument(
+        "--drift-at", type=int, default=9_000, help="transaction where the drift starts"
+    )
+    demo.add_argument("--rate", type=float, default=500.0, help="transactions per second")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--out", type=Path, default=Path("demo-report.html"), help="report file")
+    demo.add_argument(
+        "--client", choices=["kafka-python", "confluent-kafka"], default="kafka-python"
+    )
+    demo.set_defaults(handler=_demo)
 
     return parser
 

@@ -1,0 +1,1 @@
+"""``stream-mlops demo``: the whole closed loop on the local broker, with a report."""
