@@ -214,6 +214,10 @@ class RetrainerSettings(_Section):
     #: post-drift labels to fire (its minimum observations are 500 by default);
     #: 20000 covers that several times at about 1 KB per event.
     buffer_events: Annotated[int, Field(ge=0)] = 20_000
+    #: How long the group waits for a member that stopped heartbeating (a killed
+    #: retrainer) before its partitions move; None keeps the client's default
+    #: (45 s). The broker accepts 6000 and up (group.min.session.timeout.ms).
+    session_timeout_ms: Annotated[int, Field(gt=0)] | None = None
     #: True: challengers start from a fresh model instead of the champion's artifact.
     fresh_challenger: bool = False
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)

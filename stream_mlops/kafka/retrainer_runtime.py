@@ -188,7 +188,9 @@ class RetrainerRuntime:
         self._producer = self._transport.transactional_producer(self.transactional_id)
         self._reader = self._transport.partition_reader()
         self._consumer = self._transport.group_consumer(
-            self.group_id, max_poll_interval_ms=MAX_POLL_INTERVAL_MS
+            self.group_id,
+            max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+            session_timeout_ms=self._config.session_timeout_ms,
         )
         self._check_input_topics()
         self._consumer.subscribe(list(self._kinds), self._tracker)

@@ -86,6 +86,8 @@ class Setup:
                 f'group_id = "{self.group_id}"',
                 f'transactional_id_prefix = "{self.group_id}"',
                 f'registry = "{self.registry_dir}"',
+                # the broker's minimum: a killed retrainer's partitions move within seconds
+                "session_timeout_ms = 6000",
                 POLICY,
             ]
         )
