@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import kafka
@@ -22,12 +23,23 @@ import pytest
 from kafka.structs import TopicPartition
 
 from stream_mlops.cli import main as cli_main
+from stream_mlops.config import load_settings
 from stream_mlops.events import LabeledEvent, RetrainRequest, WindowStart, encode, utc_datetime
+from stream_mlops.kafka.backends import transport_for
+from stream_mlops.kafka.retrainer_runtime import RetrainerRuntime
+from stream_mlops.kafka.transport import (
+    GroupConsumer,
+    PartitionReader,
+    TransactionalProducer,
+    Transport,
+)
+from stream_mlops.kafka.transport import TopicPartition as TransportPartition
 from stream_mlops.registry import ModelRegistry
 from stream_mlops.retrain import (
     FrozenChampion,
     LabeledExample,
     ModelSpec,
+    PromotionPolicy,
     Task,
     event_loss,
 )
@@ -334,3 +346,134 @@ def test_bad_requests_and_labeled_events_go_to_dead_letters_and_the_retrainer_go
     errors = sorted(str(d["error"]) for d in requests)
     assert "request_id: Field required" in errors[0]
     assert errors[1].startswith("unknown model 'ghost'")
+
+
+class Crash(BaseException):
+    """Not an Exception: nothing in the runtime may catch it, as nothing catches kill -9."""
+
+
+class CrashAfterRegister(ModelRegistry):
+    """A registry whose process "dies" right after the version is written."""
+
+    def promote(self, model_id: str, version: str, *, ts: float, reason: str = "") -> object:  # type: ignore[override]
+        raise Crash(f"killed after registering {model_id} {version}")
+
+
+class CrashOnCommitOfUpdate:
+    """A producer whose process "dies" when it commits a transaction holding a ModelUpdate."""
+
+    def __init__(self, producer: TransactionalProducer, updates_topic: str) -> None:
+        self._producer = producer
+        self._updates_topic = updates_topic
+        self._sent_update = False
+
+    def begin(self) -> None:
+        self._producer.begin()
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> None:
+        self._sent_update |= topic == self._updates_topic
+        self._producer.send(topic, key, value, partition)
+
+    def commit(self, offsets: Mapping[TransportPartition, int], group_metadata: object) -> None:
+        if self._sent_update:
+            raise Crash("killed while committing the ModelUpdate")
+        self._producer.commit(offsets, group_metadata)
+
+    def abort(self) -> None:
+        self._producer.abort()
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+class CrashingTransport:
+    def __init__(self, transport: Transport, updates_topic: str) -> None:
+        self._transport = transport
+        self._updates_topic = updates_topic
+
+    def group_consumer(
+        self, group_id: str, *, max_poll_interval_ms: int, session_timeout_ms: int | None = None
+    ) -> GroupConsumer:
+        return self._transport.group_consumer(
+            group_id,
+            max_poll_interval_ms=max_poll_interval_ms,
+            session_timeout_ms=session_timeout_ms,
+        )
+
+    def transactional_producer(self, transactional_id: str) -> TransactionalProducer:
+        producer = self._transport.transactional_producer(transactional_id)
+        return CrashOnCommitOfUpdate(producer, self._updates_topic)
+
+    def partition_reader(self) -> PartitionReader:
+        return self._transport.partition_reader()
+
+
+def run_in_thread(
+    runtime: RetrainerRuntime,
+) -> tuple[threading.Thread, threading.Event, list[BaseException]]:
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            runtime.run(stop)
+        except BaseException as exc:  # the test inspects it
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, stop, errors
+
+
+@pytest.mark.parametrize("crash_at", ["registry", "commit"])
+def test_a_crash_while_acting_on_a_promotion_registers_and_publishes_once(
+    deployment: Deployment, tmp_path: Path, crash_at: str
+) -> None:
+    """The decided session is committed before the registry is written. A crash
+    between the two registry steps, or while committing the ModelUpdate, leaves
+    the decision in the snapshot: the restarted retrainer finishes the job with
+    the same version, and the ModelUpdate of the crashed attempt is never visible."""
+    setup = Setup(deployment, tmp_path)
+    events, change_ts = pre_and_post_drift(1500, flipped=True)
+    setup.produce_labeled(events)
+    setup.produce_request(change_ts)
+    settings = load_settings(setup.config)
+    policy = PromotionPolicy(**settings.retrainer.promotion.overrides())  # type: ignore[arg-type]
+
+    def runtime(registry: ModelRegistry, *, crash_on_commit: bool) -> RetrainerRuntime:
+        transport = transport_for("kafka-python", deployment.bootstrap, client_id="test-retrainer")
+        if crash_on_commit:
+            transport = CrashingTransport(transport, setup.topic("model_updates"))
+        return RetrainerRuntime(settings, transport, registry, instance_id="crash", policy=policy)
+
+    first = (
+        runtime(CrashAfterRegister(setup.registry_dir), crash_on_commit=False)
+        if crash_at == "registry"
+        else runtime(setup.registry, crash_on_commit=True)
+    )
+    thread, stop, errors = run_in_thread(first)
+    thread.join(timeout=60)
+    assert not thread.is_alive() and len(errors) == 1 and isinstance(errors[0], Crash), errors
+    assert [v.version for v in setup.registry.list("fraud")] == ["v1", "v2"]
+    champion = setup.registry.champion("fraud")
+    assert champion is not None and champion.version == ("v1" if crash_at == "registry" else "v2")
+
+    restarted = runtime(ModelRegistry(setup.registry_dir), crash_on_commit=False)
+    thread, stop, errors = run_in_thread(restarted)
+    deadline = time.monotonic() + 60
+    while restarted.stats.promoted == 0 and thread.is_alive():
+        assert time.monotonic() < deadline, "no promotion after the restart"
+        time.sleep(0.1)
+    setup.wait_committed()
+    stop.set()
+    thread.join(timeout=30)
+    assert not errors, errors
+    assert restarted.stats.requests == 0  # the request's offset was committed with the decision
+
+    updates = read_all(deployment.bootstrap, setup.topic("model_updates"))
+    assert [(u["model_version"], u["parent_version"]) for u in updates] == [("v2", "v1")]
+    assert [v.version for v in setup.registry.list("fraud")] == ["v1", "v2"]
+    champion = setup.registry.champion("fraud")
+    assert champion is not None and champion.version == "v2"
