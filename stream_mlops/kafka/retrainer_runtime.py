@@ -370,8 +370,27 @@ class RetrainerRuntime:
             buffered_events=replayed,
             buffer_oldest_offset=task.buffer[0].source.offset if task.buffer else None,
         )
+        self._warn_if_truncated(task, session)
         if session.finished:
             self._decided = True
+
+    def _warn_if_truncated(self, task: RetrainTask, session: RetrainSession) -> None:
+        """Say so when the buffer may already have dropped events of the window."""
+        limit = self._config.buffer_events
+        labeled_next = task.next_offsets[self._topics.labeled_events]
+        if not task.buffer or task.buffer[0].source.offset > labeled_next - limit:
+            return  # the buffer reaches back to what it has not had to evict yet
+        order = session.order
+        oldest = next((e for e in task.buffer if e.model_id == order.model_id), None)
+        if oldest is None or oldest.ts > order.window_start_ts:
+            self._log.warning(
+                "session.window_truncated",
+                request_id=order.request_id,
+                model_id=order.model_id,
+                buffer_events=limit,
+                oldest_buffered_ts=oldest.ts if oldest is not None else None,
+                window_start_ts=order.window_start_ts,
+            )
 
     def _replay_buffer(self, task: RetrainTask, session: RetrainSession) -> int:
         """Feed the buffered events of the session's model; returns how many it was fed."""

@@ -477,3 +477,23 @@ def test_a_crash_while_acting_on_a_promotion_registers_and_publishes_once(
     assert [v.version for v in setup.registry.list("fraud")] == ["v1", "v2"]
     champion = setup.registry.champion("fraud")
     assert champion is not None and champion.version == "v2"
+
+
+def test_a_window_older_than_the_buffer_trains_on_what_is_kept_and_says_so(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    setup = Setup(deployment, tmp_path)
+    config = setup.config.read_text().replace("[retrainer]\n", "[retrainer]\nbuffer_events = 100\n")
+    setup.config.write_text(config)
+    events, _ = pre_and_post_drift(10, flipped=False)
+    with setup.retrainer() as retrainer:
+        setup.produce_labeled(events)
+        setup.wait_committed()
+        request_id = setup.produce_request(START_TS)  # the window starts at the first event
+        started = retrainer.wait_for_log("session.started", request_id=request_id)
+        warning = retrainer.wait_for_log("session.window_truncated", request_id=request_id)
+        assert retrainer.terminate() == 0
+
+    assert started["buffered_events"] == 100  # the last 100 of the 310 events
+    assert started["buffer_oldest_offset"] == len(events) - 100
+    assert warning["oldest_buffered_ts"] == events[-100].ts
