@@ -100,6 +100,66 @@ def _demo(args: argparse.Namespace) -> int:
     )
 
 
+def _retrainer(args: argparse.Namespace) -> int:
+    from consumers import retrainer
+
+    return retrainer.main(
+        config_path=args.config,
+        log_format=args.log_format,
+        instance_id=args.instance_id,
+        client=args.client,
+        registry_dir=args.registry,
+    )
+
+
+def _models(args: argparse.Namespace) -> int:
+    from stream_mlops.registry import cli as models
+
+    kafka_reproduce = args.models_command == "reproduce" and args.events is None
+    settings = None
+    if args.config is not None or kafka_reproduce:
+        from stream_mlops.config import ConfigError, load_settings
+
+        try:
+            settings = load_settings(args.config)
+        except ConfigError as exc:
+            sys.stderr.write(f"stream-mlops models: {exc}\n")
+            return 2
+    configured = settings.retrainer.registry if settings is not None else None
+    args.registry = models.resolve_registry(args.registry, configured)
+    if not kafka_reproduce or settings is None:
+        return models.command(args)
+    # reproduce from Kafka: read the recorded offset ranges of labeled-events back.
+    from stream_mlops.kafka.retrain_inputs import kafka_window_reader
+
+    with kafka_window_reader(settings) as read_window:
+        return models.command(args, read_window=read_window)
+
+
+def _add_service_options(parser: argparse.ArgumentParser, role: str) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    parser.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default="json",
+        help="json: one object per line for machines (default); console: for people",
+    )
+    parser.add_argument(
+        "--instance-id",
+        default=None,
+        help=(
+            f"this process's stable identity, part of its transactional id; give each {role} "
+            "process its own (default: $STREAM_MLOPS_INSTANCE_ID, else the host name)"
+        ),
+    )
+    parser.add_argument(
+        "--client",
+        choices=["kafka-python", "confluent-kafka"],
+        default=None,
+        help="Kafka client library (default: [kafka] client in the config, else kafka-python)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stream-mlops",
@@ -151,28 +211,37 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(handler=_schema)
 
     run = sub.add_parser("run", help="the drift engine, as a Kafka consumer-group member")
-    run.add_argument("--config", type=Path, default=None, help="TOML configuration file")
-    run.add_argument(
-        "--log-format",
-        choices=["json", "console"],
-        default="json",
-        help="json: one object per line for machines (default); console: for people",
+    _add_service_options(run, "engine")
+    run.set_defaults(handler=_run)
+
+    retrainer = sub.add_parser(
+        "retrainer",
+        help="the retraining service: retrain requests + labeled events -> model updates",
     )
-    run.add_argument(
-        "--instance-id",
+    _add_service_options(retrainer, "retrainer")
+    retrainer.add_argument(
+        "--registry",
+        type=Path,
         default=None,
         help=(
-            "this process's stable identity, part of its transactional id; give each engine "
-            "process its own (default: $STREAM_MLOPS_INSTANCE_ID, else the host name)"
+            "model registry directory (default: [retrainer] registry in the config, "
+            "else $STREAM_MLOPS_REGISTRY, else ./registry)"
         ),
     )
-    run.add_argument(
-        "--client",
-        choices=["kafka-python", "confluent-kafka"],
+    retrainer.set_defaults(handler=_retrainer)
+
+    models = sub.add_parser("models", help="the model registry: list, show, search, reproduce")
+    models.add_argument(
+        "--config",
+        type=Path,
         default=None,
-        help="Kafka client library (default: [kafka] client in the config, else kafka-python)",
+        help="TOML configuration file ([retrainer] registry; Kafka for reproduce)",
     )
-    run.set_defaults(handler=_run)
+    from stream_mlops.registry.cli import add_arguments as add_models_arguments
+
+    add_models_arguments(models)
+    # None means "not given", so [retrainer] registry in the config can apply.
+    models.set_defaults(registry=None, handler=_models)
 
     simulate = sub.add_parser(
         "simulate",

@@ -32,6 +32,8 @@ __all__ = [
     "KafkaSettings",
     "KafkaTopics",
     "ModelSettings",
+    "PromotionSettings",
+    "RetrainerSettings",
     "Settings",
     "load_settings",
     "parse_settings",
@@ -178,6 +180,49 @@ class KafkaSettings(_Section):
     topics: KafkaTopics = Field(default_factory=KafkaTopics)
 
 
+class PromotionSettings(_Section):
+    """``[retrainer.promotion]``: the promotion test's parameters.
+
+    Unset fields keep ``stream_mlops.retrain.PromotionPolicy``'s defaults (whose
+    docstring says where each number comes from); the retrainer checks the
+    combination at start.
+    """
+
+    alpha: float | None = None
+    min_events: int | None = None
+    check_every: int | None = None
+    max_events: int | None = None
+    min_relative_improvement: float | None = None
+    warmup_events: int | None = None
+
+    def overrides(self) -> dict[str, float | int]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class RetrainerSettings(_Section):
+    """``[retrainer]``: the retraining service (``stream-mlops retrainer``)."""
+
+    #: Its own consumer group and transactional ids, apart from the engine's.
+    group_id: str = "stream-mlops-retrainer"
+    transactional_id_prefix: str = "stream-mlops-retrainer"
+    #: Registry directory; ``--registry`` wins, then this, then
+    #: ``$STREAM_MLOPS_REGISTRY``, else ``./registry``.
+    registry: str | None = None
+    #: Labeled-events records kept per partition, so that a request can train on
+    #: the post-drift events that went by before the drift was detected. The
+    #: engine's ADWIN on the error signal needs some hundreds to a few thousand
+    #: post-drift labels to fire (its minimum observations are 500 by default);
+    #: 20000 covers that several times at about 1 KB per event.
+    buffer_events: Annotated[int, Field(ge=0)] = 20_000
+    #: How long the group waits for a member that stopped heartbeating (a killed
+    #: retrainer) before its partitions move; None keeps the client's default
+    #: (45 s). The broker accepts 6000 and up (group.min.session.timeout.ms).
+    session_timeout_ms: Annotated[int, Field(gt=0)] | None = None
+    #: True: challengers start from a fresh model instead of the champion's artifact.
+    fresh_challenger: bool = False
+    promotion: PromotionSettings = Field(default_factory=PromotionSettings)
+
+
 class Settings(_Section):
     join: JoinSettings = Field(default_factory=JoinSettings)
     defaults: ModelSettings = Field(default_factory=ModelSettings)
@@ -187,6 +232,7 @@ class Settings(_Section):
     #: "accept": unknown models run on [defaults]; "reject": their events are errors.
     unknown_models: Literal["accept", "reject"] = "accept"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    retrainer: RetrainerSettings = Field(default_factory=RetrainerSettings)
 
     def model(self, model_id: str) -> ModelSettings:
         """The effective settings of one model: [defaults] merged with its section."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,52 @@ def test_topics_create_names_the_bad_field_of_its_config(
 def test_topics_create_rejects_zero_partitions(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["topics", "create", "--partitions", "0"]) == 2
     assert "partitions must be at least 1" in capsys.readouterr().err
+
+
+def test_models_bootstrap_then_list_uses_the_registry_named_in_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STREAM_MLOPS_REGISTRY", raising=False)
+    registry = tmp_path / "from-config"
+    config = tmp_path / "c.toml"
+    config.write_text(f'[retrainer]\nregistry = "{registry}"\n')
+    events = tmp_path / "labeled.jsonl"
+    lines = [
+        {"model_id": "fraud", "features": {"amount": 10.0 * i, "merchant": "web"}, "actual": i % 2}
+        for i in range(30)
+    ]
+    lines.append({"model_id": "other", "features": {"amount": 1.0}, "actual": 7})  # skipped
+    events.write_text("".join(f"{json.dumps(line)}\n" for line in lines))
+    argv = ["models", "--config", str(config), "bootstrap", "fraud", "--task", "classification"]
+    assert main([*argv, "--events", str(events), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["version"], record["champion"]) == ("v1", True)
+    assert record["config"]["model"]["task"] == "classification"
+    assert record["metrics"]["learned_events"] == 30
+    # --registry wins over the config; that registry has nothing yet.
+    assert main(["models", "--config", str(config), "--registry", str(tmp_path / "x"), "list"]) == 0
+    assert "(no versions)" in capsys.readouterr().out
+    assert main(["models", "--config", str(config), "list"]) == 0
+    assert "v1*" in capsys.readouterr().out
+
+
+def test_models_bootstrap_refuses_to_replace_a_champion(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "labeled.jsonl"
+    events.write_text(
+        '{"features": {"a": 1.0}, "actual": 1}\n{"features": {"a": 2.0}, "actual": 0}\n'
+    )
+    argv = ["models", "--registry", str(tmp_path / "r"), "bootstrap", "fraud", "--events"]
+    assert main([*argv, str(events), "--task", "classification"]) == 0
+    assert main([*argv, str(events), "--task", "classification", "--learning-rate", "0.5"]) == 1
+    assert "already has champion v1" in capsys.readouterr().err
+
+
+def test_retrainer_reports_a_bad_promotion_policy_by_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[retrainer.promotion]\nmin_events = 200\nmax_events = 100\n")
+    assert main(["retrainer", "--config", str(config)]) == 2
+    assert "retrainer.promotion.max_events: must be at least min_events" in capsys.readouterr().out

@@ -122,3 +122,16 @@ def test_bootstrap_servers_from_the_environment(
 def test_parse_settings_accepts_a_mapping() -> None:
     settings = parse_settings({"defaults": {"task": "regression"}})
     assert settings.model("x").task == "regression"
+
+
+def test_retrainer_section_defaults_and_overrides() -> None:
+    settings = parse_settings({})
+    assert settings.retrainer.group_id != settings.kafka.group_id
+    assert settings.retrainer.promotion.overrides() == {}
+    settings = parse_settings(
+        {"retrainer": {"registry": "/srv/models", "promotion": {"max_events": 600}}}
+    )
+    assert settings.retrainer.registry == "/srv/models"
+    assert settings.retrainer.promotion.overrides() == {"max_events": 600}
+    with pytest.raises(ConfigError, match=r"retrainer\.buffer_events"):
+        parse_settings({"retrainer": {"buffer_events": -1}})

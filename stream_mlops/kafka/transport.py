@@ -159,7 +159,15 @@ class PartitionReader(Protocol):
 class Transport(Protocol):
     """A factory for the three client roles, bound to one cluster."""
 
-    def group_consumer(self, group_id: str, *, max_poll_interval_ms: int) -> GroupConsumer: ...
+    def group_consumer(
+        self,
+        group_id: str,
+        *,
+        max_poll_interval_ms: int,
+        session_timeout_ms: int | None = None,
+    ) -> GroupConsumer:
+        """A group member; ``session_timeout_ms`` None keeps the client's default."""
+        ...
 
     def transactional_producer(self, transactional_id: str) -> TransactionalProducer: ...
 

@@ -1,11 +1,12 @@
-"""``stream-mlops models list | show | search | reproduce``: the registry on the command line.
+"""``stream-mlops models list | show | search | reproduce | bootstrap``: the registry on the CLI.
 
 Wiring: the main CLI adds a ``models`` subparser, calls ``add_arguments`` on
 it and dispatches to ``command``. ``reproduce`` needs the training window's
 events: the Kafka edge passes ``read_window`` (it reads the window's offset
 ranges back from the topic); without it, ``--events FILE`` reads them from a
 JSONL file of labeled events that also carry ``topic``, ``partition`` and
-``offset``.
+``offset``. ``bootstrap`` trains, registers and promotes a model's first
+version from a JSONL file of labeled events (``features`` and ``actual``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +30,26 @@ WindowReader = Callable[[TrainingWindow], Iterable[Any]]
 
 REGISTRY_ENV = "STREAM_MLOPS_REGISTRY"
 DEFAULT_REGISTRY = Path("registry")
+
+
+def resolve_registry(
+    flag: Path | None, configured: str | None = None, environ: dict[str, str] | None = None
+) -> Path:
+    """The registry directory: ``--registry``, else the config's, else the environment's.
+
+    >>> resolve_registry(None, None, {})
+    PosixPath('registry')
+    >>> resolve_registry(None, "/srv/models", {REGISTRY_ENV: "/tmp/r"})
+    PosixPath('/srv/models')
+    >>> resolve_registry(Path("here"), "/srv/models", {})
+    PosixPath('here')
+    """
+    env = os.environ if environ is None else environ
+    if flag is not None:
+        return flag
+    if configured:
+        return Path(configured)
+    return Path(env.get(REGISTRY_ENV) or DEFAULT_REGISTRY)
 
 
 def parse_time(text: str) -> float:
@@ -101,6 +123,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     reproduce.add_argument("--json", action="store_true", help="a JSON object, for machines")
 
+    bootstrap = sub.add_parser(
+        "bootstrap", help="train, register and promote a model's first version (its champion)"
+    )
+    bootstrap.add_argument("model")
+    bootstrap.add_argument("--task", choices=["classification", "regression"], required=True)
+    bootstrap.add_argument(
+        "--events",
+        type=Path,
+        required=True,
+        help="JSONL of labeled events (features, actual); other models' lines are skipped",
+    )
+    bootstrap.add_argument(
+        "--learning-rate", type=float, default=None, help="SGD step (default: the task's)"
+    )
+    bootstrap.add_argument("--json", action="store_true", help="a JSON object, for machines")
+
 
 def command(
     args: argparse.Namespace,
@@ -127,6 +165,8 @@ def command(
                 parent=args.parent,
             )
             _print_versions(registry, found, args.json, stdout)
+        elif args.models_command == "bootstrap":
+            _bootstrap(registry, args, stdout)
         else:
             return _reproduce(registry, args, read_window, stdout)
     except (RegistryError, ValueError) as exc:
@@ -270,6 +310,41 @@ def _reproduce(
         for name, (recorded, now) in sorted(differing.items()):
             out.write(f"  note: recorded with {name} {recorded}, rebuilt with {now}\n")
     return 0 if matches else 1
+
+
+def _bootstrap(registry: ModelRegistry, args: argparse.Namespace, out: TextIO) -> None:
+    # Imported here: the retraining core pulls in river (see _reproduce).
+    from dataclasses import replace
+
+    from stream_mlops.retrain.bootstrap import bootstrap_champion
+    from stream_mlops.retrain.models import ModelSpec
+
+    spec = ModelSpec.for_task(args.task)
+    if args.learning_rate is not None:
+        spec = replace(spec, learning_rate=args.learning_rate)
+    examples = []
+    try:
+        text = args.events.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{args.events}: cannot read ({exc.strerror})") from exc
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if data.get("model_id", args.model) != args.model:
+                continue
+            examples.append((dict(data["features"]), data["actual"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{args.events}:{number}: not a labeled event ({exc})") from exc
+    record = bootstrap_champion(registry, args.model, spec, examples, created_ts=time.time())
+    if args.json:
+        out.write(json.dumps(_record_json(record, True), indent=2, sort_keys=True) + "\n")
+    else:
+        out.write(
+            f"{record.model_id} {record.version}: champion, trained on {len(examples)} events, "
+            f"sha256 {record.content_hash[:12]}\n"
+        )
 
 
 def _read_jsonl(path: Path) -> Iterator[Any]:

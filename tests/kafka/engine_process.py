@@ -1,4 +1,5 @@
-"""Run ``stream-mlops run`` as a real child process, tracked and stopped by pid."""
+"""Run a service (``stream-mlops run``, ``retrainer``) as a real child process, tracked
+and stopped by pid."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -18,10 +20,19 @@ REPO = Path(__file__).resolve().parents[2]
 class EngineProcess:
     """A child engine; always stopped on exit from its ``with`` block."""
 
-    def __init__(self, config: Path, instance_id: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        config: Path,
+        instance_id: str,
+        log_path: Path,
+        command: str = "run",
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.config = config
         self.instance_id = instance_id
         self.log_path = log_path
+        self.command = command
+        self.extra_args = tuple(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> EngineProcess:
@@ -32,11 +43,12 @@ class EngineProcess:
                     sys.executable,
                     "-m",
                     "stream_mlops",
-                    "run",
+                    self.command,
                     "--config",
                     str(self.config),
                     "--instance-id",
                     self.instance_id,
+                    *self.extra_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -69,11 +81,14 @@ class EngineProcess:
                 events.append(orjson.loads(line))
         return events
 
-    def wait_for_log(self, event: str, timeout: float = 60) -> dict[str, object]:
+    def wait_for_log(self, event: str, timeout: float = 60, **fields: object) -> dict[str, object]:
+        """The first log entry named ``event`` whose ``fields`` have the given values."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for entry in self.log_events():
-                if entry.get("event") == event:
+                if entry.get("event") == event and all(
+                    entry.get(k) == v for k, v in fields.items()
+                ):
                     return entry
             assert self.proc is not None
             if self.proc.poll() is not None:

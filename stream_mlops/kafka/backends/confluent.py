@@ -60,10 +60,17 @@ def _raise_for(msg: Any) -> None:
 
 class ConfluentGroupConsumer:
     def __init__(
-        self, bootstrap_servers: str, group_id: str, client_id: str, max_poll_interval_ms: int
+        self,
+        bootstrap_servers: str,
+        group_id: str,
+        client_id: str,
+        max_poll_interval_ms: int,
+        session_timeout_ms: int | None = None,
     ) -> None:
+        extra = {} if session_timeout_ms is None else {"session.timeout.ms": session_timeout_ms}
         self._consumer = ck.Consumer(
             {
+                **extra,
                 "bootstrap.servers": bootstrap_servers,
                 "group.id": group_id,
                 "client.id": client_id,
@@ -269,9 +276,15 @@ class ConfluentTransport:
         self._bootstrap = bootstrap_servers
         self._client_id = client_id
 
-    def group_consumer(self, group_id: str, *, max_poll_interval_ms: int) -> ConfluentGroupConsumer:
+    def group_consumer(
+        self,
+        group_id: str,
+        *,
+        max_poll_interval_ms: int,
+        session_timeout_ms: int | None = None,
+    ) -> ConfluentGroupConsumer:
         return ConfluentGroupConsumer(
-            self._bootstrap, group_id, self._client_id, max_poll_interval_ms
+            self._bootstrap, group_id, self._client_id, max_poll_interval_ms, session_timeout_ms
         )
 
     def transactional_producer(self, transactional_id: str) -> ConfluentTransactionalProducer:

@@ -228,13 +228,19 @@ class KafkaPythonTransport:
         self._client_id = client_id
 
     def group_consumer(
-        self, group_id: str, *, max_poll_interval_ms: int
+        self,
+        group_id: str,
+        *,
+        max_poll_interval_ms: int,
+        session_timeout_ms: int | None = None,
     ) -> KafkaPythonGroupConsumer:
+        extra = {} if session_timeout_ms is None else {"session_timeout_ms": session_timeout_ms}
         return KafkaPythonGroupConsumer(
             self._bootstrap,
             group_id,
             self._client_id,
             max_poll_interval_ms=max_poll_interval_ms,
+            **extra,
         )
 
     def transactional_producer(self, transactional_id: str) -> KafkaPythonTransactionalProducer:
