@@ -7,6 +7,7 @@ finish the open transaction, leave the group and exit 0.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import socket
@@ -70,6 +71,9 @@ def main(
         log.info("engine.stopping", signal=signal.Signals(signum).name)
         stop.set()
 
+    # `kill -USR1 <pid>` dumps every thread's stack to stderr: what an operator
+    # needs when an engine looks stuck.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:

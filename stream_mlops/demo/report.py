@@ -227,9 +227,11 @@ def plot_png(summary: DemoSummary, outcomes: Sequence[ServedOutcome], window: in
             marker.label, "#e69f00" if marker.label.startswith("alert") else "#2e7d32"
         )
         ax.axvline(marker.index, color=color, linestyle="--", linewidth=1)
-        ax.annotate(
-            marker.label,
-            (marker.index, ax.get_ylim()[1] if ys else 1),
+        ax.text(
+            marker.index,
+            0.98,
+            f" {marker.label}",
+            transform=ax.get_xaxis_transform(),
             rotation=90,
             va="top",
             ha="right",

@@ -52,7 +52,7 @@ from stream_mlops.config import Settings
 from stream_mlops.events import EventError, ModelUpdate, TrainingRange, encode, utc_datetime
 from stream_mlops.kafka.dead_letters import dead_letter
 from stream_mlops.kafka.retrain_inputs import decode_labeled, decode_request, retrain_order
-from stream_mlops.kafka.state import StateError, TaskSnapshot, latest_snapshot
+from stream_mlops.kafka.state import StateError, TaskSnapshot, task_snapshot_or_fresh
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
     GroupConsumer,
@@ -626,20 +626,18 @@ class RetrainerRuntime:
         assert self._consumer is not None and self._reader is not None
         started = time.monotonic()
         tps = [TopicPartition(t, partition) for t in self._kinds]
-        committed = self._consumer.committed(tps)
-        state_tp = TopicPartition(self._topics.state, self._state_partition(partition))
-        snapshot = latest_snapshot(self._reader, state_tp, self.group_id, partition)
-        if snapshot is None:
-            if any(offset is not None for offset in committed.values()):
-                raise StateError(
-                    f"group {self.group_id!r} committed offsets for partition {partition} "
-                    f"but topic {self._topics.state!r} has no snapshot for it; refusing to "
-                    "start from empty state (restore the state topic, or use a new group id)"
-                )
-            for tp in tps:
-                self._consumer.seek_to_beginning(tp)
-            self._log.info("state.fresh", partition=partition)
-            return RetrainTask(partition, dict.fromkeys(self._kinds, 0))
+        resume = task_snapshot_or_fresh(
+            self._consumer,
+            self._reader,
+            state_topic=self._topics.state,
+            group_id=self.group_id,
+            partition=partition,
+            inputs=tps,
+        )
+        if not isinstance(resume, TaskSnapshot):
+            self._log.info("state.fresh", partition=partition, offsets=resume)
+            return RetrainTask(partition, resume)
+        snapshot = resume
         task = RetrainTask(
             partition,
             dict(snapshot.offsets),

@@ -43,7 +43,7 @@ from stream_mlops.events import (
     encode,
 )
 from stream_mlops.kafka.dead_letters import dead_letter
-from stream_mlops.kafka.state import StateError, TaskSnapshot, latest_snapshot
+from stream_mlops.kafka.state import StateError, TaskSnapshot, task_snapshot_or_fresh
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
     GroupConsumer,
@@ -374,22 +374,18 @@ class EngineRuntime:
         started = time.monotonic()
         inputs = (self._topics.predictions, self._topics.outcomes)
         tps = [TopicPartition(t, partition) for t in inputs]
-        committed = self._consumer.committed(tps)
-        state_tp = TopicPartition(self._topics.state, self._state_partition(partition))
-        snapshot = latest_snapshot(self._reader, state_tp, self._kafka.group_id, partition)
-        if snapshot is None:
-            if any(offset is not None for offset in committed.values()):
-                raise StateError(
-                    f"group {self._kafka.group_id!r} committed offsets for partition {partition} "
-                    f"but topic {self._topics.state!r} has no snapshot for it; refusing to "
-                    "start from empty state (restore the state topic, or use a new group id)"
-                )
-            for tp in tps:
-                self._consumer.seek_to_beginning(tp)
-            self._log.info("state.fresh", partition=partition)
-            return PartitionTask(
-                partition, Engine(self._settings, partition=partition), dict.fromkeys(inputs, 0)
-            )
+        resume = task_snapshot_or_fresh(
+            self._consumer,
+            self._reader,
+            state_topic=self._topics.state,
+            group_id=self._kafka.group_id,
+            partition=partition,
+            inputs=tps,
+        )
+        if not isinstance(resume, TaskSnapshot):
+            self._log.info("state.fresh", partition=partition, offsets=resume)
+            return PartitionTask(partition, Engine(self._settings, partition=partition), resume)
+        snapshot = resume
         engine = Engine.restore(self._settings, snapshot.engine_state, partition=partition)
         rebuilt = 0
         for tp in tps:
@@ -405,14 +401,6 @@ class EngineRuntime:
                         )
                         rebuilt += 1
             self._consumer.seek(tp, end)
-            if committed[tp] != end:
-                self._log.warning(
-                    "state.offset_mismatch",
-                    topic=tp.topic,
-                    partition=partition,
-                    snapshot_offset=end,
-                    committed_offset=committed[tp],
-                )
         self._log.info(
             "state.restored",
             partition=partition,

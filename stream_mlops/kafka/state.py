@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stream_mlops.events import dumps, loads
-from stream_mlops.kafka.transport import PartitionReader, TopicPartition
+from stream_mlops.kafka.transport import GroupConsumer, PartitionReader, TopicPartition
 
 ENVELOPE_MAGIC = b"stream-mlops-state/1\n"
 
@@ -108,3 +108,39 @@ def latest_snapshot(
         if start <= begin:
             return None
         end, window = start, window * 8
+
+
+def task_snapshot_or_fresh(
+    consumer: GroupConsumer,
+    reader: PartitionReader,
+    *,
+    state_topic: str,
+    group_id: str,
+    partition: int,
+    inputs: list[TopicPartition],
+) -> TaskSnapshot | dict[str, int]:
+    """Where a task resumes: its latest snapshot, or for a task that never
+    committed, the start offsets of its inputs (the consumer is seeked there).
+
+    Raises ``StateError`` when the group committed offsets but no snapshot
+    exists: starting from empty state then would silently drop what the
+    snapshot held.
+    """
+    state_tp = TopicPartition(state_topic, partition % reader.partition_count(state_topic))
+    snapshot = latest_snapshot(reader, state_tp, group_id, partition)
+    if snapshot is not None:
+        return snapshot
+    committed = consumer.committed(inputs)
+    if any(offset is not None for offset in committed.values()):
+        raise StateError(
+            f"group {group_id!r} committed offsets for partition {partition} "
+            f"but topic {state_topic!r} has no snapshot for it; refusing to "
+            "start from empty state (restore the state topic, or use a new group id)"
+        )
+    # An explicit offset, not seek_to_beginning: kafka-python resets that lazily,
+    # and after a rebalance with fetches in flight it was seen to leave the
+    # partition silent.
+    starts = {tp.topic: reader.beginning_offset(tp) for tp in inputs}
+    for tp in inputs:
+        consumer.seek(tp, starts[tp.topic])
+    return starts

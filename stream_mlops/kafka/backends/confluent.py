@@ -127,9 +127,6 @@ class ConfluentGroupConsumer:
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self._seek(_cktp(tp, offset))
 
-    def seek_to_beginning(self, tp: TopicPartition) -> None:
-        self._seek(_cktp(tp, ck.OFFSET_BEGINNING))
-
     def group_metadata(self) -> object:
         return self._consumer.consumer_group_metadata()
 

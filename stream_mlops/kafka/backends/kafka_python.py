@@ -101,9 +101,6 @@ class KafkaPythonGroupConsumer:
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self._consumer.seek(_ktp(tp), offset)
 
-    def seek_to_beginning(self, tp: TopicPartition) -> None:
-        self._consumer.seek_to_beginning(_ktp(tp))
-
     def group_metadata(self) -> object:
         return self._consumer.group_metadata()
 

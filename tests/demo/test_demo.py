@@ -1,0 +1,46 @@
+"""The demo end to end on a real broker, with fewer events."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+
+from stream_mlops.demo.run import DemoOptions, run_demo
+from stream_mlops.kafka.bootstrap import bootstrap_servers
+
+
+@pytest.mark.kafka
+def test_demo_detects_the_drift_promotes_a_version_and_writes_the_report(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The demo uses the session's broker (KAFKA_BOOTSTRAP_SERVERS) and starts none.
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    assert bootstrap_servers() == kafka_bootstrap
+    out = tmp_path / "report.html"
+    code = run_demo(
+        DemoOptions(
+            events=8000, drift_at=3000, rate=500, seed=7, out=out, workdir=tmp_path / "runs"
+        )
+    )
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert re.search(r"drift detected at transaction [\d,]+ \(delay [\d,]+ transactions", printed)
+    assert "retrain request: " in printed
+    assert re.search(r"promoted version: v\d+ \(serving from transaction", printed)
+    rates = re.search(
+        r"before drift ([\d.]+)%, after drift ([\d.]+)%, after promotion ([\d.]+)%", printed
+    )
+    assert rates is not None, printed
+    before, after, promoted = (float(x) for x in rates.groups())
+    assert after > 2 * before, "the drift must raise the champion's error"
+    assert promoted < after, "the promoted version must do better than the drifted champion"
+    page = out.read_text()
+    image = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert image is not None
+    assert base64.b64decode(image.group(1)).startswith(b"\x89PNG")
