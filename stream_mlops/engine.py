@@ -36,7 +36,6 @@ from stream_mlops.events import (
     OutcomeEvent,
     PredictionEvent,
     RetrainRequest,
-    SignalShift,
     WindowStart,
     utc_datetime,
 )
@@ -79,6 +78,10 @@ class EngineStats:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _river_version() -> str:
+    return str(river.__version__)  # type: ignore[attr-defined]
 
 
 def _river_minor(version: str) -> str:
@@ -203,8 +206,8 @@ class Engine:
                 alerts += self._review(state, state.prediction, fired, event, epoch)
         tracks = state.features
         for name, value in event.features.items():
-            kind = type(value)
-            if kind is float or kind is int or kind is bool:
+            value_kind = type(value)
+            if value_kind is float or value_kind is int or value_kind is bool:
                 track = tracks.get(name)
                 if track is None:
                     model = self._settings(state.model_id)
@@ -243,11 +246,11 @@ class Engine:
         for detector, detection in fired:
             alert = self._policy.review(
                 model,
-                state.model_id,
-                state.model_version,
-                track,
-                detector,
-                detection,
+                model_id=state.model_id,
+                model_version=state.model_version,
+                track=track,
+                detector=detector,
+                detection=detection,
                 event_id=event.event_id,
                 ts=event.ts,
                 shifts=lambda: [t.shift() for t in state.label_free()],
@@ -315,7 +318,7 @@ class Engine:
         """Detectors, controller, counters, watermark, pending offsets; no pending entries."""
         join = self._join
         state = {
-            "river": river.__version__,
+            "river": _river_version(),
             "models": self._models,
             "policy": self._policy,
             "counters": (
@@ -353,14 +356,15 @@ class Engine:
                 f"snapshot format {version} is not supported (this engine reads {SNAPSHOT_FORMAT})"
             )
         try:
-            state = pickle.loads(data[_HEADER.size :])  # noqa: S301 (our own state topic)
+            state = pickle.loads(data[_HEADER.size :])
             written_with = state["river"]
         except Exception as exc:
             raise SnapshotError(f"unreadable engine snapshot: {exc}") from None
-        if _river_minor(written_with) != _river_minor(river.__version__):
+        running = _river_version()
+        if _river_minor(written_with) != _river_minor(running):
             raise SnapshotError(
                 f"snapshot written with river {written_with}, this engine runs "
-                f"river {river.__version__}: detector state does not carry across minor versions"
+                f"river {running}: detector state does not carry across minor versions"
             )
         engine = cls(settings, partition=partition)
         engine._models = state["models"]

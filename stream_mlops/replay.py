@@ -47,7 +47,7 @@ def replay(lines: Iterable[bytes], engine: Engine, out: BinaryIO, errors: TextIO
     count = malformed = 0
     write = out.write
     process = engine.process
-    for count, line in enumerate(lines, start=1):  # noqa: B007 (count is the result)
+    for count, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
