@@ -228,7 +228,7 @@ class Engine:
         # The error belongs to the prediction: marks carry its id and event time,
         # where a retrainer finds the labeled event.
         prediction = match.prediction
-        fired = track.observe(value, prediction.event_id, prediction.epoch)
+        fired = track.observe(value, prediction.event_id, match.prediction_epoch)
         if not fired:
             return []
         return self._review(state, track, fired, event, epoch)
@@ -399,7 +399,7 @@ class Engine:
 
 
 def _labeled(match: Match) -> LabeledEvent:
-    prediction, outcome = match
+    prediction, outcome, _ = match
     return LabeledEvent(
         event_id=prediction.event_id,
         model_id=prediction.model_id,

@@ -70,3 +70,20 @@ def test_bad_parameters_name_the_field(name: str, params: dict[str, object], fie
     with pytest.raises(ParamError) as info:
         detectors.build(name, params)
     assert info.value.field == field
+
+
+def test_adwin_adapter_detects_exactly_where_river_adwin_does() -> None:
+    from river.drift import ADWIN  # noqa: PLC0415 (only this test needs river itself)
+
+    rng = random.Random(11)
+    values = [rng.gauss((i // 3000) % 2, 1.0) for i in range(30_000)]
+    river_adwin = ADWIN(delta=detectors.AdwinDetector().delta)
+    expected = []
+    for i, x in enumerate(values):
+        river_adwin.update(x)
+        if river_adwin.drift_detected:
+            expected.append((i, river_adwin.width))
+    adapter = detectors.AdwinDetector()
+    found = [(i, d.window_after) for i, x in enumerate(values) if (d := adapter.update(x))]
+    assert len(expected) >= 5
+    assert found == expected
