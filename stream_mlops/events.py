@@ -98,6 +98,8 @@ Label = Annotated[LabelValue, PlainValidator(_label, json_schema_input_type=Labe
 EventId = Annotated[str, Field(min_length=1, max_length=256)]
 ModelId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
 ModelVersion = Annotated[str, Field(min_length=1)]
+
+
 def _utc(value: datetime) -> datetime:
     # One canonical zone: equal instants encode equally, and timestamp() on the
     # stdlib UTC zone costs a third of pydantic's own zone object (0.4 vs 1.2 us).
