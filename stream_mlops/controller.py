@@ -58,12 +58,12 @@ class AlertPolicy:
     def review(
         self,
         settings: ModelSettings,
+        *,
         model_id: str,
         model_version: str,
         track: SignalTrack,
         detector: Detector,
         detection: Detection,
-        *,
         event_id: str,
         ts: datetime,
         shifts: Callable[[], list[SignalShift]],

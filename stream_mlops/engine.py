@@ -80,6 +80,10 @@ class EngineStats:
         return asdict(self)
 
 
+def _river_version() -> str:
+    return str(river.__version__)  # type: ignore[attr-defined]
+
+
 def _river_minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
@@ -202,8 +206,8 @@ class Engine:
                 alerts += self._review(state, state.prediction, fired, event, epoch)
         tracks = state.features
         for name, value in event.features.items():
-            kind = type(value)
-            if kind is float or kind is int or kind is bool:
+            value_kind = type(value)
+            if value_kind is float or value_kind is int or value_kind is bool:
                 track = tracks.get(name)
                 if track is None:
                     model = self._settings(state.model_id)
@@ -224,7 +228,7 @@ class Engine:
         # The error belongs to the prediction: marks carry its id and event time,
         # where a retrainer finds the labeled event.
         prediction = match.prediction
-        fired = track.observe(value, prediction.event_id, prediction.epoch)
+        fired = track.observe(value, prediction.event_id, match.prediction_epoch)
         if not fired:
             return []
         return self._review(state, track, fired, event, epoch)
@@ -242,11 +246,11 @@ class Engine:
         for detector, detection in fired:
             alert = self._policy.review(
                 model,
-                state.model_id,
-                state.model_version,
-                track,
-                detector,
-                detection,
+                model_id=state.model_id,
+                model_version=state.model_version,
+                track=track,
+                detector=detector,
+                detection=detection,
                 event_id=event.event_id,
                 ts=event.ts,
                 shifts=lambda: [t.shift() for t in state.label_free()],
@@ -311,10 +315,15 @@ class Engine:
         return self._join.outcome_offsets
 
     def snapshot(self) -> bytes:
-        """Detectors, controller, counters, watermark, pending offsets; no pending entries."""
+        """Detectors, controller, counters, watermark, pending offsets; no pending entries.
+
+        Also not included: the join's memory of already-joined ids (it can be as
+        large as the pending entries). After a restore, a duplicate of an event
+        joined before the snapshot is not recognised as one.
+        """
         join = self._join
         state = {
-            "river": river.__version__,
+            "river": _river_version(),
             "models": self._models,
             "policy": self._policy,
             "counters": (
@@ -356,10 +365,11 @@ class Engine:
             written_with = state["river"]
         except Exception as exc:
             raise SnapshotError(f"unreadable engine snapshot: {exc}") from None
-        if _river_minor(written_with) != _river_minor(river.__version__):
+        running = _river_version()
+        if _river_minor(written_with) != _river_minor(running):
             raise SnapshotError(
                 f"snapshot written with river {written_with}, this engine runs "
-                f"river {river.__version__}: detector state does not carry across minor versions"
+                f"river {running}: detector state does not carry across minor versions"
             )
         engine = cls(settings, partition=partition)
         engine._models = state["models"]
@@ -394,7 +404,7 @@ class Engine:
 
 
 def _labeled(match: Match) -> LabeledEvent:
-    prediction, outcome = match
+    prediction, outcome, _ = match
     return LabeledEvent(
         event_id=prediction.event_id,
         model_id=prediction.model_id,

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Final, Literal
 
 import orjson
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -97,10 +98,19 @@ Label = Annotated[LabelValue, PlainValidator(_label, json_schema_input_type=Labe
 EventId = Annotated[str, Field(min_length=1, max_length=256)]
 ModelId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
 ModelVersion = Annotated[str, Field(min_length=1)]
+
+
+def _utc(value: datetime) -> datetime:
+    # One canonical zone: equal instants encode equally, and timestamp() on the
+    # stdlib UTC zone costs a third of pydantic's own zone object (0.4 vs 1.2 us).
+    return value.astimezone(UTC)
+
+
 # ISO-8601 with a zone, or Unix epoch seconds as a number (pydantic reads numbers
-# above 2e10 as milliseconds). Serialised back as ISO-8601 UTC.
+# above 2e10 as milliseconds). Kept and serialised as UTC.
 Timestamp = Annotated[
     AwareDatetime,
+    AfterValidator(_utc),
     WithJsonSchema(
         {
             "anyOf": [

@@ -34,10 +34,11 @@ __all__ = ["DUPLICATE", "Duplicate", "JoinCounts", "Match", "PendingJoin"]
 
 
 class Match(NamedTuple):
-    """A prediction and its outcome, joined."""
+    """A prediction and its outcome, joined (with the prediction's event time)."""
 
     prediction: PredictionEvent
     outcome: OutcomeEvent
+    prediction_epoch: float
 
 
 class Duplicate:
@@ -137,7 +138,7 @@ class PendingJoin:
             if waiting[2] is not None:
                 self.outcome_offsets.discard(waiting[2])
             self._joined(key)
-            return Match(event, waiting[0])
+            return Match(event, waiting[0], epoch)
         if epoch < self.watermark - self.ttl_seconds:
             self.counts.expired_predictions += 1  # arrived already past its TTL
             return None
@@ -161,7 +162,7 @@ class PendingJoin:
             if waiting[2] is not None:
                 self.prediction_offsets.discard(waiting[2])
             self._joined(key)
-            return Match(waiting[0], event)
+            return Match(waiting[0], event, waiting[1])
         if epoch < self.watermark - self.ttl_seconds:
             self.counts.orphan_outcomes_expired += 1  # arrived already past its TTL
             return None

@@ -9,6 +9,7 @@ Configured once, by the entrypoint (``configure``); library code only asks for
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Literal
 
@@ -55,4 +56,7 @@ def configure(log_format: LogFormat = "json", level: str = "INFO") -> None:
     )
     # kafka-python logs through the standard library; keep its warnings, as JSON-free lines
     # on stderr, so stdout stays one JSON object per line.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # STREAM_MLOPS_CLIENT_LOG_LEVEL=DEBUG shows the Kafka client's own group and
+    # fetch decisions when a partition looks stuck.
+    client_level = os.environ.get("STREAM_MLOPS_CLIENT_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=logging.getLevelNamesMapping()[client_level], stream=sys.stderr)

@@ -137,3 +137,11 @@ def test_schemas_cover_every_event_type() -> None:
     assert set(prediction["required"]) >= {"event_id", "model_id", "features", "prediction"}
     with pytest.raises(ValueError, match="unknown event type 'nope'"):
         json_schemas("nope")
+
+
+def test_timestamps_are_kept_in_utc() -> None:
+    event = decode_input(raw(ts="2026-11-27T15:00:00+02:00"))
+    assert event.ts.utcoffset() is not None
+    assert event.ts.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    assert event.ts.hour == 13
+    assert b'"ts":"2026-11-27T13:00:00Z"' in encode(event)

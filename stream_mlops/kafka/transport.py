@@ -10,9 +10,11 @@ Semantics every backend must keep:
   ``read_committed`` isolation; it uses an assignor that gives one member the
   same partition numbers of every subscribed topic (range), because predictions
   and outcomes are co-partitioned by ``event_id`` and joined per partition.
-* Rebalance callbacks only record what changed (``AssignmentTracker``): the
-  runtime acts on them from its own thread, because kafka-python 3.x runs
-  listeners on its IO thread where a blocking call raises.
+* Assignment changes are only recorded (``AssignmentTracker``): the runtime
+  acts on them from its own thread after the poll, because kafka-python 3.x
+  runs listeners on its IO thread where a blocking call raises. (The
+  kafka-python backend sets no listener at all and watches the group
+  generation instead; confluent-kafka's callbacks run inside ``consume``.)
 * ``TransactionalProducer.commit`` sends the consumed offsets with the group
   metadata captured by the caller (KIP-447 fencing) and commits; any failure
   leaves the transaction aborted or abortable and is raised as

@@ -9,7 +9,6 @@ from typing import Any
 
 import kafka
 import kafka.errors as kerrors
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTopicPartition
@@ -37,22 +36,6 @@ def _ktp(tp: TopicPartition) -> KafkaTopicPartition:
     return KafkaTopicPartition(tp.topic, tp.partition)
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Records changes only: this runs on kafka-python's IO thread."""
-
-    def __init__(self, tracker: AssignmentTracker) -> None:
-        self._tracker = tracker
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self._tracker.revoked()
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        self._tracker.assigned()
-
-    def on_partitions_lost(self, lost: Any) -> None:
-        self._tracker.lost()
-
-
 class KafkaPythonGroupConsumer:
     def __init__(self, bootstrap_servers: str, group_id: str, client_id: str, **extra: Any) -> None:
         self._consumer = kafka.KafkaConsumer(
@@ -67,6 +50,8 @@ class KafkaPythonGroupConsumer:
             partition_assignment_strategy=[RangePartitionAssignor],
             **extra,
         )
+        self._tracker: AssignmentTracker | None = None
+        self._generation: tuple[int, str] = (-1, "")
 
     def subscribe(self, topics: Iterable[str], tracker: AssignmentTracker) -> None:
         names = list(topics)
@@ -82,10 +67,20 @@ class KafkaPythonGroupConsumer:
                         f"topic {name!r} does not exist (stream-mlops topics create)"
                     )
                 time.sleep(0.2)
-        self._consumer.subscribe(topics=names, listener=_Listener(tracker))
+        # No rebalance listener: with one set, kafka-python 3.0.12 was seen to
+        # leave partitions retained across a quick second rebalance silent for
+        # minutes (the demo; cf. kafka-python #3131). The generation is
+        # compared after each poll instead: any new generation is a change.
+        self._consumer.subscribe(topics=names)
+        self._tracker = tracker
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        membership = self._consumer.group_metadata()
+        generation = (membership.generation_id, membership.member_id)
+        if generation != self._generation and self._tracker is not None:
+            self._generation = generation
+            self._tracker.assigned()
         return [
             Record(r.topic, r.partition, r.offset, r.key, r.value)
             for records in batches.values()

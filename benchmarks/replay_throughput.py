@@ -1,0 +1,205 @@
+"""Replay throughput on a 1M-event file (8 numeric features), and where the time goes.
+
+    PYTHONPATH=. python benchmarks/replay_throughput.py [--events 1000000] [--file PATH]
+
+Writes the file (500,000 predictions, each followed 100 events later by its
+outcome) unless it exists, then measures, each over the whole file in one run:
+parsing alone (orjson), parsing + validation (decode_input), the join alone, and
+the whole replay (join + signals + detectors + controller), with the Python
+garbage collector on and off. Prints a table. Target: 50,000 events/s on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from stream_mlops import events
+from stream_mlops.config import Settings
+from stream_mlops.engine import Engine
+from stream_mlops.join import PendingJoin
+from stream_mlops.replay import replay
+
+TARGET = 50_000
+
+
+def write_file(path: Path, n_events: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    pairs = n_events // 2
+    lag = 100
+    with path.open("wb") as out:
+        pending: list[bytes] = []
+        for i in range(pairs):
+            label = rng.random() < 0.1
+            prediction = {
+                "type": "prediction",
+                "event_id": f"txn-{i:08d}",
+                "model_id": "fraud",
+                "model_version": "v1",
+                "ts": 1_800_000_000 + i * 0.01,
+                "features": {f"x{k}": round(rng.gauss(k, 1.0), 6) for k in range(8)},
+                "prediction": int(label),
+                "score": round(rng.random(), 6),
+            }
+            out.write(events.dumps(prediction) + b"\n")
+            wrong = rng.random() < 0.05
+            outcome = {
+                "type": "outcome",
+                "event_id": f"txn-{i:08d}",
+                "ts": 1_800_000_000 + i * 0.01 + 1.0,
+                "actual": int(label != wrong),
+            }
+            pending.append(events.dumps(outcome) + b"\n")
+            if len(pending) > lag:
+                out.write(pending.pop(0))
+        out.writelines(pending)
+
+
+def timed(fn: Callable[[], object], gc_on: bool) -> float:
+    gc.collect()
+    if not gc_on:
+        gc.disable()
+    try:
+        # CPU time of this process: the figure that matters for "one core", and
+        # steadier than wall time when other work shares the machine.
+        start = time.process_time()
+        fn()
+        return time.process_time() - start
+    finally:
+        gc.enable()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--file", type=Path, default=None)
+    parser.add_argument(
+        "--cli-only",
+        action="store_true",
+        help="only the `stream-mlops replay` process (for files too big to hold in memory)",
+    )
+    args = parser.parse_args()
+    path = args.file or Path(tempfile.gettempdir()) / f"stream-mlops-bench-{args.events}.jsonl"
+    if not path.exists():
+        print(f"writing {args.events:,} events to {path} ...", file=sys.stderr)
+        write_file(path, args.events)
+    cli_row(path, args.events)
+    if args.cli_only:
+        return
+    lines = path.read_bytes().splitlines()
+    n = len(lines)
+    decoded = [events.decode_input(line) for line in lines]
+
+    def parse() -> None:
+        for line in lines:
+            events.loads(line)
+
+    def decode() -> None:
+        for line in lines:
+            events.decode_input(line)
+
+    def join_only() -> None:
+        join = PendingJoin(86400.0, 1_000_000)
+        for event in decoded:
+            if event.type == "prediction":
+                join.add_prediction(event, event.epoch)
+            else:
+                join.add_outcome(event, event.epoch)
+
+    def core() -> None:
+        engine = Engine(Settings(), labeled_events=False)
+        for event in decoded:
+            engine.process(event)
+
+    def full() -> None:
+        replay(lines, Engine(Settings(), labeled_events=False), io.BytesIO(), io.StringIO())
+
+    rows = []
+    for gc_on in (True, False):
+        t_parse = timed(parse, gc_on)
+        t_decode = timed(decode, gc_on)
+        t_join = timed(join_only, gc_on)
+        t_core = timed(core, gc_on)
+        t_full = timed(full, gc_on)
+        rows.append((gc_on, t_parse, t_decode, t_join, t_core, t_full))
+
+    print(f"\nreplay of {n:,} events (8 numeric features, defaults), one process, CPU seconds\n")
+    header = (
+        f"{'gc':>4} | {'parse':>8} | {'validate':>8} | {'join':>8} | {'signals+det.':>12} "
+        f"| {'replay total':>12} | {'events/s':>9} | {'target':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for gc_on, t_parse, t_decode, t_join, t_core, t_full in rows:
+        validate = t_decode - t_parse
+        detect = t_core - t_join
+        rate = n / t_full
+        ok = "met" if rate >= TARGET else "missed"
+        print(
+            f"{'on' if gc_on else 'off':>4} | {t_parse:7.2f}s | {validate:7.2f}s | {t_join:7.2f}s "
+            f"| {detect:11.2f}s | {t_full:11.2f}s | {rate:9,.0f} | {ok:>7}"
+        )
+    gc_on_full = rows[0][5]
+    print(
+        f"\nper event (gc on): parse {rows[0][1] / n * 1e6:.1f} us, validate "
+        f"{(rows[0][2] - rows[0][1]) / n * 1e6:.1f} us, join {rows[0][3] / n * 1e6:.1f} us, "
+        f"signals+detectors+controller {(rows[0][4] - rows[0][3]) / n * 1e6:.1f} us, "
+        f"total {gc_on_full / n * 1e6:.1f} us"
+    )
+
+
+# Runs the CLI and reports its peak memory from /proc (VmHWM): ru_maxrss would
+# count the forked copy of this (large) benchmark process, and Linux carries it
+# across exec.
+_CLI = """
+import sys
+from stream_mlops.cli import main
+code = main(["replay", sys.argv[1]])
+with open("/proc/self/status") as status:
+    peak = next(line for line in status if line.startswith("VmHWM"))
+sys.stderr.write(peak)
+sys.exit(code)
+"""
+
+
+def cli_row(path: Path, n: int) -> None:
+    """The real command in its own process: CPU time and peak memory (it streams)."""
+    # Start-up (importing river and pydantic) is a fixed cost, measured apart.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(
+        [sys.executable, "-c", "import stream_mlops.engine, stream_mlops.replay"], check=True
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    startup = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    before = after
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", _CLI, str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=True,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    *_, summary, peak = done.stderr.decode().strip().splitlines()
+    peak_mib = int(peak.split()[1]) / 1024
+    print(
+        f"\n`stream-mlops replay` process: {n:,} events, {cpu:.1f} s CPU of which start-up "
+        f"{startup:.1f} s; {n / (cpu - startup):,.0f} events/s after start-up; "
+        f"{wall:.1f} s wall; peak RSS {peak_mib:.0f} MiB"
+    )
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
