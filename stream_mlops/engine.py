@@ -262,7 +262,9 @@ class Engine:
             if detection.severity == "drift":
                 track.rebase()
                 if model.retrains_on(track.name):
-                    start = track.window_start(detection.window_after)
+                    window = (detection.window_before or 0) + (detection.window_after or 0)
+                    post_change = track.post_change(window) or detection.window_after
+                    start = track.window_start(post_change)
                     self._retrain_reasons.append((alert, start))
         return alerts
 

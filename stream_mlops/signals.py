@@ -21,6 +21,7 @@ import math
 from collections import deque
 from typing import Final, Literal
 
+from stream_mlops.changepoint import post_change_count
 from stream_mlops.detectors import Detection, Detector
 from stream_mlops.events import LabelValue, PredictionEvent, SignalShift
 
@@ -41,6 +42,10 @@ Task = Literal["classification", "regression"]
 # 260,000 observations back, 8,192 small tuples per retrain-triggering signal.
 _MARK_EVERY: Final = 32
 _MARKS_KEPT: Final = 8192
+# Raw values kept (between this and twice this) to place a change point inside
+# the detector's window (``stream_mlops.changepoint``): ADWIN's windows at the
+# first drift on a classifier's error are a few hundred to a few thousand values.
+_VALUES_KEPT: Final = 4096
 
 
 def numeric(value: LabelValue | None) -> float | None:
@@ -102,6 +107,7 @@ class SignalTrack:
         "name",
         "observations",
         "reference_observations",
+        "values",
     )
 
     def __init__(
@@ -121,6 +127,9 @@ class SignalTrack:
         self.marks: deque[tuple[int, float, str]] | None = (
             deque(maxlen=_MARKS_KEPT) if marks else None
         )
+        #: recent raw values of a retrain-triggering signal (a list, trimmed in
+        #: chunks: cheaper to append to and to pickle than a deque)
+        self.values: list[float] | None = [] if marks else None
         self.rebase()
 
     def rebase(self) -> None:
@@ -145,6 +154,10 @@ class SignalTrack:
             self._recent += self._alpha * (x - self._recent)
         if self.marks is not None and self.observations % _MARK_EVERY == 1:
             self.marks.append((self.observations, epoch, event_id))
+        if self.values is not None:
+            self.values.append(x)
+            if len(self.values) > 2 * _VALUES_KEPT:
+                del self.values[:-_VALUES_KEPT]
         fired = None
         for detector in self.detectors:
             detection = detector.update(x)
@@ -172,6 +185,13 @@ class SignalTrack:
             recent_mean=self._recent,
             reference_observations=n,
         )
+
+    def post_change(self, detection_window: int | None) -> int | None:
+        """How many recent observations follow the change, placed by CUSUM
+        inside the detector's window (or None where no values are kept)."""
+        if self.values is None or not detection_window:
+            return None
+        return post_change_count(self.values[-detection_window:])
 
     def window_start(self, post_change: int | None) -> tuple[float, str] | None:
         """(epoch, event_id) near where the last ``post_change`` observations began."""
