@@ -98,8 +98,8 @@ class Setup:
                 f'group_id = "{self.group_id}"',
                 f'transactional_id_prefix = "{self.group_id}"',
                 f'registry = "{self.registry_dir}"',
-                # the broker's minimum: a killed retrainer's partitions move within seconds
-                "session_timeout_ms = 6000",
+                # a killed retrainer's partitions move within seconds, not the default 45
+                "session_timeout_ms = 10000",
                 POLICY,
             ]
         )
@@ -336,7 +336,11 @@ def test_bad_requests_and_labeled_events_go_to_dead_letters_and_the_retrainer_go
         assert retrainer.terminate() == 0
         logged = [e for e in retrainer.log_events() if e["event"] == "dead_letter"]
 
-    assert len(letters) == len(logged) == len(bad_labeled) + 2
+    # Exactly once in the topic; the log may repeat one whose transaction a rebalance aborted.
+    assert len(letters) == len(bad_labeled) + 2
+    positions = {(d["source_topic"], d["partition"], d["offset"]) for d in letters}
+    assert len(positions) == len(letters)
+    assert {(e["topic"], e["partition"], e["offset"]) for e in logged} == positions
     by_payload = {base64.b64decode(str(d["payload"])): d for d in letters}
     for payload, reason in bad_labeled.items():
         letter = by_payload[payload]

@@ -67,7 +67,14 @@ class ConfluentGroupConsumer:
         max_poll_interval_ms: int,
         session_timeout_ms: int | None = None,
     ) -> None:
-        extra = {} if session_timeout_ms is None else {"session.timeout.ms": session_timeout_ms}
+        extra = (
+            {}
+            if session_timeout_ms is None
+            else {
+                "session.timeout.ms": session_timeout_ms,
+                "heartbeat.interval.ms": min(3000, session_timeout_ms // 3),
+            }
+        )
         self._consumer = ck.Consumer(
             {
                 **extra,

@@ -226,7 +226,16 @@ class KafkaPythonTransport:
         max_poll_interval_ms: int,
         session_timeout_ms: int | None = None,
     ) -> KafkaPythonGroupConsumer:
-        extra = {} if session_timeout_ms is None else {"session_timeout_ms": session_timeout_ms}
+        # kafka-python warns below a third of the session timeout: a member must
+        # get a few heartbeats in before the group gives up on it.
+        extra = (
+            {}
+            if session_timeout_ms is None
+            else {
+                "session_timeout_ms": session_timeout_ms,
+                "heartbeat_interval_ms": min(3000, session_timeout_ms // 3),
+            }
+        )
         return KafkaPythonGroupConsumer(
             self._bootstrap,
             group_id,
