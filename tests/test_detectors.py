@@ -73,7 +73,7 @@ def test_bad_parameters_name_the_field(name: str, params: dict[str, object], fie
 
 
 def test_adwin_adapter_detects_exactly_where_river_adwin_does() -> None:
-    from river.drift import ADWIN  # noqa: PLC0415 (only this test needs river itself)
+    from river.drift import ADWIN
 
     rng = random.Random(11)
     values = [rng.gauss((i // 3000) % 2, 1.0) for i in range(30_000)]
