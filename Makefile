@@ -8,9 +8,10 @@ PYTEST_ARGS ?=
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-.PHONY: help deps install jars test run lint broker-start broker-stop broker-status
+.PHONY: help deps install jars test run demo lint broker-start broker-stop broker-status
 
 help:
+	@echo "make demo    the closed loop end to end on the local broker, with a report"
 	@echo "make test    install what is missing, run the tests on a Kafka broker"
 	@echo "make run     start the local broker, create the topics, run the engine"
 	@echo "make lint    ruff and mypy --strict"
@@ -49,6 +50,10 @@ run: deps
 	$(SM) broker start
 	$(SM) topics create
 	$(SM) run
+
+# The README's main command: the closed loop, with demo-report.html.
+demo: deps jars
+	$(SM) demo
 
 lint:
 	$(PYTHON) -m ruff check .

@@ -9,10 +9,18 @@ scenarios and the model live in ``stream_mlops.simulate.fraud``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import pickle
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 
+import structlog
+
+from stream_mlops.kafka.model_updates import follow_model_updates
 from stream_mlops.kafka.publisher import serve
 from stream_mlops.logging import configure
+from stream_mlops.registry import ModelRegistry
 from stream_mlops.simulate.champion import Champion
 from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator
 from stream_mlops.simulate.options import (
@@ -38,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_arguments(parser, default_events=10_000, default_label_delay=10.0)
     parser.add_argument("--model-id", default="fraud", help="model id (default fraud)")
     parser.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        help=(
+            "model registry: serve its champion and hot-swap on each promotion published to "
+            "--model-updates-topic (default: the simulator's bootstrap model, never swapped)"
+        ),
+    )
+    parser.add_argument("--model-updates-topic", default="model-updates")
+    parser.add_argument(
         "--log-format", choices=["json", "console"], default="json", help="log line format"
     )
     return parser
@@ -62,6 +80,38 @@ def main(argv: Sequence[str] | None = None, champion: Champion | None = None) ->
     args = build_parser().parse_args(argv)
     configure(args.log_format)
     config = config_from(args)
+    stop_following = threading.Event()
+    if champion is None and args.registry is not None:
+        champion = _registry_champion(args.registry, config.model_id)
+        if champion is None:
+            structlog.get_logger("stream_mlops.simulate").error(
+                "simulate.failed", error=f"no champion for {config.model_id!r} in {args.registry}"
+            )
+            return 2
+        config = dataclasses.replace(config, model_version=champion.current().version)
+        follow_model_updates(
+            bootstrap_servers=bootstrap_from(args),
+            topic=args.model_updates_topic,
+            registry_dir=args.registry,
+            champion=champion,
+            stop=stop_following,
+        )
+    try:
+        return _serve(args, config, champion)
+    finally:
+        stop_following.set()
+
+
+def _registry_champion(registry_dir: Path, model_id: str) -> Champion | None:
+    registry = ModelRegistry(registry_dir)
+    current = registry.champion(model_id)
+    if current is None:
+        return None
+    model = pickle.loads(registry.artifact(model_id, current.version))
+    return Champion(model_id, current.version, model)
+
+
+def _serve(args: argparse.Namespace, config: FraudConfig, champion: Champion | None) -> int:
     return serve(
         FraudSimulator(config, champion),
         bootstrap_servers=bootstrap_from(args),
