@@ -17,6 +17,7 @@ settings and the same events give the same outputs, byte for byte.
 
 from __future__ import annotations
 
+import math
 import pickle
 import struct
 from dataclasses import asdict, dataclass, field
@@ -50,6 +51,9 @@ Output = DriftAlert | RetrainRequest | LabeledEvent
 SNAPSHOT_MAGIC: Final = b"SMLOPS"
 SNAPSHOT_FORMAT: Final = 1
 _HEADER: Final = struct.Struct(">6sH")
+# How often (in events) idle model versions are looked for: a scan of the few
+# (model, version) states, so every 10,000 events costs nothing measurable.
+_SWEEP_EVERY: Final = 10_000
 
 
 class UnknownModelError(EventError):
@@ -75,6 +79,8 @@ class EngineStats:
     suppressed_alerts: int = 0
     suppressed_retrain_requests: int = 0
     unscored_joins: int = 0
+    #: model versions whose state was dropped after their traffic stopped
+    versions_retired: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +117,8 @@ class Engine:
         self._unscored = 0
         self._alerts_by_signal: dict[str, int] = {}
         self._retrain_requests = 0
+        self._versions_retired = 0
+        self._until_sweep = _SWEEP_EVERY
         # Drift alerts of the current event that ask for retraining, with where
         # their post-drift data starts (epoch, event_id), if known.
         self._retrain_reasons: list[tuple[DriftAlert, tuple[float, str] | None]] = []
@@ -130,6 +138,7 @@ class Engine:
             if result is DUPLICATE:
                 return []
             state = self._state(event.model_id, event.model_version, event)
+            state.last_prediction_epoch = max(state.last_prediction_epoch, epoch)
             alerts = self._label_free(state, event, epoch)
         else:
             assert isinstance(event, OutcomeEvent)
@@ -141,6 +150,10 @@ class Engine:
             if result is DUPLICATE:
                 return []
             alerts = []
+        self._until_sweep -= 1
+        if self._until_sweep <= 0:
+            self._until_sweep = _SWEEP_EVERY
+            self._retire_idle_versions()
         outputs: list[Output] = []
         if isinstance(result, Match):
             prediction = result.prediction
@@ -155,6 +168,25 @@ class Engine:
         if request is not None:
             outputs.append(request)
         return outputs
+
+    def _retire_idle_versions(self) -> None:
+        """Drop the state of a model version that a newer one replaced.
+
+        A version is retired once another version of its model has served a
+        prediction since, and its own last prediction is older than the join's
+        time-to-live: no outcome can join it any more, so its detectors have
+        nothing left to see. A model update therefore gets fresh detectors (new
+        version, new state) and the old state goes when its traffic stops.
+        """
+        horizon = self._join.watermark - self.settings.join.ttl_seconds
+        newest: dict[str, float] = {}
+        for (model_id, _version), state in self._models.items():
+            newest[model_id] = max(newest.get(model_id, -math.inf), state.last_prediction_epoch)
+        for key, state in list(self._models.items()):
+            last = state.last_prediction_epoch
+            if last < horizon and last < newest[key[0]]:
+                del self._models[key]
+                self._versions_retired += 1
 
     def _check_model(self, model_id: str) -> None:
         if self.settings.unknown_models == "reject" and model_id not in self.settings.models:
@@ -306,6 +338,7 @@ class Engine:
             suppressed_alerts=self._policy.suppressed,
             suppressed_retrain_requests=self._policy.retrain_suppressed,
             unscored_joins=self._unscored,
+            versions_retired=self._versions_retired,
         )
 
     # -- checkpoints --------------------------------------------------------------
@@ -328,6 +361,7 @@ class Engine:
             "river": _river_version(),
             "models": self._models,
             "policy": self._policy,
+            "versions_retired": self._versions_retired,
             "counters": (
                 self._predictions,
                 self._outcomes,
@@ -376,6 +410,7 @@ class Engine:
         engine = cls(settings, partition=partition)
         engine._models = state["models"]
         engine._policy = state["policy"]
+        engine._versions_retired = state.get("versions_retired", 0)
         engine._policy.partition = partition
         (
             engine._predictions,

@@ -209,12 +209,23 @@ class SignalTrack:
 class ModelState:
     """Everything the engine keeps for one (model_id, model_version)."""
 
-    __slots__ = ("error", "features", "model_id", "model_version", "prediction", "score", "task")
+    __slots__ = (
+        "error",
+        "features",
+        "last_prediction_epoch",
+        "model_id",
+        "model_version",
+        "prediction",
+        "score",
+        "task",
+    )
 
     def __init__(self, model_id: str, model_version: str, task: Task) -> None:
         self.model_id = model_id
         self.model_version = model_version
         self.task = task
+        #: event time of this version's latest prediction: its traffic
+        self.last_prediction_epoch = -math.inf
         self.error: SignalTrack | None = None
         self.score: SignalTrack | None = None
         self.prediction: SignalTrack | None = None

@@ -247,3 +247,41 @@ def test_binary_detectors_skip_an_inferred_regression() -> None:
     assert error is not None
     assert error.detectors == []  # DDM would misread absolute errors as 0/1
     assert error.observations == 50
+
+
+def _prediction(i: int, version: str, ts: float) -> PredictionEvent:
+    return PredictionEvent(
+        event_id=f"e-{version}-{i}",
+        model_id="fraud",
+        model_version=version,
+        ts=ts,
+        features={"amount": float(i % 7)},
+        prediction=0,
+        score=0.1,
+    )
+
+
+def test_a_replaced_version_is_dropped_once_its_traffic_stops() -> None:
+    settings = parse_settings({"join": {"ttl_seconds": 100}})
+    engine = Engine(settings)
+    for i in range(500):
+        engine.process(_prediction(i, "v1", T0 + i))
+    # v2 takes over; v1 still has predictions within the TTL for a while.
+    for i in range(10_000):
+        engine.process(_prediction(i, "v2", T0 + 500 + i))
+    assert engine.stats.versions_retired == 1
+    restored = Engine.restore(settings, engine.snapshot())
+    assert restored.stats.versions_retired == 1
+    # A version still serving is never dropped, however old its first event.
+    for i in range(20_000):
+        engine.process(_prediction(i, "v2", T0 + 20_000 + i))
+    assert engine.stats.versions_retired == 1
+
+
+def test_a_version_is_kept_while_its_predictions_can_still_join() -> None:
+    settings = parse_settings({"join": {"ttl_seconds": 1_000_000}})
+    engine = Engine(settings)
+    engine.process(_prediction(0, "v1", T0))
+    for i in range(10_000):
+        engine.process(_prediction(i, "v2", T0 + 1 + i))
+    assert engine.stats.versions_retired == 0
