@@ -128,6 +128,13 @@ class PendingJoin:
     ) -> Match | Duplicate | None:
         """Its outcome if one was waiting, DUPLICATE, or None (pending, or expired
         at once when its event time is already past the TTL)."""
+        result = self._add_prediction(event, epoch, offset)
+        self._expire()
+        return result
+
+    def _add_prediction(
+        self, event: PredictionEvent, epoch: float, offset: int | None = None
+    ) -> Match | Duplicate | None:
         self._advance(epoch)
         key = event.event_id
         if key in self._predictions or key in self._joined_ids:
@@ -152,6 +159,13 @@ class PendingJoin:
         self, event: OutcomeEvent, epoch: float, offset: int | None = None
     ) -> Match | Duplicate | None:
         """Its prediction if one was waiting, DUPLICATE, or None (now pending)."""
+        result = self._add_outcome(event, epoch, offset)
+        self._expire()
+        return result
+
+    def _add_outcome(
+        self, event: OutcomeEvent, epoch: float, offset: int | None = None
+    ) -> Match | Duplicate | None:
         self._advance(epoch)
         key = event.event_id
         if key in self._outcomes or key in self._joined_ids:
@@ -190,10 +204,18 @@ class PendingJoin:
             joined.popitem(last=False)
 
     def _advance(self, epoch: float) -> None:
-        if epoch <= self.watermark:
-            return
-        self.watermark = epoch
-        horizon = epoch - self.ttl_seconds
+        if epoch > self.watermark:
+            self.watermark = epoch
+            self._expire()
+
+    def _expire(self) -> None:
+        """Expire from the head while the head is past the TTL.
+
+        Runs when the watermark moves and again after each add: a join or an
+        eviction can remove the head and expose an entry that arrived later but
+        is older in event time.
+        """
+        horizon = self.watermark - self.ttl_seconds
         predictions, outcomes, joined = self._predictions, self._outcomes, self._joined_ids
         counts = self.counts
         while predictions:
