@@ -10,7 +10,7 @@ from typing import Any
 import kafka
 import kafka.errors as kerrors
 from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import MemberState, OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTopicPartition
 
 from stream_mlops.kafka.transport import (
@@ -51,7 +51,7 @@ class KafkaPythonGroupConsumer:
             **extra,
         )
         self._tracker: AssignmentTracker | None = None
-        self._generation: tuple[int, str] = (-1, "")
+        self._generation: tuple[int, str, frozenset[KafkaTopicPartition]] = (-1, "", frozenset())
 
     def subscribe(self, topics: Iterable[str], tracker: AssignmentTracker) -> None:
         names = list(topics)
@@ -77,10 +77,18 @@ class KafkaPythonGroupConsumer:
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         membership = self._consumer.group_metadata()
-        generation = (membership.generation_id, membership.member_id)
-        if generation != self._generation and self._tracker is not None:
-            self._generation = generation
-            self._tracker.assigned()
+        # The generation moves at JoinGroup, before SyncGroup brings the
+        # assignment: act only on a stable membership, and on the assignment
+        # itself, so the runtime never restores from a half-done rebalance.
+        if membership.state == MemberState.STABLE and self._tracker is not None:
+            seen = (
+                membership.generation_id,
+                membership.member_id,
+                frozenset(self._consumer.assignment()),
+            )
+            if seen != self._generation:
+                self._generation = seen
+                self._tracker.assigned()
         return [
             Record(r.topic, r.partition, r.offset, r.key, r.value)
             for records in batches.values()
