@@ -20,10 +20,11 @@ def test_share_splits_the_budget_equally() -> None:
         share(0.0, 3)
 
 
-def test_adwin_delta_is_the_rate_times_its_check_interval() -> None:
-    assert calibrated("adwin", {}, 1e-8)["delta"] == pytest.approx(32e-8)
-    assert calibrated("adwin", {"clock": 8}, 1e-8)["delta"] == pytest.approx(8e-8)
-    assert calibrated("adwin", {}, 0.9)["delta"] == 0.5  # capped
+def test_adwin_delta_follows_the_measured_false_alarms_per_delta() -> None:
+    assert calibrated("adwin", {}, 1e-8)["delta"] == pytest.approx(1e-5)
+    # Checking four times as often: four times the chances, a quarter the delta.
+    assert calibrated("adwin", {"clock": 8}, 1e-8)["delta"] == pytest.approx(2.5e-6)
+    assert calibrated("adwin", {}, 0.9)["delta"] == 0.2  # the largest delta measured
     # An explicit delta wins; a warning level stays above the calibrated one.
     assert calibrated("adwin", {"delta": 0.01}, 1e-8) == {"delta": 0.01}
     warned = calibrated("adwin", {"warning_delta": 1e-9}, 1e-8)
@@ -68,7 +69,7 @@ def test_engine_splits_the_model_budget_across_every_detector() -> None:
     feature = state.features["x7"]
     adwin, distribution = feature.detectors
     assert isinstance(adwin, AdwinDetector) and isinstance(distribution, DistributionDetector)
-    assert adwin.delta == pytest.approx(32 * 1e-7 / count)
+    assert adwin.delta == pytest.approx(1e-7 / count / 1e-3)
     assert distribution.false_alarm_rate == pytest.approx(1e-7 / count)
     assert state.categorical["merchant"].detectors[0].params()["categorical"] is True
 
@@ -77,7 +78,7 @@ def test_a_bigger_budget_or_none_changes_the_detectors() -> None:
     loose = Engine(parse_settings({"defaults": {"false_alarm_budget": 1e-4}}))
     loose.process(_event({"x": 1.0}))
     assert loose._models[("fraud", "v1")].features["x"].detectors[0].delta == pytest.approx(  # type: ignore[attr-defined]
-        32 * 1e-4 / 6
+        1e-4 / 6 / 1e-3  # six detectors: error, estimated error, score x2, x x2
     )
     off = Engine(
         parse_settings(
