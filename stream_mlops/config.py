@@ -1,5 +1,32 @@
 """Configuration: one TOML file, validated at start, errors name the field.
 
+An example (every key optional; these are not the defaults)::
+
+    unknown_models = "reject"        # or "accept": unknown models run on [defaults]
+
+    [join]
+    ttl_seconds = 86400              # event time a prediction waits for its outcome
+    max_pending = 1000000            # predictions + outcomes waiting; oldest evicted
+
+    [defaults]
+    min_observations = 500
+    cooldown_observations = 1000
+    retrain_on = ["error"]
+    retrain_interval_seconds = 3600
+
+    [defaults.detectors]
+    error = [{name = "adwin", delta = 0.0002, warning_delta = 0.002}]
+    score = [{name = "adwin"}]
+    "feature:*" = [{name = "adwin"}]
+
+    [models.fraud]
+    task = "classification"
+
+    [models.fraud.detectors]
+    error = [{name = "hddm_a"}]
+    "feature:amount" = [{name = "page_hinkley", warmup = 1000, threshold = 20}]
+    score = []                       # no detector on the score
+
 >>> settings = load_settings(None)
 >>> settings.join.ttl_seconds, settings.model("fraud").min_observations
 (86400.0, 500)

@@ -383,7 +383,12 @@ class Engine:
         return self._join.outcome_offsets
 
     def snapshot(self) -> bytes:
-        """Detectors, controller, counters, watermark, pending offsets; no pending entries."""
+        """Detectors, controller, counters, watermark, pending offsets; no pending entries.
+
+        Also not included: the join's memory of already-joined ids (it can be as
+        large as the pending entries). After a restore, a duplicate of an event
+        joined before the snapshot is not recognised as one.
+        """
         join = self._join
         state = {
             "river": _river_version(),

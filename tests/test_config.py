@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from stream_mlops import config
 from stream_mlops.config import ConfigError, load_settings, parse_settings
 
 
@@ -121,3 +122,15 @@ def test_bootstrap_servers_from_the_environment(
 def test_parse_settings_accepts_a_mapping() -> None:
     settings = parse_settings({"defaults": {"task": "regression"}})
     assert settings.model("x").task == "regression"
+
+
+def test_the_documented_example_is_valid(tmp_path: Path) -> None:
+    doc = config.__doc__ or ""
+    example = doc.split("::\n", 1)[1].split("\n>>>", 1)[0]
+    text = "\n".join(line.removeprefix("    ") for line in example.splitlines())
+    settings = load_settings(write(tmp_path, text))
+    fraud = settings.model("fraud")
+    assert settings.unknown_models == "reject"
+    assert [s.name for s in fraud.detectors_for("error")] == ["hddm_a"]
+    assert fraud.detectors_for("feature:amount")[0].params == {"warmup": 1000, "threshold": 20}
+    assert fraud.detectors_for("score") == []

@@ -226,3 +226,24 @@ def test_snapshot_from_another_river_minor_is_refused(monkeypatch: pytest.Monkey
     monkeypatch.setattr(river, "__version__", "0.99.0")
     with pytest.raises(SnapshotError, match=r"river 0\.26\.\d+, this engine runs river 0\.99"):
         Engine.restore(Settings(), data)
+
+
+def test_binary_detectors_skip_an_inferred_regression() -> None:
+    settings = parse_settings({"defaults": {"detectors": {"error": [{"name": "ddm"}]}}})
+    engine = Engine(settings)
+    for i in range(50):
+        engine.process(
+            PredictionEvent(
+                event_id=f"r{i}",
+                model_id="demand",
+                model_version="v",
+                ts=i,
+                features={},
+                prediction=10.5 + i,
+            )
+        )
+        engine.process(OutcomeEvent(event_id=f"r{i}", ts=i, actual=3.0))
+    error = engine._models[("demand", "v")].error
+    assert error is not None
+    assert error.detectors == []  # DDM would misread absolute errors as 0/1
+    assert error.observations == 50
