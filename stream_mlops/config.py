@@ -13,9 +13,12 @@ An example (every key optional; these are not the defaults)::
     cooldown_observations = 1000
     retrain_on = ["error"]
     retrain_interval_seconds = 3600
+    false_alarm_budget = 1e-8        # false drift alarms per prediction, all signals
+    distribution_checks = true       # variance, shape, category frequencies too
 
     [defaults.detectors]
     error = [{name = "adwin", delta = 0.0002, warning_delta = 0.002}]
+    estimated_error = [{name = "adwin"}]   # from calibrated scores, before labels
     score = [{name = "adwin"}]
     "feature:*" = [{name = "adwin"}]
 
