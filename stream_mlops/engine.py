@@ -228,7 +228,10 @@ class Engine:
             categorical=categorical,
         )
 
-    def _label_free(self, state: ModelState, event: PredictionEvent, epoch: float) -> list[Output]:
+    # One flat function on purpose: it runs for every prediction and signal.
+    def _label_free(  # noqa: PLR0912
+        self, state: ModelState, event: PredictionEvent, epoch: float
+    ) -> list[Output]:
         alerts: list[Output] = []
         event_id = event.event_id
         if event.score is not None and state.score is not None:
@@ -245,37 +248,36 @@ class Engine:
             fired = state.prediction.observe(float(event.prediction), event_id, epoch)
             if fired:
                 alerts += self._review(state, state.prediction, fired, event, epoch)
+        tracks = state.features
         for name, value in event.features.items():
-            fired_on = self._feature(state, name, value, event_id, epoch)
-            if fired_on is not None:
-                alerts += self._review(state, fired_on[0], fired_on[1], event, epoch)
+            value_kind = type(value)
+            if value_kind is float or value_kind is int or value_kind is bool:
+                track = tracks.get(name)
+                if track is None:
+                    if name in state.categorical:
+                        continue  # a string feature first: stays categorical
+                    model = self._settings(state.model_id)
+                    track = tracks[name] = self._track(model, f"feature:{name}", state)
+                fired = track.observe(float(value), event_id, epoch)  # type: ignore[arg-type]
+            elif value_kind is str:
+                track = state.categorical.get(name) or self._categorical(state, name)
+                if track is None:
+                    continue
+                fired = track.observe(float(track.code(value)), event_id, epoch)  # type: ignore[arg-type]
+            else:
+                continue
+            if fired:
+                alerts += self._review(state, track, fired, event, epoch)
         return alerts
 
-    def _feature(
-        self, state: ModelState, name: str, value: object, event_id: str, epoch: float
-    ) -> tuple[SignalTrack, list[tuple[Detector, Detection]]] | None:
-        """Feed one feature value to its track (made on first sight); what fired."""
-        kind = type(value)
-        if kind is float or kind is int or kind is bool:
-            track = state.features.get(name)
-            if track is None:
-                if name in state.categorical:
-                    return None
-                model = self._settings(state.model_id)
-                track = state.features[name] = self._track(model, f"feature:{name}", state)
-            fired = track.observe(float(value), event_id, epoch)  # type: ignore[arg-type]
-        elif kind is str:
-            track = state.categorical.get(name)
-            if track is None:
-                model = self._settings(state.model_id)
-                if not model.distribution_checks or name in state.features:
-                    return None
-                track = self._track(model, f"feature:{name}", state, categorical=True)
-                state.categorical[name] = track
-            fired = track.observe(float(track.code(value)), event_id, epoch)  # type: ignore[arg-type]
-        else:
+    def _categorical(self, state: ModelState, name: str) -> SignalTrack | None:
+        """A new categorical feature's track (None: not watched)."""
+        model = self._settings(state.model_id)
+        if not model.distribution_checks or name in state.features:
             return None
-        return None if fired is None else (track, fired)
+        track = self._track(model, f"feature:{name}", state, categorical=True)
+        state.categorical[name] = track
+        return track
 
     def _error(
         self, state: ModelState, match: Match, event: InputEvent, epoch: float

@@ -119,6 +119,7 @@ class SignalTrack:
         "_alpha",
         "_codes",
         "_edges",
+        "_half_step",
         "_recent",
         "_recent_bins",
         "_ref_bins",
@@ -163,6 +164,7 @@ class SignalTrack:
         # Rank edges: quantiles of the first reference sample (kept for life, so
         # detectors see one scale).
         self._edges: list[float] | None = None
+        self._half_step = 0.0
         self._sample: list[float] | None = [] if (self.ranked or self.binned) else None
         self._recent_bins: deque[int] | None = deque(maxlen=recent_span) if self.binned else None
         self._ref_bins: dict[int, int] = {}
@@ -193,7 +195,8 @@ class SignalTrack:
         """Distinct values seen by a categorical track (None: numeric)."""
         return None if self._codes is None else len(self._codes)
 
-    def observe(
+    # Inlined on purpose: it runs for every value of every signal.
+    def observe(  # noqa: PLR0912
         self, x: float, event_id: str, epoch: float
     ) -> list[tuple[Detector, Detection]] | None:
         """Feed one value to the tracker and every detector; what fired, if any."""
@@ -212,22 +215,33 @@ class SignalTrack:
         if self._sample is not None:
             # The first reference: collected for rank edges and decile bins.
             self._sample.append(x)
-            if len(self._sample) < self.reference_observations:
-                return None if self.ranked else self._detect(x)
-            self._first_reference()
-            return None if self.ranked else self._detect(x)
-        if self.binned:
-            b = int(x) if self.categorical else self._decile(x)
-            if in_reference:
-                self._ref_bins[b] = self._ref_bins.get(b, 0) + 1
+            if len(self._sample) >= self.reference_observations:
+                self._first_reference()
+            if self.ranked:
+                return None
+            value = x
+        else:
+            # The hot path, inlined: one rank (mid-rank for ties), one bin.
+            edges = self._edges
+            if edges is not None:
+                j = bisect_right(edges, x)
+                k = bisect_left(edges, x) if j and edges[j - 1] == x else j
+                u = (j + k) * self._half_step
+                value = u if self.ranked else x
+                b = int(u * 10.0)
+                if b == 10:
+                    b = 9
             else:
-                self._recent_bins.append(b)  # type: ignore[union-attr]
-        return self._detect(self._rank(x) if self.ranked else x)
-
-    def _detect(self, x: float) -> list[tuple[Detector, Detection]] | None:
+                value = x
+                b = int(x)  # a categorical code
+            if self.binned:
+                if in_reference:
+                    self._ref_bins[b] = self._ref_bins.get(b, 0) + 1
+                else:
+                    self._recent_bins.append(b)  # type: ignore[union-attr]
         fired = None
         for detector in self.detectors:
-            detection = detector.update(x)
+            detection = detector.update(value)
             if detection is not None:
                 if fired is None:
                     fired = []
@@ -242,6 +256,7 @@ class SignalTrack:
             ordered = sorted(sample)
             n = len(ordered)
             self._edges = [ordered[(n - 1) * j // _RANK_EDGES] for j in range(_RANK_EDGES + 1)]
+            self._half_step = 1.0 / (2.0 * len(self._edges))
         if self.binned:
             for value in sample:
                 b = int(value) if self.categorical else self._decile(value)
@@ -251,7 +266,7 @@ class SignalTrack:
         """Mid-rank of x among the reference quantiles, in [0, 1] (ties share it)."""
         edges = self._edges
         assert edges is not None
-        return (bisect_left(edges, x) + bisect_right(edges, x)) / (2.0 * len(edges))
+        return (bisect_left(edges, x) + bisect_right(edges, x)) * self._half_step
 
     def _decile(self, x: float) -> int:
         return min(int(self._rank(x) * 10.0), 9)

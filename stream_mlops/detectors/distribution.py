@@ -94,7 +94,8 @@ class DistributionDetector(Detector):
         self._edges: list[float] = []
         self._ref: dict[int, int] = {}
         self._ref_n = 0
-        self._counts: list[dict[int, int]] = [{} for _ in self.windows]
+        # Per window size: counts per bin (lists: the smallest is hit per value).
+        self._counts: list[list[int]] = [[] for _ in self.windows]
         self._filled = 0  # values in the current largest window
         self._count = 0  # values since the reference was complete
         self._sum = 0.0
@@ -125,7 +126,11 @@ class DistributionDetector(Detector):
         # into the next size (each size is a multiple of the one before).
         counts = self._counts[0]
         b = int(x) if self.categorical else bisect.bisect_right(self._edges, x)
-        counts[b] = counts.get(b, 0) + 1
+        if b < len(counts):
+            counts[b] += 1
+        else:
+            counts.extend([0] * (b + 1 - len(counts)))
+            counts[b] = 1
         self._filled += 1
         if self._filled % self.windows[0]:
             return None
@@ -136,13 +141,16 @@ class DistributionDetector(Detector):
         for k, counts in enumerate(self._counts):
             if self._filled % self.windows[k]:
                 break
-            if fired is None and self._significant(k, counts):
+            window = {b: c for b, c in enumerate(counts) if c}
+            if fired is None and self._significant(k, window):
                 fired = k
             if k + 1 < len(self._counts):
                 bigger = self._counts[k + 1]
-                for b, c in counts.items():
-                    bigger[b] = bigger.get(b, 0) + c
-            counts.clear()
+                if len(bigger) < len(counts):
+                    bigger.extend([0] * (len(counts) - len(bigger)))
+                for b, c in enumerate(counts):
+                    bigger[b] += c
+            counts[:] = [0] * len(counts)
         if self._filled == self.windows[-1]:
             self._filled = 0
         if fired is None:
