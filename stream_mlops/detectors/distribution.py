@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+from collections import deque
 from typing import Any, Final
 
 from scipy.stats import chi2
@@ -37,12 +38,13 @@ class DistributionDetector(Detector):
     The first ``reference`` values form the reference (numeric: binned at the
     deciles of its first 512 values; ``categorical=True``: each code its own
     bin). After that, every window size in ``windows`` keeps a tumbling window;
-    when one is full, the 2 x K table (reference counts, window counts) gets a
-    G-test of homogeneity with Williams' correction, and the detector fires when
-    G exceeds the chi-square quantile at ``alpha = false_alarm_rate * w /
-    len(windows)``. One test per ``w`` observations per size, so by the union
-    bound the false alarms per observation stay below ``false_alarm_rate``
-    (the chi-square approximation of G holds as bins keep tens of counts).
+    every ``windows[0]`` values, each size's window of the latest values gets a
+    G-test of homogeneity against the reference (the 2 x K table of counts,
+    Williams' correction), and the detector fires when G exceeds the chi-square
+    quantile at ``alpha = false_alarm_rate * windows[0] / len(windows)``:
+    ``len(windows)`` tests per ``windows[0]`` values, so by the union bound the
+    false alarms per observation stay below ``false_alarm_rate`` (the
+    chi-square approximation of G holds as bins keep tens of counts).
 
     Small windows find large changes fast; large windows find small ones. After a
     detection the reference starts again from the next value.
@@ -63,7 +65,7 @@ class DistributionDetector(Detector):
         self,
         *,
         reference: int = 2000,
-        windows: tuple[int, ...] | list[int] = (250, 1000, 4000),
+        windows: tuple[int, ...] | list[int] = (250, 500, 1000, 2000, 4000),
         bins: int = 10,
         categorical: bool = False,
         false_alarm_rate: float = DEFAULT_RATE,
@@ -74,8 +76,8 @@ class DistributionDetector(Detector):
         if not windows or any(type(w) is not int or w < 10 for w in windows):
             raise ParamError("windows", "must be a non-empty list of integers of at least 10")
         ordered = sorted(windows)
-        if any(b % a or a == b for a, b in itertools.pairwise(ordered)):
-            raise ParamError("windows", "each size must be a multiple of the one before")
+        if any(w % ordered[0] or a == w for a, w in itertools.pairwise(ordered)):
+            raise ParamError("windows", "sizes must differ and be multiples of the smallest")
         if bins < 2:
             raise ParamError("bins", "must be at least 2")
         if not 0.0 < false_alarm_rate < 1.0:
@@ -85,7 +87,9 @@ class DistributionDetector(Detector):
         self.bins = bins
         self.categorical = categorical
         self.false_alarm_rate = false_alarm_rate
-        self._alpha = [false_alarm_rate * w / len(self.windows) for w in self.windows]
+        alpha = false_alarm_rate * self.windows[0] / len(self.windows)
+        self._alpha = [alpha for _ in self.windows]
+        self._blocks_per_window = [w // self.windows[0] for w in self.windows]
         self._thresholds: dict[tuple[int, int], float] = {}
         self._reset()
 
@@ -94,9 +98,10 @@ class DistributionDetector(Detector):
         self._edges: list[float] = []
         self._ref: dict[int, int] = {}
         self._ref_n = 0
-        # Per window size: counts per bin (lists: the smallest is hit per value).
-        self._counts: list[list[int]] = [[] for _ in self.windows]
-        self._filled = 0  # values in the current largest window
+        # Counts per bin of the current block, and of the latest full blocks.
+        self._block: list[int] = []
+        self._blocks: deque[list[int]] = deque(maxlen=self._blocks_per_window[-1])
+        self._filled = 0  # values in the current block
         self._count = 0  # values since the reference was complete
         self._sum = 0.0
         self._ref_sum = 0.0
@@ -122,9 +127,7 @@ class DistributionDetector(Detector):
             return None
         self._count += 1
         self._sum += x
-        # Only the smallest window counts values; a full window's counts roll up
-        # into the next size (each size is a multiple of the one before).
-        counts = self._counts[0]
+        counts = self._block
         b = int(x) if self.categorical else bisect.bisect_right(self._edges, x)
         if b < len(counts):
             counts[b] += 1
@@ -132,27 +135,29 @@ class DistributionDetector(Detector):
             counts.extend([0] * (b + 1 - len(counts)))
             counts[b] = 1
         self._filled += 1
-        if self._filled % self.windows[0]:
+        if self._filled < self.windows[0]:
             return None
-        return self._window_full()
+        return self._block_full()
 
-    def _window_full(self) -> Detection | None:
+    def _block_full(self) -> Detection | None:
+        self._blocks.append(self._block)
+        self._block = [0] * len(self._block)
+        self._filled = 0
+        # Windows of the latest 1, 2, 4... blocks, smallest first.
+        window: dict[int, int] = {}
         fired: int | None = None
-        for k, counts in enumerate(self._counts):
-            if self._filled % self.windows[k]:
-                break
-            window = {b: c for b, c in enumerate(counts) if c}
-            if fired is None and self._significant(k, window):
-                fired = k
-            if k + 1 < len(self._counts):
-                bigger = self._counts[k + 1]
-                if len(bigger) < len(counts):
-                    bigger.extend([0] * (len(counts) - len(bigger)))
-                for b, c in enumerate(counts):
-                    bigger[b] += c
-            counts[:] = [0] * len(counts)
-        if self._filled == self.windows[-1]:
-            self._filled = 0
+        k = 0
+        for used, block in enumerate(reversed(self._blocks), start=1):
+            for b, c in enumerate(block):
+                if c:
+                    window[b] = window.get(b, 0) + c
+            if used == self._blocks_per_window[k]:
+                if self._significant(k, window):
+                    fired = k
+                    break
+                k += 1
+                if k == len(self.windows):
+                    break
         if fired is None:
             return None
         detection = Detection(
