@@ -56,7 +56,10 @@ __all__ = ["Engine", "EngineStats", "Output", "SnapshotError", "UnknownModelErro
 Output = DriftAlert | RetrainRequest | LabeledEvent
 
 SNAPSHOT_MAGIC: Final = b"SMLOPS"
-SNAPSHOT_FORMAT: Final = 1
+# 3: signal tracks with ranks, distributions and categorical features, the
+# estimated error and the budget share; a format-1 snapshot's detectors saw raw
+# values, so it cannot continue here. (2 is skipped: tests use it as "unknown".)
+SNAPSHOT_FORMAT: Final = 3
 _HEADER: Final = struct.Struct(">6sH")
 
 
