@@ -429,6 +429,12 @@ def main() -> None:
         results = pool.map(run_one, jobs, chunksize=1)
     wall = time.perf_counter() - wall
 
+    report(results, [*change, still], args)
+    cpu = sum(r.seconds for r in results)
+    print(f"\n{len(jobs)} runs, {cpu:.0f} s CPU, {wall:.0f} s wall on {args.jobs} processes")
+
+
+def report(results: list[RunResult], streams: list[Scenario], args: argparse.Namespace) -> None:
     by_scenario: dict[str, list[RunResult]] = {}
     for r in results:
         by_scenario.setdefault(r.scenario, []).append(r)
@@ -450,7 +456,7 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
-    for s in [*change, still]:
+    for s in streams:
         runs = by_scenario.get(s.name)
         if not runs:
             continue
@@ -484,8 +490,6 @@ def main() -> None:
             f"({alarms / total_obs * 1e6:.2f} per million), ARL used for the bound "
             f"{arl[name]:,.0f}; by signal: {top or 'none'}"
         )
-    cpu = sum(r.seconds for r in results)
-    print(f"\n{len(jobs)} runs, {cpu:.0f} s CPU, {wall:.0f} s wall on {args.jobs} processes")
 
 
 if __name__ == "__main__":
