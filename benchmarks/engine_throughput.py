@@ -129,25 +129,28 @@ def paced_producer(
     queue.put(sent)
 
 
-def visibility_times(bootstrap: str, topic: str, until: float) -> dict[str, float]:
+def visibility_times(
+    bootstrap: str, topics: list[str], until: float
+) -> dict[str, dict[str, float]]:
+    """Per topic: when each event (by trigger or event id) became visible."""
     consumer = kafka.KafkaConsumer(
-        topic,
+        *topics,
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="latest",
         enable_auto_commit=False,
         isolation_level="read_committed",
     )
-    seen: dict[str, float] = {}
+    seen: dict[str, dict[str, float]] = {t: {} for t in topics}
     try:
         consumer.poll(timeout_ms=100)
         while time.time() < until:
-            for records in consumer.poll(timeout_ms=100).values():
+            for tp, records in consumer.poll(timeout_ms=100).items():
                 now = time.time()
                 for r in records:
                     event = orjson.loads(r.value)
                     key = str(event.get("trigger_event_id") or event.get("event_id"))
-                    seen.setdefault(key, now)
+                    seen[tp.topic].setdefault(key, now)
     finally:
         consumer.close()
     return seen
@@ -192,12 +195,13 @@ def measure(client: str, args: argparse.Namespace, tmp: Path) -> list[tuple[str,
                 args=(args.bootstrap, dep.topics, pairs_per_s, args.latency_seconds, queue),
             )
             proc.start()
-            labeled_seen = visibility_times(args.bootstrap, dep.topics["labeled_events"], until)
+            seen = visibility_times(
+                args.bootstrap, [dep.topics["labeled_events"], dep.topics["drift_alerts"]], until
+            )
+            labeled_seen = seen[dep.topics["labeled_events"]]
+            alerts_seen = seen[dep.topics["drift_alerts"]]
             sent = queue.get(timeout=120)
             proc.join(timeout=60)
-            alerts_seen = visibility_times(
-                args.bootstrap, dep.topics["drift_alerts"], time.time() + 0.1
-            )
             engine.terminate()
             peak_rss = max(
                 (int(str(e.get("peak_rss_mb", 0))) for e in engine.log_events()), default=0

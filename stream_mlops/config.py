@@ -13,9 +13,12 @@ An example (every key optional; these are not the defaults)::
     cooldown_observations = 1000
     retrain_on = ["error"]
     retrain_interval_seconds = 3600
+    false_alarm_budget = 1e-8        # false drift alarms per prediction, all signals
+    distribution_checks = true       # variance, shape, category frequencies too
 
     [defaults.detectors]
     error = [{name = "adwin", delta = 0.0002, warning_delta = 0.002}]
+    estimated_error = [{name = "adwin"}]   # from calibrated scores, before labels
     score = [{name = "adwin"}]
     "feature:*" = [{name = "adwin"}]
 
@@ -68,8 +71,8 @@ __all__ = [
 
 BOOTSTRAP_ENV: Final = "KAFKA_BOOTSTRAP_SERVERS"
 # Signal names a detector or retrain_on can name: the fixed signals, one feature,
-# or every numeric feature.
-_SIGNAL = re.compile(r"^(error|score|prediction|feature:\*|feature:.+)$")
+# or every feature.
+_SIGNAL = re.compile(r"^(error|estimated_error|score|prediction|feature:\*|feature:.+)$")
 
 
 class ConfigError(ValueError):
@@ -116,8 +119,14 @@ def _adwin() -> list[DetectorSpec]:
 
 
 def _default_detectors() -> dict[str, list[DetectorSpec]]:
-    # The defaults: ADWIN on the error, the score and every numeric feature.
-    return {"error": _adwin(), "score": _adwin(), "feature:*": _adwin()}
+    # The defaults: ADWIN on the error, the score and every numeric feature;
+    # and on the error estimated from calibrated scores, before labels arrive.
+    return {
+        "error": _adwin(),
+        "estimated_error": _adwin(),
+        "score": _adwin(),
+        "feature:*": _adwin(),
+    }
 
 
 class ModelSettings(_Section):
@@ -126,8 +135,10 @@ class ModelSettings(_Section):
     #: None: inferred from the first prediction (a float prediction without a
     #: score means regression, anything else classification).
     task: Literal["classification", "regression"] | None = None
-    #: Detectors per signal: "error", "score", "prediction", "feature:<name>", or
-    #: "feature:*" for every numeric feature without its own entry. [] disables.
+    #: Detectors per signal: "error", "estimated_error" (min(score, 1 - score) of a
+    #: classifier's calibrated score, see docs/detection.md), "score",
+    #: "prediction", "feature:<name>", or "feature:*" for every numeric feature
+    #: without its own entry. [] disables.
     detectors: dict[str, list[DetectorSpec]] = Field(default_factory=_default_detectors)
     #: A detector's observations before it may alert (its first values are noise).
     min_observations: Annotated[int, Field(ge=0)] = 500
@@ -138,7 +149,18 @@ class ModelSettings(_Section):
     retrain_on: list[str] = Field(default_factory=lambda: ["error"])
     #: At most one retrain request per model per this many seconds of event time.
     retrain_interval_seconds: Annotated[float, Field(ge=0)] = 3600.0
-    #: Observations that form a signal's reference for effect sizes in alert stats.
+    #: False drift alarms per prediction this model may raise, across all its
+    #: signals and detectors (1e-7: one per ten million predictions). Split
+    #: equally across the model's detectors, each calibrated to its share
+    #: (stream_mlops.calibration); parameters set explicitly are kept. None: no
+    #: calibration, every detector keeps its own defaults.
+    false_alarm_budget: Annotated[float, Field(gt=0, lt=1)] | None = 1e-7
+    #: Also watch whole distributions, not only means: the "distribution"
+    #: detector on the score and every numeric feature (variance, shape) and on
+    #: every categorical (string) feature's category frequencies.
+    distribution_checks: bool = True
+    #: Observations that form a signal's reference for effect sizes in alert stats
+    #: (and, for unbounded signals, the sample their ranks are taken against).
     reference_observations: Annotated[int, Field(ge=2)] = 1000
     #: Span (in observations) of the recent mean compared with the reference.
     recent_span: Annotated[int, Field(ge=1)] = 200

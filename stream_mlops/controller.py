@@ -39,6 +39,14 @@ def content_id(*parts: object) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+def _moved_most(shift: SignalShift) -> tuple[bool, float, str]:
+    # The distance sees every kind of change (mean, variance, shape, category
+    # frequencies); signals without one yet come after, by |effect size|.
+    if shift.distance is not None:
+        return (False, -shift.distance, shift.signal)
+    return (True, -abs(shift.effect_size), shift.signal)
+
+
 @dataclass(slots=True)
 class _SignalPolicy:
     last_drift: int | None = None  # the signal's observation count at the last drift alert
@@ -97,7 +105,7 @@ class AlertPolicy:
             event_id,
             detector.observations,
         )
-        ranked = sorted(shifts(), key=lambda s: (-abs(s.effect_size), s.signal))
+        ranked = sorted(shifts(), key=_moved_most)
         return DriftAlert(
             alert_id=alert_id,
             model_id=model_id,

@@ -20,13 +20,13 @@ from __future__ import annotations
 import math
 import pickle
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final, Literal
 
 import river
 
-from stream_mlops import detectors
-from stream_mlops.config import ModelSettings, Settings
+from stream_mlops import calibration, detectors
+from stream_mlops.config import DetectorSpec, ModelSettings, Settings
 from stream_mlops.controller import AlertPolicy
 from stream_mlops.detectors import Detection, Detector
 from stream_mlops.events import (
@@ -42,14 +42,25 @@ from stream_mlops.events import (
 )
 from stream_mlops.join import DUPLICATE, Match, PendingJoin
 from stream_mlops.offsets import OffsetSet
-from stream_mlops.signals import ModelState, SignalTrack, Task, error_value, infer_task
+from stream_mlops.signals import (
+    ModelState,
+    SignalTrack,
+    Task,
+    error_value,
+    estimated_error,
+    infer_task,
+    numeric,
+)
 
 __all__ = ["Engine", "EngineStats", "Output", "SnapshotError", "UnknownModelError"]
 
 Output = DriftAlert | RetrainRequest | LabeledEvent
 
 SNAPSHOT_MAGIC: Final = b"SMLOPS"
-SNAPSHOT_FORMAT: Final = 1
+# 3: signal tracks with ranks, distributions and categorical features, the
+# estimated error and the budget share; a format-1 snapshot's detectors saw raw
+# values, so it cannot continue here. (2 is skipped: tests use it as "unknown".)
+SNAPSHOT_FORMAT: Final = 3
 _HEADER: Final = struct.Struct(">6sH")
 # How often (in events) idle model versions are looked for: a scan of the few
 # (model, version) states, so every 10,000 events costs nothing measurable.
@@ -204,33 +215,69 @@ class Engine:
             task: Task = self._settings(model_id).task or infer_task(first)
             state = self._models[(model_id, version)] = ModelState(model_id, version, task)
             model = self._settings(model_id)
-            state.score = self._track(model, "score", task)
-            state.prediction = self._track(model, "prediction", task)
-            state.error = self._track(model, "error", task)
+            if model.false_alarm_budget is not None:
+                count = _detector_count(model, task, first)
+                state.false_alarm_rate = calibration.share(model.false_alarm_budget, count)
+            state.score = self._track(model, "score", state)
+            state.prediction = self._track(model, "prediction", state)
+            state.error = self._track(model, "error", state)
+            if task == "classification":
+                state.estimated_error = self._track(model, "estimated_error", state)
         return state
 
-    def _track(self, model: ModelSettings, signal: str, task: Task) -> SignalTrack:
+    def _track(
+        self, model: ModelSettings, signal: str, state: ModelState, *, categorical: bool = False
+    ) -> SignalTrack:
+        task = state.task
+        specs = [] if categorical else model.detectors_for(signal)
+        # Label-free signals get the distribution test too (a feature whose
+        # detectors are disabled does not); a categorical feature only it.
+        label_free = signal in ("score", "prediction") or signal.startswith("feature:")
+        wants_distribution = (
+            categorical or signal == "score" or (signal.startswith("feature:") and bool(specs))
+        )
+        if model.distribution_checks and wants_distribution:
+            spec = DetectorSpec.model_validate({"name": "distribution", "categorical": categorical})
+            specs = [*specs, spec]
         built: list[Detector] = []
-        for spec in model.detectors_for(signal):
+        for spec in specs:
             # Binary detectors only see 0/1: a regression's error is not.
             if signal == "error" and task == "regression" and detectors.is_binary(spec.name):
                 continue
-            built.append(spec.build())
+            params = spec.params
+            if state.false_alarm_rate is not None:
+                params = calibration.calibrated(spec.name, params, state.false_alarm_rate)
+            built.append(detectors.build(spec.name, params))
+        # Values outside [0, 1] reach detectors as ranks (see SignalTrack).
+        bounded = signal in ("score", "estimated_error") or (
+            signal == "error" and task == "classification"
+        )
         return SignalTrack(
             signal,
             built,
             reference_observations=model.reference_observations,
             recent_span=model.recent_span,
             marks=model.retrains_on(signal),
+            ranked=not bounded,
+            binned=label_free,
+            categorical=categorical,
         )
 
-    def _label_free(self, state: ModelState, event: PredictionEvent, epoch: float) -> list[Output]:
+    # One flat function on purpose: it runs for every prediction and signal.
+    def _label_free(  # noqa: PLR0912
+        self, state: ModelState, event: PredictionEvent, epoch: float
+    ) -> list[Output]:
         alerts: list[Output] = []
         event_id = event.event_id
         if event.score is not None and state.score is not None:
             fired = state.score.observe(event.score, event_id, epoch)
             if fired:
                 alerts += self._review(state, state.score, fired, event, epoch)
+        if event.score is not None and state.estimated_error is not None:
+            expected = estimated_error(event.prediction, event.score)
+            fired = state.estimated_error.observe(expected, event_id, epoch)
+            if fired:
+                alerts += self._review(state, state.estimated_error, fired, event, epoch)
         kind = type(event.prediction)
         if (kind is float or kind is int or kind is bool) and state.prediction is not None:
             fired = state.prediction.observe(float(event.prediction), event_id, epoch)
@@ -242,12 +289,30 @@ class Engine:
             if value_kind is float or value_kind is int or value_kind is bool:
                 track = tracks.get(name)
                 if track is None:
+                    if name in state.categorical:
+                        continue  # a string feature first: stays categorical
                     model = self._settings(state.model_id)
-                    track = tracks[name] = self._track(model, f"feature:{name}", state.task)
+                    track = tracks[name] = self._track(model, f"feature:{name}", state)
                 fired = track.observe(float(value), event_id, epoch)  # type: ignore[arg-type]
-                if fired:
-                    alerts += self._review(state, track, fired, event, epoch)
+            elif value_kind is str:
+                track = state.categorical.get(name) or self._categorical(state, name)
+                if track is None:
+                    continue
+                fired = track.observe(float(track.code(value)), event_id, epoch)  # type: ignore[arg-type]
+            else:
+                continue
+            if fired:
+                alerts += self._review(state, track, fired, event, epoch)
         return alerts
+
+    def _categorical(self, state: ModelState, name: str) -> SignalTrack | None:
+        """A new categorical feature's track (None: not watched)."""
+        model = self._settings(state.model_id)
+        if not model.distribution_checks or name in state.features:
+            return None
+        track = self._track(model, f"feature:{name}", state, categorical=True)
+        state.categorical[name] = track
+        return track
 
     def _error(
         self, state: ModelState, match: Match, event: InputEvent, epoch: float
@@ -275,7 +340,15 @@ class Engine:
     ) -> list[Output]:
         model = self._settings(state.model_id)
         alerts: list[Output] = []
-        for detector, detection in fired:
+        for detector, found in fired:
+            detection = found
+            if track.ranked or track.categorical:
+                # The detector saw ranks or codes; the alert reports the signal's
+                # own means (reference and recent), as for any other signal.
+                shift = track.shift()
+                detection = replace(
+                    found, mean_before=shift.reference_mean, mean_after=shift.recent_mean
+                )
             alert = self._policy.review(
                 model,
                 model_id=state.model_id,
@@ -438,6 +511,27 @@ class Engine:
         else:
             assert isinstance(event, OutcomeEvent)
             self._join.restore_outcome(event, event.epoch, offset)
+
+
+def _detector_count(model: ModelSettings, task: Task, first: PredictionEvent) -> int:
+    """How many detectors the budget is split across, from the model's first prediction.
+
+    Features that first appear later get the same share (so the budget holds as
+    long as the first prediction carries the usual features).
+    """
+    distribution = 1 if model.distribution_checks else 0
+    count = len(model.detectors_for("error")) + len(model.detectors_for("prediction"))
+    if first.score is not None:
+        count += len(model.detectors_for("score")) + distribution
+        if task == "classification":
+            count += len(model.detectors_for("estimated_error"))
+    for name, value in first.features.items():
+        if numeric(value) is not None:
+            specs = len(model.detectors_for(f"feature:{name}"))
+            count += specs + (distribution if specs else 0)
+        elif type(value) is str:
+            count += distribution
+    return count
 
 
 def _labeled(match: Match) -> LabeledEvent:

@@ -190,10 +190,17 @@ class SignalShift(_Event):
     """How far one signal's recent mean moved from its reference, in reference SDs."""
 
     signal: str
+    #: Recent minus reference mean in reference SDs; for a categorical feature
+    #: (no mean) the Hellinger distance, and both means are 0.
     effect_size: float
     reference_mean: float
     recent_mean: float
     reference_observations: int
+    #: Hellinger distance between the reference and recent distributions (binned
+    #: at the reference's deciles, or by category): 0 the same, 1 disjoint. It
+    #: sees variance, shape and frequency changes; alerts rank by it. None when
+    #: not yet known.
+    distance: float | None = None
 
 
 class AlertStats(_Event):
@@ -205,7 +212,8 @@ class AlertStats(_Event):
     window_after: int | None = None
     effect_size: float | None = None
     partition: int | None = None
-    # Label-free alerts: every numeric signal of the model, largest |effect| first.
+    # Label-free alerts: every label-free signal of the model, largest distance
+    # (else |effect_size|) first.
     shifts: list[SignalShift] = Field(default_factory=list)
 
 

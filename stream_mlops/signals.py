@@ -18,6 +18,7 @@ moved (the effect sizes an alert ranks features by).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections import deque
 from typing import Final, Literal
 
@@ -30,6 +31,7 @@ __all__ = [
     "SignalTrack",
     "Task",
     "error_value",
+    "estimated_error",
     "infer_task",
     "numeric",
 ]
@@ -46,6 +48,12 @@ _MARKS_KEPT: Final = 8192
 # the detector's window (``stream_mlops.changepoint``): ADWIN's windows at the
 # first drift on a classifier's error are a few hundred to a few thousand values.
 _VALUES_KEPT: Final = 4096
+# Ranks are taken against 65 quantiles of the first reference (1/64 resolution is
+# finer than any mean shift worth an alert; 65 floats per signal in a snapshot).
+_RANK_EDGES: Final = 64
+# Categorical features: codes for the first 20 distinct values, the rest "other"
+# (a frequency test needs tens of values per category; IDs are not categories).
+_MAX_CATEGORIES: Final = 20
 
 
 def numeric(value: LabelValue | None) -> float | None:
@@ -94,18 +102,43 @@ class SignalTrack:
     ``reference_observations`` values (again after each drift alert, via
     ``rebase``); the recent mean is an exponentially weighted mean with span
     ``recent_span``. ``shift()`` is their standardised difference.
+
+    Label-free tracks (``binned=True``) also keep the distribution: their values
+    are binned (numeric: at the deciles of the first reference; categorical:
+    one bin per category) and ``shift()`` adds the Hellinger distance between
+    the reference's bin frequencies and those of the last ``recent_span``
+    values, the effect size alerts rank features by.
+
+    ``ranked=True`` (unbounded signals: features, a regression's error) feeds the
+    detectors the value's mid-rank in the first reference sample, in [0, 1],
+    instead of the value: ADWIN's false-alarm bound holds only for values in
+    [0, 1], and heavy tails (amounts) otherwise set it off. Detectors start
+    after that first reference.
+
+    ``categorical=True`` takes strings: the first ``_MAX_CATEGORIES`` distinct
+    values get codes 0, 1, ...; later ones share one "other" code. Detectors get
+    the code.
     """
 
     __slots__ = (
         "_alpha",
+        "_codes",
+        "_edges",
+        "_half_step",
         "_recent",
+        "_recent_bins",
+        "_ref_bins",
         "_ref_m2",
         "_ref_mean",
         "_ref_n",
+        "_sample",
+        "binned",
+        "categorical",
         "detectors",
         "marks",
         "name",
         "observations",
+        "ranked",
         "reference_observations",
         "values",
     )
@@ -118,6 +151,9 @@ class SignalTrack:
         reference_observations: int,
         recent_span: int,
         marks: bool = False,
+        ranked: bool = False,
+        binned: bool = False,
+        categorical: bool = False,
     ) -> None:
         self.name = name
         self.detectors = detectors
@@ -130,6 +166,17 @@ class SignalTrack:
         #: recent raw values of a retrain-triggering signal (a list, trimmed in
         #: chunks: cheaper to append to and to pickle than a deque)
         self.values: list[float] | None = [] if marks else None
+        self.categorical = categorical
+        self.ranked = ranked and not categorical
+        self.binned = binned or categorical
+        self._codes: dict[str, int] | None = {} if categorical else None
+        # Rank edges: quantiles of the first reference sample (kept for life, so
+        # detectors see one scale).
+        self._edges: list[float] | None = None
+        self._half_step = 0.0
+        self._sample: list[float] | None = [] if (self.ranked or self.binned) else None
+        self._recent_bins: deque[int] | None = deque(maxlen=recent_span) if self.binned else None
+        self._ref_bins: dict[int, int] = {}
         self.rebase()
 
     def rebase(self) -> None:
@@ -138,13 +185,33 @@ class SignalTrack:
         self._ref_mean = 0.0
         self._ref_m2 = 0.0
         self._recent = 0.0
+        self._ref_bins = {}
+        if self._recent_bins is not None:
+            self._recent_bins.clear()
 
-    def observe(
+    def code(self, value: str) -> int:
+        """A categorical value's code (new values get the next, up to "other")."""
+        codes = self._codes
+        assert codes is not None
+        found = codes.get(value)
+        if found is None:
+            found = len(codes) if len(codes) < _MAX_CATEGORIES else _MAX_CATEGORIES
+            if found < _MAX_CATEGORIES:
+                codes[value] = found
+        return found
+
+    def categories(self) -> int | None:
+        """Distinct values seen by a categorical track (None: numeric)."""
+        return None if self._codes is None else len(self._codes)
+
+    # Inlined on purpose: it runs for every value of every signal.
+    def observe(  # noqa: PLR0912
         self, x: float, event_id: str, epoch: float
     ) -> list[tuple[Detector, Detection]] | None:
         """Feed one value to the tracker and every detector; what fired, if any."""
         self.observations += 1
-        if self._ref_n < self.reference_observations:
+        in_reference = self._ref_n < self.reference_observations
+        if in_reference:
             self._ref_n += 1
             d = x - self._ref_mean
             self._ref_mean += d / self._ref_n
@@ -158,17 +225,97 @@ class SignalTrack:
             self.values.append(x)
             if len(self.values) > 2 * _VALUES_KEPT:
                 del self.values[:-_VALUES_KEPT]
+        if self._sample is not None:
+            # The first reference: collected for rank edges and decile bins.
+            self._sample.append(x)
+            if len(self._sample) >= self.reference_observations:
+                self._first_reference()
+            if self.ranked:
+                return None
+            value = x
+        else:
+            # The hot path, inlined: one rank (mid-rank for ties), one bin.
+            edges = self._edges
+            if edges is not None:
+                j = bisect_right(edges, x)
+                k = bisect_left(edges, x) if j and edges[j - 1] == x else j
+                u = (j + k) * self._half_step
+                value = u if self.ranked else x
+                b = int(u * 10.0)
+                if b == 10:
+                    b = 9
+            else:
+                value = x
+                b = int(x)  # a categorical code
+            if self.binned:
+                if in_reference:
+                    self._ref_bins[b] = self._ref_bins.get(b, 0) + 1
+                else:
+                    self._recent_bins.append(b)  # type: ignore[union-attr]
         fired = None
         for detector in self.detectors:
-            detection = detector.update(x)
+            detection = detector.update(value)
             if detection is not None:
                 if fired is None:
                     fired = []
                 fired.append((detector, detection))
         return fired
 
+    def _first_reference(self) -> None:
+        sample = self._sample
+        assert sample is not None
+        self._sample = None
+        if not self.categorical:
+            ordered = sorted(sample)
+            n = len(ordered)
+            self._edges = [ordered[(n - 1) * j // _RANK_EDGES] for j in range(_RANK_EDGES + 1)]
+            self._half_step = 1.0 / (2.0 * len(self._edges))
+        if self.binned:
+            for value in sample:
+                b = int(value) if self.categorical else self._decile(value)
+                self._ref_bins[b] = self._ref_bins.get(b, 0) + 1
+
+    def _rank(self, x: float) -> float:
+        """Mid-rank of x among the reference quantiles, in [0, 1] (ties share it)."""
+        edges = self._edges
+        assert edges is not None
+        return (bisect_left(edges, x) + bisect_right(edges, x)) * self._half_step
+
+    def _decile(self, x: float) -> int:
+        return min(int(self._rank(x) * 10.0), 9)
+
+    def distance(self) -> float | None:
+        """Hellinger distance of reference and recent bin frequencies (None: too early)."""
+        recent = self._recent_bins
+        ref = self._ref_bins
+        if recent is None or not recent or not ref:
+            return None
+        counts: dict[int, int] = {}
+        for b in recent:
+            counts[b] = counts.get(b, 0) + 1
+        n_ref = sum(ref.values())
+        n_recent = len(recent)
+        total = 0.0
+        for b in ref.keys() | counts.keys():
+            root_ref = math.sqrt(ref.get(b, 0) / n_ref)
+            total += (root_ref - math.sqrt(counts.get(b, 0) / n_recent)) ** 2
+        return math.sqrt(total / 2.0)
+
     def shift(self) -> SignalShift:
-        """Recent mean minus reference mean, in reference standard deviations."""
+        """Recent mean minus reference mean, in reference standard deviations.
+
+        Categorical tracks have no mean: their effect size is the distance.
+        """
+        distance = self.distance() if self.binned else None
+        if self.categorical:
+            return SignalShift(
+                signal=self.name,
+                effect_size=distance or 0.0,
+                reference_mean=0.0,
+                recent_mean=0.0,
+                reference_observations=self._ref_n,
+                distance=distance,
+            )
         n = self._ref_n
         sd = math.sqrt(self._ref_m2 / (n - 1)) if n > 1 else 0.0
         diff = self._recent - self._ref_mean
@@ -184,6 +331,7 @@ class SignalTrack:
             reference_mean=self._ref_mean,
             recent_mean=self._recent,
             reference_observations=n,
+            distance=distance,
         )
 
     def post_change(self, detection_window: int | None) -> int | None:
@@ -210,7 +358,10 @@ class ModelState:
     """Everything the engine keeps for one (model_id, model_version)."""
 
     __slots__ = (
+        "categorical",
         "error",
+        "estimated_error",
+        "false_alarm_rate",
         "features",
         "last_prediction_epoch",
         "model_id",
@@ -227,10 +378,38 @@ class ModelState:
         #: event time of this version's latest prediction: its traffic
         self.last_prediction_epoch = -math.inf
         self.error: SignalTrack | None = None
+        self.estimated_error: SignalTrack | None = None
         self.score: SignalTrack | None = None
         self.prediction: SignalTrack | None = None
+        #: Numeric (and bool) features, and categorical (string) ones.
         self.features: dict[str, SignalTrack] = {}
+        self.categorical: dict[str, SignalTrack] = {}
+        #: Each detector's share of the model's false-alarm budget (None: uncalibrated).
+        self.false_alarm_rate: float | None = None
 
     def label_free(self) -> list[SignalTrack]:
+        """The tracks alerts rank by how far they moved.
+
+        A categorical feature that has shown one value only has no distribution
+        to compare yet; it joins once a second value appears.
+        """
         tracks = [t for t in (self.score, self.prediction) if t is not None]
-        return tracks + list(self.features.values())
+        tracks += self.features.values()
+        return tracks + [t for t in self.categorical.values() if t.categories() != 1]
+
+
+def estimated_error(prediction: LabelValue, score: float) -> float:
+    """The probability that a calibrated classifier's prediction is wrong.
+
+    ``score`` is the positive class's probability. A 1/True prediction is wrong
+    with probability 1 - score, a 0/False one with probability score; for other
+    labels the threshold is taken to be 0.5: min(score, 1 - score).
+
+    >>> estimated_error(1, 0.75), estimated_error(0, 0.25), estimated_error("cat", 0.75)
+    (0.25, 0.25, 0.25)
+    """
+    if prediction is True or (type(prediction) is int and prediction == 1):
+        return 1.0 - score
+    if prediction is False or (type(prediction) is int and prediction == 0):
+        return score
+    return min(score, 1.0 - score)

@@ -133,3 +133,26 @@ def test_retrain_requests_are_rate_limited_per_model_in_event_time() -> None:
     assert policy.retrain_suppressed == 1
     later = policy.retrain(settings, [alert], start, epoch=1600.0, ts=TS)
     assert later is not None and later.request_id == first.request_id  # same reasons, same id
+
+
+def test_label_free_signals_rank_by_distance_before_effect_size() -> None:
+    from stream_mlops.controller import _moved_most
+
+    def shift(signal: str, effect: float, distance: float | None) -> SignalShift:
+        return SignalShift(
+            signal=signal,
+            effect_size=effect,
+            reference_mean=0,
+            recent_mean=effect,
+            reference_observations=10,
+            distance=distance,
+        )
+
+    shifts = [
+        shift("feature:mean", 2.0, 0.3),
+        shift("feature:variance", 0.0, 0.6),
+        shift("feature:early", 9.0, None),
+        shift("feature:calm", 0.1, 0.05),
+    ]
+    ranked = [s.signal for s in sorted(shifts, key=_moved_most)]
+    assert ranked == ["feature:variance", "feature:mean", "feature:calm", "feature:early"]

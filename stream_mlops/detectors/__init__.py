@@ -1,7 +1,8 @@
 """Drift detectors behind one interface, looked up by name.
 
-``adwin`` and ``page_hinkley`` are our adapters (window statistics, scale
-calibration); every other river detector is available by its name, e.g.
+``adwin``, ``page_hinkley`` and ``distribution`` are our adapters (window
+statistics, scale calibration, whole-distribution tests); every other river
+detector is available by its name, e.g.
 ``kswin``, ``ddm``, ``eddm``, ``hddm_a``, ``hddm_w``, ``fhddm``.
 
 >>> build("ADWIN", {"delta": 0.01})
@@ -24,6 +25,7 @@ from river import base as river_base
 
 from stream_mlops.detectors.adwin import AdwinDetector
 from stream_mlops.detectors.base import Detection, Detector, ParamError
+from stream_mlops.detectors.distribution import DistributionDetector
 from stream_mlops.detectors.page_hinkley import PageHinkleyDetector
 from stream_mlops.detectors.river_family import RiverDetector, river_classes
 
@@ -31,6 +33,7 @@ __all__ = [
     "AdwinDetector",
     "Detection",
     "Detector",
+    "DistributionDetector",
     "PageHinkleyDetector",
     "ParamError",
     "RiverDetector",
@@ -40,9 +43,10 @@ __all__ = [
     "known_names",
 ]
 
-_ADAPTERS: dict[str, type[AdwinDetector] | type[PageHinkleyDetector]] = {
+_ADAPTERS: dict[str, type[AdwinDetector | PageHinkleyDetector | DistributionDetector]] = {
     "adwin": AdwinDetector,
     "page_hinkley": PageHinkleyDetector,
+    "distribution": DistributionDetector,
 }
 
 
@@ -83,7 +87,10 @@ def build(name: str, params: dict[str, Any]) -> Detector:
         if key not in allowed:
             raise ParamError(key, f"unexpected parameter; expected one of {', '.join(allowed)}")
         default = allowed[key].default
-        if isinstance(default, int) and type(value) is not int:
+        if isinstance(default, bool):
+            if type(value) is not bool:
+                raise ParamError(key, "must be a bool")
+        elif isinstance(default, int) and type(value) is not int:
             raise ParamError(key, "must be an integer")
         if isinstance(default, float) and type(value) not in (int, float):
             raise ParamError(key, "must be a number")
