@@ -78,7 +78,12 @@ class EngineProcess:
         events = []
         for line in self.log_path.read_bytes().splitlines():
             if line.startswith(b"{"):
-                events.append(orjson.loads(line))
+                # stdout and stderr share the file: a client warning written
+                # mid-line can garble one line; skip it rather than fail.
+                try:
+                    events.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    continue
         return events
 
     def wait_for_log(self, event: str, timeout: float = 60, **fields: object) -> dict[str, object]:
