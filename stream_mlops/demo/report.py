@@ -82,8 +82,15 @@ def summarize(
     requests: Sequence[Mapping[str, Any]],
     updates: Sequence[Mapping[str, Any]],
     alert_seen_after_drift_s: Mapping[str, float] | None = None,
+    alert_seen_at_index: Mapping[str, int] | None = None,
 ) -> DemoSummary:
     """The figures of one demo run.
+
+    An alert is placed at ``alert_seen_at_index[alert_id]`` (how many
+    transactions had been scored when it became visible) where known, else at
+    its trigger event. The trigger of an error alert is the outcome whose join
+    fired the detector, and labels arrive out of order: after a drift, the
+    firing label can belong to a transaction from before it.
 
     >>> outcomes = [
     ...     ServedOutcome(i, "v1" if i < 80 else "v2", float(50 <= i < 80)) for i in range(100)
@@ -103,11 +110,17 @@ def summarize(
     drift_alerts = [
         a for a in alerts if a.get("signal") == "error" and a.get("severity") == "drift"
     ]
-    after = [a for a in drift_alerts if event_index(str(a["trigger_event_id"])) >= drift_index]
+    seen_at = alert_seen_at_index or {}
+
+    def position(alert: Mapping[str, Any]) -> int:
+        known = seen_at.get(str(alert["alert_id"]))
+        return known if known is not None else event_index(str(alert["trigger_event_id"]))
+
+    after = [a for a in drift_alerts if position(a) >= drift_index]
     if after:
-        first = min(after, key=lambda a: event_index(str(a["trigger_event_id"])))
+        first = min(after, key=position)
         summary.first_alert = first
-        summary.detection_index = event_index(str(first["trigger_event_id"]))
+        summary.detection_index = position(first)
         summary.detection_delay_events = summary.detection_index - drift_index
         if alert_seen_after_drift_s is not None:
             summary.detection_delay_seconds = alert_seen_after_drift_s.get(str(first["alert_id"]))
@@ -129,7 +142,7 @@ def summarize(
         )
     summary.markers = [Marker(drift_index, "drift injected")]
     summary.markers += [
-        Marker(event_index(str(a["trigger_event_id"])), f"alert: {a['signal']} {a['severity']}")
+        Marker(position(a), f"alert: {a['signal']} {a['severity']}")
         for a in alerts
         if a.get("signal") == "error"
     ]
@@ -234,7 +247,9 @@ def plot_png(summary: DemoSummary, outcomes: Sequence[ServedOutcome], window: in
             transform=ax.get_xaxis_transform(),
             rotation=90,
             va="top",
-            ha="right",
+            # Detection and promotion are often close: their labels go on
+            # opposite sides of their lines.
+            ha="left" if marker.label.endswith("serving") else "right",
             fontsize=8,
             color=color,
         )

@@ -84,6 +84,10 @@ class Collected:
     dead_letters: int = 0
     #: wall-clock time each alert became visible
     alert_seen_at: dict[str, float] = field(default_factory=dict)
+    #: transactions scored when each alert became visible
+    alert_seen_at_index: dict[str, int] = field(default_factory=dict)
+    #: transactions scored so far (written by the scoring loop)
+    predictions_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -234,6 +238,9 @@ def _collect(
                         elif kind == "alert":
                             collected.alerts.append(event)
                             collected.alert_seen_at[str(event["alert_id"])] = now
+                            collected.alert_seen_at_index[str(event["alert_id"])] = (
+                                collected.predictions_sent
+                            )
                         elif kind == "request":
                             collected.requests.append(event)
                         elif kind == "update":
@@ -332,6 +339,7 @@ def run_demo(opts: DemoOptions) -> int:
             requests=collected.requests,
             updates=collected.updates,
             alert_seen_after_drift_s=seen_after,
+            alert_seen_at_index=collected.alert_seen_at_index,
         )
         png = plot_png(summary, collected.outcomes)
         opts.out.write_text(render_html(summary, png))
@@ -382,6 +390,8 @@ def _serve_transactions(
                 _say(opts, f"drift injected at transaction {opts.drift_at:,}")
             if emission.kind == "outcome":
                 sent_outcomes[0] += 1
+            else:
+                collected.predictions_sent += 1
             if time.monotonic() - last_report > 3:
                 last_report = time.monotonic()
                 _progress(opts, collected, champion)

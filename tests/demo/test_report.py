@@ -91,3 +91,31 @@ def test_html_embeds_the_png_plot() -> None:
     assert embedded is not None
     assert base64.b64decode(embedded.group(1)) == png
     assert "drift injected at transaction 1,000" in page
+
+
+def test_an_alert_is_placed_where_it_became_visible_not_at_its_late_label() -> None:
+    # Labels arrive out of order: the label that fires the detector after the
+    # drift can belong to a transaction scored before it.
+    outcomes, alert = run()
+    late_label = {**alert, "trigger_event_id": "txn-7-0000990"}
+    summary = summarize(
+        events=3000,
+        drift_index=1000,
+        outcomes=outcomes,
+        alerts=[late_label],
+        requests=[],
+        updates=[],
+        alert_seen_at_index={"a1": 1420},
+    )
+    assert summary.detected
+    assert summary.detection_index == 1420
+    assert summary.detection_delay_events == 420
+    without_positions = summarize(
+        events=3000,
+        drift_index=1000,
+        outcomes=outcomes,
+        alerts=[late_label],
+        requests=[],
+        updates=[],
+    )
+    assert not without_positions.detected
