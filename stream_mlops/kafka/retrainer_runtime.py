@@ -52,7 +52,13 @@ from stream_mlops.config import Settings
 from stream_mlops.events import EventError, ModelUpdate, TrainingRange, encode, utc_datetime
 from stream_mlops.kafka.dead_letters import dead_letter
 from stream_mlops.kafka.retrain_inputs import decode_labeled, decode_request, retrain_order
-from stream_mlops.kafka.state import StateError, TaskSnapshot, task_snapshot_or_fresh
+from stream_mlops.kafka.state import (
+    StateError,
+    TaskSnapshot,
+    require_copartitioned,
+    state_partition,
+    task_snapshot_or_fresh,
+)
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
     GroupConsumer,
@@ -210,12 +216,11 @@ class RetrainerRuntime:
 
     def _check_input_topics(self) -> None:
         assert self._reader is not None
-        counts = {t: self._reader.partition_count(t) for t in self._kinds}
-        if len(set(counts.values())) != 1:
-            raise StateError(
-                f"retrainer input topics differ in partitions: {counts}; retrain requests "
-                "and labeled events are both keyed by model id and need the same count"
-            )
+        require_copartitioned(
+            self._reader,
+            list(self._kinds),
+            "retrain requests and labeled events are both keyed by model id and need one count",
+        )
 
     def _loop(self, stop: threading.Event) -> None:
         assert self._consumer is not None
@@ -593,7 +598,7 @@ class RetrainerRuntime:
 
     def _state_partition(self, partition: int) -> int:
         assert self._reader is not None
-        return partition % self._reader.partition_count(self._topics.state)
+        return state_partition(self._reader, self._topics.state, partition)
 
     # -- assignment and restore ---------------------------------------------
 

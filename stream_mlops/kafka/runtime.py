@@ -43,7 +43,13 @@ from stream_mlops.events import (
     encode,
 )
 from stream_mlops.kafka.dead_letters import dead_letter
-from stream_mlops.kafka.state import StateError, TaskSnapshot, task_snapshot_or_fresh
+from stream_mlops.kafka.state import (
+    StateError,
+    TaskSnapshot,
+    require_copartitioned,
+    state_partition,
+    task_snapshot_or_fresh,
+)
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
     GroupConsumer,
@@ -157,12 +163,11 @@ class EngineRuntime:
         for the metadata avoids that as well.
         """
         assert self._reader is not None
-        counts = {t: self._reader.partition_count(t) for t in self._kinds}
-        if len(set(counts.values())) != 1:
-            raise StateError(
-                f"input topics are not co-partitioned: partition counts {counts}; "
-                "predictions and outcomes need the same count"
-            )
+        require_copartitioned(
+            self._reader,
+            list(self._kinds),
+            "predictions and outcomes are joined per partition and need the same count",
+        )
 
     def _loop(self, stop: threading.Event) -> None:
         assert self._consumer is not None
@@ -339,7 +344,7 @@ class EngineRuntime:
 
     def _state_partition(self, partition: int) -> int:
         assert self._reader is not None
-        return partition % self._reader.partition_count(self._topics.state)
+        return state_partition(self._reader, self._topics.state, partition)
 
     # -- assignment and restore ---------------------------------------------
 

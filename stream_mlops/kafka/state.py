@@ -110,6 +110,22 @@ def latest_snapshot(
         end, window = start, window * 8
 
 
+def state_partition(reader: PartitionReader, state_topic: str, partition: int) -> int:
+    """The state topic's partition that holds task ``partition``'s snapshots."""
+    return partition % reader.partition_count(state_topic)
+
+
+def require_copartitioned(reader: PartitionReader, topics: list[str], why: str) -> None:
+    """Fail at start, naming the counts, when ``topics`` differ in partitions.
+
+    Tasks pair partition *p* of every input topic; ``why`` says to the
+    operator why these topics must match.
+    """
+    counts = {t: reader.partition_count(t) for t in topics}
+    if len(set(counts.values())) != 1:
+        raise StateError(f"input topics differ in partitions: {counts}; {why}")
+
+
 def task_snapshot_or_fresh(
     consumer: GroupConsumer,
     reader: PartitionReader,
@@ -126,7 +142,7 @@ def task_snapshot_or_fresh(
     exists: starting from empty state then would silently drop what the
     snapshot held.
     """
-    state_tp = TopicPartition(state_topic, partition % reader.partition_count(state_topic))
+    state_tp = TopicPartition(state_topic, state_partition(reader, state_topic, partition))
     snapshot = latest_snapshot(reader, state_tp, group_id, partition)
     if snapshot is not None:
         return snapshot
