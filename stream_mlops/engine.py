@@ -535,15 +535,4 @@ def _detector_count(model: ModelSettings, task: Task, first: PredictionEvent) ->
 
 
 def _labeled(match: Match) -> LabeledEvent:
-    prediction, outcome, _ = match
-    return LabeledEvent(
-        event_id=prediction.event_id,
-        model_id=prediction.model_id,
-        model_version=prediction.model_version,
-        ts=prediction.ts,
-        outcome_ts=outcome.ts,
-        features=prediction.features,
-        prediction=prediction.prediction,
-        score=prediction.score,
-        actual=outcome.actual,
-    )
+    return LabeledEvent.joined(match.prediction, match.outcome)

@@ -22,7 +22,7 @@ stream_mlops.events.EventError: actual: value must be number, string or bool
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 import orjson
 from pydantic import (
@@ -54,6 +54,9 @@ __all__ = [
     "encode",
     "json_schemas",
 ]
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class EventError(ValueError):
@@ -184,6 +187,49 @@ class LabeledEvent(_Event):
     prediction: Label
     score: float | None = None
     actual: Label
+
+    @classmethod
+    def joined(cls, prediction: PredictionEvent, outcome: OutcomeEvent) -> LabeledEvent:
+        """The labeled event of a join, from two events already validated.
+
+        Built without validating again (every field comes from a validated
+        event, unchanged): one per join, so it is on the hot path. Equal to
+        the validated construction; ``tests/test_events.py`` checks it.
+        """
+        return _trusted(
+            cls,
+            {
+                "type": "labeled_event",
+                "event_id": prediction.event_id,
+                "model_id": prediction.model_id,
+                "model_version": prediction.model_version,
+                "ts": prediction.ts,
+                "outcome_ts": outcome.ts,
+                "features": prediction.features,
+                "prediction": prediction.prediction,
+                "score": prediction.score,
+                "actual": outcome.actual,
+            },
+            _LABELED_FIELDS_SET,
+        )
+
+
+# What ``LabeledEvent(...)`` with every field but ``type`` marks as set.
+_LABELED_FIELDS_SET: Final = frozenset(LabeledEvent.model_fields) - {"type"}
+
+
+def _trusted(cls: type[_M], fields: dict[str, Any], fields_set: frozenset[str]) -> _M:
+    """A model from values that already passed its validators (no second pass).
+
+    Sets what ``BaseModel.__init__`` sets, as ``model_construct`` does, at a
+    fraction of its cost.
+    """
+    event = cls.__new__(cls)
+    object.__setattr__(event, "__dict__", fields)
+    object.__setattr__(event, "__pydantic_fields_set__", set(fields_set))
+    object.__setattr__(event, "__pydantic_extra__", None)
+    object.__setattr__(event, "__pydantic_private__", None)
+    return event
 
 
 class SignalShift(_Event):
@@ -352,7 +398,17 @@ def encode(event: BaseModel) -> bytes:
     >>> encode(OutcomeEvent(event_id="e", ts=0, actual=1))
     b'{"type":"outcome","event_id":"e","ts":"1970-01-01T00:00:00Z","actual":1,"model_id":null}'
     """
+    if type(event) in _FLAT_EVENTS:
+        # Flat events (no nested models): orjson writes the fields as they are,
+        # UTC datetimes with pydantic's "Z" form. One per join goes this way;
+        # tests/test_events.py checks the bytes equal the model_dump path.
+        return orjson.dumps(event.__dict__, option=orjson.OPT_UTC_Z)
     return orjson.dumps(event.model_dump(mode="json"))
+
+
+# Models whose fields are all JSON-native for orjson (str, numbers, bool, None,
+# flat dicts of those, UTC datetimes); nested models need model_dump.
+_FLAT_EVENTS: Final = frozenset({LabeledEvent, PredictionEvent, OutcomeEvent})
 
 
 def loads(raw: bytes | str) -> Any:
