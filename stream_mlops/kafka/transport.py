@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 
@@ -34,9 +33,12 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One consumed record, as the runtime sees it whatever the client."""
+class Record(NamedTuple):
+    """One consumed record, as the runtime sees it whatever the client.
+
+    A named tuple: one is built per consumed record, and a tuple builds in a
+    third of a frozen dataclass's time.
+    """
 
     topic: str
     partition: int

@@ -37,6 +37,9 @@ TRANSACTION_TIMEOUT_MS = 10_000
 REQUEST_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 60.0
 SEEK_RETRY_S = 10.0
+# Sends between two polls for delivery reports: bounds their queue (a commit
+# also drains it) without a poll call per message.
+SERVE_EVERY = 1000
 
 
 def _cktp(tp: TopicPartition, offset: int | None = None) -> ck.TopicPartition:
@@ -101,11 +104,12 @@ class ConfluentGroupConsumer:
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         out: list[Record] = []
+        append = out.append
         for msg in self._consumer.consume(num_messages=max_records, timeout=timeout_s):
             if msg.error() is not None:
                 _raise_for(msg)
                 continue
-            out.append(_record(msg))
+            append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))  # type: ignore[arg-type]
         return out
 
     def assignment(self) -> set[TopicPartition]:
@@ -155,6 +159,7 @@ class ConfluentTransactionalProducer:
                 "partitioner": "murmur2_random",
             }
         )
+        self._unserved = 0
         self._call(lambda: self._producer.init_transactions(REQUEST_TIMEOUT_S))
 
     def _call(self, action: Any) -> None:
@@ -182,15 +187,23 @@ class ConfluentTransactionalProducer:
     def send(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
     ) -> None:
-        kwargs: dict[str, Any] = {} if partition is None else {"partition": partition}
+        produce = self._producer.produce
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, **kwargs)
+                if partition is None:
+                    produce(topic, value, key)
+                else:
+                    produce(topic, value, key, partition)
                 break
             except BufferError:
                 # Local queue full: let librdkafka deliver, then retry.
                 self._producer.poll(0.05)
-        self._producer.poll(0)
+        # Serving delivery reports per message cost as much as producing it; we
+        # set no callback (failures surface at commit), so drain now and then.
+        self._unserved += 1
+        if self._unserved >= SERVE_EVERY:
+            self._unserved = 0
+            self._producer.poll(0)
 
     def commit(self, offsets: Mapping[TopicPartition, int], group_metadata: object) -> None:
         if offsets:
