@@ -124,6 +124,8 @@ class EngineRuntime:
         self.stats = RuntimeStats()
         self._tracker = AssignmentTracker()
         self._in_transaction = False
+        #: the open transaction holds an alert or retrain request
+        self._alert_pending = False
         self._events_since_checkpoint = 0
         self._group_metadata: object = None
         self._consumer: GroupConsumer | None = None
@@ -186,7 +188,8 @@ class EngineRuntime:
                 self._process(records)
             now = time.monotonic()
             if (
-                now - last_checkpoint >= interval_s
+                self._alert_pending
+                or now - last_checkpoint >= interval_s
                 or self._events_since_checkpoint >= self._kafka.checkpoint_max_events
             ):
                 self._checkpoint()
@@ -232,6 +235,11 @@ class EngineRuntime:
                 continue
             if outputs:
                 self._publish(outputs)
+                # Alerts and retrain requests are what downstream waits for:
+                # commit at the end of this batch instead of at the interval.
+                # They are rare, so the extra commits cost nothing measurable.
+                if type(outputs[-1]) is not LabeledEvent:
+                    self._alert_pending = True
         self._events_since_checkpoint += handled
         self.stats.records += handled
 
@@ -326,6 +334,7 @@ class EngineRuntime:
             self._producer.commit(offsets, self._group_metadata)
         except TransactionFailedError as exc:
             self._in_transaction = False
+            self._alert_pending = False
             self._events_since_checkpoint = 0
             self.stats.aborted += 1
             if exc.fenced:
@@ -340,6 +349,7 @@ class EngineRuntime:
                 self._restore_assignment()
             return
         self._in_transaction = False
+        self._alert_pending = False
         self._events_since_checkpoint = 0
         for task in self.tasks.values():
             task.dirty = False
@@ -366,6 +376,7 @@ class EngineRuntime:
                 self._producer.abort()
             finally:
                 self._in_transaction = False
+                self._alert_pending = False
                 self._events_since_checkpoint = 0
                 self.stats.aborted += 1
         assigned = self._consumer.assignment()

@@ -36,7 +36,13 @@ class Deployment:
     partitions: int
     client: str = "kafka-python"
 
-    def write_config(self, path: Path, extra: str = "", kafka_extra: str = "") -> Path:
+    def write_config(
+        self,
+        path: Path,
+        extra: str = "",
+        kafka_extra: str = "",
+        checkpoint_interval_ms: int = 100,
+    ) -> Path:
         lines = [
             "[kafka]",
             f'bootstrap_servers = "{self.bootstrap}"',
@@ -44,7 +50,7 @@ class Deployment:
             f'group_id = "{self.group_id}"',
             f'transactional_id_prefix = "{self.group_id}"',
             f"partitions = {self.partitions}",
-            "checkpoint_interval_ms = 100",
+            f"checkpoint_interval_ms = {checkpoint_interval_ms}",
             kafka_extra,
             "",
             "[kafka.topics]",

@@ -121,6 +121,35 @@ def test_injected_drift_gives_alert_and_retrain_request_as_replay_does(
     assert any(e["event"] == "alert" and e["signal"] == "error" for e in log)
 
 
+def test_an_alert_commits_at_once_not_at_the_checkpoint_interval(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    # Ten minutes between interval checkpoints and no event-count checkpoint:
+    # only the commit that an alert forces can make anything visible in time.
+    config = deployment.write_config(
+        tmp_path / "engine.toml",
+        checkpoint_interval_ms=600_000,
+        kafka_extra="checkpoint_max_events = 10000000",
+    )
+    predictions, outcomes = fraud_stream(
+        6000, drift_at=3000, error_before=0.05, error_after=0.30, seed=1
+    )
+    expected = [
+        e for e in expected_outputs(config, predictions, outcomes) if e["type"] == "drift_alert"
+    ]
+    assert expected, "the stream must make the core alert"
+    with EngineProcess(config, "a", tmp_path / "engine.log") as engine:
+        engine.wait_for_log("partitions.assigned")
+        produce(deployment.bootstrap, deployment.topics["predictions"], predictions, PARTITIONS)
+        produce(deployment.bootstrap, deployment.topics["outcomes"], outcomes, PARTITIONS)
+        visible = read_all(deployment.bootstrap, deployment.topics["drift_alerts"], idle_s=5)
+        assert visible, "no alert visible while the engine runs: it waited for the interval"
+        assert set(by_id(visible, "alert_id")) <= set(by_id(expected, "alert_id"))
+        assert engine.terminate() == 0
+    alerts = read_all(deployment.bootstrap, deployment.topics["drift_alerts"])
+    assert by_id(alerts, "alert_id") == by_id(expected, "alert_id")
+
+
 def test_kill9_and_restart_loses_and_duplicates_no_alert(
     deployment: Deployment, tmp_path: Path
 ) -> None:
