@@ -221,7 +221,11 @@ class Engine:
             state.score = self._track(model, "score", state)
             state.prediction = self._track(model, "prediction", state)
             state.error = self._track(model, "error", state)
-            if task == "classification":
+            # Not a label-free shift in alerts: without a detector or a retrain
+            # on it, the estimated error would be computed for nothing.
+            if task == "classification" and (
+                model.detectors_for("estimated_error") or model.retrains_on("estimated_error")
+            ):
                 state.estimated_error = self._track(model, "estimated_error", state)
         return state
 

@@ -285,3 +285,24 @@ def test_a_version_is_kept_while_its_predictions_can_still_join() -> None:
     for i in range(10_000):
         engine.process(_prediction(i, "v2", T0 + 1 + i))
     assert engine.stats.versions_retired == 0
+
+
+@pytest.mark.parametrize(
+    ("detectors", "retrain_on", "tracked"),
+    [
+        ([], ["error"], False),
+        ([{"name": "adwin"}], ["error"], True),
+        ([], ["estimated_error"], True),
+    ],
+)
+def test_the_estimated_error_is_tracked_only_when_something_uses_it(
+    detectors: list[dict[str, str]], retrain_on: list[str], tracked: bool
+) -> None:
+    settings = parse_settings(
+        {"defaults": {"detectors": {"estimated_error": detectors}, "retrain_on": retrain_on}}
+    )
+    engine = Engine(settings)
+    for event in classifier(10, error_rate=lambda i: 0.1, seed=1):
+        engine.process(event)
+    (state,) = engine._models.values()
+    assert (state.estimated_error is not None) is tracked
