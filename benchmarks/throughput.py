@@ -382,6 +382,41 @@ def shifting_stream(
     return predictions, outcomes
 
 
+class LoadProducer:
+    """The latency run's load generator: confluent-kafka if installed (it leaves
+    the engine more of the two cores than kafka-python would), else kafka-python.
+    Keys are placed with murmur2, as the engine's co-partitioning expects."""
+
+    def __init__(self, bootstrap: str) -> None:
+        try:
+            import confluent_kafka as ck
+        except ImportError:
+            self._ck = None
+            self._kp = kafka.KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
+        else:
+            self._ck = ck.Producer(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "linger.ms": 2,
+                    "partitioner": "murmur2_random",
+                }
+            )
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        if self._ck is not None:
+            self._ck.produce(topic, key=key, value=value)
+            self._ck.poll(0)
+        else:
+            self._kp.send(topic, key=key, value=value)
+
+    def flush(self) -> None:
+        if self._ck is not None:
+            self._ck.flush(30)
+        else:
+            self._kp.flush()
+            self._kp.close()
+
+
 def paced_producer(
     bootstrap: str,
     topics: dict[str, str],
@@ -393,7 +428,7 @@ def paced_producer(
     """Predictions, and each outcome 0.5 s later, at a steady rate; reports send times."""
     n = int(pairs_per_s * seconds)
     predictions, outcomes = shifting_stream(n, segment, seed=11)
-    producer = kafka.KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
+    producer = LoadProducer(bootstrap)
     sent: dict[str, float] = {}
     start = time.perf_counter()
     lag = int(0.5 * pairs_per_s)
@@ -403,47 +438,81 @@ def paced_producer(
             time.sleep(min(0.001, due - now))
         if i < n:
             p = predictions[i]
-            producer.send(
-                topics["predictions"], key=str(p["event_id"]).encode(), value=orjson.dumps(p)
-            )
+            producer.send(topics["predictions"], str(p["event_id"]).encode(), orjson.dumps(p))
         j = i - lag
         if 0 <= j < n:
             o = outcomes[j]
-            producer.send(
-                topics["outcomes"], key=str(o["event_id"]).encode(), value=orjson.dumps(o)
-            )
+            producer.send(topics["outcomes"], str(o["event_id"]).encode(), orjson.dumps(o))
             sent[str(o["event_id"])] = time.time()
     producer.flush()
     queue.put((sent, 2 * n / (time.perf_counter() - start)))
 
 
 def visibility_times(
-    bootstrap: str, topics: list[str], until: float
+    bootstrap: str, topics: list[str], partitions: int, until: float
 ) -> dict[str, dict[str, float]]:
-    """Per topic: when each labeled event (by event id) or error alert (by trigger) appeared."""
-    consumer = kafka.KafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="latest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    """Per topic: when each labeled event (by event id) or error alert (by trigger)
+    became visible to a read_committed reader of these (fresh) topics.
+
+    confluent-kafka if installed, for the same reason as LoadProducer; it asks
+    the broker to answer a fetch within 10 ms rather than librdkafka's 500, so
+    the reader adds little to what it measures."""
     seen: dict[str, dict[str, float]] = {t: {} for t in topics}
+
+    def note(topic: str, value: bytes, now: float) -> None:
+        event = orjson.loads(value)
+        if event.get("type") == "drift_alert" and event.get("signal") != "error":
+            # Label-free alerts are triggered by predictions, not outcomes.
+            return
+        key = str(event.get("trigger_event_id") or event.get("event_id"))
+        seen[topic].setdefault(key, now)
+
     try:
-        consumer.poll(timeout_ms=100)
+        import confluent_kafka as ck
+    except ImportError:
+        consumer = kafka.KafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        try:
+            while time.time() < until:
+                for tp, records in consumer.poll(timeout_ms=100).items():
+                    now = time.time()
+                    for r in records:
+                        note(tp.topic, r.value, now)
+        finally:
+            consumer.close()
+        return seen
+    reader = ck.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"latency-reader-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    try:
+        # The topics are fresh: read them from the start, no group join to wait for.
+        reader.assign(
+            [
+                ck.TopicPartition(t, p, ck.OFFSET_BEGINNING)
+                for t in topics
+                for p in range(partitions)
+            ]
+        )
         while time.time() < until:
-            for tp, records in consumer.poll(timeout_ms=100).items():
-                now = time.time()
-                for r in records:
-                    event = orjson.loads(r.value)
-                    if event.get("type") == "drift_alert" and event.get("signal") != "error":
-                        # Label-free alerts are triggered by predictions, not outcomes.
-                        continue
-                    key = str(event.get("trigger_event_id") or event.get("event_id"))
-                    seen[tp.topic].setdefault(key, now)
+            batch = reader.consume(1000, 0.1)
+            now = time.time()
+            for msg in batch:
+                if msg.error() is None:
+                    note(msg.topic(), msg.value(), now)
     finally:
-        consumer.close()
+        reader.close()
     return seen
 
 
@@ -455,7 +524,8 @@ def latency(
     try:
         config = dep.write_config(tmp / f"latency-{client}.toml")
         with EngineProcess(config, f"latency-{client}", tmp / f"latency-{client}.log") as engine:
-            engine.wait_for_log("engine.started")
+            # Steady state only: no backlog from the group join in the samples.
+            engine.wait_for_log("partitions.assigned")
             pairs_per_s = records_per_s / 2 / 2  # half the rate; a pair is two records
             queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
             until = time.time() + args.latency_seconds + 5
@@ -475,6 +545,7 @@ def latency(
                 seen = visibility_times(
                     args.bootstrap,
                     [dep.topics["labeled_events"], dep.topics["drift_alerts"]],
+                    args.partitions,
                     until,
                 )
                 sent, load = queue.get(timeout=120)
