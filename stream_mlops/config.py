@@ -226,6 +226,9 @@ class KafkaSettings(_Section):
     checkpoint_interval_ms: Annotated[int, Field(gt=0)] = 200
     checkpoint_max_events: Annotated[int, Field(gt=0)] = 10000
     max_record_bytes: Annotated[int, Field(gt=0)] = 1_000_000
+    #: One labeled event per join on ``topics.labeled_events``: what the
+    #: retrainer learns from. Without a retrainer, false saves that traffic.
+    publish_labeled_events: bool = True
     topics: KafkaTopics = Field(default_factory=KafkaTopics)
 
 

@@ -457,7 +457,14 @@ class Engine:
         return header + pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def restore(cls, settings: Settings, data: bytes, *, partition: int | None = None) -> Engine:
+    def restore(
+        cls,
+        settings: Settings,
+        data: bytes,
+        *,
+        partition: int | None = None,
+        labeled_events: bool = True,
+    ) -> Engine:
         """An engine in the state of ``snapshot()``; pending entries come from
         ``restore_pending``. SnapshotError if the data is not ours to read.
 
@@ -484,7 +491,7 @@ class Engine:
                 f"snapshot written with river {written_with}, this engine runs "
                 f"river {running}: detector state does not carry across minor versions"
             )
-        engine = cls(settings, partition=partition)
+        engine = cls(settings, partition=partition, labeled_events=labeled_events)
         engine._models = state["models"]
         engine._policy = state["policy"]
         engine._versions_retired = state.get("versions_retired", 0)

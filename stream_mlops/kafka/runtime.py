@@ -408,11 +408,15 @@ class EngineRuntime:
             partition=partition,
             inputs=tps,
         )
+        labeled = self._kafka.publish_labeled_events
         if not isinstance(resume, TaskSnapshot):
             self._log.info("state.fresh", partition=partition, offsets=resume)
-            return PartitionTask(partition, Engine(self._settings, partition=partition), resume)
+            engine = Engine(self._settings, partition=partition, labeled_events=labeled)
+            return PartitionTask(partition, engine, resume)
         snapshot = resume
-        engine = Engine.restore(self._settings, snapshot.engine_state, partition=partition)
+        engine = Engine.restore(
+            self._settings, snapshot.engine_state, partition=partition, labeled_events=labeled
+        )
         rebuilt = 0
         for tp in tps:
             kind = self._kinds[tp.topic]

@@ -126,10 +126,11 @@ def test_an_alert_commits_at_once_not_at_the_checkpoint_interval(
 ) -> None:
     # Ten minutes between interval checkpoints and no event-count checkpoint:
     # only the commit that an alert forces can make anything visible in time.
+    # Labeled events are switched off here (no retrainer listens).
     config = deployment.write_config(
         tmp_path / "engine.toml",
         checkpoint_interval_ms=600_000,
-        kafka_extra="checkpoint_max_events = 10000000",
+        kafka_extra="checkpoint_max_events = 10000000\npublish_labeled_events = false",
     )
     predictions, outcomes = fraud_stream(
         6000, drift_at=3000, error_before=0.05, error_after=0.30, seed=1
@@ -148,6 +149,7 @@ def test_an_alert_commits_at_once_not_at_the_checkpoint_interval(
         assert engine.terminate() == 0
     alerts = read_all(deployment.bootstrap, deployment.topics["drift_alerts"])
     assert by_id(alerts, "alert_id") == by_id(expected, "alert_id")
+    assert read_all(deployment.bootstrap, deployment.topics["labeled_events"], idle_s=1) == []
 
 
 def test_kill9_and_restart_loses_and_duplicates_no_alert(
