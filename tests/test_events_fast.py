@@ -105,6 +105,12 @@ def outcome_of(raw: bytes, default_type: Any) -> InputEvent | str:
 
 # --- strategies -------------------------------------------------------------
 
+
+def mostly(valid: st.SearchStrategy[Any], edge: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``valid`` seven times in eight, else ``edge`` (values just past a constraint)."""
+    return st.sampled_from([True] * 7 + [False]).flatmap(lambda ok: valid if ok else edge)
+
+
 MODEL_ID_CHARS = "abcXYZ019._-"
 numbers = st.one_of(
     st.integers(),
@@ -131,31 +137,34 @@ def ids(max_ok: int) -> st.SearchStrategy[Any]:
     )
 
 
-def two(n: int) -> st.SearchStrategy[str]:
-    return st.integers(0, n).map(lambda v: f"{v:02d}")
+def two(valid_up_to: int, edge_up_to: int) -> st.SearchStrategy[str]:
+    """Two digits, mostly in range, sometimes just past it."""
+    return mostly(st.integers(0, valid_up_to), st.integers(valid_up_to, edge_up_to)).map(
+        lambda v: f"{v:02d}"
+    )
 
 
 @st.composite
 def iso_timestamps(draw: st.DrawFn) -> str:
     """ISO-8601-ish strings: the forms producers send and near misses of them."""
-    year = draw(st.one_of(st.integers(1, 9999), st.integers(0, 10000), st.sampled_from([2024])))
-    date = f"{year:04d}-{draw(two(13))}-{draw(two(32))}"
-    sep = draw(st.sampled_from(["T", "T", "T", "t", " ", "_"]))
-    clock = f"{draw(two(25))}:{draw(two(61))}"
-    if draw(st.integers(0, 5)):  # mostly with seconds
-        clock += f":{draw(two(61))}"
+    year = draw(mostly(st.integers(1970, 2100), st.integers(0, 10000)))
+    date = f"{year:04d}-{draw(two(12, 13))}-{draw(two(28, 32))}"
+    sep: str = draw(mostly(st.just("T"), st.sampled_from(["t", " ", "_"])))
+    clock = f"{draw(two(23, 25))}:{draw(two(59, 61))}"
+    if draw(mostly(st.just(True), st.just(False))):
+        clock += f":{draw(two(59, 61))}"
     if draw(st.booleans()):
-        digits = draw(st.integers(0, 9))
+        digits = draw(mostly(st.integers(1, 6), st.sampled_from([0, 7, 9])))
         clock += "." + "".join(draw(st.sampled_from("0123456789")) for _ in range(digits))
-    zone = draw(
+    zone: str = draw(
         st.one_of(
             st.sampled_from(["Z", "Z", "z", "", "+00:00", "-00:00", "UTC"]),
             st.builds(
                 lambda sign, hh, mm, colon: f"{sign}{hh}{colon}{mm}",
                 st.sampled_from("+-"),
-                two(25),
-                two(61),
-                st.sampled_from([":", ":", ""]),
+                two(23, 25),
+                two(59, 61),
+                mostly(st.just(":"), st.just("")),
             ),
         )
     )
@@ -181,6 +190,8 @@ timestamps = st.one_of(
     st.integers(min_value=-(10**15), max_value=3 * 10**14),
     st.sampled_from([0, 1, -1, 0.0, -0.0, 20_000_000_000, 20_000_000_001, 2e10, 2e10 + 1]),
     st.sampled_from([253_402_300_799_999, 253_402_300_800_000, 253_402_300_799.999, 2**63]),
+    iso_timestamps(),
+    iso_timestamps(),
     iso_timestamps(),
     st.sampled_from(["1700000000", "2024-02-29", "2023-11-14T22:13", "now", ""]),
     junk,
@@ -240,11 +251,6 @@ valid_features = st.dictionaries(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=6)),
     max_size=8,
 )
-
-
-def mostly(valid: st.SearchStrategy[Any], edge: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """``valid`` seven times in eight, else ``edge`` (values just past a constraint)."""
-    return st.sampled_from([True] * 7 + [False]).flatmap(lambda ok: valid if ok else edge)
 
 
 plausible_features = mostly(
