@@ -21,7 +21,6 @@ stream_mlops.events.EventError: actual: value must be number, string or bool
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -427,98 +426,117 @@ def _fast_ts(value: Any) -> datetime | None:
     True
     """
     kind = type(value)
-    if kind is float and 0.0 <= value <= _SECONDS_UP_TO:
+    ts = None
+    if kind is float:
         # Both pydantic-core and datetime.fromtimestamp take floor(value) as the
         # seconds and round fraction * 1e6 (the same double product) to whole
         # microseconds, carrying into the next second at 1e6. They differ only
         # on an exact tie (x.5 microseconds): pydantic rounds half away from
-        # zero, Python half to even, so ties go to pydantic.
-        micros = (value - math.floor(value)) * 1e6
-        if micros - math.floor(micros) != 0.5:
-            return datetime.fromtimestamp(value, UTC)
-        return None
-    if kind is int and 0 <= value <= _MILLISECONDS_UP_TO:
+        # zero, Python half to even, so ties go to pydantic. (For value >= 0,
+        # value % 1.0 is the exact fraction, as value - floor(value).)
+        if 0.0 <= value <= _SECONDS_UP_TO and value % 1.0 * 1e6 % 1.0 != 0.5:
+            ts = datetime.fromtimestamp(value, UTC)
+    elif kind is str:
+        if _ISO_FAST.fullmatch(value) is not None:
+            try:
+                ts = datetime.fromisoformat(value)
+                # fromisoformat reads "Z" as the UTC object itself: nothing to do.
+                if ts.tzinfo is not UTC:
+                    ts = ts.astimezone(UTC)
+            except (ValueError, OverflowError):  # 2023-02-30, 24:00, < year 1 in UTC
+                ts = None
+    elif kind is int and 0 <= value <= _MILLISECONDS_UP_TO:
         if value <= _SECONDS_UP_TO:
-            return datetime.fromtimestamp(value, UTC)
-        return _EPOCH + timedelta(milliseconds=value)
-    if kind is str and _ISO_FAST.fullmatch(value) is not None:
-        try:
-            return datetime.fromisoformat(value).astimezone(UTC)
-        except (ValueError, OverflowError):  # 2023-02-30, 24:00, before year 1 in UTC
-            pass
-    return None
+            ts = datetime.fromtimestamp(value, UTC)
+        else:
+            ts = _EPOCH + timedelta(milliseconds=value)
+    return ts
 
 
-def _event_id_ok(value: object) -> bool:
-    return type(value) is str and 0 < len(value) <= _EVENT_ID_MAX_LENGTH
+# Model ids seen valid: a set lookup instead of the regex (0.05 vs 0.5 us). A
+# deployment serves a handful of models; the bound only keeps a producer that
+# sends endless distinct ids from growing it.
+_VALID_MODEL_IDS: Final[set[str]] = set()
+_VALID_MODEL_IDS_MAX: Final = 1024
 
 
-# The fields set, by which optional fields the input has: model_dump(exclude_unset)
-# and model_copy read it, so it must be what model_validate would record.
-_PREDICTION_REQUIRED: Final = frozenset(
-    {"event_id", "model_id", "model_version", "ts", "features", "prediction"}
-)
-_OUTCOME_REQUIRED: Final = frozenset({"event_id", "ts", "actual"})
+def _model_id_ok(value: Any) -> bool:
+    if type(value) is not str:
+        return False
+    if value in _VALID_MODEL_IDS:
+        return True
+    if _MODEL_ID.fullmatch(value) is None:
+        return False
+    if len(_VALID_MODEL_IDS) < _VALID_MODEL_IDS_MAX:
+        _VALID_MODEL_IDS.add(value)
+    return True
+
+
 _new = object.__new__
 _set = object.__setattr__
-
-
-def _built(model: type[BaseModel], values: dict[str, Any], fields_set: set[str]) -> Any:
-    # What model_validate leaves on an instance of these models (no extras kept,
-    # no private attributes), without a second validation; model_construct does
-    # the same plus a per-field loop for defaults we already filled in.
-    event = _new(model)
-    _set(event, "__dict__", values)
-    _set(event, "__pydantic_fields_set__", fields_set)
-    _set(event, "__pydantic_extra__", None)
-    _set(event, "__pydantic_private__", None)
-    return event
 
 
 def _fast_prediction(obj: dict[str, Any]) -> PredictionEvent | None:
     get = obj.get
     event_id = get("event_id")
-    model_id = get("model_id")
     version = get("model_version")
     features = get("features")
     prediction = get("prediction")
     if not (
-        _event_id_ok(event_id)
-        and type(model_id) is str
-        and _MODEL_ID.fullmatch(model_id) is not None
+        type(event_id) is str
+        and 0 < len(event_id) <= _EVENT_ID_MAX_LENGTH
         and type(version) is str
         and version
+        and type(prediction) in _LABEL_TYPES
         and type(features) is dict
         and _FEATURE_TYPES.issuperset(map(type, features.values()))
-        and type(prediction) in _LABEL_TYPES
+        and _model_id_ok(model_id := get("model_id"))
     ):
         return None
     score = get("score")
     if score is not None:
         score_type = type(score)
-        if score_type is int and 0 <= score <= 1:
+        if score_type is float:
+            if not 0.0 <= score <= 1.0:
+                return None
+        elif score_type is int and 0 <= score <= 1:
             score = float(score)  # pydantic's float field turns 0 and 1 into floats
-        elif score_type is not float or not 0.0 <= score <= 1.0:
+        else:
             return None
-    ts = _fast_ts(get("ts"))
-    if ts is None:
+    ts = get("ts")
+    # The float case of _fast_ts inlined: epoch floats are what producers send most.
+    if type(ts) is float and 0.0 <= ts <= _SECONDS_UP_TO and ts % 1.0 * 1e6 % 1.0 != 0.5:
+        ts = datetime.fromtimestamp(ts, UTC)
+    elif (ts := _fast_ts(ts)) is None:
         return None
-    fields_set = set(_PREDICTION_REQUIRED)
+    # The fields set, by which optional fields the input has (model_dump's
+    # exclude_unset and model_copy read it), as model_validate records it.
+    fields_set = {"event_id", "model_id", "model_version", "ts", "features", "prediction"}
     if "type" in obj:
         fields_set.add("type")
     if "score" in obj:
         fields_set.add("score")
-    values = {
-        "type": "prediction",
-        "event_id": event_id,
-        "model_id": model_id,
-        "model_version": version,
-        "ts": ts,
-        "features": features,
-        "prediction": prediction,
-        "score": score,
-    }
-    event: PredictionEvent = _built(PredictionEvent, values, fields_set)
+    # What model_validate leaves on an instance of these models (no extras
+    # kept, no private attributes), without validating a second time;
+    # model_construct does the same plus a per-field loop (3x slower).
+    event = _new(PredictionEvent)
+    _set(
+        event,
+        "__dict__",
+        {
+            "type": "prediction",
+            "event_id": event_id,
+            "model_id": model_id,
+            "model_version": version,
+            "ts": ts,
+            "features": features,
+            "prediction": prediction,
+            "score": score,
+        },
+    )
+    _set(event, "__pydantic_fields_set__", fields_set)
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
     return event
 
 
@@ -528,22 +546,31 @@ def _fast_outcome(obj: dict[str, Any]) -> OutcomeEvent | None:
     actual = get("actual")
     model_id = get("model_id")
     if not (
-        _event_id_ok(event_id)
+        type(event_id) is str
+        and 0 < len(event_id) <= _EVENT_ID_MAX_LENGTH
         and type(actual) in _LABEL_TYPES
-        and (model_id is None or (type(model_id) is str and _MODEL_ID.fullmatch(model_id)))
+        and (model_id is None or _model_id_ok(model_id))
     ):
         return None
-    ts = _fast_ts(get("ts"))
-    if ts is None:
+    ts = get("ts")
+    if type(ts) is float and 0.0 <= ts <= _SECONDS_UP_TO and ts % 1.0 * 1e6 % 1.0 != 0.5:
+        ts = datetime.fromtimestamp(ts, UTC)
+    elif (ts := _fast_ts(ts)) is None:
         return None
-    fields_set = set(_OUTCOME_REQUIRED)
+    fields_set = {"event_id", "ts", "actual"}
     if "type" in obj:
         fields_set.add("type")
     if "model_id" in obj:
         fields_set.add("model_id")
-    values = {"type": "outcome", "event_id": event_id, "ts": ts, "actual": actual}
-    values["model_id"] = model_id
-    event: OutcomeEvent = _built(OutcomeEvent, values, fields_set)
+    event = _new(OutcomeEvent)  # as in _fast_prediction
+    _set(
+        event,
+        "__dict__",
+        {"type": "outcome", "event_id": event_id, "ts": ts, "actual": actual, "model_id": model_id},
+    )
+    _set(event, "__pydantic_fields_set__", fields_set)
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
     return event
 
 
