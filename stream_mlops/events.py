@@ -490,7 +490,8 @@ def _fast_prediction(obj: dict[str, Any]) -> PredictionEvent | None:
         and type(prediction) in _LABEL_TYPES
         and type(features) is dict
         and _FEATURE_TYPES.issuperset(map(type, features.values()))
-        and _model_id_ok(model_id := get("model_id"))
+        and type(model_id := get("model_id")) is str
+        and (model_id in _VALID_MODEL_IDS or _model_id_ok(model_id))
     ):
         return None
     score = get("score")
