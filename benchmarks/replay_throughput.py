@@ -10,8 +10,8 @@ garbage collector on and off. Validation and the replay are measured twice: as
 shipped (decode_input's fast path, then pydantic for what it does not take) and
 with every event through pydantic's model_validate (the fast path switched
 off), so the saving is a ratio from one run; each of these is the best of
-three interleaved runs, as the machine may be shared. Prints a table. Target: 50,000
-events/s on one core.
+three interleaved runs, as the machine may be shared. Prints a table.
+Target: 50,000 events/s on one core.
 """
 
 from __future__ import annotations
