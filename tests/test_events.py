@@ -68,6 +68,9 @@ def test_default_type_comes_from_the_caller_when_missing() -> None:
         (raw(model_id="bad id"), r"^model_id: String should match pattern"),
         (raw(event_id="x" * 257), r"^event_id: String should have at most 256"),
         (raw(ts="2026-11-27T13:00:00"), r"^ts: Input should have timezone info"),
+        # Valid ISO, but before year 1 once in UTC: a bad event, not a crash.
+        (raw(ts="0001-01-01T00:00:00+01:00"), r"^ts: outside the range of datetime"),
+        (raw(ts="9999-12-31T23:59:59-01:00"), r"^ts: outside the range of datetime"),
         (raw(prediction=None), r"^prediction: value must be number, string or bool"),
         (raw(model_version=...), r"^model_version: Field required"),
     ],

@@ -1,0 +1,540 @@
+"""The fast decoding path agrees with pydantic, and is taken for common events.
+
+``decode_input`` tries ``events._fast_input`` before pydantic's
+``model_validate``. The fast path never rejects anything (it answers "ask
+pydantic" instead), so what is rejected, and why, stays pydantic's. What these
+tests prove is the other half: whenever the fast path builds an event, pydantic
+builds the identical one (same values, same value types, same fields set, same
+wire bytes); and that the shapes producers actually send do take it, so the
+speed-up cannot vanish unnoticed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from unittest import mock
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from stream_mlops import events
+from stream_mlops.events import (
+    EventError,
+    InputEvent,
+    OutcomeEvent,
+    PredictionEvent,
+    decode_input,
+    decode_inputs,
+    encode,
+)
+from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator
+from stream_mlops.simulate.malformed import corrupt
+from tests.kafka.streams import fraud_stream
+
+MODELS: dict[str, type[PredictionEvent] | type[OutcomeEvent]] = {
+    "prediction": PredictionEvent,
+    "outcome": OutcomeEvent,
+}
+MISSING = object()  # a key left out of the event
+
+# Many examples: the property is cheap to check and the input space is wide.
+AGREEMENT = settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def assert_identical(fast: InputEvent, slow: InputEvent) -> None:
+    """Equal as pydantic sees it, and indistinguishable to any consumer."""
+    assert type(fast) is type(slow)
+    assert fast == slow
+    assert list(fast.__dict__) == list(slow.__dict__)
+    for name, value in slow.__dict__.items():
+        assert type(fast.__dict__[name]) is type(value), name
+    assert fast.ts.tzinfo is slow.ts.tzinfo
+    assert fast.ts.microsecond == slow.ts.microsecond
+    if isinstance(slow, PredictionEvent):
+        assert isinstance(fast, PredictionEvent)
+        assert list(fast.features) == list(slow.features)
+        assert [type(v) for v in fast.features.values()] == [
+            type(v) for v in slow.features.values()
+        ]
+    assert type(fast.model_fields_set) is type(slow.model_fields_set)
+    assert fast.model_fields_set == slow.model_fields_set
+    assert fast.__pydantic_extra__ == slow.__pydantic_extra__
+    assert fast.__pydantic_private__ == slow.__pydantic_private__
+    assert wire(fast) == wire(slow)
+    assert fast.model_dump(exclude_unset=True) == slow.model_dump(exclude_unset=True)
+    assert fast.epoch == slow.epoch
+
+
+def wire(event: InputEvent) -> bytes | str:
+    # Ints beyond 64 bits are valid labels but orjson cannot write them (nor
+    # read them: it reads them as floats), so both sides fail the same way.
+    try:
+        return encode(event)
+    except TypeError as exc:
+        return f"TypeError: {exc}"
+
+
+def check_agreement(obj: dict[str, Any], kind: str) -> InputEvent | None:
+    """The fast path's answer for ``obj``; if it built an event, pydantic's is identical."""
+    model = MODELS[kind]
+    fast = events._fast_input(obj, model)
+    if fast is not None:
+        assert_identical(fast, model.model_validate(obj))
+    return fast
+
+
+@contextmanager
+def pydantic_only() -> Iterator[None]:
+    with mock.patch.object(events, "_fast_input", lambda obj, model: None):
+        yield
+
+
+def outcome_of(raw: bytes, default_type: Any) -> InputEvent | str:
+    try:
+        return decode_input(raw, default_type)
+    except EventError as exc:
+        return f"EventError: {exc}"
+
+
+# --- strategies -------------------------------------------------------------
+
+
+def mostly(valid: st.SearchStrategy[Any], edge: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``valid`` seven times in eight, else ``edge`` (values just past a constraint)."""
+    return st.sampled_from([True] * 7 + [False]).flatmap(lambda ok: valid if ok else edge)
+
+
+MODEL_ID_CHARS = "abcXYZ019._-"
+numbers = st.one_of(
+    st.integers(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(),
+    st.floats(min_value=0.0, max_value=1.0),
+)
+scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=8))
+junk = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=2),
+    st.dictionaries(st.text(max_size=3), scalars, max_size=2),
+    st.binary(max_size=3),
+    st.tuples(st.integers()),
+)
+
+
+def ids(max_ok: int) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.text(min_size=1, max_size=20),
+        st.text(min_size=max_ok - 1, max_size=max_ok + 1),
+        st.just(""),
+        junk,
+    )
+
+
+def two(valid_up_to: int, edge_up_to: int) -> st.SearchStrategy[str]:
+    """Two digits, mostly in range, sometimes just past it."""
+    return mostly(st.integers(0, valid_up_to), st.integers(valid_up_to, edge_up_to)).map(
+        lambda v: f"{v:02d}"
+    )
+
+
+@st.composite
+def iso_timestamps(draw: st.DrawFn) -> str:
+    """ISO-8601-ish strings: the forms producers send and near misses of them."""
+    year = draw(mostly(st.integers(1970, 2100), st.integers(0, 10000)))
+    date = f"{year:04d}-{draw(two(12, 13))}-{draw(two(28, 32))}"
+    sep: str = draw(mostly(st.just("T"), st.sampled_from(["t", " ", "_"])))
+    clock = f"{draw(two(23, 25))}:{draw(two(59, 61))}"
+    if draw(mostly(st.just(True), st.just(False))):
+        clock += f":{draw(two(59, 61))}"
+    if draw(st.booleans()):
+        digits = draw(mostly(st.integers(1, 6), st.sampled_from([0, 7, 9])))
+        clock += "." + "".join(draw(st.sampled_from("0123456789")) for _ in range(digits))
+    zone: str = draw(
+        st.one_of(
+            st.sampled_from(["Z", "Z", "z", "", "+00:00", "-00:00", "UTC"]),
+            st.builds(
+                lambda sign, hh, mm, colon: f"{sign}{hh}{colon}{mm}",
+                st.sampled_from("+-"),
+                two(23, 25),
+                two(59, 61),
+                mostly(st.just(":"), st.just("")),
+            ),
+        )
+    )
+    return date + sep + clock + zone
+
+
+# Epoch seconds whose fraction lands exactly on half a microsecond, where
+# pydantic (half away from zero) and Python (half to even) round differently.
+# Exact ties exist where the fraction has bits to spare (small epochs).
+tie_floats = st.one_of(
+    st.builds(lambda us: (us + 0.5) / 1e6, st.integers(0, 10**6)),
+    st.builds(lambda s, us: s + (us + 0.5) / 1e6, st.integers(0, 10**5), st.integers(0, 10**6)),
+)
+
+timestamps = st.one_of(
+    st.floats(min_value=0.0, max_value=2e10),
+    st.floats(min_value=1.5e9, max_value=2.1e9),
+    st.builds(round, st.floats(1.5e9, 2.1e9), st.integers(0, 7)),
+    st.builds(lambda s, us: s + us / 1e6, st.integers(0, 2 * 10**9), st.integers(0, 10**6)),
+    tie_floats,
+    st.floats(),
+    st.floats(min_value=2e10, max_value=3e14),
+    st.integers(min_value=-(10**15), max_value=3 * 10**14),
+    st.sampled_from([0, 1, -1, 0.0, -0.0, 20_000_000_000, 20_000_000_001, 2e10, 2e10 + 1]),
+    st.sampled_from([253_402_300_799_999, 253_402_300_800_000, 253_402_300_799.999, 2**63]),
+    iso_timestamps(),
+    iso_timestamps(),
+    iso_timestamps(),
+    st.sampled_from(["1700000000", "2024-02-29", "2023-11-14T22:13", "now", ""]),
+    junk,
+)
+features = st.one_of(
+    st.dictionaries(
+        st.text(max_size=6),
+        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=6)),
+        max_size=8,
+    ),
+    st.dictionaries(st.text(max_size=3), junk, max_size=3),
+    junk,
+)
+labels = st.one_of(st.booleans(), numbers, st.text(max_size=6), junk)
+scores = st.one_of(
+    st.floats(min_value=0.0, max_value=1.0),
+    st.floats(min_value=-0.5, max_value=1.5),
+    st.integers(-2, 3),
+    st.sampled_from([0.0, -0.0, 1.0, math.nextafter(1.0, 2.0), math.nextafter(0.0, -1.0)]),
+    st.none(),
+    junk,
+)
+model_ids = st.one_of(
+    st.text(MODEL_ID_CHARS, min_size=1, max_size=130),
+    st.text(MODEL_ID_CHARS, max_size=3).map(lambda s: s + "\n"),
+    st.text(max_size=10),
+    junk,
+)
+extra_fields = st.dictionaries(
+    st.sampled_from(["extra", "x", "Event_id", "EVENT_ID", "ts_ms"]), junk, max_size=2
+)
+
+
+def present(doc: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in doc.items() if value is not MISSING}
+
+
+wild = st.one_of(junk, st.just(MISSING))
+
+
+@st.composite
+def mutated(draw: st.DrawFn, fields: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """An event of plausible field values, up to two of them replaced by wild ones.
+
+    Each field has a (plausible, wild) pair of strategies; plausible values are
+    mostly valid, so the fast path is exercised, and near the edges of validity.
+    """
+    doc = {name: draw(likely) for name, (likely, _) in fields.items()}
+    n_wild = draw(st.sampled_from([0, 0, 0, 1, 1, 2]))
+    for name in draw(st.sets(st.sampled_from(sorted(fields)), min_size=n_wild, max_size=n_wild)):
+        doc[name] = draw(fields[name][1])
+    return {**draw(extra_fields), **present(doc)}
+
+
+valid_features = st.dictionaries(
+    st.text(max_size=6),
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=6)),
+    max_size=8,
+)
+
+
+plausible_features = mostly(
+    valid_features,
+    # one nested value among valid ones
+    st.builds(lambda d, k: {**d, k: [1]}, valid_features, st.text(max_size=6)),
+)
+event_ids = mostly(
+    st.text(min_size=1, max_size=20),
+    st.sampled_from(["", "x" * 255, "x" * 256, "x" * 257, "é" * 257]),
+)
+likely_model_ids = mostly(
+    st.text(MODEL_ID_CHARS, min_size=1, max_size=20),
+    st.one_of(
+        st.text(MODEL_ID_CHARS, min_size=126, max_size=130),
+        st.text(MODEL_ID_CHARS, min_size=1, max_size=5).map(lambda s: s + "\n"),
+        st.sampled_from(["", "a b", "\u0661", "é", "fraud\n", "\nfraud"]),
+    ),
+)
+plausible_labels = st.one_of(st.booleans(), st.integers(), st.floats(), st.text(max_size=6))
+PREDICTION_FIELDS = {
+    "type": (st.sampled_from(["prediction", MISSING]), st.sampled_from(["prediction", MISSING])),
+    "event_id": (event_ids, ids(256)),
+    "model_id": (likely_model_ids, st.one_of(model_ids, wild)),
+    "model_version": (
+        mostly(st.text(min_size=1, max_size=4), st.just("")),
+        st.one_of(ids(2), wild),
+    ),
+    "ts": (timestamps, wild),
+    "features": (plausible_features, st.one_of(features, wild)),
+    "prediction": (plausible_labels, st.one_of(labels, wild)),
+    "score": (
+        mostly(st.one_of(st.floats(0.0, 1.0), st.just(MISSING), st.none()), scores),
+        wild,
+    ),
+}
+OUTCOME_FIELDS = {
+    "type": (st.sampled_from(["outcome", MISSING]), st.sampled_from(["outcome", MISSING])),
+    "event_id": (event_ids, ids(256)),
+    "ts": (timestamps, wild),
+    "actual": (plausible_labels, st.one_of(labels, wild)),
+    "model_id": (
+        st.one_of(likely_model_ids, st.none(), st.just(MISSING)),
+        st.one_of(model_ids, wild),
+    ),
+}
+
+
+def prediction_docs() -> st.SearchStrategy[dict[str, Any]]:
+    return mutated(PREDICTION_FIELDS)
+
+
+def outcome_docs() -> st.SearchStrategy[dict[str, Any]]:
+    return mutated(OUTCOME_FIELDS)
+
+
+# --- agreement --------------------------------------------------------------
+
+
+@AGREEMENT
+@given(prediction_docs())
+@example({"event_id": "e", "model_id": "m", "model_version": "v", "ts": 1e9 + 0.9999995,
+          "features": {}, "prediction": 1, "score": 1})  # fmt: skip
+@example({"event_id": "e", "model_id": "m", "model_version": "v", "ts": 20_000_000_001,
+          "features": {"a": None}, "prediction": True, "score": None})  # fmt: skip
+def test_fast_predictions_are_what_pydantic_builds(doc: dict[str, Any]) -> None:
+    check_agreement(doc, "prediction")
+
+
+@AGREEMENT
+@given(outcome_docs())
+@example({"event_id": "e", "ts": "0001-01-01T00:00:00+01:00", "actual": 1})
+@example({"event_id": "e", "ts": "2024-02-29T23:59:59.999999-23:59", "actual": "x"})
+@example({"event_id": "e", "ts": 253_402_300_799_999, "actual": 1.5, "model_id": None})
+def test_fast_outcomes_are_what_pydantic_builds(doc: dict[str, Any]) -> None:
+    check_agreement(doc, "outcome")
+
+
+@AGREEMENT
+@given(timestamps)
+@example("2023-11-14T22:13:21+00:60")  # fromisoformat takes minute 60; pydantic does not
+@example("2023-11-14T24:00:00Z")
+@example(2.5e-6)
+def test_fast_timestamps_are_what_pydantic_makes(ts: Any) -> None:
+    # The timestamp alone, at a higher rate than inside whole events.
+    check_agreement({"event_id": "e", "ts": ts, "actual": 1}, "outcome")
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.one_of(prediction_docs(), outcome_docs()),
+    st.sampled_from([None, "prediction", "outcome"]),
+)
+def test_decode_input_answers_as_pydantic_alone_does(doc: dict[str, Any], default: Any) -> None:
+    """End to end, from bytes: the same event, or the same EventError message."""
+    try:
+        raw = orjson.dumps(doc)
+    except TypeError:  # not JSON (bytes, huge ints): no producer can send it
+        return
+    got = outcome_of(raw, default)
+    with pydantic_only():
+        expected = outcome_of(raw, default)
+    if isinstance(expected, str) or isinstance(got, str):
+        assert got == expected
+    else:
+        assert_identical(got, expected)
+
+
+BASE_PREDICTION = {
+    "type": "prediction",
+    "event_id": "txn-1",
+    "model_id": "fraud",
+    "model_version": "v1",
+    "ts": 1_800_000_000.25,
+    "features": {"amount": 42.5, "merchant": "grocery", "n": 3, "new": True, "x": None},
+    "prediction": 1,
+    "score": 0.5,
+}
+BASE_OUTCOME = {"type": "outcome", "event_id": "txn-1", "ts": 1_800_000_060, "actual": 0}
+NEAR_MISSES = [
+    ("event_id", ""),
+    ("event_id", "x" * 257),
+    ("event_id", 1),
+    ("model_id", "fraud\n"),
+    ("model_id", "\nfraud"),
+    ("model_id", "a b"),
+    ("model_id", "x" * 129),
+    ("model_id", ""),
+    ("model_id", "fr\u0661ud"),  # a non-ASCII digit
+    ("model_id", 1),
+    ("ts", "2023-11-14T22:13:21+00:60"),
+    ("ts", "2023-11-14T24:00:00Z"),
+    ("ts", "2023-02-29T00:00:00Z"),
+    ("ts", "2023-11-14T22:13:21"),
+    ("ts", "0001-01-01T00:00:00+01:00"),
+    ("ts", "1700000000"),
+    ("ts", True),
+    ("ts", math.nan),
+    ("ts", math.inf),
+    ("ts", 253_402_300_800_000),
+    ("ts", 2.5e-6),  # valid, but a rounding tie: pydantic's to decide
+    ("ts", None),
+    ("actual", None),
+    ("actual", [1]),
+    ("prediction", None),
+    ("prediction", {"a": 1}),
+    ("features", {"a": [1]}),
+    ("features", {"a": {"b": 1}}),
+    ("features", []),
+    ("features", None),
+    ("model_version", ""),
+    ("model_version", 1),
+    ("score", 1.5),
+    ("score", -0.1),
+    ("score", math.nextafter(1.0, 2.0)),
+    ("score", 2),
+    ("score", -1),
+    ("score", True),
+    ("score", "0.5"),
+    ("score", math.nan),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), NEAR_MISSES)
+def test_near_misses_are_left_to_pydantic(field: str, value: Any) -> None:
+    for kind, base in (("prediction", BASE_PREDICTION), ("outcome", BASE_OUTCOME)):
+        if field not in base and field != "model_id":
+            continue
+        assert check_agreement(base, kind) is not None  # the base is fast
+        doc = {**base, field: value}
+        model = MODELS[kind]
+        try:
+            model.model_validate(doc)
+        except ValueError:  # pydantic rejects it: the fast path must not build it
+            assert events._fast_input(doc, model) is None
+        else:  # pydantic accepts it: the fast path may, if identically
+            check_agreement(doc, kind)
+
+
+def test_the_tie_rounding_goes_to_pydantic() -> None:
+    # 0.5 us exactly: pydantic rounds up, datetime.fromtimestamp to even (0 us).
+    tie = 2.5e-6
+    assert (tie * 1e6) % 1 == 0.5
+    assert datetime.fromtimestamp(tie, UTC).microsecond == 2
+    assert events._fast_ts(tie) is None
+    event = decode_input(orjson.dumps({"event_id": "e", "ts": tie, "actual": 1}), "outcome")
+    assert event.ts.microsecond == 3
+
+
+def test_decode_inputs_keeps_order_and_returns_errors_in_place() -> None:
+    good = b'{"event_id": "e", "ts": 0, "actual": 1}'
+    bad = b'{"event_id": "", "ts": 0, "actual": 1}'
+    out = decode_inputs([good, bad, b"[]", good], "outcome")
+    assert [type(item) for item in out] == [OutcomeEvent, EventError, EventError, OutcomeEvent]
+    assert f"EventError: {out[1]}" == outcome_of(bad, "outcome")
+    assert out[0] == out[3] == decode_input(good, "outcome")
+
+
+# --- the fast path is taken ---------------------------------------------------
+
+
+def test_benchmark_and_test_stream_shapes_take_the_fast_path() -> None:
+    predictions, outcomes = fraud_stream(
+        200, drift_at=100, error_before=0.1, error_after=0.3, seed=3
+    )
+    for doc in [*predictions, *outcomes]:
+        obj = orjson.loads(orjson.dumps(doc))
+        assert check_agreement(obj, obj["type"]) is not None, doc
+
+
+def test_simulator_events_take_the_fast_path() -> None:
+    taken = 0
+    for record in FraudSimulator(FraudConfig(seed=5, n_events=300)):
+        obj = orjson.loads(record.value())
+        assert check_agreement(obj, record.kind) is not None, record.payload
+        taken += 1
+    assert taken >= 300
+
+
+def test_malformed_events_are_left_to_pydantic() -> None:
+    # Every defect the simulator injects is invalid, so the fast path must not
+    # build an event from any of them.
+    rng = random.Random(7)
+    base = next(iter(FraudSimulator(FraudConfig(seed=5, n_events=1)))).payload
+    assert isinstance(base, dict)
+    for _ in range(200):
+        raw, defect = corrupt(dict(base), rng)
+        with pytest.raises(EventError):
+            decode_input(raw, "prediction")
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            assert events._fast_input(obj, PredictionEvent) is None, defect
+
+
+@st.composite
+def common_predictions(draw: st.DrawFn) -> dict[str, Any]:
+    """Valid events in the forms producers send: these must all be fast."""
+    ts = draw(
+        st.one_of(
+            st.floats(1e9, 2.1e9),
+            st.integers(0, 2 * 10**10),
+            st.integers(2 * 10**10 + 1, 4 * 10**12),
+            st.builds(
+                lambda s, ms, zone: (
+                    f"{s.isoformat(timespec='seconds').removesuffix('+00:00')}.{ms:03d}{zone}"
+                ),
+                st.datetimes(datetime(1900, 1, 1), datetime(9000, 1, 1)),
+                st.integers(0, 999),
+                st.sampled_from(["Z", "+00:00", "+05:30", "-08:00"]),
+            ),
+        ).filter(lambda v: not isinstance(v, float) or events._fast_ts(v) is not None)
+    )
+    doc = {
+        "type": "prediction",
+        "event_id": draw(st.text(min_size=1, max_size=40)),
+        "model_id": draw(st.text(MODEL_ID_CHARS, min_size=1, max_size=40)),
+        "model_version": draw(st.text(min_size=1, max_size=10)),
+        "ts": ts,
+        "features": draw(
+            st.dictionaries(
+                st.text(max_size=10),
+                st.one_of(
+                    st.none(),
+                    st.booleans(),
+                    st.integers(-(2**63), 2**63 - 1),
+                    st.floats(allow_nan=False, allow_infinity=False),
+                    st.text(max_size=10),
+                ),
+                max_size=12,
+            )
+        ),
+        "prediction": draw(st.one_of(st.booleans(), st.integers(0, 9), st.text(max_size=5))),
+        "score": draw(st.one_of(st.floats(0.0, 1.0), st.none(), st.just(MISSING))),
+    }
+    return present(doc)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(common_predictions(), st.booleans())
+def test_common_valid_shapes_are_all_fast(doc: dict[str, Any], drop_type: bool) -> None:
+    if drop_type:
+        del doc["type"]
+    obj = orjson.loads(orjson.dumps(doc))
+    assert check_agreement(obj, "prediction") is not None
