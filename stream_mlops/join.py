@@ -24,11 +24,13 @@ True
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Final, NamedTuple
 
 from stream_mlops.events import OutcomeEvent, PredictionEvent
 from stream_mlops.offsets import OffsetSet
+from stream_mlops.packed import PredictionPacker
 
 __all__ = ["DUPLICATE", "Duplicate", "JoinCounts", "Match", "PendingJoin"]
 
@@ -70,8 +72,11 @@ class JoinCounts:
 
 
 # A pending entry: the event, its event time (epoch seconds) and its source
-# offset (None when the caller has none, e.g. a replay from stdin).
+# offset (None when the caller has none, e.g. a replay from stdin). A pending
+# prediction is usually packed instead (see PredictionPacker): bytes holding all
+# three.
 _Prediction = tuple[PredictionEvent, float, int | None]
+_PendingPrediction = bytes | _Prediction
 _Outcome = tuple[OutcomeEvent, float, int | None]
 
 
@@ -91,6 +96,7 @@ class PendingJoin:
     __slots__ = (
         "_joined_ids",
         "_outcomes",
+        "_packer",
         "_predictions",
         "counts",
         "max_pending",
@@ -111,7 +117,8 @@ class PendingJoin:
         self.counts = JoinCounts()
         self.prediction_offsets = OffsetSet()
         self.outcome_offsets = OffsetSet()
-        self._predictions: OrderedDict[str, _Prediction] = OrderedDict()
+        self._packer = PredictionPacker()
+        self._predictions: OrderedDict[str, _PendingPrediction] = OrderedDict()
         self._outcomes: OrderedDict[str, _Outcome] = OrderedDict()
         self._joined_ids: OrderedDict[str, float] = OrderedDict()
 
@@ -149,7 +156,7 @@ class PendingJoin:
         if epoch < self.watermark - self.ttl_seconds:
             self.counts.expired_predictions += 1  # arrived already past its TTL
             return None
-        self._predictions[key] = (event, epoch, offset)
+        self._predictions[key] = self._packer.pack(event, epoch, offset) or (event, epoch, offset)
         if offset is not None:
             self.prediction_offsets.add(offset)
         self._bound()
@@ -173,10 +180,11 @@ class PendingJoin:
             return DUPLICATE
         waiting = self._predictions.pop(key, None)
         if waiting is not None:
-            if waiting[2] is not None:
-                self.prediction_offsets.discard(waiting[2])
+            prediction, when, offset = self._unpack(key, waiting)
+            if offset is not None:
+                self.prediction_offsets.discard(offset)
             self._joined(key)
-            return Match(waiting[0], event, waiting[1])
+            return Match(prediction, event, when)
         if epoch < self.watermark - self.ttl_seconds:
             self.counts.orphan_outcomes_expired += 1  # arrived already past its TTL
             return None
@@ -188,13 +196,35 @@ class PendingJoin:
 
     def restore_prediction(self, event: PredictionEvent, epoch: float, offset: int) -> None:
         """Re-insert a prediction pending at the snapshot: no counts, no expiry."""
-        self._predictions[event.event_id] = (event, epoch, offset)
+        self._predictions[event.event_id] = self._packer.pack(event, epoch, offset) or (
+            event,
+            epoch,
+            offset,
+        )
         self.prediction_offsets.add(offset)
 
     def restore_outcome(self, event: OutcomeEvent, epoch: float, offset: int) -> None:
         """Re-insert an outcome pending at the snapshot: no counts, no expiry."""
         self._outcomes[event.event_id] = (event, epoch, offset)
         self.outcome_offsets.add(offset)
+
+    def _unpack(self, key: str, record: _PendingPrediction) -> _Prediction:
+        if type(record) is bytes:
+            when, offset = self._packer.epoch_and_offset(record)
+            return self._packer.unpack(key, record), when, offset
+        assert isinstance(record, tuple)
+        return record
+
+    def _time_and_offset(self, record: _PendingPrediction) -> tuple[float, int | None]:
+        if type(record) is bytes:
+            return self._packer.epoch_and_offset(record)
+        assert isinstance(record, tuple)
+        return record[1], record[2]
+
+    def pending_prediction_items(self) -> Iterator[tuple[PredictionEvent, float, int | None]]:
+        """Pending predictions (event, event time, offset), oldest inserted first."""
+        for key, record in self._predictions.items():
+            yield self._unpack(key, record)
 
     def _joined(self, key: str) -> None:
         self.counts.joined += 1
@@ -220,7 +250,7 @@ class PendingJoin:
         counts = self.counts
         while predictions:
             key = next(iter(predictions))
-            _, when, offset = predictions[key]
+            when, offset = self._time_and_offset(predictions[key])
             if when >= horizon:
                 break
             del predictions[key]
@@ -249,9 +279,11 @@ class PendingJoin:
             oldest_prediction = next(iter(predictions.values()), None)
             oldest_outcome = next(iter(outcomes.values()), None)
             if oldest_outcome is None or (
-                oldest_prediction is not None and oldest_prediction[1] <= oldest_outcome[1]
+                oldest_prediction is not None
+                and self._time_and_offset(oldest_prediction)[0] <= oldest_outcome[1]
             ):
-                _, (_, _, offset) = predictions.popitem(last=False)
+                _, record = predictions.popitem(last=False)
+                offset = self._time_and_offset(record)[1]
                 if offset is not None:
                     self.prediction_offsets.discard(offset)
                 self.counts.evicted_predictions += 1
