@@ -175,9 +175,13 @@ class PredictionPacker:
         )
         numeric_only = _NUMERIC_TYPES.issuperset(types)
         if not numeric_only:
+            if not _FEATURE_TYPES.issuperset(types):
+                return None  # only what validation lets through (model_construct does not)
             # Strings, bools and None are values of the layout, not of the record.
             key += tuple(v for v, t in zip(values, types, strict=True) if t not in _NUMERIC)
         if type(prediction) not in _NUMERIC:
+            if type(prediction) not in _LABEL_TYPES:
+                return None
             key += (prediction,)
         layout = self._by_key.get(key)
         if layout is None:
