@@ -50,6 +50,7 @@ __all__ = ["PredictionPacker"]
 # double holds only ~15.9 digits), and the layout's index.
 _HEAD: Final = struct.Struct("<dqqI")
 _LAYOUT_AT: Final = struct.Struct("<I")
+_EPOCH_OF: Final = struct.Struct("<d").unpack_from
 _LAYOUT_OFFSET: Final = 24
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
@@ -242,6 +243,11 @@ class PredictionPacker:
         self._layouts.append(layout)
         self._by_key[key] = layout
         return layout
+
+    @staticmethod
+    def epoch(record: bytes) -> float:
+        """The event time a record was packed with (the join's expiry reads it)."""
+        return _EPOCH_OF(record)[0]  # type: ignore[no-any-return]
 
     @staticmethod
     def epoch_and_offset(record: bytes) -> tuple[float, int | None]:
