@@ -126,9 +126,9 @@ def test_every_prediction_ends_joined_expired_evicted_or_pending(
         )
         # The oldest pending entry is within the TTL of the watermark (expiry runs
         # in insertion order, so only the head is guaranteed).
-        for pending_id, (_, when, _) in join._predictions.items():
-            assert pending_id not in join._outcomes
-            if pending_id == next(iter(join._predictions)):
+        for i, (pending, when, _) in enumerate(join.pending_prediction_items()):
+            assert pending.event_id not in join._outcomes
+            if i == 0:
                 assert when >= join.watermark - ttl
     assert len(joined_ids) == join.counts.joined
 
