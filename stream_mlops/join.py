@@ -22,7 +22,9 @@ building them 10.4 -> 0.02 s, one full ``gc.collect()`` with them held 1.9 s ->
 CPU in the join itself: 6.7 -> 16.8 us per insert and 16 -> 42 us per
 prediction and its match (packing, and rebuilding the event on the match),
 measured side by side with the collector off; with it on, the old join paid
-about 10 us per insert in collector pauses.
+about 10 us per insert in collector pauses. So only predictions that wait are
+packed: the newest ``hot_predictions`` (default 20,000) stay events, and an
+outcome that comes while its prediction is among them costs what it did before.
 
 >>> from stream_mlops.events import OutcomeEvent, PredictionEvent
 >>> join = PendingJoin(ttl_seconds=60, max_pending=10)
@@ -41,7 +43,7 @@ True
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Final, NamedTuple
@@ -89,6 +91,13 @@ class JoinCounts:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+#: Pending predictions kept as events before they are packed (the newest ones).
+#: A prediction with 8 features is about 2.2 KB as an event, 0.3 KB packed, and
+#: packing plus rebuilding costs about 25 us (benchmarks/pending_memory.py):
+#: 20,000 hot ones are about 44 MB, and labels that come within 20,000
+#: predictions never pay for packing.
+HOT_PREDICTIONS: Final = 20_000
+
 # A pending entry: the event, its event time (epoch seconds) and its source
 # offset (None when the caller has none, e.g. a replay from stdin). A pending
 # prediction is usually packed instead (see PredictionPacker): bytes holding all
@@ -112,11 +121,13 @@ class PendingJoin:
     """
 
     __slots__ = (
+        "_hot",
         "_joined_ids",
         "_outcomes",
         "_packer",
         "_predictions",
         "counts",
+        "hot_predictions",
         "max_pending",
         "outcome_offsets",
         "prediction_offsets",
@@ -124,7 +135,9 @@ class PendingJoin:
         "watermark",
     )
 
-    def __init__(self, ttl_seconds: float, max_pending: int) -> None:
+    def __init__(
+        self, ttl_seconds: float, max_pending: int, *, hot_predictions: int = HOT_PREDICTIONS
+    ) -> None:
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be greater than 0")
         if max_pending < 1:
@@ -136,6 +149,10 @@ class PendingJoin:
         self.prediction_offsets = OffsetSet()
         self.outcome_offsets = OffsetSet()
         self._packer = PredictionPacker()
+        self.hot_predictions = hot_predictions
+        # Keys of the newest pending predictions, kept unpacked (may hold keys
+        # that have left since; they are skipped when their turn comes).
+        self._hot: deque[str] = deque()
         self._predictions: OrderedDict[str, _PendingPrediction] = OrderedDict()
         self._outcomes: OrderedDict[str, _Outcome] = OrderedDict()
         self._joined_ids: OrderedDict[str, float] = OrderedDict()
@@ -174,11 +191,31 @@ class PendingJoin:
         if epoch < self.watermark - self.ttl_seconds:
             self.counts.expired_predictions += 1  # arrived already past its TTL
             return None
-        self._predictions[key] = self._packer.pack(event, epoch, offset) or (event, epoch, offset)
+        self._keep_prediction(key, (event, epoch, offset))
         if offset is not None:
             self.prediction_offsets.add(offset)
         self._bound()
         return None
+
+    def _keep_prediction(self, key: str, entry: _Prediction) -> None:
+        """Pending, as an event while among the newest ``hot_predictions``, packed after.
+
+        Most outcomes come while their prediction is still hot, so the packing
+        and rebuilding cost is paid only by predictions that wait long, the
+        ones that make the join large.
+        """
+        self._predictions[key] = entry
+        hot = self._hot
+        hot.append(key)
+        if len(hot) > self.hot_predictions:
+            # The oldest hot key may have joined or expired since: then skip it.
+            # Assigning to an existing key keeps its place in insertion order.
+            oldest = hot.popleft()
+            record = self._predictions.get(oldest)
+            if type(record) is tuple:
+                packed = self._packer.pack(*record)
+                if packed is not None:
+                    self._predictions[oldest] = packed
 
     def add_outcome(
         self, event: OutcomeEvent, epoch: float, offset: int | None = None
@@ -214,11 +251,7 @@ class PendingJoin:
 
     def restore_prediction(self, event: PredictionEvent, epoch: float, offset: int) -> None:
         """Re-insert a prediction pending at the snapshot: no counts, no expiry."""
-        self._predictions[event.event_id] = self._packer.pack(event, epoch, offset) or (
-            event,
-            epoch,
-            offset,
-        )
+        self._keep_prediction(event.event_id, (event, epoch, offset))
         self.prediction_offsets.add(offset)
 
     def restore_outcome(self, event: OutcomeEvent, epoch: float, offset: int) -> None:

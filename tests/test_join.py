@@ -84,11 +84,13 @@ events = st.lists(
     events,
     st.floats(min_value=0.5, max_value=20),
     st.integers(min_value=1, max_value=15),
+    # 0: every pending prediction packed at once; small: a mix of both forms.
+    st.integers(min_value=0, max_value=4),
 )
 def test_every_prediction_ends_joined_expired_evicted_or_pending(
-    stream: list[tuple[str, int, float]], ttl: float, max_pending: int
+    stream: list[tuple[str, int, float]], ttl: float, max_pending: int, hot: int
 ) -> None:
-    join = PendingJoin(ttl_seconds=ttl, max_pending=max_pending)
+    join = PendingJoin(ttl_seconds=ttl, max_pending=max_pending, hot_predictions=hot)
     predictions = outcomes = 0
     joined_ids: list[str] = []
     clock = 0.0
@@ -150,3 +152,13 @@ def test_duplicates_within_the_ttl_never_join_twice(ids: list[int]) -> None:
     assert join.counts.duplicate_predictions + join.counts.duplicate_outcomes == 2 * (
         len(ids) - len(set(ids))
     )
+
+
+def test_only_predictions_older_than_the_hot_ones_are_packed() -> None:
+    join = PendingJoin(ttl_seconds=1e9, max_pending=100, hot_predictions=3)
+    for i in range(5):
+        join.add_prediction(prediction(f"e{i}", i), float(i))
+    forms = [type(record) for record in join._predictions.values()]
+    assert forms == [bytes, bytes, tuple, tuple, tuple]
+    match = join.add_outcome(outcome("e0", 10), 10.0)
+    assert isinstance(match, Match) and match.prediction == prediction("e0", 0)

@@ -81,8 +81,9 @@ def test_packed_predictions_come_back_identical(events: list[PredictionEvent], o
 def test_the_join_gives_back_the_prediction_that_went_in(
     event: PredictionEvent, offset: int | None
 ) -> None:
-    # Packed or not, a pending prediction matches as itself.
-    join = PendingJoin(ttl_seconds=1e12, max_pending=10)
+    # Packed (no hot predictions kept) or not packable, a pending prediction
+    # matches as itself.
+    join = PendingJoin(ttl_seconds=1e12, max_pending=10, hot_predictions=0)
     assert join.add_prediction(event, event.epoch, offset) is None
     (pending, when, pending_offset), *_ = join.pending_prediction_items()
     assert same(pending, event) and (when, pending_offset) == (event.epoch, offset)

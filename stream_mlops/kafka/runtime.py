@@ -43,6 +43,7 @@ from stream_mlops.events import (
     encode,
 )
 from stream_mlops.kafka.dead_letters import dead_letter
+from stream_mlops.kafka.memory import freeze_long_lived, tune_gc
 from stream_mlops.kafka.state import (
     StateError,
     TaskSnapshot,
@@ -138,6 +139,7 @@ class EngineRuntime:
 
     def run(self, stop: threading.Event) -> None:
         """Process until ``stop`` is set, then finish the open transaction and leave."""
+        tune_gc()
         self._producer = self._transport.transactional_producer(self.transactional_id)
         self._reader = self._transport.partition_reader()
         self._consumer = self._transport.group_consumer(
@@ -393,7 +395,9 @@ class EngineRuntime:
             self.tasks[partition] = self._restore_task(partition)
         self._group_metadata = self._consumer.group_metadata()
         self.stats.restores += 1
-        self._log.info("partitions.assigned", partitions=sorted(self.tasks))
+        # The rebuilt state is long-lived: out of the collector's full passes.
+        frozen = freeze_long_lived()
+        self._log.info("partitions.assigned", partitions=sorted(self.tasks), gc_frozen=frozen)
 
     def _restore_task(self, partition: int) -> PartitionTask:
         assert self._consumer is not None and self._reader is not None
