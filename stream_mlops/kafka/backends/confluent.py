@@ -103,9 +103,16 @@ class ConfluentGroupConsumer:
         )
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
+        # consume() waits for max_records or the timeout, whichever comes
+        # first: at moderate rates every record waited the whole timeout. So
+        # wait for the first message only, then take what is already fetched.
+        first = self._consumer.poll(timeout_s)
+        if first is None:
+            return []
         out: list[Record] = []
         append = out.append
-        for msg in self._consumer.consume(num_messages=max_records, timeout=timeout_s):
+        more = self._consumer.consume(max_records - 1, 0) if max_records > 1 else []
+        for msg in [first, *more]:
             if msg.error() is not None:
                 _raise_for(msg)
                 continue
