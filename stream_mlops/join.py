@@ -121,6 +121,8 @@ class PendingJoin:
     """
 
     __slots__ = (
+        "_expired_below",
+        "_exposed",
         "_hot",
         "_joined_ids",
         "_outcomes",
@@ -153,6 +155,10 @@ class PendingJoin:
         # Keys of the newest pending predictions, kept unpacked (may hold keys
         # that have left since; they are skipped when their turn comes).
         self._hot: deque[str] = deque()
+        # _expire's memo: every head is at or past this horizon, and no entry
+        # has been removed from the middle or inserted out of order since.
+        self._expired_below = float("-inf")
+        self._exposed = False
         self._predictions: OrderedDict[str, _PendingPrediction] = OrderedDict()
         self._outcomes: OrderedDict[str, _Outcome] = OrderedDict()
         self._joined_ids: OrderedDict[str, float] = OrderedDict()
@@ -184,6 +190,7 @@ class PendingJoin:
             return DUPLICATE
         waiting = self._outcomes.pop(key, None)
         if waiting is not None:
+            self._exposed = True  # it may have been a head
             if waiting[2] is not None:
                 self.outcome_offsets.discard(waiting[2])
             self._joined(key)
@@ -235,6 +242,7 @@ class PendingJoin:
             return DUPLICATE
         waiting = self._predictions.pop(key, None)
         if waiting is not None:
+            self._exposed = True  # it may have been a head
             prediction, when, offset = self._unpack(key, waiting)
             if offset is not None:
                 self.prediction_offsets.discard(offset)
@@ -253,11 +261,13 @@ class PendingJoin:
         """Re-insert a prediction pending at the snapshot: no counts, no expiry."""
         self._keep_prediction(event.event_id, (event, epoch, offset))
         self.prediction_offsets.add(offset)
+        self._exposed = True  # re-inserted in offset order, not event-time order
 
     def restore_outcome(self, event: OutcomeEvent, epoch: float, offset: int) -> None:
         """Re-insert an outcome pending at the snapshot: no counts, no expiry."""
         self._outcomes[event.event_id] = (event, epoch, offset)
         self.outcome_offsets.add(offset)
+        self._exposed = True
 
     def _unpack(self, key: str, record: _PendingPrediction) -> _Prediction:
         if type(record) is bytes:
@@ -295,8 +305,17 @@ class PendingJoin:
         Runs when the watermark moves and again after each add: a join or an
         eviction can remove the head and expose an entry that arrived later but
         is older in event time.
+
+        Skipped when the horizon has not moved and nothing was taken out since
+        the last pass: entries added in the meantime were at or past the
+        horizon when they came (or they would have expired at once), so no
+        head can have crossed it. It runs twice per event, so this matters.
         """
         horizon = self.watermark - self.ttl_seconds
+        if horizon <= self._expired_below and not self._exposed:
+            return
+        self._expired_below = horizon
+        self._exposed = False
         predictions, outcomes, joined = self._predictions, self._outcomes, self._joined_ids
         counts = self.counts
         epoch_of = self._packer.epoch
@@ -330,6 +349,7 @@ class PendingJoin:
     def _bound(self) -> None:
         predictions, outcomes = self._predictions, self._outcomes
         while len(predictions) + len(outcomes) > self.max_pending:
+            self._exposed = True  # the next head may be older in event time
             # Evict whichever of the two oldest entries is older in event time.
             oldest_prediction = next(iter(predictions.values()), None)
             oldest_outcome = next(iter(outcomes.values()), None)

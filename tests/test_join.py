@@ -162,3 +162,29 @@ def test_only_predictions_older_than_the_hot_ones_are_packed() -> None:
     assert forms == [bytes, bytes, tuple, tuple, tuple]
     match = join.add_outcome(outcome("e0", 10), 10.0)
     assert isinstance(match, Match) and match.prediction == prediction("e0", 0)
+
+
+def test_a_join_that_removes_the_head_exposes_an_expired_entry_behind_it() -> None:
+    # B is older in event time than A but came after it, so it waits behind A.
+    # The watermark then moves B past the TTL while A still heads the queue;
+    # when A joins (the watermark does not move), B must expire at once.
+    for side in ("prediction", "outcome"):
+        join = PendingJoin(ttl_seconds=10, max_pending=100)
+        add, other = (
+            (join.add_prediction, join.add_outcome)
+            if side == "prediction"
+            else (join.add_outcome, join.add_prediction)
+        )
+        make = prediction if side == "prediction" else outcome
+        make_other = outcome if side == "prediction" else prediction
+        add(make("a", 20), 20.0)  # type: ignore[arg-type]
+        add(make("b", 12), 12.0)  # type: ignore[arg-type]
+        other(make_other("x", 25), 25.0)  # type: ignore[arg-type]  # horizon 15: b is past it
+        assert isinstance(other(make_other("a", 25), 25.0), Match)  # type: ignore[arg-type]
+        expired = (
+            join.counts.expired_predictions
+            if side == "prediction"
+            else join.counts.orphan_outcomes_expired
+        )
+        assert expired == 1, side
+        assert "b" not in (join._predictions if side == "prediction" else join._outcomes)
