@@ -309,7 +309,9 @@ class PendingJoin:
         Skipped when the horizon has not moved and nothing was taken out since
         the last pass: entries added in the meantime were at or past the
         horizon when they came (or they would have expired at once), so no
-        head can have crossed it. It runs twice per event, so this matters.
+        head can have crossed it. (It runs twice per event; the saving was
+        below the noise of a side-by-side run here, 13.8 vs 13.9 us per record
+        of core time: kept because it is small and tested.)
         """
         horizon = self.watermark - self.ttl_seconds
         if horizon <= self._expired_below and not self._exposed:
