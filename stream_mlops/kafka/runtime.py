@@ -239,7 +239,7 @@ class EngineRuntime:
                 self._publish(outputs)
                 # Alerts and retrain requests are what downstream waits for:
                 # commit at the end of this batch instead of at the interval.
-                # They are rare, so the extra commits cost nothing measurable.
+                # They are rare (cooldowns, rate limits), so the extra commits are few.
                 if type(outputs[-1]) is not LabeledEvent:
                     self._alert_pending = True
         self._events_since_checkpoint += handled
