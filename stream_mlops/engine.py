@@ -170,7 +170,7 @@ class Engine:
             prediction = result.prediction
             state = self._state(prediction.model_id, prediction.model_version, prediction)
             if self.labeled_events:
-                outputs.append(_labeled(result))
+                outputs.append(LabeledEvent.joined(prediction, result.outcome))
             alerts += self._error(state, result, event, epoch)
         if not alerts:
             return outputs
@@ -543,7 +543,3 @@ def _detector_count(model: ModelSettings, task: Task, first: PredictionEvent) ->
         elif type(value) is str:
             count += distribution
     return count
-
-
-def _labeled(match: Match) -> LabeledEvent:
-    return LabeledEvent.joined(match.prediction, match.outcome)

@@ -22,7 +22,6 @@ stream_mlops.events.EventError: actual: value must be number, string or bool
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, TypeVar
 
@@ -53,7 +52,6 @@ __all__ = [
     "TrainingRange",
     "WindowStart",
     "decode_input",
-    "decode_inputs",
     "encode",
     "json_schemas",
 ]
@@ -407,29 +405,6 @@ def decode_input(
         return model.model_validate(obj)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc)) from None
-
-
-def decode_inputs(
-    raws: Iterable[bytes | str],
-    default_type: Literal["prediction", "outcome"] | None = None,
-) -> list[InputEvent | EventError]:
-    """:func:`decode_input` over a batch: each event, or the error in its place.
-
-    The errors are returned, not raised, so one bad record does not cost the
-    batch; the caller dead-letters them by position.
-
-    >>> good = b'{"event_id": "e", "ts": 0, "actual": 1}'
-    >>> [type(item).__name__ for item in decode_inputs([good, b"{"], "outcome")]
-    ['OutcomeEvent', 'EventError']
-    """
-    out: list[InputEvent | EventError] = []
-    append = out.append
-    for raw in raws:
-        try:
-            append(decode_input(raw, default_type))
-        except EventError as exc:
-            append(exc)
-    return out
 
 
 # --- The fast path -----------------------------------------------------------

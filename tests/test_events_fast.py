@@ -31,7 +31,6 @@ from stream_mlops.events import (
     OutcomeEvent,
     PredictionEvent,
     decode_input,
-    decode_inputs,
     encode,
 )
 from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator
@@ -438,15 +437,6 @@ def test_the_tie_rounding_goes_to_pydantic() -> None:
     assert events._fast_ts(tie) is None
     event = decode_input(orjson.dumps({"event_id": "e", "ts": tie, "actual": 1}), "outcome")
     assert event.ts.microsecond == 3
-
-
-def test_decode_inputs_keeps_order_and_returns_errors_in_place() -> None:
-    good = b'{"event_id": "e", "ts": 0, "actual": 1}'
-    bad = b'{"event_id": "", "ts": 0, "actual": 1}'
-    out = decode_inputs([good, bad, b"[]", good], "outcome")
-    assert [type(item) for item in out] == [OutcomeEvent, EventError, EventError, OutcomeEvent]
-    assert f"EventError: {out[1]}" == outcome_of(bad, "outcome")
-    assert out[0] == out[3] == decode_input(good, "outcome")
 
 
 # --- the fast path is taken ---------------------------------------------------
