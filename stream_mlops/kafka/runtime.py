@@ -215,8 +215,7 @@ class EngineRuntime:
             topic, offset = record.topic, record.offset
             if offset < task.next_offsets[topic]:
                 continue  # already in the restored state
-            if not self._in_transaction:
-                self._ensure_transaction()
+            self._ensure_transaction()
             task.next_offsets[topic] = offset + 1
             task.dirty = True
             handled += 1
@@ -306,6 +305,12 @@ class EngineRuntime:
             self._producer.begin()
             self._in_transaction = True
 
+    def _transaction_ended(self) -> None:
+        """Committed or aborted: what the open transaction held is settled."""
+        self._in_transaction = False
+        self._alert_pending = False
+        self._events_since_checkpoint = 0
+
     def _checkpoint(self, *, final: bool = False) -> None:
         if not self._in_transaction:
             return
@@ -335,9 +340,7 @@ class EngineRuntime:
         try:
             self._producer.commit(offsets, self._group_metadata)
         except TransactionFailedError as exc:
-            self._in_transaction = False
-            self._alert_pending = False
-            self._events_since_checkpoint = 0
+            self._transaction_ended()
             self.stats.aborted += 1
             if exc.fenced:
                 self._log.error("engine.fenced", transactional_id=self.transactional_id)
@@ -350,9 +353,7 @@ class EngineRuntime:
                 # Our view of the state is ahead of what was committed: rebuild.
                 self._restore_assignment()
             return
-        self._in_transaction = False
-        self._alert_pending = False
-        self._events_since_checkpoint = 0
+        self._transaction_ended()
         for task in self.tasks.values():
             task.dirty = False
         self.stats.checkpoints += 1
@@ -377,9 +378,7 @@ class EngineRuntime:
             try:
                 self._producer.abort()
             finally:
-                self._in_transaction = False
-                self._alert_pending = False
-                self._events_since_checkpoint = 0
+                self._transaction_ended()
                 self.stats.aborted += 1
         assigned = self._consumer.assignment()
         inputs = (self._topics.predictions, self._topics.outcomes)

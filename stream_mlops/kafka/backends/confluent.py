@@ -116,7 +116,7 @@ class ConfluentGroupConsumer:
             if msg.error() is not None:
                 _raise_for(msg)
                 continue
-            append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))  # type: ignore[arg-type]
+            append(_record(msg))
         return out
 
     def assignment(self) -> set[TopicPartition]:
