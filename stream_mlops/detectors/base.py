@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 __all__ = ["Detection", "Detector", "ParamError"]
@@ -55,6 +56,23 @@ class Detector(ABC):
     @abstractmethod
     def params(self) -> dict[str, Any]:
         """The constructor arguments, for ``repr`` and clones."""
+
+    def state(self) -> dict[str, Any]:
+        """What the detector has learned, as plain data (numbers, strings, lists, dicts).
+
+        With ``params()`` it rebuilds the detector: ``build(name, params).load_state(state)``.
+        Snapshots on the state topic carry this, never a pickle, so that a record
+        read back from Kafka cannot carry code.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no data-only state yet")
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state()`` of a detector built with the same ``params()``.
+
+        Raises ``ValueError`` (naming what is wrong) on anything it cannot trust:
+        a missing key, a wrong type, a value out of range.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no data-only state yet")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
