@@ -8,7 +8,6 @@ import time
 import uuid
 from pathlib import Path
 
-import kafka
 import pytest
 
 from stream_mlops.config import KafkaSettings
@@ -18,7 +17,7 @@ from stream_mlops.kafka.model_updates import follow_model_updates
 from stream_mlops.kafka.transport import TopicNotFoundError
 from stream_mlops.registry import ModelRegistry
 from stream_mlops.simulate.champion import Champion
-from tests.kafka.cluster import temporary_topics
+from tests.kafka.cluster import temporary_topics, write_transactions
 
 pytestmark = pytest.mark.kafka
 
@@ -41,27 +40,6 @@ def update(version: str, model_id: str = "fraud") -> bytes:
     )
 
 
-def publish(servers: str, topic: str, values: list[tuple[bytes, bool]]) -> None:
-    """Each value in its own transaction, committed or aborted."""
-    producer = kafka.KafkaProducer(
-        bootstrap_servers=servers,
-        transactional_id=f"test-updates-{uuid.uuid4().hex[:8]}",
-        enable_idempotence=True,
-    )
-    try:
-        producer.init_transactions()
-        for value, commit in values:
-            producer.begin_transaction()
-            producer.send(topic, key=b"fraud", value=value)
-            producer.flush()
-            if commit:
-                producer.commit_transaction()
-            else:
-                producer.abort_transaction()
-    finally:
-        producer.close()
-
-
 @pytest.mark.parametrize("client", BACKENDS)
 def test_follower_swaps_to_each_committed_promotion_of_its_model_only(
     client: str, kafka_bootstrap: str, tmp_path: Path
@@ -77,7 +55,7 @@ def test_follower_swaps_to_each_committed_promotion_of_its_model_only(
     )
     with temporary_topics(kafka_bootstrap, "model-updates", partitions=2) as (topic,):
         # Before the follower starts: already served, never replayed.
-        publish(kafka_bootstrap, topic, [(update("v4"), True)])
+        write_transactions(kafka_bootstrap, topic, [(update("v4"), True)], key=b"fraud")
         thread = follow_model_updates(
             transport=transport,
             topic=topic,
@@ -87,7 +65,7 @@ def test_follower_swaps_to_each_committed_promotion_of_its_model_only(
             on_swap=lambda u: swapped.append(u.model_version),
         )
         try:
-            publish(
+            write_transactions(
                 kafka_bootstrap,
                 topic,
                 [
@@ -96,6 +74,7 @@ def test_follower_swaps_to_each_committed_promotion_of_its_model_only(
                     (update("v2", model_id="demand"), True),  # another model's
                     (update("v2"), True),
                 ],
+                key=b"fraud",
             )
             deadline = time.monotonic() + 30
             while not swapped and time.monotonic() < deadline:

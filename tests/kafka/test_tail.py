@@ -15,7 +15,12 @@ from kafka import KafkaProducer
 
 from stream_mlops.config import KafkaSettings
 from stream_mlops.kafka.tail import command, format_event, raw_line
-from tests.kafka.cluster import admin_client, bootstrap_servers, temporary_topics
+from tests.kafka.cluster import (
+    admin_client,
+    bootstrap_servers,
+    temporary_topics,
+    write_transactions,
+)
 
 ALERT: dict[str, Any] = {
     "type": "drift_alert",
@@ -204,27 +209,18 @@ def test_tail_prints_only_committed_events(client: str) -> None:
     servers = bootstrap_servers()
     kafka = KafkaSettings(bootstrap_servers=servers, client=client)
     with temporary_topics(servers, "tail-alerts", partitions=2) as (topic,):
-        producer = KafkaProducer(
-            bootstrap_servers=servers,
-            transactional_id=f"tail-test-{uuid.uuid4().hex[:8]}",
-            enable_idempotence=True,
+        write_transactions(
+            servers,
+            topic,
+            [
+                *(
+                    (orjson.dumps({**ALERT, "model_version": version}), commit)
+                    for version, commit in (("v1", True), ("v2", False), ("v3", True))
+                ),
+                (b"not json at all", True),
+            ],
+            key=b"fraud",
         )
-        try:
-            producer.init_transactions()
-            for version, commit in (("v1", True), ("v2", False), ("v3", True)):
-                producer.begin_transaction()
-                producer.send(
-                    topic, key=b"fraud", value=orjson.dumps({**ALERT, "model_version": version})
-                )
-                if commit:
-                    producer.commit_transaction()
-                else:
-                    producer.abort_transaction()
-            producer.begin_transaction()
-            producer.send(topic, key=b"fraud", value=b"not json at all")
-            producer.commit_transaction()
-        finally:
-            producer.close()
 
         out = io.StringIO()
         assert command(topic, kafka=kafka, from_beginning=True, max_events=3, out=out) == 0

@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import kafka
 import pytest
 from kafka.partitioner.default import murmur2
 
@@ -28,6 +27,7 @@ from stream_mlops.kafka.transport import (
     Transport,
     TransportError,
 )
+from tests.kafka.cluster import write_transactions
 
 pytestmark = pytest.mark.kafka
 
@@ -182,23 +182,11 @@ def test_reader_reads_committed_records_only_unless_told_otherwise(
     transport: Transport, admin: Admin, topics: list[str], kafka_bootstrap: str
 ) -> None:
     topic = new_topic(admin, topics)
-    writer = kafka.KafkaProducer(
-        bootstrap_servers=kafka_bootstrap,
-        transactional_id=f"test-transport-{uuid.uuid4().hex[:8]}",
-        enable_idempotence=True,
+    write_transactions(
+        kafka_bootstrap,
+        topic,
+        [(b"committed-1", True), (b"aborted", False), (b"committed-2", True)],
     )
-    try:
-        writer.init_transactions()
-        for value, commit in ((b"committed-1", True), (b"aborted", False), (b"committed-2", True)):
-            writer.begin_transaction()
-            writer.send(topic, value=value, partition=0)
-            writer.flush()  # on the broker before the abort, or the abort just drops it
-            if commit:
-                writer.commit_transaction()
-            else:
-                writer.abort_transaction()
-    finally:
-        writer.close()
 
     seen = {}
     for committed in (True, False):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from stream_mlops.config import KafkaSettings
+from stream_mlops.kafka.backends.connection import Connection
 from stream_mlops.kafka.transport import CONNECT_TIMEOUT_S, Transport
 
 BACKENDS = ("kafka-python", "confluent-kafka")
@@ -53,10 +54,12 @@ def open_transport(
         from stream_mlops.kafka.backends.kafka_python import KafkaPythonTransport
 
         return KafkaPythonTransport(
-            kafka.bootstrap_servers,
-            client_id=client_id,
-            options=client_options(kafka, "kafka-python"),
-            connect_timeout_s=connect_timeout_s,
+            Connection(
+                kafka.bootstrap_servers,
+                client_id,
+                client_options(kafka, "kafka-python"),
+                connect_timeout_s,
+            )
         )
     if kafka.client == "confluent-kafka":
         try:
@@ -67,10 +70,12 @@ def open_transport(
                 "pip install 'stream-mlops[fast]'"
             ) from exc
         return ConfluentTransport(
-            kafka.bootstrap_servers,
-            client_id=client_id,
-            options=client_options(kafka, "confluent-kafka"),
-            connect_timeout_s=connect_timeout_s,
+            Connection(
+                kafka.bootstrap_servers,
+                client_id,
+                client_options(kafka, "confluent-kafka"),
+                connect_timeout_s,
+            )
         )
     known = ", ".join(BACKENDS)
     raise ValueError(f"unknown Kafka client {kafka.client!r} (known: {known})")

@@ -36,8 +36,8 @@ from typing import Any
 import confluent_kafka as ck
 import confluent_kafka.admin as ckadmin
 
+from stream_mlops.kafka.backends.connection import Connection
 from stream_mlops.kafka.transport import (
-    CONNECT_TIMEOUT_S,
     AssignmentTracker,
     BrokerUnreachableError,
     DeliveryFailedError,
@@ -71,13 +71,14 @@ CLIENT_LOG = logging.getLogger("stream_mlops.kafka.librdkafka")
 CLIENT_LOG.addHandler(logging.NullHandler())
 
 
-def _base(bootstrap_servers: str, client_id: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """What every client of this backend starts from: the extra options, then ours."""
+def _config(connection: Connection, role: Mapping[str, Any]) -> dict[str, Any]:
+    """A client's configuration: the transport's options, then the role's own settings."""
     return {
-        **options,
-        "bootstrap.servers": bootstrap_servers,
-        "client.id": client_id,
+        **connection.options,
+        "bootstrap.servers": connection.bootstrap_servers,
+        "client.id": connection.client_id,
         "logger": CLIENT_LOG,
+        **role,
     }
 
 
@@ -98,13 +99,30 @@ class _ClientErrors:
         return self._seen[-1] if self._seen else None
 
 
-def _connect(client: Any, errors: _ClientErrors, servers: str, timeout_s: float) -> None:
+def _connect(client: Any, errors: _ClientErrors, connection: Connection) -> None:
     """Fail now, in one line, if no broker answers a metadata request in time."""
     try:
-        client.list_topics(timeout=timeout_s)
+        client.list_topics(timeout=connection.connect_timeout_s)
     except ck.KafkaException as exc:
         client.poll(0)  # serve error_cb: the reason, if librdkafka reported one
-        raise BrokerUnreachableError(servers, errors.latest() or exc.args[0].str()) from None
+        reason = errors.latest() or exc.args[0].str()
+        raise BrokerUnreachableError(connection.bootstrap_servers, reason) from None
+
+
+def _produce(
+    producer: ck.Producer, topic: str, key: bytes | None, value: bytes | None, partition: int | None
+) -> None:
+    """One ``produce``, waiting for room when librdkafka's local queue is full."""
+    while True:
+        try:
+            if partition is None:
+                producer.produce(topic, value, key)
+            else:
+                producer.produce(topic, value, key, partition)
+            return
+        except BufferError:
+            # Local queue full: let librdkafka deliver, then retry.
+            producer.poll(0.05)
 
 
 def _partitions_of(client: Any, topic: str) -> list[TopicPartition]:
@@ -144,13 +162,10 @@ def _raise_for(msg: Any) -> None:
 class ConfluentGroupConsumer:
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: Connection,
         group_id: str,
-        client_id: str,
         max_poll_interval_ms: int,
         session_timeout_ms: int | None = None,
-        *,
-        options: Mapping[str, Any] | None = None,
     ) -> None:
         extra = (
             {}
@@ -161,18 +176,20 @@ class ConfluentGroupConsumer:
             }
         )
         self._consumer = ck.Consumer(
-            {
-                **_base(bootstrap_servers, client_id, options or {}),
-                **extra,
-                "group.id": group_id,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                # Same partition numbers of both input topics to one member.
-                "partition.assignment.strategy": "range",
-                "max.poll.interval.ms": max_poll_interval_ms,
-            }
+            _config(
+                connection,
+                {
+                    **extra,
+                    "group.id": group_id,
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed",
+                    "auto.offset.reset": "earliest",
+                    # Same partition numbers of both input topics to one member.
+                    "partition.assignment.strategy": "range",
+                    "max.poll.interval.ms": max_poll_interval_ms,
+                },
+            )
         )
 
     def subscribe(self, topics: Iterable[str], tracker: AssignmentTracker) -> None:
@@ -234,23 +251,19 @@ class ConfluentGroupConsumer:
 
 
 class ConfluentTransactionalProducer:
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        transactional_id: str,
-        client_id: str,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, connection: Connection, transactional_id: str) -> None:
         self._producer = ck.Producer(
-            {
-                **_base(bootstrap_servers, client_id, options or {}),
-                "transactional.id": transactional_id,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                "partitioner": "murmur2_random",
-            }
+            _config(
+                connection,
+                {
+                    "transactional.id": transactional_id,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                    "partitioner": "murmur2_random",
+                },
+            )
         )
         self._unserved = 0
         self._call(lambda: self._producer.init_transactions(REQUEST_TIMEOUT_S))
@@ -280,17 +293,7 @@ class ConfluentTransactionalProducer:
     def send(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
     ) -> None:
-        produce = self._producer.produce
-        while True:
-            try:
-                if partition is None:
-                    produce(topic, value, key)
-                else:
-                    produce(topic, value, key, partition)
-                break
-            except BufferError:
-                # Local queue full: let librdkafka deliver, then retry.
-                self._producer.poll(0.05)
+        _produce(self._producer, topic, key, value, partition)
         # Serving delivery reports per message cost as much as producing it; we
         # set no callback (failures surface at commit), so drain now and then.
         self._unserved += 1
@@ -321,17 +324,17 @@ class ConfluentTransactionalProducer:
 
 
 class ConfluentPartitionReader:
-    def __init__(
-        self, bootstrap_servers: str, client_id: str, options: Mapping[str, Any] | None = None
-    ) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._consumer = ck.Consumer(
-            {
-                **_base(bootstrap_servers, client_id, options or {}),
-                # Required by the client; this reader never joins or commits.
-                "group.id": f"{client_id}-reader",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
+            _config(
+                connection,
+                {
+                    # Required by the client; this reader never joins or commits.
+                    "group.id": f"{connection.client_id}-reader",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                },
+            )
         )
         self._partition_counts: dict[str, int] = {}
 
@@ -385,32 +388,28 @@ class ConfluentPartitionReader:
 class ConfluentProducer:
     """The idempotent producer, partitioning keys as the Java client does."""
 
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        client_id: str,
-        options: Mapping[str, Any],
-        connect_timeout_s: float,
-    ) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._errors = _ClientErrors()
         # Appended to by delivery reports, which run inside poll() and flush()
         # on this thread.
         self._failures: list[str] = []
         self._producer = ck.Producer(
-            {
-                **_base(bootstrap_servers, client_id, options),
-                "error_cb": self._errors,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                # The Java client's partitioner for keyed records (see the module doc).
-                "partitioner": "murmur2_random",
-                "allow.auto.create.topics": False,
-                "on_delivery": self._delivered,
-                "delivery.report.only.error": True,
-            }
+            _config(
+                connection,
+                {
+                    "error_cb": self._errors,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    # The Java client's partitioner for keyed records (see the module doc).
+                    "partitioner": "murmur2_random",
+                    "allow.auto.create.topics": False,
+                    "on_delivery": self._delivered,
+                    "delivery.report.only.error": True,
+                },
+            )
         )
-        _connect(self._producer, self._errors, bootstrap_servers, connect_timeout_s)
+        _connect(self._producer, self._errors, connection)
         self._topics: set[str] = set()
         self._unserved = 0
 
@@ -425,19 +424,10 @@ class ConfluentProducer:
         if topic not in self._topics:
             _partitions_of(self._producer, topic)
             self._topics.add(topic)
-        produce = self._producer.produce
-        while True:
-            try:
-                if partition is None:
-                    produce(topic, value, key)
-                else:
-                    produce(topic, value, key, partition)
-                break
-            except BufferError:
-                # Local queue full: let librdkafka deliver, then retry.
-                self._producer.poll(0.05)
-            except ck.KafkaException as exc:
-                raise TransportError(f"send to {topic!r} failed: {exc.args[0].str()}") from None
+        try:
+            _produce(self._producer, topic, key, value, partition)
+        except ck.KafkaException as exc:
+            raise TransportError(f"send to {topic!r} failed: {exc.args[0].str()}") from None
         self._unserved += 1
         if self._unserved >= SERVE_EVERY:
             self._unserved = 0
@@ -466,31 +456,25 @@ def _timestamp(msg: ck.Message) -> int | None:
 
 
 class ConfluentTopicReader:
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        client_id: str,
-        options: Mapping[str, Any],
-        connect_timeout_s: float,
-        *,
-        read_committed: bool,
-    ) -> None:
+    def __init__(self, connection: Connection, *, read_committed: bool) -> None:
         self._errors = _ClientErrors()
         self._consumer = ck.Consumer(
-            {
-                **_base(bootstrap_servers, client_id, options),
-                "error_cb": self._errors,
-                # Required by the client; this reader never joins or commits.
-                "group.id": f"{client_id}-reader",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_committed" if read_committed else "read_uncommitted",
-                "allow.auto.create.topics": False,
-                # A start that retention removed meanwhile: the oldest record left.
-                "auto.offset.reset": "earliest",
-            }
+            _config(
+                connection,
+                {
+                    "error_cb": self._errors,
+                    # Required by the client; this reader never joins or commits.
+                    "group.id": f"{connection.client_id}-reader",
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+                    "allow.auto.create.topics": False,
+                    # A start that retention removed meanwhile: the oldest record left.
+                    "auto.offset.reset": "earliest",
+                },
+            )
         )
-        _connect(self._consumer, self._errors, bootstrap_servers, connect_timeout_s)
+        _connect(self._consumer, self._errors, connection)
 
     def partitions(self, topic: str) -> list[TopicPartition]:
         return _partitions_of(self._consumer, topic)
@@ -546,18 +530,10 @@ def _kafka_error(exc: BaseException) -> ck.KafkaError | None:
 
 
 class ConfluentAdmin:
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        client_id: str,
-        options: Mapping[str, Any],
-        connect_timeout_s: float,
-    ) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._errors = _ClientErrors()
-        config = _base(bootstrap_servers, client_id, options)
-        config["error_cb"] = self._errors
-        self._admin = ckadmin.AdminClient(config)
-        _connect(self._admin, self._errors, bootstrap_servers, connect_timeout_s)
+        self._admin = ckadmin.AdminClient(_config(connection, {"error_cb": self._errors}))
+        _connect(self._admin, self._errors, connection)
 
     def list_topics(self) -> set[str]:
         try:
@@ -690,18 +666,8 @@ class ConfluentAdmin:
 
 
 class ConfluentTransport:
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        *,
-        client_id: str,
-        options: Mapping[str, Any] | None = None,
-        connect_timeout_s: float = CONNECT_TIMEOUT_S,
-    ) -> None:
-        self._bootstrap = bootstrap_servers
-        self._client_id = client_id
-        self._options: Mapping[str, Any] = dict(options or {})
-        self._connect_timeout_s = connect_timeout_s
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def group_consumer(
         self,
@@ -711,37 +677,20 @@ class ConfluentTransport:
         session_timeout_ms: int | None = None,
     ) -> ConfluentGroupConsumer:
         return ConfluentGroupConsumer(
-            self._bootstrap,
-            group_id,
-            self._client_id,
-            max_poll_interval_ms,
-            session_timeout_ms,
-            options=self._options,
+            self._connection, group_id, max_poll_interval_ms, session_timeout_ms
         )
 
     def transactional_producer(self, transactional_id: str) -> ConfluentTransactionalProducer:
-        return ConfluentTransactionalProducer(
-            self._bootstrap, transactional_id, self._client_id, self._options
-        )
+        return ConfluentTransactionalProducer(self._connection, transactional_id)
 
     def partition_reader(self) -> ConfluentPartitionReader:
-        return ConfluentPartitionReader(self._bootstrap, self._client_id, self._options)
+        return ConfluentPartitionReader(self._connection)
 
     def producer(self) -> ConfluentProducer:
-        return ConfluentProducer(
-            self._bootstrap, self._client_id, self._options, self._connect_timeout_s
-        )
+        return ConfluentProducer(self._connection)
 
     def reader(self, *, read_committed: bool = True) -> ConfluentTopicReader:
-        return ConfluentTopicReader(
-            self._bootstrap,
-            self._client_id,
-            self._options,
-            self._connect_timeout_s,
-            read_committed=read_committed,
-        )
+        return ConfluentTopicReader(self._connection, read_committed=read_committed)
 
     def admin(self) -> ConfluentAdmin:
-        return ConfluentAdmin(
-            self._bootstrap, self._client_id, self._options, self._connect_timeout_s
-        )
+        return ConfluentAdmin(self._connection)

@@ -21,8 +21,8 @@ from kafka.partitioner.default import murmur2
 from kafka.structs import MemberState, OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTopicPartition
 
+from stream_mlops.kafka.backends.connection import Connection
 from stream_mlops.kafka.transport import (
-    CONNECT_TIMEOUT_S,
     AssignmentTracker,
     BrokerUnreachableError,
     DeliveryFailedError,
@@ -61,6 +61,20 @@ def _ktp(tp: TopicPartition) -> KafkaTopicPartition:
     return KafkaTopicPartition(tp.topic, tp.partition)
 
 
+def _config(connection: Connection, **role: Any) -> dict[str, Any]:
+    """A client's configuration: the transport's options, then the role's own settings."""
+    return {
+        **connection.options,
+        "bootstrap_servers": connection.bootstrap_servers,
+        "client_id": connection.client_id,
+        **role,
+    }
+
+
+def _connect_timeout_ms(connection: Connection) -> int:
+    return int(connection.connect_timeout_s * 1000)
+
+
 @contextlib.contextmanager
 def _bootstrapping(servers: str) -> Iterator[None]:
     """kafka-python clients bootstrap in their constructor: a cluster that never
@@ -72,23 +86,20 @@ def _bootstrapping(servers: str) -> Iterator[None]:
 
 
 class KafkaPythonGroupConsumer:
-    def __init__(
-        self, bootstrap_servers: str, group_id: str, client_id: str, options: Mapping[str, Any]
-    ) -> None:
-        with _bootstrapping(bootstrap_servers):
+    def __init__(self, connection: Connection, group_id: str, **session: Any) -> None:
+        with _bootstrapping(connection.bootstrap_servers):
             self._consumer = kafka.KafkaConsumer(
-                **{
-                    **options,
-                    "bootstrap_servers": bootstrap_servers,
-                    "group_id": group_id,
-                    "client_id": client_id,
-                    "enable_auto_commit": False,
-                    "isolation_level": "read_committed",
-                    "auto_offset_reset": "earliest",
+                **_config(
+                    connection,
+                    **session,
+                    group_id=group_id,
+                    enable_auto_commit=False,
+                    isolation_level="read_committed",
+                    auto_offset_reset="earliest",
                     # Range gives one member the same partition numbers of predictions
                     # and outcomes, which the per-partition join needs.
-                    "partition_assignment_strategy": [RangePartitionAssignor],
-                }
+                    partition_assignment_strategy=[RangePartitionAssignor],
+                )
             )
         self._tracker: AssignmentTracker | None = None
         self._generation: tuple[int, str, frozenset[KafkaTopicPartition]] = (-1, "", frozenset())
@@ -152,27 +163,19 @@ class KafkaPythonGroupConsumer:
 
 
 class KafkaPythonTransactionalProducer:
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        transactional_id: str,
-        client_id: str,
-        options: Mapping[str, Any],
-    ) -> None:
-        with _bootstrapping(bootstrap_servers):
+    def __init__(self, connection: Connection, transactional_id: str) -> None:
+        with _bootstrapping(connection.bootstrap_servers):
             self._producer = kafka.KafkaProducer(
-                **{
-                    **options,
-                    "bootstrap_servers": bootstrap_servers,
-                    "client_id": client_id,
-                    "transactional_id": transactional_id,
+                **_config(
+                    connection,
+                    transactional_id=transactional_id,
                     # Explicit, so that no other setting can silently turn it off.
-                    "enable_idempotence": True,
-                    "acks": "all",
-                    "linger_ms": 5,
-                    "batch_size": 256 * 1024,
-                    "transaction_timeout_ms": TRANSACTION_TIMEOUT_MS,
-                }
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=5,
+                    batch_size=256 * 1024,
+                    transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+                )
             )
         self._partitions: dict[tuple[str, bytes], int] = {}
         # Fences any earlier instance with this id and aborts what it left open.
@@ -236,17 +239,15 @@ class KafkaPythonTransactionalProducer:
 
 
 class KafkaPythonPartitionReader:
-    def __init__(self, bootstrap_servers: str, client_id: str, options: Mapping[str, Any]) -> None:
-        with _bootstrapping(bootstrap_servers):
+    def __init__(self, connection: Connection) -> None:
+        with _bootstrapping(connection.bootstrap_servers):
             self._consumer = kafka.KafkaConsumer(
-                **{
-                    **options,
-                    "bootstrap_servers": bootstrap_servers,
-                    "client_id": client_id,
-                    "group_id": None,
-                    "enable_auto_commit": False,
-                    "isolation_level": "read_committed",
-                }
+                **_config(
+                    connection,
+                    group_id=None,
+                    enable_auto_commit=False,
+                    isolation_level="read_committed",
+                )
             )
         self._partition_counts: dict[str, int] = {}
 
@@ -297,42 +298,32 @@ class KafkaPythonPartitionReader:
 class KafkaPythonProducer:
     """The idempotent producer; kafka-python's default partitioner is murmur2."""
 
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        client_id: str,
-        options: Mapping[str, Any],
-        connect_timeout_s: float,
-    ) -> None:
-        self._servers = bootstrap_servers
-        connection = {
-            **options,
-            "bootstrap_servers": bootstrap_servers,
-            "client_id": client_id,
-            "bootstrap_timeout_ms": int(connect_timeout_s * 1000),
-        }
-        with _bootstrapping(bootstrap_servers):
+    def __init__(self, connection: Connection) -> None:
+        self._servers = connection.bootstrap_servers
+        with _bootstrapping(self._servers):
             self._producer = kafka.KafkaProducer(
-                **{
-                    **connection,
+                **_config(
+                    connection,
+                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
                     # Explicit, so that no other setting can silently turn it off.
-                    "enable_idempotence": True,
-                    "acks": "all",
-                    "linger_ms": 5,
-                    "max_block_ms": MAX_BLOCK_MS,
-                }
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=5,
+                    max_block_ms=MAX_BLOCK_MS,
+                )
             )
         # kafka-python 3.0.12's producer asks for topic metadata with automatic
         # creation on, whatever allow_auto_create_topics says (its cluster
         # metadata never receives the setting): a send to a missing topic would
         # create it with the broker's default partition count. A consumer's
         # metadata request does honour it, so topics are checked through one.
-        self._metadata_config = {
-            **connection,
-            "group_id": None,
-            "enable_auto_commit": False,
-            "allow_auto_create_topics": False,
-        }
+        self._metadata_config = _config(
+            connection,
+            bootstrap_timeout_ms=_connect_timeout_ms(connection),
+            group_id=None,
+            enable_auto_commit=False,
+            allow_auto_create_topics=False,
+        )
         self._topics: set[str] = set()
         # Appended to on the client's IO thread (list.append is atomic).
         self._failures: list[BaseException] = []
@@ -390,27 +381,17 @@ def _timestamp(value: int) -> int | None:
 
 
 class KafkaPythonTopicReader:
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        client_id: str,
-        options: Mapping[str, Any],
-        connect_timeout_s: float,
-        *,
-        read_committed: bool,
-    ) -> None:
-        with _bootstrapping(bootstrap_servers):
+    def __init__(self, connection: Connection, *, read_committed: bool) -> None:
+        with _bootstrapping(connection.bootstrap_servers):
             self._consumer = kafka.KafkaConsumer(
-                **{
-                    **options,
-                    "bootstrap_servers": bootstrap_servers,
-                    "client_id": client_id,
-                    "group_id": None,
-                    "enable_auto_commit": False,
-                    "isolation_level": "read_committed" if read_committed else "read_uncommitted",
-                    "allow_auto_create_topics": False,
-                    "bootstrap_timeout_ms": int(connect_timeout_s * 1000),
-                }
+                **_config(
+                    connection,
+                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
+                    group_id=None,
+                    enable_auto_commit=False,
+                    isolation_level="read_committed" if read_committed else "read_uncommitted",
+                    allow_auto_create_topics=False,
+                )
             )
 
     def partitions(self, topic: str) -> list[TopicPartition]:
@@ -452,21 +433,10 @@ class KafkaPythonTopicReader:
 
 
 class KafkaPythonAdmin:
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        client_id: str,
-        options: Mapping[str, Any],
-        connect_timeout_s: float,
-    ) -> None:
-        with _bootstrapping(bootstrap_servers):
+    def __init__(self, connection: Connection) -> None:
+        with _bootstrapping(connection.bootstrap_servers):
             self._admin = kafka.KafkaAdminClient(
-                **{
-                    **options,
-                    "bootstrap_servers": bootstrap_servers,
-                    "client_id": client_id,
-                    "bootstrap_timeout_ms": int(connect_timeout_s * 1000),
-                }
+                **_config(connection, bootstrap_timeout_ms=_connect_timeout_ms(connection))
             )
 
     def list_topics(self) -> set[str]:
@@ -568,18 +538,8 @@ def _admin_errors(action: str) -> Iterator[None]:
 
 
 class KafkaPythonTransport:
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        *,
-        client_id: str,
-        options: Mapping[str, Any] | None = None,
-        connect_timeout_s: float = CONNECT_TIMEOUT_S,
-    ) -> None:
-        self._bootstrap = bootstrap_servers
-        self._client_id = client_id
-        self._options: Mapping[str, Any] = dict(options or {})
-        self._connect_timeout_s = connect_timeout_s
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def group_consumer(
         self,
@@ -599,35 +559,20 @@ class KafkaPythonTransport:
             }
         )
         return KafkaPythonGroupConsumer(
-            self._bootstrap,
-            group_id,
-            self._client_id,
-            {**self._options, "max_poll_interval_ms": max_poll_interval_ms, **session},
+            self._connection, group_id, max_poll_interval_ms=max_poll_interval_ms, **session
         )
 
     def transactional_producer(self, transactional_id: str) -> KafkaPythonTransactionalProducer:
-        return KafkaPythonTransactionalProducer(
-            self._bootstrap, transactional_id, self._client_id, self._options
-        )
+        return KafkaPythonTransactionalProducer(self._connection, transactional_id)
 
     def partition_reader(self) -> KafkaPythonPartitionReader:
-        return KafkaPythonPartitionReader(self._bootstrap, self._client_id, self._options)
+        return KafkaPythonPartitionReader(self._connection)
 
     def producer(self) -> KafkaPythonProducer:
-        return KafkaPythonProducer(
-            self._bootstrap, self._client_id, self._options, self._connect_timeout_s
-        )
+        return KafkaPythonProducer(self._connection)
 
     def reader(self, *, read_committed: bool = True) -> KafkaPythonTopicReader:
-        return KafkaPythonTopicReader(
-            self._bootstrap,
-            self._client_id,
-            self._options,
-            self._connect_timeout_s,
-            read_committed=read_committed,
-        )
+        return KafkaPythonTopicReader(self._connection, read_committed=read_committed)
 
     def admin(self) -> KafkaPythonAdmin:
-        return KafkaPythonAdmin(
-            self._bootstrap, self._client_id, self._options, self._connect_timeout_s
-        )
+        return KafkaPythonAdmin(self._connection)
