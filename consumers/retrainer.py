@@ -16,7 +16,7 @@ import structlog
 
 from consumers.engine import default_instance_id
 from stream_mlops.config import ConfigError, load_settings
-from stream_mlops.kafka.backends import transport_for
+from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.bootstrap import configured_bootstrap_servers
 from stream_mlops.kafka.retrainer_runtime import RetrainerFencedError, RetrainerRuntime
 from stream_mlops.kafka.state import StateError
@@ -71,9 +71,7 @@ def main(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        transport = transport_for(
-            kafka.client, kafka.bootstrap_servers, client_id=f"stream-mlops-retrainer-{instance}"
-        )
+        transport = open_transport(kafka, client_id=f"stream-mlops-retrainer-{instance}")
         registry = ModelRegistry(registry_path)
     except (ValueError, RegistryError, OSError) as exc:
         log.error("retrainer.failed", error=str(exc))

@@ -14,6 +14,10 @@ from pathlib import Path
 
 Handler = Callable[[argparse.Namespace], int]
 
+# The Kafka client libraries (stream_mlops.kafka.backends.BACKENDS, spelled out
+# so that parsing does not import the Kafka edge).
+CLIENTS = ("kafka-python", "confluent-kafka")
+
 
 def _broker(args: argparse.Namespace) -> int:
     from stream_mlops.kafka import broker
@@ -24,7 +28,9 @@ def _broker(args: argparse.Namespace) -> int:
 def _topics(args: argparse.Namespace) -> int:
     from stream_mlops.kafka import topics
 
-    return topics.command(args.action, partitions=args.partitions, config_path=args.config)
+    return topics.command(
+        args.action, partitions=args.partitions, config_path=args.config, client=args.client
+    )
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -67,14 +73,22 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
+    from stream_mlops.config import ConfigError, load_settings
     from stream_mlops.kafka import tail
+    from stream_mlops.kafka.bootstrap import connection_settings
 
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"stream-mlops tail: {exc}\n")
+        return 2
+    kafka = connection_settings(settings, bootstrap_servers=args.bootstrap, client=args.client)
     return tail.command(
-        args.topic,
+        args.topic or kafka.topics.drift_alerts,
+        kafka=kafka,
         raw_json=args.json,
         from_beginning=args.from_beginning,
         max_events=args.max,
-        bootstrap_servers=args.bootstrap,
     )
 
 
@@ -152,12 +166,51 @@ def _add_service_options(parser: argparse.ArgumentParser, role: str) -> None:
             "process its own (default: $STREAM_MLOPS_INSTANCE_ID, else the host name)"
         ),
     )
+    _add_client_option(parser)
+
+
+def _add_client_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--client",
-        choices=["kafka-python", "confluent-kafka"],
+        choices=CLIENTS,
         default=None,
         help="Kafka client library (default: [kafka] client in the config, else kafka-python)",
     )
+
+
+def _add_tail_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tail = sub.add_parser(
+        "tail",
+        help="follow a topic and print its events readably",
+        description=(
+            "Follows a topic with read_committed (only committed alerts, as downstream "
+            "services see them) and prints one line per event."
+        ),
+    )
+    tail.add_argument(
+        "topic",
+        nargs="?",
+        default=None,
+        help="default: [kafka.topics] drift_alerts in the config, else drift-alerts",
+    )
+    tail.add_argument("--json", action="store_true", help="print the raw events, one per line")
+    tail.add_argument(
+        "--from-beginning", action="store_true", help="start at the oldest event, not the newest"
+    )
+    tail.add_argument("--max", type=int, default=None, metavar="N", help="stop after N events")
+    tail.add_argument(
+        "--bootstrap",
+        default=None,
+        help=(
+            "bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else [kafka] "
+            "bootstrap_servers in the config, else the local broker)"
+        ),
+    )
+    tail.add_argument(
+        "--config", type=Path, default=None, help="TOML configuration file (its [kafka] settings)"
+    )
+    _add_client_option(tail)
+    tail.set_defaults(handler=_tail)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="partitions per topic (default: from the config, else 3)",
     )
     topics.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    _add_client_option(topics)
     topics.set_defaults(handler=_topics)
 
     replay = sub.add_parser(
@@ -257,26 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.set_defaults(handler=_simulate)
 
-    tail = sub.add_parser(
-        "tail",
-        help="follow a topic and print its events readably",
-        description=(
-            "Follows a topic with read_committed (only committed alerts, as downstream "
-            "services see them) and prints one line per event."
-        ),
-    )
-    tail.add_argument("topic", nargs="?", default="drift-alerts", help="default: drift-alerts")
-    tail.add_argument("--json", action="store_true", help="print the raw events, one per line")
-    tail.add_argument(
-        "--from-beginning", action="store_true", help="start at the oldest event, not the newest"
-    )
-    tail.add_argument("--max", type=int, default=None, metavar="N", help="stop after N events")
-    tail.add_argument(
-        "--bootstrap",
-        default=None,
-        help="bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)",
-    )
-    tail.set_defaults(handler=_tail)
+    _add_tail_parser(sub)
 
     demo = sub.add_parser(
         "demo",
@@ -296,7 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--out", type=Path, default=Path("demo-report.html"), help="report file")
     demo.add_argument(
-        "--client", choices=["kafka-python", "confluent-kafka"], default="kafka-python"
+        "--client",
+        choices=CLIENTS,
+        default="kafka-python",
+        help="Kafka client library of every client the demo runs (default kafka-python)",
     )
     demo.set_defaults(handler=_demo)
 

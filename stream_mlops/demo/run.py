@@ -31,10 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import kafka
-from kafka.admin import KafkaAdminClient
-
-from stream_mlops.config import KafkaTopics
+from stream_mlops.config import KafkaTopics, load_settings
 from stream_mlops.demo.report import (
     ServedOutcome,
     event_index,
@@ -44,11 +41,17 @@ from stream_mlops.demo.report import (
     summarize,
 )
 from stream_mlops.events import loads
-from stream_mlops.kafka.bootstrap import bootstrap_servers, external_bootstrap_servers
+from stream_mlops.kafka.backends import open_transport
+from stream_mlops.kafka.bootstrap import (
+    bootstrap_servers,
+    connection_settings,
+    external_bootstrap_servers,
+)
 from stream_mlops.kafka.broker.process import metadata_answers
 from stream_mlops.kafka.model_updates import follow_model_updates
-from stream_mlops.kafka.publisher import Pacer, open_producer, publish
+from stream_mlops.kafka.publisher import Pacer, publish
 from stream_mlops.kafka.topics import create_topics, topic_specs
+from stream_mlops.kafka.transport import Transport
 from stream_mlops.registry import ModelRegistry
 from stream_mlops.simulate.champion import Champion
 from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator, bootstrap_model
@@ -202,7 +205,7 @@ def _register_first_champion(registry_dir: Path, seed: int) -> Champion:
 
 
 def _collect(
-    servers: str, topics: KafkaTopics, collected: Collected, stop: threading.Event
+    transport: Transport, topics: KafkaTopics, collected: Collected, stop: threading.Event
 ) -> None:
     names = {
         topics.labeled_events: "labeled",
@@ -211,52 +214,48 @@ def _collect(
         topics.model_updates: "update",
         topics.dead_letters: "dead",
     }
-    consumer = kafka.KafkaConsumer(
-        *names,
-        bootstrap_servers=servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    reader = transport.reader(read_committed=True)
     try:
+        reader.assign({tp: "earliest" for topic in names for tp in reader.partitions(topic)})
         while not stop.is_set():
-            for tp, records in consumer.poll(timeout_ms=200).items():
-                kind = names[tp.topic]
-                now = time.time()
-                with collected.lock:
-                    for record in records:
-                        event = loads(record.value)
-                        if kind == "labeled":
-                            collected.outcomes.append(
-                                ServedOutcome(
-                                    event_index(str(event["event_id"])),
-                                    str(event["model_version"]),
-                                    float(event["prediction"] != event["actual"]),
-                                )
+            records = reader.poll(0.2, max_records=5000)
+            now = time.time()
+            with collected.lock:
+                for record in records:
+                    kind = names[record.topic]
+                    if record.value is None:
+                        continue
+                    event = loads(record.value)
+                    if kind == "labeled":
+                        collected.outcomes.append(
+                            ServedOutcome(
+                                event_index(str(event["event_id"])),
+                                str(event["model_version"]),
+                                float(event["prediction"] != event["actual"]),
                             )
-                        elif kind == "alert":
-                            collected.alerts.append(event)
-                            collected.alert_seen_at[str(event["alert_id"])] = now
-                            collected.alert_seen_at_index[str(event["alert_id"])] = (
-                                collected.predictions_sent
-                            )
-                        elif kind == "request":
-                            collected.requests.append(event)
-                        elif kind == "update":
-                            collected.updates.append(event)
-                        else:
-                            collected.dead_letters += 1
+                        )
+                    elif kind == "alert":
+                        collected.alerts.append(event)
+                        collected.alert_seen_at[str(event["alert_id"])] = now
+                        collected.alert_seen_at_index[str(event["alert_id"])] = (
+                            collected.predictions_sent
+                        )
+                    elif kind == "request":
+                        collected.requests.append(event)
+                    elif kind == "update":
+                        collected.updates.append(event)
+                    else:
+                        collected.dead_letters += 1
     finally:
-        consumer.close()
+        reader.close()
 
 
 def _prepare_run(
-    opts: DemoOptions, run_id: str, run_dir: Path, servers: str
+    opts: DemoOptions, run_id: str, run_dir: Path, servers: str, transport: Transport
 ) -> tuple[KafkaTopics, Path, Champion]:
     """Topics, config and the first champion of one run, all its own."""
     topics = KafkaTopics(**{k: f"demo-{run_id}-{v}" for k, v in KafkaTopics().model_dump().items()})
-    admin = KafkaAdminClient(bootstrap_servers=servers, client_id="stream-mlops-demo")
+    admin = transport.admin()
     try:
         # One partition: one engine task sees the whole stream, so detection
         # delay is not multiplied by the partition count.
@@ -283,10 +282,17 @@ def run_demo(opts: DemoOptions) -> int:
     run_dir = (opts.workdir / run_id).resolve()
     run_dir.mkdir(parents=True)
     servers, started_broker = _ensure_broker(opts)
+    # Every Kafka client of the demo itself (admin, collector, follower, scoring
+    # service) comes from this one transport: the chosen client library, and the
+    # connection settings the environment gives.
+    transport = open_transport(
+        connection_settings(load_settings(None), bootstrap_servers=servers, client=opts.client),
+        client_id="stream-mlops-demo",
+    )
     children: list[ChildService] = []
     stop = threading.Event()
     try:
-        topics, config, champion = _prepare_run(opts, run_id, run_dir, servers)
+        topics, config, champion = _prepare_run(opts, run_id, run_dir, servers, transport)
         registry_dir = run_dir / "registry"
         for name, command in (("engine", "run"), ("retrainer", "retrainer")):
             children.append(
@@ -301,11 +307,11 @@ def run_demo(opts: DemoOptions) -> int:
 
         collected = Collected()
         collector = threading.Thread(
-            target=_collect, args=(servers, topics, collected, stop), daemon=True
+            target=_collect, args=(transport, topics, collected, stop), daemon=True
         )
         collector.start()
         follow_model_updates(
-            bootstrap_servers=servers,
+            transport=transport,
             topic=topics.model_updates,
             registry_dir=registry_dir,
             champion=champion,
@@ -313,7 +319,7 @@ def run_demo(opts: DemoOptions) -> int:
         )
 
         drift_sent_at, sent_outcomes = _serve_transactions(
-            opts, servers, topics, champion, collected
+            opts, transport, topics, champion, collected
         )
         # Let the engine join the last outcomes.
         deadline = time.monotonic() + 120
@@ -359,7 +365,7 @@ def run_demo(opts: DemoOptions) -> int:
 
 def _serve_transactions(
     opts: DemoOptions,
-    servers: str,
+    transport: Transport,
     topics: KafkaTopics,
     champion: Champion,
     collected: Collected,
@@ -397,7 +403,7 @@ def _serve_transactions(
                 _progress(opts, collected, champion)
             yield emission
 
-    producer = open_producer(servers, client_id="stream-mlops-demo-fraud")
+    producer = transport.producer()
     _say(opts, f"scoring {opts.events:,} transactions at {opts.rate:.0f}/s ...")
     try:
         publish(
@@ -409,7 +415,7 @@ def _serve_transactions(
             stop=None,
         )
     finally:
-        producer.close(timeout=5)
+        producer.close()
     return drift_sent_at, sent_outcomes[0]
 
 

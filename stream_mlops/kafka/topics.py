@@ -2,26 +2,24 @@
 
 Creating is idempotent: a topic that already exists is left as it is (Kafka
 cannot shrink partitions, and growing them would move keys between partitions),
-and a partition count that differs from the requested one is reported.
+and a partition count that differs from the requested one is reported. The
+topics are created through the transport's admin role, with the configured
+client library and connection settings.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from stream_mlops.config import ConfigError, KafkaTopics, load_settings
-from stream_mlops.kafka.bootstrap import configured_bootstrap_servers
+from stream_mlops.kafka.backends import open_transport
+from stream_mlops.kafka.bootstrap import connection_settings
+from stream_mlops.kafka.transport import Admin, TopicSpec, TransportError
 
-# The local broker is a single node; a real cluster sets its own default (-1 = broker default).
-BROKER_DEFAULT_REPLICATION = -1
-_TIMEOUT_MS = 30_000
-# A broker that is up answers within milliseconds; 10 s covers one still starting
-# without making "no broker at all" a half-minute wait.
-_CONNECT_TIMEOUT_MS = 10_000
+__all__ = ["TopicOutcome", "TopicSpec", "command", "create_topics", "topic_names", "topic_specs"]
 
 
 def topic_names(topics: KafkaTopics) -> tuple[str, ...]:
@@ -31,13 +29,6 @@ def topic_names(topics: KafkaTopics) -> tuple[str, ...]:
     'stream-mlops-state'
     """
     return tuple(str(name) for name in topics.model_dump().values())
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    partitions: int
-    configs: Mapping[str, str]
 
 
 def topic_specs(names: KafkaTopics, partitions: int) -> list[TopicSpec]:
@@ -66,33 +57,20 @@ class TopicOutcome:
     partitions: int
 
 
-def create_topics(admin: Any, specs: Iterable[TopicSpec]) -> list[TopicOutcome]:
-    """Create the topics that do not exist yet; report every topic's partition count.
-
-    ``admin`` is a kafka-python ``KafkaAdminClient``.
-    """
+def create_topics(admin: Admin, specs: Iterable[TopicSpec]) -> list[TopicOutcome]:
+    """Create the topics that do not exist yet; report every topic's partition count."""
     specs = list(specs)
-    existing = set(admin.list_topics())
-    missing = [s for s in specs if s.name not in existing]
-    if missing:
-        admin.create_topics(
-            {
-                s.name: {
-                    "num_partitions": s.partitions,
-                    "replication_factor": BROKER_DEFAULT_REPLICATION,
-                    "configs": dict(s.configs),
-                }
-                for s in missing
-            },
-            timeout_ms=_TIMEOUT_MS,
-            wait_for_metadata=True,
-        )
+    created = set(admin.create_topics(specs))
     described = admin.describe_topics([s.name for s in specs])
-    counts = {t["name"]: len(t["partitions"]) for t in described}
-    return [TopicOutcome(s.name, s.name not in existing, counts[s.name]) for s in specs]
+    return [TopicOutcome(s.name, s.name in created, described[s.name].partitions) for s in specs]
 
 
-def command(action: str, partitions: int | None = None, config_path: Path | None = None) -> int:
+def command(
+    action: str,
+    partitions: int | None = None,
+    config_path: Path | None = None,
+    client: str | None = None,
+) -> int:
     """Run ``topics create`` and return the process exit code."""
     if action != "create":
         raise ValueError(f"unknown topics action {action!r}")
@@ -101,35 +79,30 @@ def command(action: str, partitions: int | None = None, config_path: Path | None
     except ConfigError as exc:
         print(f"stream-mlops topics create: {exc}", file=sys.stderr)
         return 2
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
     # Three partitions by default (config `[kafka] partitions`): a group of up to
     # three engines can share the load on a small cluster.
     count = settings.kafka.partitions if partitions is None else partitions
     try:
         specs = topic_specs(settings.kafka.topics, count)
+        transport = open_transport(
+            connection_settings(settings, client=client), client_id="stream-mlops-topics"
+        )
     except ValueError as exc:
         print(f"stream-mlops topics create: {exc}", file=sys.stderr)
         return 2
-    servers = configured_bootstrap_servers(settings)
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=servers,
-            client_id="stream-mlops-topics",
-            bootstrap_timeout_ms=_CONNECT_TIMEOUT_MS,
-        )
-    except KafkaError:
+        admin = transport.admin()
+    except TransportError as exc:
         print(
-            f"stream-mlops topics create: no Kafka answers at {servers} "
+            f"stream-mlops topics create: {exc} "
             "(start one with `stream-mlops broker start`, or set KAFKA_BOOTSTRAP_SERVERS)",
             file=sys.stderr,
         )
         return 1
     try:
         outcomes = create_topics(admin, specs)
-    except KafkaError as exc:
-        print(f"stream-mlops topics create: {exc!r}", file=sys.stderr)
+    except TransportError as exc:
+        print(f"stream-mlops topics create: {exc}", file=sys.stderr)
         return 1
     finally:
         admin.close()

@@ -222,23 +222,23 @@ class LocalBroker:
 
 def metadata_answers(bootstrap_servers: str, timeout_s: float = 5.0) -> bool:
     """True if the cluster answers a metadata request listing at least one broker."""
-    # Imported here so `broker status` and `--help` do not pay for kafka-python.
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
+    # Imported here so `broker status` and `--help` do not pay for a Kafka client.
+    from stream_mlops.config import KafkaSettings
+    from stream_mlops.kafka.backends import open_transport
+    from stream_mlops.kafka.transport import TransportError
 
-    timeout_ms = int(timeout_s * 1000)
+    transport = open_transport(
+        KafkaSettings(bootstrap_servers=bootstrap_servers),
+        client_id="stream-mlops-broker-check",
+        connect_timeout_s=timeout_s,
+    )
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers,
-            client_id="stream-mlops-broker-check",
-            bootstrap_timeout_ms=timeout_ms,
-            request_timeout_ms=timeout_ms,
-        )
-    except (KafkaError, OSError):
+        admin = transport.admin()
+    except (TransportError, OSError):
         return False
     try:
-        return bool(admin.describe_cluster().get("brokers"))
-    except (KafkaError, OSError):
+        return admin.broker_count() > 0
+    except (TransportError, OSError):
         return False
     finally:
         admin.close()
