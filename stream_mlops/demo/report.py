@@ -45,7 +45,6 @@ class DemoSummary:
     retrain_request: Mapping[str, Any] | None = None
     promoted_version: str | None = None
     promotion_index: int | None = None
-    promotion_metrics: Mapping[str, Any] | None = None
     error_before: float | None = None
     error_after_drift: float | None = None
     error_after_promotion: float | None = None
@@ -128,7 +127,6 @@ def summarize(
         summary.retrain_request = requests[0]
     if updates:
         summary.promoted_version = str(updates[0]["model_version"])
-        summary.promotion_metrics = updates[0].get("metrics")
         served_new = [o.index for o in ordered if o.model_version == summary.promoted_version]
         summary.promotion_index = min(served_new) if served_new else None
     end_of_champion = summary.promotion_index if summary.promotion_index is not None else events
