@@ -113,7 +113,8 @@ def _retrainer(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from stream_mlops.registry import cli as models
+    from stream_mlops import models_cli as models
+    from stream_mlops.registry import resolve_registry
 
     kafka_reproduce = args.models_command == "reproduce" and args.events is None
     settings = None
@@ -126,7 +127,7 @@ def _models(args: argparse.Namespace) -> int:
             sys.stderr.write(f"stream-mlops models: {exc}\n")
             return 2
     configured = settings.retrainer.registry if settings is not None else None
-    args.registry = models.resolve_registry(args.registry, configured)
+    args.registry = resolve_registry(args.registry, configured)
     if not kafka_reproduce or settings is None:
         return models.command(args)
     # reproduce from Kafka: read the recorded offset ranges of labeled-events back.
@@ -237,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="TOML configuration file ([retrainer] registry; Kafka for reproduce)",
     )
-    from stream_mlops.registry.cli import add_arguments as add_models_arguments
+    from stream_mlops.models_cli import add_arguments as add_models_arguments
 
     add_models_arguments(models)
     # None means "not given", so [retrainer] registry in the config can apply.

@@ -34,13 +34,13 @@ from stream_mlops.kafka.transport import (
     Transport,
 )
 from stream_mlops.kafka.transport import TopicPartition as TransportPartition
+from stream_mlops.model_task import Task
 from stream_mlops.registry import ModelRegistry
 from stream_mlops.retrain import (
     FrozenChampion,
     LabeledExample,
     ModelSpec,
     PromotionPolicy,
-    Task,
     event_loss,
 )
 from stream_mlops.retrain.bootstrap import bootstrap_champion
