@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import stream_mlops
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -28,9 +30,9 @@ def _topics(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from stream_mlops import replay
+    from stream_mlops import offline
 
-    return replay.command(args.file, config_path=args.config)
+    return offline.command(args.file, config_path=args.config)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -165,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stream-mlops",
         description="Streaming drift detection for ML models in production, on Kafka.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {stream_mlops.__version__}",
+        help="the installed version, and exit",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
