@@ -81,6 +81,13 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from stream_mlops.demo.report import PlottingUnavailableError, pyplot
+
+    try:
+        pyplot()  # now, not after a run of a minute and a half
+    except PlottingUnavailableError as exc:
+        print(f"stream-mlops demo: {exc}", file=sys.stderr)
+        return 2
     from stream_mlops.demo.run import DemoOptions, run_demo
 
     if not 0 < args.drift_at < args.events:
