@@ -22,8 +22,7 @@ from stream_mlops.kafka.retrainer_runtime import RetrainerFencedError, Retrainer
 from stream_mlops.kafka.state import StateError
 from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import LogFormat, configure
-from stream_mlops.registry import ModelRegistry, RegistryError
-from stream_mlops.registry.cli import resolve_registry
+from stream_mlops.registry import ModelRegistry, RegistryError, resolve_registry
 from stream_mlops.retrain import PromotionPolicy
 
 

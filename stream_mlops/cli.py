@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import stream_mlops
+
 Handler = Callable[[argparse.Namespace], int]
 
 # The Kafka client libraries (stream_mlops.kafka.backends.BACKENDS, spelled out
@@ -34,9 +36,9 @@ def _topics(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from stream_mlops import replay
+    from stream_mlops import offline
 
-    return replay.command(args.file, config_path=args.config)
+    return offline.command(args.file, config_path=args.config)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -93,6 +95,13 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from stream_mlops.demo.report import PlottingUnavailableError, pyplot
+
+    try:
+        pyplot()  # now, not after a run of a minute and a half
+    except PlottingUnavailableError as exc:
+        print(f"stream-mlops demo: {exc}", file=sys.stderr)
+        return 2
     from stream_mlops.demo.run import DemoOptions, run_demo
 
     if not 0 < args.drift_at < args.events:
@@ -127,7 +136,8 @@ def _retrainer(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from stream_mlops.registry import cli as models
+    from stream_mlops import models_cli as models
+    from stream_mlops.registry import resolve_registry
 
     kafka_reproduce = args.models_command == "reproduce" and args.events is None
     settings = None
@@ -140,7 +150,7 @@ def _models(args: argparse.Namespace) -> int:
             sys.stderr.write(f"stream-mlops models: {exc}\n")
             return 2
     configured = settings.retrainer.registry if settings is not None else None
-    args.registry = models.resolve_registry(args.registry, configured)
+    args.registry = resolve_registry(args.registry, configured)
     if not kafka_reproduce or settings is None:
         return models.command(args)
     # reproduce from Kafka: read the recorded offset ranges of labeled-events back.
@@ -218,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="stream-mlops",
         description="Streaming drift detection for ML models in production, on Kafka.",
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {stream_mlops.__version__}",
+        help="the installed version, and exit",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     broker = sub.add_parser("broker", help="the managed local Apache Kafka broker")
@@ -291,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="TOML configuration file ([retrainer] registry; Kafka for reproduce)",
     )
-    from stream_mlops.registry.cli import add_arguments as add_models_arguments
+    from stream_mlops.models_cli import add_arguments as add_models_arguments
 
     add_models_arguments(models)
     # None means "not given", so [retrainer] registry in the config can apply.

@@ -18,11 +18,7 @@ so runs never see each other's state.
 
 from __future__ import annotations
 
-import os
 import pickle
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -53,6 +49,7 @@ from stream_mlops.kafka.publisher import Pacer, publish
 from stream_mlops.kafka.topics import create_topics, topic_specs
 from stream_mlops.kafka.transport import Transport
 from stream_mlops.registry import ModelRegistry
+from stream_mlops.service_process import ServiceProcess
 from stream_mlops.simulate.champion import Champion
 from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator, bootstrap_model
 from stream_mlops.simulate.scenario import DriftScenario, LabelDelay
@@ -92,53 +89,6 @@ class Collected:
     #: transactions scored so far (written by the scoring loop)
     predictions_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class ChildService:
-    """A ``python -m stream_mlops`` child process, tracked and stopped by pid."""
-
-    def __init__(self, name: str, args: list[str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        with log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream_mlops", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
-            )
-
-    def log_events(self) -> Iterator[dict[str, Any]]:
-        for line in self.log_path.read_bytes().splitlines():
-            if line.startswith(b"{"):
-                try:
-                    yield loads(line)
-                except ValueError:
-                    continue
-
-    def wait_for(self, event: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(e.get("event") == event for e in self.log_events()):
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}"
-                )
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"{self.name} did not log {event!r} in {timeout:.0f} s; see {self.log_path}"
-        )
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.returncode
 
 
 def _say(opts: DemoOptions, text: str) -> None:
@@ -289,21 +239,21 @@ def run_demo(opts: DemoOptions) -> int:
         connection_settings(load_settings(None), bootstrap_servers=servers, client=opts.client),
         client_id="stream-mlops-demo",
     )
-    children: list[ChildService] = []
+    children: list[ServiceProcess] = []
     stop = threading.Event()
     try:
         topics, config, champion = _prepare_run(opts, run_id, run_dir, servers, transport)
         registry_dir = run_dir / "registry"
         for name, command in (("engine", "run"), ("retrainer", "retrainer")):
             children.append(
-                ChildService(
+                ServiceProcess(
                     name,
                     [command, "--config", str(config), "--instance-id", f"demo-{run_id}"],
                     run_dir / f"{name}.log",
-                )
+                ).start()
             )
         for child in children:
-            child.wait_for("partitions.assigned", 90)
+            child.wait_for_log("partitions.assigned", 90)
 
         collected = Collected()
         collector = threading.Thread(
@@ -332,7 +282,7 @@ def run_demo(opts: DemoOptions) -> int:
         stop.set()
         collector.join(timeout=10)
         for child in children:
-            child.stop()
+            child.terminate()
 
         seen_after: dict[str, float] = {}
         if drift_sent_at:
@@ -356,7 +306,7 @@ def run_demo(opts: DemoOptions) -> int:
     finally:
         stop.set()
         for child in children:
-            child.stop()
+            child.terminate()
         if started_broker:
             from stream_mlops.kafka.broker import command as broker_command
 

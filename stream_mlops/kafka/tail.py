@@ -275,7 +275,7 @@ _FORMATTERS: Final[dict[str, Callable[[Mapping[str, Any]], str]]] = {
 }
 
 # Topics whose events may omit "type" (producers need not send it): the
-# topic names of DESIGN.md tell what the event is.
+# contract's topic names (docs/contract.md) tell what the event is.
 _TOPIC_TYPES: Final = {
     "predictions": "prediction",
     "outcomes": "outcome",

@@ -34,13 +34,13 @@ from stream_mlops.kafka.transport import (
     Transport,
 )
 from stream_mlops.kafka.transport import TopicPartition as TransportPartition
+from stream_mlops.model_task import Task
 from stream_mlops.registry import ModelRegistry
 from stream_mlops.retrain import (
     FrozenChampion,
     LabeledExample,
     ModelSpec,
     PromotionPolicy,
-    Task,
     event_loss,
 )
 from stream_mlops.retrain.bootstrap import bootstrap_champion
@@ -282,7 +282,7 @@ def test_kill_9_during_training_then_restart_gives_one_version_and_one_update(
         retrainer.wait_for_log("session.started", request_id=request_id)
         setup.wait_committed()
         retrainer.wait_for_log("checkpoint", sessions=1)
-        retrainer.kill9()
+        retrainer.kill()
         assert not any(e["event"] == "promotion" for e in retrainer.log_events())
 
     setup.produce_labeled(events[first:])
