@@ -50,7 +50,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from stream_mlops import detectors
 from stream_mlops.events import describe_validation_error
@@ -72,7 +79,7 @@ __all__ = [
 BOOTSTRAP_ENV: Final = "KAFKA_BOOTSTRAP_SERVERS"
 # Signal names a detector or retrain_on can name: the fixed signals, one feature,
 # or every feature.
-_SIGNAL = re.compile(r"^(error|estimated_error|score|prediction|feature:\*|feature:.+)$")
+_SIGNAL = re.compile(r"error|estimated_error|score|prediction|feature:\*|feature:.+")
 
 
 class ConfigError(ValueError):
@@ -80,7 +87,22 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: TOML has types, so `checkpoint_interval_ms = true` or `ttl_seconds =
+    # "60"` is a mistake to name, not a value to coerce (a float field still takes
+    # an integer).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _topic_name(value: str) -> str:
+    if value in (".", ".."):
+        raise ValueError("'.' and '..' are not topic names")
+    return value
+
+
+# Kafka's own rule for topic names (legal characters, at most 249 of them).
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$"), AfterValidator(_topic_name)]
+#: Group and transactional ids: any string Kafka accepts, but not an empty one.
+ClientId = Annotated[str, Field(min_length=1)]
 
 
 class JoinSettings(_Section):
@@ -200,28 +222,28 @@ class ModelSettings(_Section):
 
 
 def _check_signal(signal: str) -> None:
-    if not _SIGNAL.match(signal):
+    if not _SIGNAL.fullmatch(signal):
         raise ValueError(
             f"unknown signal {signal!r}; use error, score, prediction, feature:<name> or feature:*"
         )
 
 
 class KafkaTopics(_Section):
-    predictions: str = "predictions"
-    outcomes: str = "outcomes"
-    drift_alerts: str = "drift-alerts"
-    retrain_requests: str = "retrain-requests"
-    model_updates: str = "model-updates"
-    labeled_events: str = "labeled-events"
-    dead_letters: str = "dead-letters"
-    state: str = "stream-mlops-state"
+    predictions: TopicName = "predictions"
+    outcomes: TopicName = "outcomes"
+    drift_alerts: TopicName = "drift-alerts"
+    retrain_requests: TopicName = "retrain-requests"
+    model_updates: TopicName = "model-updates"
+    labeled_events: TopicName = "labeled-events"
+    dead_letters: TopicName = "dead-letters"
+    state: TopicName = "stream-mlops-state"
 
 
 class KafkaSettings(_Section):
-    bootstrap_servers: str = "127.0.0.1:9092"
+    bootstrap_servers: ClientId = "127.0.0.1:9092"
     client: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
-    group_id: str = "stream-mlops-engine"
-    transactional_id_prefix: str = "stream-mlops-engine"
+    group_id: ClientId = "stream-mlops-engine"
+    transactional_id_prefix: ClientId = "stream-mlops-engine"
     partitions: Annotated[int, Field(gt=0)] = 3
     checkpoint_interval_ms: Annotated[int, Field(gt=0)] = 200
     checkpoint_max_events: Annotated[int, Field(gt=0)] = 10000
@@ -255,8 +277,8 @@ class RetrainerSettings(_Section):
     """``[retrainer]``: the retraining service (``stream-mlops retrainer``)."""
 
     #: Its own consumer group and transactional ids, apart from the engine's.
-    group_id: str = "stream-mlops-retrainer"
-    transactional_id_prefix: str = "stream-mlops-retrainer"
+    group_id: ClientId = "stream-mlops-retrainer"
+    transactional_id_prefix: ClientId = "stream-mlops-retrainer"
     #: Registry directory; ``--registry`` wins, then this, then
     #: ``$STREAM_MLOPS_REGISTRY``, else ``./registry``.
     registry: str | None = None

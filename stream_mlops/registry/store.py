@@ -119,7 +119,7 @@ class DirectoryStore:
 
     def _model_dir(self, model_id: str) -> Path:
         # Names become paths: refuse anything that could leave the root.
-        if not _MODEL_ID_RE.match(model_id):
+        if not _MODEL_ID_RE.fullmatch(model_id):
             raise ValueError(f"model_id {model_id!r}: must match {MODEL_ID_PATTERN}")
         return self.root / model_id
 
