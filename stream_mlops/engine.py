@@ -92,6 +92,8 @@ class EngineStats:
     unscored_joins: int = 0
     #: model versions whose state was dropped after their traffic stopped
     versions_retired: int = 0
+    #: signal values beyond +-signals.LARGEST_VALUE, taken at that size (or NaN, ignored)
+    clamped_values: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +131,8 @@ class Engine:
         self._alerts_by_signal: dict[str, int] = {}
         self._retrain_requests = 0
         self._versions_retired = 0
+        # clamped_values of the model versions already retired
+        self._retired_clamped = 0
         self._until_sweep = _SWEEP_EVERY
         # Drift alerts of the current event that ask for retraining, with where
         # their post-drift data starts (epoch, event_id), if known.
@@ -198,6 +202,7 @@ class Engine:
             if last < horizon and last < newest[key[0]]:
                 del self._models[key]
                 self._versions_retired += 1
+                self._retired_clamped += sum(t.clamped for t in state.tracks())
 
     def _check_model(self, model_id: str) -> None:
         if self.settings.unknown_models == "reject" and model_id not in self.settings.models:
@@ -416,6 +421,8 @@ class Engine:
             suppressed_retrain_requests=self._policy.retrain_suppressed,
             unscored_joins=self._unscored,
             versions_retired=self._versions_retired,
+            clamped_values=self._retired_clamped
+            + sum(t.clamped for state in self._models.values() for t in state.tracks()),
         )
 
     # -- checkpoints --------------------------------------------------------------
