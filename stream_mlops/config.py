@@ -7,6 +7,16 @@ An example (every key optional; these are not the defaults)::
     [join]
     ttl_seconds = 86400              # event time a prediction waits for its outcome
     max_pending = 1000000            # predictions + outcomes waiting; oldest evicted
+    max_ahead_of_watermark_seconds = 86400   # later events are refused (inf: no bound)
+    max_ahead_of_wall_clock_seconds = 3600   # when the edge passes a wall clock
+    jump_after_events = 50           # ... unless this many in a row agree: a real gap
+
+    [limits]                         # beyond them an event is refused (a dead letter)
+    max_models_per_task = 200        # model versions with state in one engine
+    max_features_per_event = 500
+    max_features_per_model = 50      # more are counted, not tracked
+    max_name_length = 128            # feature names, model_version, event_id
+    max_string_length = 256          # string features and labels
 
     [defaults]
     min_observations = 500
@@ -68,6 +78,7 @@ __all__ = [
     "JoinSettings",
     "KafkaSettings",
     "KafkaTopics",
+    "LimitSettings",
     "ModelSettings",
     "PromotionSettings",
     "RetrainerSettings",
@@ -111,6 +122,43 @@ class JoinSettings(_Section):
     ttl_seconds: Annotated[float, Field(gt=0)] = 86400.0
     #: Pending predictions plus outcomes; beyond it the oldest is evicted (counted).
     max_pending: Annotated[int, Field(gt=0)] = 1_000_000
+    #: An event further ahead of the watermark (the latest event time seen) is
+    #: refused, a dead letter: one record cannot move event time for everyone
+    #: (stream_mlops.event_time). A week: more than any label delay or quiet
+    #: spell of a live stream, far less than a mistyped year. inf: no bound.
+    max_ahead_of_watermark_seconds: Annotated[float, Field(gt=0)] = 7 * 86400.0
+    #: An event further ahead of the wall clock is refused, when the edge passes
+    #: one (the engine on Kafka: its host's clock; replay: --wall-clock).
+    #: A day: clock skew and time-zone mistakes, not more. inf: no bound.
+    max_ahead_of_wall_clock_seconds: Annotated[float, Field(gt=0)] = 86400.0
+    #: After this many events in a row beyond max_ahead_of_watermark_seconds the
+    #: stream is taken to have jumped (a gap, not one bad record): the last of
+    #: them is accepted and moves the watermark.
+    jump_after_events: Annotated[int, Field(gt=0)] = 100
+
+
+class LimitSettings(_Section):
+    """``[limits]``: what one engine (one partition) keeps, whatever the records say.
+
+    What exceeds a limit is refused (a dead letter naming the setting), except
+    features beyond ``max_features_per_model``: the prediction is kept and the
+    extra features are counted, not tracked (``stream_mlops.limits``). Memory
+    per tracked feature is about 20 KB (40 KB while its first reference fills),
+    so the defaults bound one engine's signal state near 1000 x 100 x 20 KB = 2 GB
+    in the worst case; size them to the deployment.
+    """
+
+    #: Model versions with state in one engine; a new one beyond it is refused
+    #: once the idle ones (no prediction for the join's TTL) are retired.
+    max_models_per_task: Annotated[int, Field(gt=0)] = 1000
+    #: Features one event may carry.
+    max_features_per_event: Annotated[int, Field(gt=0)] = 1000
+    #: Features tracked (with detectors) per model version; more are counted.
+    max_features_per_model: Annotated[int, Field(gt=0)] = 100
+    #: Characters of a feature name, a model_version, an event_id.
+    max_name_length: Annotated[int, Field(gt=0)] = 256
+    #: Characters of a string feature value or a string label.
+    max_string_length: Annotated[int, Field(gt=0)] = 1024
 
 
 class DetectorSpec(BaseModel):
@@ -299,6 +347,7 @@ class RetrainerSettings(_Section):
 
 class Settings(_Section):
     join: JoinSettings = Field(default_factory=JoinSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     defaults: ModelSettings = Field(default_factory=ModelSettings)
     models: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")], ModelSettings] = Field(
         default_factory=dict

@@ -393,6 +393,7 @@ class ModelState:
         "prediction",
         "score",
         "task",
+        "untracked",
     )
 
     def __init__(self, model_id: str, model_version: str, task: Task) -> None:
@@ -410,6 +411,8 @@ class ModelState:
         self.categorical: dict[str, SignalTrack] = {}
         #: Each detector's share of the model's false-alarm budget (None: uncalibrated).
         self.false_alarm_rate: float | None = None
+        #: Feature values not tracked: the version had [limits] max_features_per_model.
+        self.untracked = 0
 
     def tracks(self) -> list[SignalTrack]:
         """Every signal track of this model version."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_mlops.registry import ModelRegistry
+from stream_mlops.registry import ModelRegistry, ModelVersion
 from stream_mlops.retrain import (
     LabeledExample,
     ModelSpec,
@@ -67,13 +67,18 @@ def _promote(
     ]
     order = RetrainOrder(model_id, "v1", CHANGE_TS, "start", request_id="rq")
     session = RetrainSession.from_registry(registry, order, spec=spec, fresh=fresh)
+    return _retrain_until_promoted(registry, session, topic).version, topic
+
+
+def _retrain_until_promoted(
+    registry: ModelRegistry, session: RetrainSession, topic: list[LabeledExample]
+) -> ModelVersion:
     for event in topic:
         if isinstance(session.observe(event), Promoted):
             break
     decision = session.decision
     assert isinstance(decision, Promoted)
-    version = record_promotion(registry, decision, ts=1.0)
-    return version.version, topic
+    return record_promotion(registry, decision, ts=1.0)
 
 
 @pytest.mark.parametrize("task", list(Task))
@@ -194,12 +199,7 @@ def test_a_version_grown_from_the_demo_champion_reproduces_in_any_process(
     spec = ModelSpec.for_task(Task.CLASSIFICATION)
     order = RetrainOrder("fraud", "v1", CHANGE_TS, "txn-0", request_id="rq")
     session = RetrainSession.from_registry(registry, order, spec=spec)
-    for event in topic:
-        if isinstance(session.observe(event), Promoted):
-            break
-    decision = session.decision
-    assert isinstance(decision, Promoted)
-    version = record_promotion(registry, decision, ts=1.0)
+    version = _retrain_until_promoted(registry, session, topic)
     events_file = tmp_path / "window.jsonl"
     _write_window(topic, events_file)
     hashes = _hashes_in_other_processes(
