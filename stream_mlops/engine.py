@@ -171,8 +171,9 @@ class Engine:
         Returns the LabeledEvent of a join, then alerts, then a retrain request.
         ``now`` is the wall clock (epoch seconds) where the caller has one: an
         event too far ahead of it is refused (``stream_mlops.event_time``).
-        An event the engine refuses raises an ``EventError`` (unknown model,
-        ``EventTimeError``) before any state changes.
+        An event the engine refuses raises an ``EventError`` (``UnknownModelError``,
+        ``EventLimitError``, ``EventTimeError``) before the join or a detector
+        has seen it.
         """
         if type(event) is PredictionEvent:
             self._check_model(event.model_id)
@@ -268,8 +269,8 @@ class Engine:
         self._retire_idle_versions(epoch)
         if len(self._models) >= limit:
             raise EventLimitError(
-                f"model_version: {event.model_id} {event.model_version} would be the "
-                f"{limit + 1}th model version with state here, over [limits] "
+                f"model_version: {event.model_id} {event.model_version} is new, and this "
+                f"engine keeps {limit} model versions already, [limits] "
                 f"max_models_per_task={limit} (none idle for the join's TTL)"
             )
 
