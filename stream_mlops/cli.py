@@ -220,9 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TIME",
         help=(
             "judge events against this wall clock too ('now', epoch seconds or ISO-8601): "
-            "later than it by more than [join] max_ahead_of_wall_clock_seconds is refused, "
-            "as the engine on Kafka does with its host's clock. Default: none, a file is "
-            "judged by its own event time only"
+            "an event later than it by more than [join] max_ahead_of_wall_clock_seconds "
+            "is refused. Default: none, a file is judged by its own event time only"
         ),
     )
     replay.set_defaults(handler=_replay)

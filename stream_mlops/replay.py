@@ -11,7 +11,7 @@ reported with the line number, counted apart, and skipped.
 What the wall clock means for a file: by default nothing. A file is history,
 judged by its own event time (the watermark rules of ``stream_mlops.event_time``
 hold), so the output depends on the file alone. ``--wall-clock now`` adds the
-engine's check against its host's clock, with the time the replay starts (a
+engine's check against a wall clock, with the time the replay starts (a
 recorded file cannot hold events from after that); ``--wall-clock TIME`` pins it,
 for reruns that must give the same bytes.
 """
