@@ -38,7 +38,18 @@ def _topics(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from stream_mlops import offline
 
-    return offline.command(args.file, config_path=args.config)
+    return offline.command(args.file, config_path=args.config, now=args.wall_clock)
+
+
+def _wall_clock(text: str) -> float:
+    """``now`` (when the replay starts), epoch seconds, or ISO-8601 with a zone."""
+    if text == "now":
+        import time
+
+        return time.time()
+    from stream_mlops.models_cli import parse_time
+
+    return parse_time(text)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -264,11 +275,25 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Reads prediction and outcome events in file order, writes the alerts and "
             "retrain requests the engine would publish as JSONL on stdout and a summary "
-            "on stderr. Deterministic: the same input gives byte-identical output."
+            "on stderr. Deterministic: the same input (and --wall-clock) gives "
+            "byte-identical output. Events the engine refuses (too far ahead in event "
+            "time, an unknown model) are reported by line and counted, as malformed "
+            "lines are."
         ),
     )
     replay.add_argument("file", type=Path, help="JSONL file, one event per line ('-' for stdin)")
     replay.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    replay.add_argument(
+        "--wall-clock",
+        type=_wall_clock,
+        default=None,
+        metavar="TIME",
+        help=(
+            "judge events against this wall clock too ('now', epoch seconds or ISO-8601): "
+            "an event later than it by more than [join] max_ahead_of_wall_clock_seconds "
+            "is refused. Default: none, a file is judged by its own event time only"
+        ),
+    )
     replay.set_defaults(handler=_replay)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the events")

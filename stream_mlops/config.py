@@ -7,6 +7,16 @@ An example (every key optional; these are not the defaults)::
     [join]
     ttl_seconds = 86400              # event time a prediction waits for its outcome
     max_pending = 1000000            # predictions + outcomes waiting; oldest evicted
+    max_ahead_of_watermark_seconds = 86400   # later events are refused (inf: no bound)
+    max_ahead_of_wall_clock_seconds = 3600   # when the edge passes a wall clock
+    jump_after_events = 50           # ... unless this many in a row agree: a real gap
+
+    [limits]                         # beyond them an event is refused (a dead letter)
+    max_models_per_task = 200        # model versions with state in one engine
+    max_features_per_event = 500
+    max_features_per_model = 50      # more are counted, not tracked
+    max_name_length = 128            # feature names, model_version, event_id
+    max_string_length = 256          # string features and labels
 
     [defaults]
     min_observations = 500
@@ -50,7 +60,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from stream_mlops import detectors
 from stream_mlops.events import describe_validation_error
@@ -62,6 +79,7 @@ __all__ = [
     "JoinSettings",
     "KafkaSettings",
     "KafkaTopics",
+    "LimitSettings",
     "ModelSettings",
     "PromotionSettings",
     "RetrainerSettings",
@@ -73,7 +91,7 @@ __all__ = [
 BOOTSTRAP_ENV: Final = "KAFKA_BOOTSTRAP_SERVERS"
 # Signal names a detector or retrain_on can name: the fixed signals, one feature,
 # or every feature.
-_SIGNAL = re.compile(r"^(error|estimated_error|score|prediction|feature:\*|feature:.+)$")
+_SIGNAL = re.compile(r"error|estimated_error|score|prediction|feature:\*|feature:.+")
 
 
 class ConfigError(ValueError):
@@ -81,7 +99,22 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: TOML has types, so `checkpoint_interval_ms = true` or `ttl_seconds =
+    # "60"` is a mistake to name, not a value to coerce (a float field still takes
+    # an integer).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _topic_name(value: str) -> str:
+    if value in (".", ".."):
+        raise ValueError("'.' and '..' are not topic names")
+    return value
+
+
+# Kafka's own rule for topic names (legal characters, at most 249 of them).
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$"), AfterValidator(_topic_name)]
+#: Group and transactional ids: any string Kafka accepts, but not an empty one.
+ClientId = Annotated[str, Field(min_length=1)]
 
 
 class JoinSettings(_Section):
@@ -90,6 +123,43 @@ class JoinSettings(_Section):
     ttl_seconds: Annotated[float, Field(gt=0)] = 86400.0
     #: Pending predictions plus outcomes; beyond it the oldest is evicted (counted).
     max_pending: Annotated[int, Field(gt=0)] = 1_000_000
+    #: An event further ahead of the watermark (the latest event time seen) is
+    #: refused, a dead letter: one record cannot move event time for everyone
+    #: (stream_mlops.event_time). A week: more than any label delay or quiet
+    #: spell of a live stream, far less than a mistyped year. inf: no bound.
+    max_ahead_of_watermark_seconds: Annotated[float, Field(gt=0)] = 7 * 86400.0
+    #: An event further ahead of the wall clock is refused, when the edge passes
+    #: one (the engine on Kafka: its host's clock; replay: --wall-clock).
+    #: A day: clock skew and time-zone mistakes, not more. inf: no bound.
+    max_ahead_of_wall_clock_seconds: Annotated[float, Field(gt=0)] = 86400.0
+    #: After this many events in a row beyond max_ahead_of_watermark_seconds the
+    #: stream is taken to have jumped (a gap, not one bad record): the last of
+    #: them is accepted and moves the watermark.
+    jump_after_events: Annotated[int, Field(gt=0)] = 100
+
+
+class LimitSettings(_Section):
+    """``[limits]``: what one engine (one partition) keeps, whatever the records say.
+
+    What exceeds a limit is refused (a dead letter naming the setting), except
+    features beyond ``max_features_per_model``: the prediction is kept and the
+    extra features are counted, not tracked (``stream_mlops.limits``). Memory
+    per tracked feature is about 20 KB (40 KB while its first reference fills),
+    so the defaults bound one engine's signal state near 1000 x 100 x 20 KB = 2 GB
+    in the worst case; size them to the deployment.
+    """
+
+    #: Model versions with state in one engine; a new one beyond it is refused
+    #: once the idle ones (no prediction for the join's TTL) are retired.
+    max_models_per_task: Annotated[int, Field(gt=0)] = 1000
+    #: Features one event may carry.
+    max_features_per_event: Annotated[int, Field(gt=0)] = 1000
+    #: Features tracked (with detectors) per model version; more are counted.
+    max_features_per_model: Annotated[int, Field(gt=0)] = 100
+    #: Characters of a feature name, a model_version, an event_id.
+    max_name_length: Annotated[int, Field(gt=0)] = 256
+    #: Characters of a string feature value or a string label.
+    max_string_length: Annotated[int, Field(gt=0)] = 1024
 
 
 class DetectorSpec(BaseModel):
@@ -135,7 +205,9 @@ class ModelSettings(_Section):
 
     #: None: inferred from the first prediction (a float prediction without a
     #: score means regression, anything else classification).
-    task: Task | None = None
+    # Lax for this one field: TOML gives the task's name as a string, which
+    # strict mode would refuse for an enum (unknown names are still errors).
+    task: Annotated[Task, Field(strict=False)] | None = None
     #: Detectors per signal: "error", "estimated_error" (min(score, 1 - score) of a
     #: classifier's calibrated score, see docs/detection.md), "score",
     #: "prediction", "feature:<name>", or "feature:*" for every numeric feature
@@ -201,28 +273,28 @@ class ModelSettings(_Section):
 
 
 def _check_signal(signal: str) -> None:
-    if not _SIGNAL.match(signal):
+    if not _SIGNAL.fullmatch(signal):
         raise ValueError(
             f"unknown signal {signal!r}; use error, score, prediction, feature:<name> or feature:*"
         )
 
 
 class KafkaTopics(_Section):
-    predictions: str = "predictions"
-    outcomes: str = "outcomes"
-    drift_alerts: str = "drift-alerts"
-    retrain_requests: str = "retrain-requests"
-    model_updates: str = "model-updates"
-    labeled_events: str = "labeled-events"
-    dead_letters: str = "dead-letters"
-    state: str = "stream-mlops-state"
+    predictions: TopicName = "predictions"
+    outcomes: TopicName = "outcomes"
+    drift_alerts: TopicName = "drift-alerts"
+    retrain_requests: TopicName = "retrain-requests"
+    model_updates: TopicName = "model-updates"
+    labeled_events: TopicName = "labeled-events"
+    dead_letters: TopicName = "dead-letters"
+    state: TopicName = "stream-mlops-state"
 
 
 class KafkaSettings(_Section):
-    bootstrap_servers: str = "127.0.0.1:9092"
+    bootstrap_servers: ClientId = "127.0.0.1:9092"
     client: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
-    group_id: str = "stream-mlops-engine"
-    transactional_id_prefix: str = "stream-mlops-engine"
+    group_id: ClientId = "stream-mlops-engine"
+    transactional_id_prefix: ClientId = "stream-mlops-engine"
     partitions: Annotated[int, Field(gt=0)] = 3
     checkpoint_interval_ms: Annotated[int, Field(gt=0)] = 200
     checkpoint_max_events: Annotated[int, Field(gt=0)] = 10000
@@ -256,8 +328,8 @@ class RetrainerSettings(_Section):
     """``[retrainer]``: the retraining service (``stream-mlops retrainer``)."""
 
     #: Its own consumer group and transactional ids, apart from the engine's.
-    group_id: str = "stream-mlops-retrainer"
-    transactional_id_prefix: str = "stream-mlops-retrainer"
+    group_id: ClientId = "stream-mlops-retrainer"
+    transactional_id_prefix: ClientId = "stream-mlops-retrainer"
     #: Registry directory; ``--registry`` wins, then this, then
     #: ``$STREAM_MLOPS_REGISTRY``, else ``./registry``.
     registry: str | None = None
@@ -278,6 +350,7 @@ class RetrainerSettings(_Section):
 
 class Settings(_Section):
     join: JoinSettings = Field(default_factory=JoinSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     defaults: ModelSettings = Field(default_factory=ModelSettings)
     models: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")], ModelSettings] = Field(
         default_factory=dict

@@ -11,7 +11,7 @@ are limited per model to one per ``retrain_interval_seconds`` of event time.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -126,6 +126,28 @@ class AlertPolicy:
                 shifts=ranked[:_MAX_SHIFTS],
             ),
         )
+
+    def forget(
+        self,
+        versions: Iterable[tuple[str, str]],
+        retrain_intervals: Mapping[str, float],
+        *,
+        now: float,
+    ) -> None:
+        """Drop what the policy keeps for retired model versions.
+
+        ``retrain_intervals`` names the models that have no version left, with
+        their ``retrain_interval_seconds``: a model's retrain rate limit goes
+        once it has run out at ``now`` (event time), so a model that comes back
+        is limited as before.
+        """
+        gone = set(versions)
+        if gone:
+            self._signals = {k: v for k, v in self._signals.items() if (k[0], k[1]) not in gone}
+        for model_id, interval in retrain_intervals.items():
+            last = self._last_retrain.get(model_id)
+            if last is not None and now - last >= interval:
+                del self._last_retrain[model_id]
 
     def retrain(
         self,

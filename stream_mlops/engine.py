@@ -29,6 +29,7 @@ from stream_mlops import calibration, detectors
 from stream_mlops.config import DetectorSpec, ModelSettings, Settings
 from stream_mlops.controller import AlertPolicy
 from stream_mlops.detectors import Detection, Detector
+from stream_mlops.event_time import EventTimeBound
 from stream_mlops.events import (
     DriftAlert,
     EventError,
@@ -41,6 +42,7 @@ from stream_mlops.events import (
     utc_datetime,
 )
 from stream_mlops.join import DUPLICATE, Match, PendingJoin
+from stream_mlops.limits import EventLimitError, EventLimits
 from stream_mlops.model_task import Task
 from stream_mlops.offsets import OffsetSet
 from stream_mlops.signals import (
@@ -65,6 +67,9 @@ _HEADER: Final = struct.Struct(">6sH")
 # How often (in events) idle model versions are looked for: a scan of the few
 # (model, version) states, so every 10,000 events costs nothing measurable.
 _SWEEP_EVERY: Final = 10_000
+# Notices waiting for the edge to take them: one per model version that hit a
+# counted limit; beyond this many untaken, only the counts go on.
+_MAX_NOTICES: Final = 100
 
 
 class UnknownModelError(EventError):
@@ -92,6 +97,14 @@ class EngineStats:
     unscored_joins: int = 0
     #: model versions whose state was dropped after their traffic stopped
     versions_retired: int = 0
+    #: signal values beyond +-signals.LARGEST_VALUE, taken at that size (or NaN, ignored)
+    clamped_values: int = 0
+    #: feature values not tracked: their model version had max_features_per_model already
+    untracked_feature_values: int = 0
+    #: events refused for their time (stream_mlops.event_time), and jumps let through
+    refused_ahead_of_watermark: int = 0
+    refused_ahead_of_wall_clock: int = 0
+    watermark_jumps: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,7 +132,15 @@ class Engine:
         self.labeled_events = labeled_events
         self.settings = settings
         self.partition = partition
-        self._join = PendingJoin(settings.join.ttl_seconds, settings.join.max_pending)
+        join = settings.join
+        self._join = PendingJoin(
+            join.ttl_seconds, join.max_pending, start_within=join.max_ahead_of_watermark_seconds
+        )
+        self._event_time = EventTimeBound(
+            max_ahead=join.max_ahead_of_watermark_seconds,
+            max_ahead_of_wall_clock=join.max_ahead_of_wall_clock_seconds,
+            jump_after=join.jump_after_events,
+        )
         self._policy = AlertPolicy(partition)
         self._models: dict[tuple[str, str], ModelState] = {}
         self._model_settings: dict[str, ModelSettings] = {}
@@ -129,6 +150,12 @@ class Engine:
         self._alerts_by_signal: dict[str, int] = {}
         self._retrain_requests = 0
         self._versions_retired = 0
+        # clamped_values and untracked_feature_values of the versions already retired
+        self._retired_clamped = 0
+        self._retired_untracked = 0
+        self._limits = EventLimits(settings.limits)
+        self._max_features = settings.limits.max_features_per_model
+        self._notices: list[str] = []
         self._until_sweep = _SWEEP_EVERY
         # Drift alerts of the current event that ask for retraining, with where
         # their post-drift data starts (epoch, event_id), if known.
@@ -136,26 +163,40 @@ class Engine:
 
     # -- the core -----------------------------------------------------------------
 
-    def process(self, event: InputEvent, offset: int | None = None) -> list[Output]:
+    def process(
+        self, event: InputEvent, offset: int | None = None, *, now: float | None = None
+    ) -> list[Output]:
         """Join, signals, detectors, controller for one event.
 
         Returns the LabeledEvent of a join, then alerts, then a retrain request.
+        ``now`` is the wall clock (epoch seconds) where the caller has one: an
+        event too far ahead of it is refused (``stream_mlops.event_time``).
+        An event the engine refuses raises an ``EventError`` (``UnknownModelError``,
+        ``EventLimitError``, ``EventTimeError``) before the join or a detector
+        has seen it.
         """
         if type(event) is PredictionEvent:
             self._check_model(event.model_id)
+            self._limits.check_prediction(event)
             epoch = event.epoch
+            self._event_time.check(epoch, watermark=self._join.watermark, now=now)
+            found = self._models.get((event.model_id, event.model_version))
+            if found is None:
+                self._make_room(event, epoch)
             result = self._join.add_prediction(event, epoch, offset)
             self._predictions += 1
             if result is DUPLICATE:
                 return []
-            state = self._state(event.model_id, event.model_version, event)
+            state = found or self._state(event.model_id, event.model_version, event)
             state.last_prediction_epoch = max(state.last_prediction_epoch, epoch)
             alerts = self._label_free(state, event, epoch)
         else:
             assert isinstance(event, OutcomeEvent)
             if event.model_id is not None:
                 self._check_model(event.model_id)
+            self._limits.check_outcome(event)
             epoch = event.epoch
+            self._event_time.check(epoch, watermark=self._join.watermark, now=now)
             result = self._join.add_outcome(event, epoch, offset)
             self._outcomes += 1
             if result is DUPLICATE:
@@ -180,24 +221,77 @@ class Engine:
             outputs.append(request)
         return outputs
 
-    def _retire_idle_versions(self) -> None:
-        """Drop the state of a model version that a newer one replaced.
+    def _retire_idle_versions(self, epoch: float = -math.inf) -> None:
+        """Drop the state of every model version whose traffic stopped.
 
-        A version is retired once another version of its model has served a
-        prediction since, and its own last prediction is older than the join's
-        time-to-live: no outcome can join it any more, so its detectors have
-        nothing left to see. A model update therefore gets fresh detectors (new
-        version, new state) and the old state goes when its traffic stops.
+        A version is retired once its last prediction is older than the join's
+        time-to-live behind the watermark: no outcome can join it any more, so
+        its detectors have nothing left to see. A model update therefore gets
+        fresh detectors (new version, new state) and the old state goes when
+        its traffic stops; a model that falls silent for longer than the TTL
+        goes too (before, the newest version of every model ever seen stayed
+        for good), and starts afresh if it comes back (a new reference, its
+        first ``min_observations`` without alerts). ``epoch`` is the time of an
+        accepted event the watermark is about to move to.
         """
-        horizon = self._join.watermark - self.settings.join.ttl_seconds
-        newest: dict[str, float] = {}
-        for (model_id, _version), state in self._models.items():
-            newest[model_id] = max(newest.get(model_id, -math.inf), state.last_prediction_epoch)
-        for key, state in list(self._models.items()):
-            last = state.last_prediction_epoch
-            if last < horizon and last < newest[key[0]]:
-                del self._models[key]
-                self._versions_retired += 1
+        watermark = max(self._join.watermark, epoch)
+        horizon = watermark - self.settings.join.ttl_seconds
+        retired = [
+            key for key, state in self._models.items() if state.last_prediction_epoch < horizon
+        ]
+        if not retired:
+            return
+        for key in retired:
+            state = self._models.pop(key)
+            self._versions_retired += 1
+            self._retired_clamped += sum(t.clamped for t in state.tracks())
+            self._retired_untracked += state.untracked
+        remaining = {model_id for model_id, _ in self._models}
+        gone = {model_id for model_id, _ in retired} - remaining
+        self._policy.forget(
+            retired,
+            {m: self._settings(m).retrain_interval_seconds for m in gone},
+            now=watermark,
+        )
+        for model_id in gone:
+            self._model_settings.pop(model_id, None)
+
+    def _make_room(self, event: PredictionEvent, epoch: float) -> None:
+        """Room for the state of a new model version, or ``EventLimitError``.
+
+        At ``[limits] max_models_per_task`` the versions idle at the event's
+        time are retired first; a new version is refused only when all of them
+        still serve.
+        """
+        limit = self.settings.limits.max_models_per_task
+        if len(self._models) < limit:
+            return
+        self._retire_idle_versions(epoch)
+        if len(self._models) >= limit:
+            raise EventLimitError(
+                f"model_version: {event.model_id} {event.model_version} is new, and this "
+                f"engine keeps {limit} model versions already, [limits] "
+                f"max_models_per_task={limit} (none idle for the join's TTL)"
+            )
+
+    def take_notices(self) -> list[str]:
+        """One-line notices since the last call, for the edge to log (the core has no I/O).
+
+        Each says once per model version what the engine counts instead of
+        refusing (features beyond ``max_features_per_model``); the counts are
+        in ``stats``.
+        """
+        notices, self._notices = self._notices, []
+        return notices
+
+    def _untracked(self, state: ModelState) -> None:
+        state.untracked += 1
+        if state.untracked == 1 and len(self._notices) < _MAX_NOTICES:
+            limit = self.settings.limits.max_features_per_model
+            self._notices.append(
+                f"{state.model_id} {state.model_version}: more than {limit} features; the "
+                "others are counted, not tracked ([limits] max_features_per_model)"
+            )
 
     def _check_model(self, model_id: str) -> None:
         if self.settings.unknown_models == "reject" and model_id not in self.settings.models:
@@ -296,6 +390,9 @@ class Engine:
                     if name in state.categorical:
                         continue  # a string feature first: stays categorical
                     model = self._settings(state.model_id)
+                    if len(tracks) + len(state.categorical) >= self._max_features:
+                        self._untracked(state)
+                        continue
                     track = tracks[name] = self._track(model, f"feature:{name}", state)
                 fired = track.observe(float(value), event_id, epoch)  # type: ignore[arg-type]
             elif value_kind is str:
@@ -313,6 +410,9 @@ class Engine:
         """A new categorical feature's track (None: not watched)."""
         model = self._settings(state.model_id)
         if not model.distribution_checks or name in state.features:
+            return None
+        if len(state.features) + len(state.categorical) >= self._max_features:
+            self._untracked(state)
             return None
         track = self._track(model, f"feature:{name}", state, categorical=True)
         state.categorical[name] = track
@@ -416,6 +516,11 @@ class Engine:
             suppressed_retrain_requests=self._policy.retrain_suppressed,
             unscored_joins=self._unscored,
             versions_retired=self._versions_retired,
+            clamped_values=self._retired_clamped
+            + sum(t.clamped for state in self._models.values() for t in state.tracks()),
+            untracked_feature_values=self._retired_untracked
+            + sum(state.untracked for state in self._models.values()),
+            **self._event_time.counts.as_dict(),
         )
 
     # -- checkpoints --------------------------------------------------------------

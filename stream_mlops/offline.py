@@ -7,8 +7,17 @@ join's bound however many events there are. The same events and settings give
 the same outputs, byte for byte once encoded.
 
 ``stream-mlops replay FILE`` (``command``) is ``replay`` over a file's lines:
-the outputs as JSONL on stdout, each malformed line reported with its number
-and skipped, and a summary on stderr.
+the outputs as JSONL on stdout, a summary on stderr. A malformed line (not an
+event, or longer than ``[kafka] max_record_bytes``, as on Kafka) and an event
+the engine refuses (``EventError``: too far ahead in event time, over a limit,
+an unknown model) are reported with the line number, counted apart, and skipped.
+
+What the wall clock means for a file: by default nothing. A file is history,
+judged by its own event time (the watermark rules of ``stream_mlops.event_time``
+hold), so the output depends on the file alone. ``--wall-clock now`` adds the
+engine's check against a wall clock, with the time the replay starts (a
+recorded file cannot hold events from after that); ``--wall-clock TIME`` pins it,
+for reruns that must give the same bytes.
 
 >>> events = [
 ...     {"type": "prediction", "event_id": "e1", "model_id": "fraud", "model_version": "v1",
@@ -71,6 +80,8 @@ def replay(
     *,
     engine: Engine | None = None,
     on_error: ErrorHandler | None = None,
+    on_refused: ErrorHandler | None = None,
+    now: float | None = None,
 ) -> Iterator[Output]:
     """The events the engine publishes for ``events``, in order, as it makes them.
 
@@ -85,23 +96,32 @@ def replay(
 
     A malformed event raises ``EventError`` naming its position (1 for the
     first, as a line number); with ``on_error(position, error)`` it is reported
-    there and skipped instead.
+    there and skipped instead. An event the engine refuses (too far ahead in
+    event time, over a limit) goes to ``on_refused`` (default: ``on_error``).
+    ``now`` is the wall clock the events are judged against (None: none).
     """
     if engine is None:
         engine = Engine(settings if settings is not None else Settings(), labeled_events=False)
     elif settings is not None:
         raise ValueError("replay: pass settings or an engine, not both")
     process = engine.process
+    refused = on_refused if on_refused is not None else on_error
     for position, item in enumerate(events, start=1):
         try:
             event = _decoded(item)
-            if event is None:
-                continue
-            outputs = process(event)
         except EventError as exc:
             if on_error is None:
                 raise EventError(f"event {position}: {exc}") from None
             on_error(position, exc)
+            continue
+        if event is None:
+            continue
+        try:
+            outputs = process(event, now=now)
+        except EventError as exc:
+            if refused is None:
+                raise EventError(f"event {position}: {exc}") from None
+            refused(position, exc)
             continue
         yield from outputs
 
@@ -109,33 +129,56 @@ def replay(
 class ReplayResult:
     """What a replay saw besides the engine's own statistics."""
 
-    def __init__(self, stats: EngineStats, lines: int, malformed: int) -> None:
+    def __init__(self, stats: EngineStats, lines: int, malformed: int, refused: int = 0) -> None:
         self.stats = stats
         self.lines = lines
         self.malformed = malformed
+        #: events the engine refused (EventError from Engine.process)
+        self.refused = refused
 
     def summary(self) -> str:
         s = self.stats
         alerts = " ".join(f"{k}={v}" for k, v in s.alerts_by_signal.items()) or "none"
         return (
             f"replay: {self.lines} lines, {s.predictions + s.outcomes} events "
-            f"({s.predictions} predictions, {s.outcomes} outcomes), {self.malformed} malformed; "
+            f"({s.predictions} predictions, {s.outcomes} outcomes), {self.malformed} malformed, "
+            f"{self.refused} refused; "
             f"joined {s.joined}, expired {s.expired_predictions} predictions and "
             f"{s.orphan_outcomes_expired} orphan outcomes, evicted {s.evicted}, "
             f"duplicates {s.duplicates}, pending {s.pending}; "
-            f"alerts by signal: {alerts}; retrain requests {s.retrain_requests}\n"
+            f"alerts by signal: {alerts}; retrain requests {s.retrain_requests}"
+            + (f"; clamped values {s.clamped_values}" if s.clamped_values else "")
+            + (
+                f"; untracked feature values {s.untracked_feature_values}"
+                if s.untracked_feature_values
+                else ""
+            )
+            + (f"; event-time jumps {s.watermark_jumps}" if s.watermark_jumps else "")
+            + "\n"
         )
 
 
 def replay_lines(
-    lines: Iterable[bytes], engine: Engine, out: BinaryIO, errors: TextIO
+    lines: Iterable[bytes],
+    engine: Engine,
+    out: BinaryIO,
+    errors: TextIO,
+    *,
+    now: float | None = None,
 ) -> ReplayResult:
     """``replay`` over JSON lines: outputs as JSONL to ``out``, bad lines to ``errors``."""
-    count = malformed = 0
+    count = malformed = refused = 0
+    max_bytes = engine.settings.kafka.max_record_bytes
 
     def counted() -> Iterator[bytes]:
-        nonlocal count
-        for count, line in enumerate(lines, start=1):  # noqa: B007 (count is the result)
+        nonlocal count, malformed
+        for count, line in enumerate(lines, start=1):
+            if len(line) > max_bytes and (size := len(line.rstrip(b"\r\n"))) > max_bytes:
+                # As on Kafka, where a record over the limit is a dead letter.
+                malformed += 1
+                errors.write(f"line {count}: {size} bytes, over max_record_bytes={max_bytes}\n")
+                yield b""  # skipped as blank, so later lines keep their numbers
+                continue
             yield line
 
     def report(line: int, error: EventError) -> None:
@@ -143,13 +186,22 @@ def replay_lines(
         malformed += 1
         errors.write(f"line {line}: {error}\n")
 
+    def report_refused(line: int, error: EventError) -> None:
+        nonlocal refused
+        refused += 1
+        errors.write(f"line {line}: {error}\n")
+
     write = out.write
-    for output in replay(counted(), engine=engine, on_error=report):
+    for output in replay(
+        counted(), engine=engine, on_error=report, on_refused=report_refused, now=now
+    ):
         write(encode(output) + b"\n")
-    return ReplayResult(engine.stats, count, malformed)
+    for notice in engine.take_notices():
+        errors.write(f"notice: {notice}\n")
+    return ReplayResult(engine.stats, count, malformed, refused)
 
 
-def command(file: Path, *, config_path: Path | None = None) -> int:
+def command(file: Path, *, config_path: Path | None = None, now: float | None = None) -> int:
     """The CLI entry point; exit code 0, or 2 for bad configuration or input file."""
     try:
         settings = load_settings(config_path)
@@ -161,10 +213,10 @@ def command(file: Path, *, config_path: Path | None = None) -> int:
     out = sys.stdout.buffer
     try:
         if str(file) == "-":
-            result = replay_lines(sys.stdin.buffer, engine, out, sys.stderr)
+            result = replay_lines(sys.stdin.buffer, engine, out, sys.stderr, now=now)
         else:
             with file.open("rb") as handle:
-                result = replay_lines(handle, engine, out, sys.stderr)
+                result = replay_lines(handle, engine, out, sys.stderr, now=now)
     except OSError as exc:
         sys.stderr.write(f"stream-mlops replay: {file}: {exc.strerror}\n")
         return 2

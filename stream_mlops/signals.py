@@ -52,6 +52,15 @@ _RANK_EDGES: Final = 64
 # Categorical features: codes for the first 20 distinct values, the rest "other"
 # (a frequency test needs tens of values per category; IDs are not categories).
 _MAX_CATEGORIES: Final = 20
+# Values are taken at most this large (about 3e144): the square of a difference
+# of two such values is below 2**962, so the reference's sum of squares stays
+# finite for any reference sample below 2**60 values, and so do every mean and
+# effect size. Near 1e308 a difference alone overflowed to inf, then to NaN,
+# and an alert went out with "reference_mean": null. No real feature is that
+# large; the detectors see ranks anyway, which clamping leaves in place.
+LARGEST_VALUE: Final = 2.0**480
+# The effect size reported for a shift against a reference without spread.
+_UNBOUNDED_EFFECT: Final = 1e9
 
 
 def numeric(value: LabelValue | None) -> float | None:
@@ -116,6 +125,11 @@ class SignalTrack:
     ``categorical=True`` takes strings: the first ``_MAX_CATEGORIES`` distinct
     values get codes 0, 1, ...; later ones share one "other" code. Detectors get
     the code.
+
+    Values beyond ``LARGEST_VALUE`` in size are taken as ``LARGEST_VALUE`` (with
+    their sign) and counted in ``clamped``; a NaN (only the Python API can
+    pass one: JSON has none) is counted there and otherwise ignored. Every
+    statistic stays finite, so every alert validates against its own schema.
     """
 
     __slots__ = (
@@ -132,6 +146,7 @@ class SignalTrack:
         "_sample",
         "binned",
         "categorical",
+        "clamped",
         "detectors",
         "marks",
         "name",
@@ -158,6 +173,8 @@ class SignalTrack:
         self.reference_observations = reference_observations
         self._alpha = 2.0 / (recent_span + 1.0)
         self.observations = 0
+        #: values taken at +-LARGEST_VALUE, or ignored (NaN)
+        self.clamped = 0
         self.marks: deque[tuple[int, float, str]] | None = (
             deque(maxlen=_MARKS_KEPT) if marks else None
         )
@@ -203,10 +220,15 @@ class SignalTrack:
         return None if self._codes is None else len(self._codes)
 
     # Inlined on purpose: it runs for every value of every signal.
-    def observe(  # noqa: PLR0912
+    def observe(  # noqa: PLR0912, PLR0915
         self, x: float, event_id: str, epoch: float
     ) -> list[tuple[Detector, Detection]] | None:
         """Feed one value to the tracker and every detector; what fired, if any."""
+        if not -LARGEST_VALUE <= x <= LARGEST_VALUE:
+            self.clamped += 1
+            if math.isnan(x):  # nothing to learn from
+                return None
+            x = LARGEST_VALUE if x > 0.0 else -LARGEST_VALUE
         self.observations += 1
         in_reference = self._ref_n < self.reference_observations
         if in_reference:
@@ -322,7 +344,9 @@ class SignalTrack:
         else:
             # A constant reference: any move is infinitely many SDs; report the raw
             # difference's sign at a large finite size (JSON has no infinity).
-            effect = 0.0 if diff == 0.0 else math.copysign(1e9, diff)
+            effect = 0.0 if diff == 0.0 else math.copysign(_UNBOUNDED_EFFECT, diff)
+        if not math.isfinite(effect):  # a spread so small that the quotient overflows
+            effect = math.copysign(_UNBOUNDED_EFFECT, diff)
         return SignalShift(
             signal=self.name,
             effect_size=effect,
@@ -367,6 +391,7 @@ class ModelState:
         "prediction",
         "score",
         "task",
+        "untracked",
     )
 
     def __init__(self, model_id: str, model_version: str, task: Task) -> None:
@@ -384,6 +409,14 @@ class ModelState:
         self.categorical: dict[str, SignalTrack] = {}
         #: Each detector's share of the model's false-alarm budget (None: uncalibrated).
         self.false_alarm_rate: float | None = None
+        #: Feature values not tracked: the version had [limits] max_features_per_model.
+        self.untracked = 0
+
+    def tracks(self) -> list[SignalTrack]:
+        """Every signal track of this model version."""
+        fixed = (self.score, self.prediction, self.error, self.estimated_error)
+        tracks = [t for t in fixed if t is not None]
+        return [*tracks, *self.features.values(), *self.categorical.values()]
 
     def label_free(self) -> list[SignalTrack]:
         """The tracks alerts rank by how far they moved.

@@ -21,6 +21,7 @@ from stream_mlops.config import (
     JoinSettings,
     KafkaSettings,
     KafkaTopics,
+    LimitSettings,
     ModelSettings,
     PromotionSettings,
     RetrainerSettings,
@@ -76,6 +77,7 @@ def _fields(model: type[BaseModel]) -> list[str]:
     [
         ("[join]", JoinSettings),
         ("[kafka]", KafkaSettings),
+        ("[limits]", LimitSettings),
         ("[retrainer]", RetrainerSettings),
         ("[retrainer.promotion]", PromotionSettings),
     ],
