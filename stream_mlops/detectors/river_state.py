@@ -49,11 +49,10 @@ from stream_mlops.plain_data import (
     kind_of,
     read_float,
 )
+from stream_mlops.snapshot import NEVER_CAUGHT
 
 __all__ = ["load_object_state", "object_state", "scalar_params"]
 
-# Never turned into a ValueError: the process is being asked to stop.
-_NEVER_CAUGHT: Final = (KeyboardInterrupt, SystemExit, GeneratorExit)
 _I32: Final = (-(2**31), 2**31 - 1)
 _MT_WORDS: Final = 624  # random.Random's Mersenne Twister state: 624 words and an index
 
@@ -220,7 +219,7 @@ def _load_random(value: object, path: str) -> random.Random:
 def _set_native(target: Any, raw: bytes, path: str) -> None:
     try:
         target.__setstate__(raw)
-    except _NEVER_CAUGHT:
+    except NEVER_CAUGHT:
         raise
     except BaseException as exc:  # pyo3's PanicException is a BaseException
         raise FieldError(f"{path}: river refused the state: {type(exc).__name__}: {exc}") from None
