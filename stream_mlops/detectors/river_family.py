@@ -147,13 +147,23 @@ class RiverDetector(Detector):
         return None
 
 
+_ALLOWED: dict[type[Any], dict[str, inspect.Parameter]] = {}
+
+
+def _allowed(cls: type[Any]) -> dict[str, inspect.Parameter]:
+    # Cached: inspect.signature is slow, and a restore builds many detectors.
+    found = _ALLOWED.get(cls)
+    if found is None:
+        found = _ALLOWED[cls] = {
+            name: p
+            for name, p in inspect.signature(cls).parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name != "window"
+        }
+    return found
+
+
 def _checked(cls: type[Any], params: dict[str, Any]) -> dict[str, Any]:
-    signature = inspect.signature(cls)
-    allowed = {
-        name: p
-        for name, p in signature.parameters.items()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name != "window"
-    }
+    allowed = _allowed(cls)
     out: dict[str, Any] = {}
     for key, value in params.items():
         if key not in allowed:

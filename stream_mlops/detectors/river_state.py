@@ -326,9 +326,14 @@ class _AdaptiveWindowing:
     def state(self, window: Any, path: str) -> dict[str, Any]:
         return self.parse(window.__getstate__())[0]
 
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (one instance, for the program's life)
+    def max_buckets(self, fresh: bytes) -> int:
+        """Of a fresh window's bytes (the same for every detector of the same parameters)."""
+        return self.parse(fresh)[1]
+
     def load(self, template: Any, value: object, path: str) -> Any:
         fresh = template.__getstate__()
-        max_buckets = self.parse(fresh)[1]
+        max_buckets = self.max_buckets(fresh)
         head = _struct(self.HEAD)
         fields = Fields(value, path)
         numbers = [fields.number(k) for k in self._STATE_FIELDS[:4]]
