@@ -208,6 +208,24 @@ class Fields:
         values = check_list(self.raw(key), path, max_len=max_len)
         return [check_int(v, f"{path}[{i}]", low=low, high=high) for i, v in enumerate(values)]
 
+    def counts(
+        self, key: str, *, max_len: int | None = None, high: int | None = None
+    ) -> dict[int, int]:
+        """``[[bin, count], ...]`` (a dict whose order is part of the state) as that dict:
+        bins distinct, in [0, ``high``], counts at least 1."""
+        path = self.at(key)
+        out: dict[int, int] = {}
+        for i, pair in enumerate(check_list(self.raw(key), path, max_len=max_len)):
+            at = f"{path}[{i}]"
+            items = check_list(pair, at)
+            if len(items) != 2:
+                raise FieldError(f"{at}: expected [bin, count]")
+            b = check_int(items[0], f"{at}[0]", low=0, high=high)
+            if b in out:
+                raise FieldError(f"{at}[0]: bin {b} appears twice")
+            out[b] = check_int(items[1], f"{at}[1]", low=1)
+        return out
+
     def child(self, key: str) -> Fields:
         return Fields(self.raw(key), self.at(key))
 

@@ -470,16 +470,9 @@ class SignalTrack:
                 check_int(b, f"{fields.at('recent_bins')}[{i}]", low=0, high=_MAX_CATEGORIES)
                 for i, b in enumerate(bins)
             )
-        self._ref_bins = {}
-        for i, pair in enumerate(fields.items("reference_bins", max_len=_MAX_CATEGORIES + 1)):
-            at = f"{fields.at('reference_bins')}[{i}]"
-            parts = check_list(pair, at)
-            if len(parts) != 2:
-                raise FieldError(f"{at}: expected [bin, count]")
-            b = check_int(parts[0], f"{at}[0]", low=0, high=_MAX_CATEGORIES)
-            if b in self._ref_bins:
-                raise FieldError(f"{at}[0]: bin {b} appears twice")
-            self._ref_bins[b] = check_int(parts[1], f"{at}[1]", low=1)
+        self._ref_bins = fields.counts(
+            "reference_bins", max_len=_MAX_CATEGORIES + 1, high=_MAX_CATEGORIES
+        )
 
 
 def _detector(state: object, path: str) -> Detector:

@@ -151,16 +151,7 @@ class DistributionDetector(Detector):
         self._edges = fields.numbers("edges", max_len=self.bins - 1)
         if self._edges != sorted(self._edges):
             raise FieldError("state.edges: expected ascending bin edges")
-        self._ref = {}
-        for i, pair in enumerate(fields.items("reference_bins")):
-            at = f"state.reference_bins[{i}]"
-            items = check_list(pair, at)
-            if len(items) != 2:
-                raise FieldError(f"{at}: expected [bin, count]")
-            b = check_int(items[0], f"{at}[0]", low=0)
-            if b in self._ref:
-                raise FieldError(f"{at}[0]: bin {b} appears twice")
-            self._ref[b] = check_int(items[1], f"{at}[1]", low=1)
+        self._ref = fields.counts("reference_bins")
         self._ref_n = fields.integer("reference_seen", low=0, high=self.reference)
         self._ref_sum = fields.number("reference_sum")
         self._block = fields.integers("block", low=0)
