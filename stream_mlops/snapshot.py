@@ -33,6 +33,7 @@ from stream_mlops.plain_data import Fields
 __all__ = [
     "FORMAT",
     "MAGIC",
+    "MAX_DOCUMENT_BYTES",
     "NEVER_CAUGHT",
     "SnapshotError",
     "StateError",
@@ -49,10 +50,12 @@ _HEADER: Final = struct.Struct(">6sH")
 # Compression level: 1 is several times faster than the default 6 on snapshot
 # JSON for a few percent more bytes (benchmarks/snapshot_size.py).
 _LEVEL: Final = 1
-# A document may be at most this many times its compressed size. Snapshot JSON
-# compresses far less than this; a forged record compressing a huge run of
-# zeros ("zip bomb") fails here instead of taking the host's memory.
-MAX_EXPANSION: Final = 64
+# The largest document a snapshot may inflate to. A forged record that
+# compresses a huge run of bytes (a "zip bomb") fails here instead of taking
+# the host's memory. A bound on the compression ratio would not do: the JSON of
+# many alike models compresses about 40 times (benchmarks/snapshot_size.py has
+# the sizes: 5,000 models of 20 features are 137 MB).
+MAX_DOCUMENT_BYTES: Final = 1 << 30
 # A restore never turns these into a SnapshotError: the process is being stopped.
 NEVER_CAUGHT: Final = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
@@ -97,7 +100,8 @@ def decode(data: bytes) -> Fields:
     """The document of ``encode``, checked up to its river version.
 
     ValueError naming the cause on anything else: another magic or format, a
-    truncated or oversized stream, bad JSON, another river minor version.
+    truncated stream or one that inflates past ``MAX_DOCUMENT_BYTES``, bad
+    JSON, another river minor version.
     """
     if len(data) < _HEADER.size:
         raise ValueError("not an engine snapshot (too short)")
@@ -108,15 +112,14 @@ def decode(data: bytes) -> Fields:
         raise ValueError(
             f"snapshot format {version} is not supported (this engine reads format {FORMAT})"
         )
-    compressed = data[_HEADER.size :]
     inflate = zlib.decompressobj()
     try:
-        body = inflate.decompress(compressed, MAX_EXPANSION * len(compressed))
+        body = inflate.decompress(data[_HEADER.size :], MAX_DOCUMENT_BYTES)
     except zlib.error as exc:
         raise ValueError(f"unreadable engine snapshot: {exc}") from None
     if inflate.unconsumed_tail:
         raise ValueError(
-            f"unreadable engine snapshot: expands to more than {MAX_EXPANSION}x its size"
+            f"unreadable engine snapshot: inflates to more than {MAX_DOCUMENT_BYTES:,} bytes"
         )
     if not inflate.eof or inflate.unused_data:
         raise ValueError("unreadable engine snapshot: truncated or trailing data")
