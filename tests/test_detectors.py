@@ -63,6 +63,7 @@ def test_adwin_warning_delta_gives_warnings_before_drift() -> None:
         ("adwin", {"delta": 0}, "delta"),
         ("adwin", {"clock": 1.5}, "clock"),
         ("adwin", {"surprise": 1}, "surprise"),
+        ("adwin", {"max_buckets": 1}, "max_buckets"),
         ("page_hinkley", {"threshold": -1}, "threshold"),
         ("page_hinkley", {"mode": "sideways"}, "mode"),
         ("kswin", {"window_size": "big"}, "window_size"),
@@ -90,3 +91,11 @@ def test_adwin_adapter_detects_exactly_where_river_adwin_does() -> None:
     found = [(i, d.window_after) for i, x in enumerate(values) if (d := adapter.update(x))]
     assert len(expected) >= 5
     assert found == expected
+
+
+def test_adwin_with_the_fewest_buckets_allowed_survives_drifts() -> None:
+    # One bucket per level made river's window panic after a cut (hence >= 2).
+    rng = random.Random(1)
+    detector = detectors.build("adwin", {"max_buckets": 2, "clock": 1})
+    fired = [d for i in range(20_000) if (d := detector.update(rng.gauss((i // 5000) % 2, 1.0)))]
+    assert len(fired) >= 3

@@ -70,12 +70,16 @@ class AdwinDetector(Detector):
             raise ParamError("warning_delta", "must be in (delta, 1)")
         for field, value in (
             ("clock", clock),
-            ("max_buckets", max_buckets),
             ("min_window_length", min_window_length),
             ("grace_period", grace_period),
         ):
             if value < 1:
                 raise ParamError(field, "must be at least 1")
+        if max_buckets < 2:
+            # river 0.26's Rust window panics (a BaseException, past any
+            # `except Exception`) on the first cut after a drift with one bucket
+            # per level: the engine would die on an ordinary value.
+            raise ParamError("max_buckets", "must be at least 2")
         self.delta = delta
         self.clock = clock
         self.max_buckets = max_buckets
