@@ -17,19 +17,16 @@ settings and the same events give the same outputs, byte for byte.
 
 from __future__ import annotations
 
+import base64
 import math
-import pickle
-import struct
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Final, Literal
 
-import river
-
-from stream_mlops import calibration, detectors
+from stream_mlops import calibration, detectors, snapshot
 from stream_mlops.config import DetectorSpec, ModelSettings, Settings
 from stream_mlops.controller import AlertPolicy
 from stream_mlops.detectors import Detection, Detector
-from stream_mlops.event_time import EventTimeBound
+from stream_mlops.event_time import EventTimeBound, EventTimeCounts
 from stream_mlops.events import (
     DriftAlert,
     EventError,
@@ -41,10 +38,11 @@ from stream_mlops.events import (
     WindowStart,
     utc_datetime,
 )
-from stream_mlops.join import DUPLICATE, Match, PendingJoin
+from stream_mlops.join import DUPLICATE, JoinCounts, Match, PendingJoin
 from stream_mlops.limits import EventLimitError, EventLimits
 from stream_mlops.model_task import Task
 from stream_mlops.offsets import OffsetSet
+from stream_mlops.plain_data import FieldError, Fields, float_data
 from stream_mlops.signals import (
     ModelState,
     SignalTrack,
@@ -53,17 +51,12 @@ from stream_mlops.signals import (
     infer_task,
     numeric,
 )
+from stream_mlops.snapshot import SnapshotError
 
 __all__ = ["Engine", "EngineStats", "Output", "SnapshotError", "UnknownModelError"]
 
 Output = DriftAlert | RetrainRequest | LabeledEvent
 
-SNAPSHOT_MAGIC: Final = b"SMLOPS"
-# 3: signal tracks with ranks, distributions and categorical features, the
-# estimated error and the budget share; a format-1 snapshot's detectors saw raw
-# values, so it cannot continue here. (2 is skipped: tests use it as "unknown".)
-SNAPSHOT_FORMAT: Final = 3
-_HEADER: Final = struct.Struct(">6sH")
 # How often (in events) idle model versions are looked for: a scan of the few
 # (model, version) states, so every 10,000 events costs nothing measurable.
 _SWEEP_EVERY: Final = 10_000
@@ -74,10 +67,6 @@ _MAX_NOTICES: Final = 100
 
 class UnknownModelError(EventError):
     """An event for a model the configuration does not list, with unknown_models=reject."""
-
-
-class SnapshotError(ValueError):
-    """A snapshot this engine cannot restore (unreadable, or another format/river)."""
 
 
 @dataclass(slots=True)
@@ -108,14 +97,6 @@ class EngineStats:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _river_version() -> str:
-    return str(river.__version__)  # type: ignore[attr-defined]
-
-
-def _river_minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
 
 
 class Engine:
@@ -534,32 +515,43 @@ class Engine:
     def snapshot(self) -> bytes:
         """Detectors, controller, counters, watermark, pending offsets; no pending entries.
 
-        Also not included: the join's memory of already-joined ids (it can be as
-        large as the pending entries). After a restore, a duplicate of an event
-        joined before the snapshot is not recognised as one.
+        Plain data (``stream_mlops.snapshot``; "Snapshot format" in
+        docs/runtime.md): restoring one runs no code from the record. Not
+        included: the join's memory of already-joined ids (it can be as large as
+        the pending entries). After a restore, a duplicate of an event joined
+        before the snapshot is not recognised as one.
         """
         join = self._join
-        state = {
-            "river": _river_version(),
-            "models": self._models,
-            "policy": self._policy,
-            "versions_retired": self._versions_retired,
-            "counters": (
-                self._predictions,
-                self._outcomes,
-                self._unscored,
-                self._alerts_by_signal,
-                self._retrain_requests,
-            ),
-            "join": (
-                join.watermark,
-                join.counts,
-                join.prediction_offsets.to_bytes(),
-                join.outcome_offsets.to_bytes(),
-            ),
-        }
-        header = _HEADER.pack(SNAPSHOT_MAGIC, SNAPSHOT_FORMAT)
-        return header + pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return snapshot.encode(
+            {
+                "river": snapshot.river_version(),
+                "counters": {
+                    "predictions": self._predictions,
+                    "outcomes": self._outcomes,
+                    "unscored_joins": self._unscored,
+                    "retrain_requests": self._retrain_requests,
+                    "versions_retired": self._versions_retired,
+                    "alerts_by_signal": dict(self._alerts_by_signal),
+                    "retired_clamped": self._retired_clamped,
+                    "retired_untracked": self._retired_untracked,
+                },
+                "event_time": {
+                    "run": self._event_time.run,
+                    **self._event_time.counts.as_dict(),
+                },
+                "join": {
+                    "watermark": float_data(join.watermark),
+                    "first_epoch": None
+                    if join.first_epoch is None
+                    else float_data(join.first_epoch),
+                    "counts": join.counts.as_dict(),
+                    "prediction_offsets": _offsets_data(join.prediction_offsets),
+                    "outcome_offsets": _offsets_data(join.outcome_offsets),
+                },
+                "policy": self._policy.state(),
+                "models": [state.state() for state in self._models.values()],
+            }
+        )
 
     @classmethod
     def restore(
@@ -571,54 +563,65 @@ class Engine:
         labeled_events: bool = True,
     ) -> Engine:
         """An engine in the state of ``snapshot()``; pending entries come from
-        ``restore_pending``. SnapshotError if the data is not ours to read.
+        ``restore_pending``.
 
-        The snapshot is a pickle: restore only snapshots this engine wrote (the
-        state topic is internal).
+        Any bytes that are not such a snapshot (another format or river version,
+        corrupt, forged) raise ``SnapshotError`` naming ``partition`` and the
+        cause, and nothing else: never another exception, never a reset.
         """
-        if len(data) < _HEADER.size:
-            raise SnapshotError("not an engine snapshot (too short)")
-        magic, version = _HEADER.unpack_from(data)
-        if magic != SNAPSHOT_MAGIC:
-            raise SnapshotError("not an engine snapshot (bad magic)")
-        if version != SNAPSHOT_FORMAT:
-            raise SnapshotError(
-                f"snapshot format {version} is not supported (this engine reads {SNAPSHOT_FORMAT})"
-            )
         try:
-            state = pickle.loads(data[_HEADER.size :])
-            written_with = state["river"]
-        except Exception as exc:
-            raise SnapshotError(f"unreadable engine snapshot: {exc}") from None
-        running = _river_version()
-        if _river_minor(written_with) != _river_minor(running):
-            raise SnapshotError(
-                f"snapshot written with river {written_with}, this engine runs "
-                f"river {running}: detector state does not carry across minor versions"
-            )
-        engine = cls(settings, partition=partition, labeled_events=labeled_events)
-        engine._models = state["models"]
-        engine._policy = state["policy"]
-        engine._versions_retired = state.get("versions_retired", 0)
-        engine._policy.partition = partition
-        (
-            engine._predictions,
-            engine._outcomes,
-            engine._unscored,
-            engine._alerts_by_signal,
-            engine._retrain_requests,
-        ) = state["counters"]
-        join = engine._join
-        watermark, join.counts, predictions, outcomes = state["join"]
-        join.watermark = watermark
+            document = snapshot.decode(data)
+            engine = cls(settings, partition=partition, labeled_events=labeled_events)
+            engine._load(document)
+        except snapshot.NEVER_CAUGHT:
+            raise
+        except ValueError as exc:  # FieldError, SnapshotError, orjson's, zlib's...
+            raise SnapshotError(str(exc), partition=partition) from None
+        except BaseException as exc:  # a bug or a native panic: still only a SnapshotError
+            raise SnapshotError(f"{type(exc).__name__}: {exc}", partition=partition) from exc
+        return engine
+
+    def _load(self, document: Fields) -> None:
+        counters = document.child("counters")
+        self._predictions = counters.integer("predictions", low=0)
+        self._outcomes = counters.integer("outcomes", low=0)
+        self._unscored = counters.integer("unscored_joins", low=0)
+        self._retrain_requests = counters.integer("retrain_requests", low=0)
+        self._versions_retired = counters.integer("versions_retired", low=0)
+        alerts = counters.child("alerts_by_signal")
+        self._alerts_by_signal = {name: alerts.integer(name, low=0) for name in alerts.keys()}  # noqa: SIM118 (Fields)
+        self._retired_clamped = counters.integer("retired_clamped", low=0)
+        self._retired_untracked = counters.integer("retired_untracked", low=0)
+        counters.done()
+        event_time = document.child("event_time")
+        bound = self._event_time
+        bound.run = event_time.integer("run", low=0, high=bound.jump_after)
+        bound.counts = EventTimeCounts(
+            **{f.name: event_time.integer(f.name, low=0) for f in fields(EventTimeCounts)}
+        )
+        event_time.done()
+        join_fields = document.child("join")
+        join = self._join
+        join.watermark = join_fields.number("watermark")
+        join.first_epoch = join_fields.optional_number("first_epoch")
+        counts = join_fields.child("counts")
+        join.counts = JoinCounts(
+            **{f.name: counts.integer(f.name, low=0) for f in fields(JoinCounts)}
+        )
+        counts.done()
         # pending_offsets() answers with the restored sets at once, so the edge
         # knows where to re-read from; restore_pending re-adds the same offsets.
-        try:
-            join.prediction_offsets = OffsetSet.from_bytes(predictions)
-            join.outcome_offsets = OffsetSet.from_bytes(outcomes)
-        except ValueError as exc:
-            raise SnapshotError(f"unreadable engine snapshot: {exc}") from None
-        return engine
+        join.prediction_offsets = _offsets(join_fields, "prediction_offsets")
+        join.outcome_offsets = _offsets(join_fields, "outcome_offsets")
+        join_fields.done()
+        self._policy = AlertPolicy.from_state(document.child("policy"), self.partition)
+        for i, model in enumerate(document.items("models")):
+            state = ModelState.from_state(Fields(model, f"models[{i}]"))
+            key = (state.model_id, state.model_version)
+            if key in self._models:
+                raise FieldError(f"models[{i}]: {key} appears twice")
+            self._models[key] = state
+        document.done()
 
     def restore_pending(self, event: InputEvent, offset: int) -> None:
         """Re-insert one entry pending at the snapshot: no outputs, counters or detectors."""
@@ -627,6 +630,18 @@ class Engine:
         else:
             assert isinstance(event, OutcomeEvent)
             self._join.restore_outcome(event, event.epoch, offset)
+
+
+def _offsets_data(offsets: OffsetSet) -> str:
+    return base64.b64encode(offsets.to_bytes()).decode("ascii")
+
+
+def _offsets(fields: Fields, key: str) -> OffsetSet:
+    text = fields.string(key)
+    try:
+        return OffsetSet.from_bytes(base64.b64decode(text, validate=True))
+    except ValueError as exc:  # binascii.Error is one
+        raise FieldError(f"{fields.at(key)}: {exc}") from None
 
 
 def _detector_count(model: ModelSettings, task: Task, first: PredictionEvent) -> int:

@@ -84,7 +84,7 @@ class EventTimeBound:
     run of refused events that ``jump_after`` counts).
     """
 
-    __slots__ = ("_run", "counts", "jump_after", "max_ahead", "max_ahead_of_wall_clock")
+    __slots__ = ("counts", "jump_after", "max_ahead", "max_ahead_of_wall_clock", "run")
 
     def __init__(
         self,
@@ -100,7 +100,7 @@ class EventTimeBound:
         self.jump_after = jump_after
         self.counts = EventTimeCounts()
         #: events in a row refused for being ahead of the watermark
-        self._run = 0
+        self.run = 0
 
     def check(self, epoch: float, *, watermark: float, now: float | None) -> None:
         """Accept the event time, or raise ``EventTimeError`` saying why not."""
@@ -114,8 +114,8 @@ class EventTimeBound:
         ahead = self.max_ahead
         # (No watermark yet, -inf: nothing to be ahead of; see PendingJoin.)
         if ahead is not None and epoch > watermark + ahead and watermark != _NO_WATERMARK:
-            self._run += 1
-            if self._run < self.jump_after:
+            self.run += 1
+            if self.run < self.jump_after:
                 self.counts.refused_ahead_of_watermark += 1
                 raise EventTimeError(
                     f"ts: {_iso(epoch)} is {epoch - watermark:.0f} s ahead of the watermark "
@@ -123,4 +123,4 @@ class EventTimeBound:
                     "([join] max_ahead_of_watermark_seconds)"
                 )
             self.counts.watermark_jumps += 1  # the stream moved on: let it
-        self._run = 0
+        self.run = 0

@@ -130,13 +130,13 @@ class PendingJoin:
     __slots__ = (
         "_expired_below",
         "_exposed",
-        "_first_epoch",
         "_hot",
         "_joined_ids",
         "_outcomes",
         "_packer",
         "_predictions",
         "counts",
+        "first_epoch",
         "hot_predictions",
         "max_pending",
         "outcome_offsets",
@@ -163,7 +163,7 @@ class PendingJoin:
         self.watermark = float("-inf")
         self.start_within = start_within
         #: the event time that waits for a second one to start the watermark
-        self._first_epoch: float | None = None
+        self.first_epoch: float | None = None
         self.counts = JoinCounts()
         self.prediction_offsets = OffsetSet()
         self.outcome_offsets = OffsetSet()
@@ -314,9 +314,9 @@ class PendingJoin:
     def _advance(self, epoch: float) -> None:
         if epoch > self.watermark:
             if self.watermark == _NO_WATERMARK and self.start_within is not None:
-                first = self._first_epoch
+                first = self.first_epoch
                 if first is None or abs(epoch - first) > self.start_within:
-                    self._first_epoch = epoch  # wait for an event that agrees
+                    self.first_epoch = epoch  # wait for an event that agrees
                     return
                 epoch = max(epoch, first)
             self.watermark = epoch

@@ -238,3 +238,31 @@ def test_the_replay_function_takes_a_wall_clock() -> None:
     )
     assert result.refused == 1
     assert "ahead of the wall clock" in errors.getvalue()
+
+
+def _through_snapshot(engine: Engine) -> Engine:
+    return Engine.restore(Settings(), engine.snapshot())
+
+
+def test_the_bound_and_the_first_event_survive_a_snapshot() -> None:
+    """What the bound has counted, and a watermark still waiting for its second
+    event, continue after a restore as they would have without one."""
+    waiting = Engine(Settings())
+    waiting.process(poison(POISONS[0]))
+    restored = _through_snapshot(waiting)
+    assert restored._join.first_epoch == waiting._join.first_epoch is not None
+    stream = list(classifier(200, seed=5))
+    assert joins_after(restored, stream) == joins_after(waiting, stream)
+
+    settings = parse_settings({"join": {"jump_after_events": 3}})
+    engine = Engine(settings)
+    joins_after(engine, list(classifier(50, seed=6)))
+    for k in range(2):  # two of the three refusals that make a jump
+        with pytest.raises(EventTimeError):
+            engine.process(poison(POISONS[0], event_id=f"p{k}"))
+    restored = Engine.restore(settings, engine.snapshot())
+    assert restored.stats.refused_ahead_of_watermark == 2
+    # The third in a row is a jump, restored or not.
+    for candidate in (engine, restored):
+        assert candidate.process(poison(POISONS[0], event_id="p2")) == []
+        assert candidate.stats.watermark_jumps == 1

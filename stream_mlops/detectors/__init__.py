@@ -19,6 +19,7 @@ stream_mlops.detectors.base.ParamError: delta: must be in (0, 1)
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from river import base as river_base
@@ -76,13 +77,25 @@ def is_binary(name: str) -> bool:
     return issubclass(river_classes()[canonical], river_base.BinaryDriftDetector)
 
 
+_SIGNATURES: dict[type[Detector], Mapping[str, inspect.Parameter]] = {}
+
+
+def _signature(adapter: type[Detector]) -> Mapping[str, inspect.Parameter]:
+    # Cached: a restore builds every detector of a snapshot (hundreds of
+    # thousands for thousands of models), and inspect.signature is slow.
+    found = _SIGNATURES.get(adapter)
+    if found is None:
+        found = _SIGNATURES[adapter] = inspect.signature(adapter).parameters
+    return found
+
+
 def build(name: str, params: dict[str, Any]) -> Detector:
     """A fresh detector; ParamError names the offending parameter."""
     canonical = canonical_name(name)
     adapter = _ADAPTERS.get(canonical)
     if adapter is None:
         return RiverDetector(canonical, params)
-    allowed = inspect.signature(adapter).parameters
+    allowed = _signature(adapter)
     for key, value in params.items():
         if key not in allowed:
             raise ParamError(key, f"unexpected parameter; expected one of {', '.join(allowed)}")
