@@ -23,7 +23,7 @@ from collections import deque
 from typing import Final, Literal
 
 from stream_mlops.changepoint import post_change_count
-from stream_mlops.detectors import Detection, Detector
+from stream_mlops.detectors import Detection, Detector, GlrDetector
 from stream_mlops.events import LabelValue, PredictionEvent, SignalShift
 
 __all__ = [
@@ -254,7 +254,12 @@ class SignalTrack:
                     self._recent_bins.append(b)  # type: ignore[union-attr]
         fired = None
         for detector in self.detectors:
-            detection = detector.update(value)
+            # The GLR bank locates the change: it also takes the signal's own
+            # value, to report the means before and after in its units.
+            if type(detector) is GlrDetector:
+                detection = detector.observe(value, x)
+            else:
+                detection = detector.update(value)
             if detection is not None:
                 if fired is None:
                     fired = []
@@ -367,6 +372,7 @@ class ModelState:
         "model_id",
         "model_version",
         "prediction",
+        "retrain_false_alarm_rate",
         "score",
         "task",
     )
@@ -384,8 +390,10 @@ class ModelState:
         #: Numeric (and bool) features, and categorical (string) ones.
         self.features: dict[str, SignalTrack] = {}
         self.categorical: dict[str, SignalTrack] = {}
-        #: Each detector's share of the model's false-alarm budget (None: uncalibrated).
+        #: Each detector's share of the model's false-alarm budget (None:
+        #: uncalibrated), for the signals that retrain and for the others.
         self.false_alarm_rate: float | None = None
+        self.retrain_false_alarm_rate: float | None = None
 
     def label_free(self) -> list[SignalTrack]:
         """The tracks alerts rank by how far they moved.

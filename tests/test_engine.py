@@ -33,9 +33,12 @@ def test_error_step_from_5_to_10_percent_is_flagged_within_3000_joins() -> None:
     assert flagged_at is not None
     assert 10_000 < flagged_at <= 13_000
     assert alert.severity == "drift"
-    assert alert.detector == "adwin"
+    assert alert.detector == "glr"
     assert alert.stats.mean_after is not None and alert.stats.mean_before is not None
     assert alert.stats.mean_after > alert.stats.mean_before
+    # The means are around the located change: the error rates of each side.
+    assert 0.03 < alert.stats.mean_before < 0.07
+    assert alert.stats.mean_after > 0.08
     assert engine.stats.retrain_requests == 1
 
 
