@@ -104,6 +104,13 @@ _LEVELS: Final = 1024
 # with fewer, the rate's estimate is too rough for the Gaussian two-sample
 # correction.
 _MIN_EVENTS: Final = 30
+# A ranked signal that shows at most this many distinct values in its first
+# reference (a flag, a small count) is not near-normal in any score: its normal
+# scores jump between few levels, far in the tails for rare ones. The normal
+# models watch its levels' frequencies instead, as categories; later levels get
+# codes up to _MAX_LEVELS.
+_DISCRETE_LEVELS: Final = 12
+_MAX_LEVELS: Final = 32
 
 _UNIT: Final = NormalDist()
 
@@ -226,6 +233,11 @@ class GlrDetector(Detector):
         self._s1 = 0.0  # sum of the statistic (z, zh or x)
         self._s2 = 0.0  # sum of its square
         self._counts: list[int] = []  # categorical: values per code
+        # Normal models: 0 while the first reference decides, 1 for a discrete
+        # signal (watched as categories of its rank levels), -1 otherwise.
+        self._discrete = 0 if self.model in ("normal", "halfnormal") else -1
+        self._levels: list[int] = []  # the rank levels seen, by code
+        self._code_of: dict[int, int] = {}
         self._n0 = 0  # size of the current reference (0: CUSUMs not running)
         self._next = self.reference  # refresh the reference at this count
         self._m = 0.0  # reference mean of the statistic
@@ -246,7 +258,9 @@ class GlrDetector(Detector):
         """Re-estimate the pre-change distribution from every value so far."""
         n = self._n
         self._next = 2 * n
-        if self.model == "categorical":
+        if self._discrete == 0:
+            self._discrete = 1 if len(self._levels) <= _DISCRETE_LEVELS else -1
+        if self.model == "categorical" or self._discrete == 1:
             self._refresh_categorical()
             return
         if self.model == "bernoulli":
@@ -387,25 +401,23 @@ class GlrDetector(Detector):
                 if found is not None:
                     return found
         elif model == "categorical":
-            code = int(x)
-            counts = self._counts
-            if code >= len(counts):
-                counts.extend([0] * (code + 1 - len(counts)))
-            counts[code] += 1
-            if self._n0:
-                owner = self._owner
-                for k in range(len(owner)):
-                    if owner[k] == code:
-                        found = self._rates(k, 1.0, n, r)
-                        if found is not None:
-                            return found
-                        break
+            found = self._category(int(x), n, r)
+            if found is not None:
+                return found
         else:
             i = int(x * _LEVELS + 0.5)
             if i < 0:
                 i = 0
             elif i > _LEVELS:
                 i = _LEVELS
+            if self._discrete >= 0:
+                found = self._level(i, n, r)
+                if found is not None:
+                    return found
+                if self._discrete == 1:
+                    if n >= self._next:
+                        self._refresh()
+                    return None
             z = _NORMAL_SCORES[i] if model == "normal" else _HALF_SCORES[i]
             self._s1 += z
             self._s2 += z * z
@@ -417,10 +429,44 @@ class GlrDetector(Detector):
             self._refresh()
         return None
 
+    def _category(self, code: int, n: int, r: float) -> Detection | None:
+        counts = self._counts
+        if code >= len(counts):
+            counts.extend([0] * (code + 1 - len(counts)))
+        counts[code] += 1
+        if self._n0:
+            owner = self._owner
+            for k in range(len(owner)):
+                if owner[k] == code:
+                    return self._rates(k, 1.0, n, r)
+        return None
+
+    def _level(self, i: int, n: int, r: float) -> Detection | None:
+        """A rank level of a signal that may be discrete (see _DISCRETE_LEVELS)."""
+        code = self._code_of.get(i)
+        if code is None:
+            if len(self._levels) >= _MAX_LEVELS:
+                return None  # beyond the codes: counted nowhere
+            code = self._code_of[i] = len(self._levels)
+            self._levels.append(i)
+            if self._discrete == 0 and len(self._levels) > _DISCRETE_LEVELS:
+                # Not discrete after all: the normal scores take over.
+                self._discrete = -1
+                self._levels, self._code_of, self._counts = [], {}, []
+                return None
+        if self._discrete == 0:
+            counts = self._counts
+            if code >= len(counts):
+                counts.append(0)
+            counts[code] += 1
+            return None
+        return self._category(code, n, r)
+
     def _run(self, d: float, n: int, r: float) -> Detection | None:
         """One value through every bank of the normal models."""
         d2 = d * d
         a, q, b, t, w = self._a, self._q, self._b, self._t, self._w
+        start, rstart = self._start, self._rstart
         hits: list[int] | None = None
         for lo, hi in self._ranges:
             j = lo
@@ -430,8 +476,8 @@ class GlrDetector(Detector):
                 if new > 0.0:
                     w[j] = new
                     if old == 0.0:
-                        self._start[j] = n - 1
-                        self._rstart[j] = r
+                        start[j] = n - 1
+                        rstart[j] = r
                     if new >= t[j]:
                         if hits is None:
                             hits = []
@@ -518,9 +564,9 @@ class GlrDetector(Detector):
     # -- checkpoints --------------------------------------------------------------
 
     _FLOATS: Final = ("_r", "_s1", "_s2", "_m")
-    _INTS: Final = ("_n", "_n0", "_next")
+    _INTS: Final = ("_n", "_n0", "_next", "_discrete")
     _FLOAT_LISTS: Final = ("_a", "_q", "_b", "_t", "_w", "_rstart")
-    _INT_LISTS: Final = ("_counts", "_last", "_start", "_owner")
+    _INT_LISTS: Final = ("_counts", "_last", "_start", "_owner", "_levels")
 
     def state(self) -> dict[str, Any]:
         out: dict[str, Any] = {"observations": self.observations}
@@ -572,6 +618,8 @@ class GlrDetector(Detector):
         ranges = [(lo, hi) for lo, hi in raw_ranges]
         if any(not 0 <= lo <= hi <= size for lo, hi in ranges):
             raise ValueError("glr state: a bank range lies outside the CUSUMs")
+        if counts["_discrete"] not in (-1, 0, 1) or any(v < 0 for v in ints["_levels"]):
+            raise ValueError("glr state: 'discrete' and 'levels' out of range")
         if counts["_n"] < 0 or counts["_n0"] < 0 or observations < 0:
             raise ValueError("glr state: counts must not be negative")
         if counts["_n0"] and any(not math.isfinite(v) for v in floats["_t"]):
@@ -580,3 +628,4 @@ class GlrDetector(Detector):
         for key, value in (*scalars.items(), *counts.items(), *floats.items(), *ints.items()):
             setattr(self, key, value)
         self._ranges = ranges
+        self._code_of = {level: code for code, level in enumerate(self._levels)}

@@ -33,7 +33,9 @@ STATIONARY: dict[str, tuple[dict[str, str], Draw]] = {
         lambda r: float(r.random() < 0.3),
     ),
     "normal": ({"model": "normal"}, lambda r: r.random()),
-    "normal ties": ({"model": "normal"}, lambda r: round(r.random() * 23) / 23),
+    # Mid-ranks of an integer feature with 24 values, and of a 5% flag.
+    "normal ties": ({"model": "normal"}, lambda r: (int(r.random() * 24) + 0.5) / 24),
+    "normal flag": ({"model": "normal"}, lambda r: 0.975 if r.random() < 0.05 else 0.475),
     "halfnormal": ({"model": "halfnormal", "direction": "up"}, lambda r: r.random()),
     "categorical": (
         {"model": "categorical"},
@@ -143,6 +145,20 @@ def test_a_category_becoming_frequent_is_found() -> None:
     assert len(fired) == 1 and 12_000 <= fired[0] < 14_000, fired
 
 
+def test_a_flag_is_watched_by_its_frequencies() -> None:
+    # A 0/1 feature ranks to two levels; its normal score would jump far into
+    # the tails at every rare 1. The detector watches the levels as categories.
+    rng = random.Random(8)
+    detector = GlrDetector()
+    fired = [
+        i
+        for i in range(30_000)
+        if detector.update(0.975 if rng.random() < (0.05 if i < 20_000 else 0.10) else 0.475)
+    ]
+    assert detector.state()["discrete"] == 1
+    assert len(fired) == 1 and 20_000 <= fired[0] < 22_000, fired
+
+
 def test_a_constant_signal_never_fires_and_a_rate_needs_events_first() -> None:
     detector = GlrDetector(model="normal")
     assert not any(detector.update(0.5) for _ in range(5000))
@@ -158,7 +174,10 @@ def test_state_is_plain_data_and_continues_exactly(kind: str) -> None:
     rng = random.Random(6)
     values = [draw(rng) for _ in range(6000)]
     # A shifted tail, so the continuation has something to detect.
-    values += [min(1.0, v + 0.3) if kind != "categorical" else 4.0 for v in values[:3000]]
+    values += [
+        4.0 if kind == "categorical" else 0.975 if kind == "normal flag" else min(1.0, v + 0.3)
+        for v in values[:3000]
+    ]
     original = GlrDetector(false_alarm_rate=1e-3, **params)  # type: ignore[arg-type]
     for x in values[:4000]:
         original.update(x)
