@@ -479,6 +479,7 @@ def main() -> None:
     )
     parser.add_argument("--calibration", type=int, default=0, help="values per GLR model")
     parser.add_argument("--replay-check", type=int, default=0, help="seeds per change")
+    parser.add_argument("--cost", type=int, default=0, help="values per detector, us per update")
     parser.add_argument("--skip-table", action="store_true", help="only the extra checks")
     args = parser.parse_args()
 
@@ -493,6 +494,8 @@ def main() -> None:
             cpu += family_wise(pool, args.family_wise, args.jobs)
         if args.replay_check:
             cpu += replay_check(pool, args.replay_check)
+    if args.cost:
+        cpu += cost(args.cost)
     wall = time.perf_counter() - wall
     print(f"\n{cpu:.0f} s CPU, {wall:.0f} s wall on {args.jobs} processes")
 
@@ -656,6 +659,60 @@ def calibration(pool: Any, n: int) -> float:
             f"{rate / CALIBRATION_RATE:7.2f}"
         )
     return sum(r[3] for r in results)
+
+
+# -- cost per update --------------------------------------------------------------------
+
+
+def cost(n: int) -> float:
+    """CPU microseconds per update, side by side in one process (best of 3)."""
+    from stream_mlops import detectors
+
+    rng = random.Random(0)
+    ranks = [rng.random() for _ in range(n)]
+    errors = [float(rng.random() < 0.05) for _ in range(n)]
+    codes = [_codes(rng) for _ in range(n)]
+    rows: list[tuple[str, Callable[[], Any], list[float]]] = [
+        ("river ADWIN(), ranks", ADWIN, ranks),
+        (
+            "adwin adapter (engine delta), ranks",
+            lambda: detectors.build("adwin", {"delta": 1e-5}),
+            ranks,
+        ),
+        ("distribution, ranks", lambda: detectors.build("distribution", {}), ranks),
+        ("glr normal both (features, score)", GlrDetector, ranks),
+        (
+            "glr halfnormal up (regression error)",
+            lambda: GlrDetector(model="halfnormal", direction="up"),
+            ranks,
+        ),
+        ("river ADWIN(), 0/1 at 5%", ADWIN, errors),
+        (
+            "adwin adapter (engine delta), 0/1",
+            lambda: detectors.build("adwin", {"delta": 5e-5}),
+            errors,
+        ),
+        (
+            "glr bernoulli up (classifier error)",
+            lambda: GlrDetector(model="bernoulli", direction="up"),
+            errors,
+        ),
+        ("glr categorical (5 categories)", lambda: GlrDetector(model="categorical"), codes),
+    ]
+    total = 0.0
+    print(f"\ncost per update, {n:,} values each, CPU time, best of 3")
+    for label, make, values in rows:
+        best = math.inf
+        for _ in range(3):
+            detector = make()
+            start = time.process_time()
+            for x in values:
+                detector.update(x)
+            spent = time.process_time() - start
+            total += spent
+            best = min(best, spent)
+        print(f"{label:<40} {best / n * 1e6:6.2f} us")
+    return total
 
 
 # -- the family-wise false-alarm rate of the new default -----------------------------
