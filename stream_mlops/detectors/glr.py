@@ -30,6 +30,11 @@ Four models, by what the signal is:
 * ``categorical``: category codes; one bank of rising-rate Bernoulli CUSUMs per
   category. A change of frequencies makes some category more frequent.
 
+A ranked signal with at most 12 distinct values in its first reference (a flag,
+a small count) is watched like a categorical one, by the frequencies of its
+values: its normal scores would jump between a few levels far in the tails,
+which the normal model's calibration does not allow for.
+
 **The pre-change distribution is estimated, not assumed.** Its parameters come
 from every value since the detector (re)started, refreshed each time that count
 doubles (the first ``reference`` values, then 2x, 4x...), so they are ever more
