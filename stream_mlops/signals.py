@@ -112,8 +112,9 @@ class SignalTrack:
     ``ranked=True`` (unbounded signals: features, a regression's error) feeds the
     detectors the value's mid-rank in the first reference sample, in [0, 1],
     instead of the value: ADWIN's false-alarm bound holds only for values in
-    [0, 1], and heavy tails (amounts) otherwise set it off. Detectors start
-    after that first reference.
+    [0, 1], and heavy tails (amounts) otherwise set it off; the GLR bank
+    reads ranks as normal scores, so the engine ranks every signal it watches
+    but a 0/1 error. Detectors start after that first reference.
 
     ``categorical=True`` takes strings: the first ``_MAX_CATEGORIES`` distinct
     values get codes 0, 1, ...; later ones share one "other" code. Detectors get
