@@ -24,13 +24,15 @@ An example (every key optional; these are not the defaults)::
     retrain_on = ["error"]
     retrain_interval_seconds = 3600
     false_alarm_budget = 1e-8        # false drift alarms per prediction, all signals
+
+    retrain_budget_share = 0.5       # of the budget, for the retrain_on signals
     distribution_checks = true       # variance, shape, category frequencies too
 
     [defaults.detectors]
-    error = [{name = "adwin", delta = 0.0002, warning_delta = 0.002}]
-    estimated_error = [{name = "adwin"}]   # from calibrated scores, before labels
-    score = [{name = "adwin"}]
-    "feature:*" = [{name = "adwin"}]
+    error = [{name = "glr"}]         # the model is chosen per signal (docs/detection.md)
+    estimated_error = [{name = "glr", direction = "up"}]   # from calibrated scores
+    score = [{name = "adwin", delta = 0.0002, warning_delta = 0.002}]
+    "feature:*" = [{name = "glr"}]
 
     [models.fraud]
     task = "classification"
@@ -44,7 +46,7 @@ An example (every key optional; these are not the defaults)::
 >>> settings.join.ttl_seconds, settings.model("fraud").min_observations
 (86400.0, 500)
 >>> [spec.name for spec in settings.model("fraud").detectors_for("feature:amount")]
-['adwin']
+['glr']
 >>> parse_settings({"models": {"fraud": {"detectors": {"error": [{"name": "adwin", "delta": 0}]}}}})
 Traceback (most recent call last):
 ...
@@ -185,18 +187,21 @@ class DetectorSpec(BaseModel):
         return detectors.build(self.name, self.params)
 
 
-def _adwin() -> list[DetectorSpec]:
-    return [DetectorSpec(name="adwin")]
+def _glr() -> list[DetectorSpec]:
+    return [DetectorSpec(name="glr")]
 
 
 def _default_detectors() -> dict[str, list[DetectorSpec]]:
-    # The defaults: ADWIN on the error, the score and every numeric feature;
-    # and on the error estimated from calibrated scores, before labels arrive.
+    # The GLR CUSUM bank on the error, the score, every feature and the error
+    # estimated from calibrated scores: nearest to the optimal delay at the
+    # budget on benchmarks/detection.py (docs/detection.md). Its model (0/1
+    # rate, normal scores of ranks, half-normal scores, categories) follows the
+    # signal (stream_mlops.engine).
     return {
-        "error": _adwin(),
-        "estimated_error": _adwin(),
-        "score": _adwin(),
-        "feature:*": _adwin(),
+        "error": _glr(),
+        "estimated_error": _glr(),
+        "score": _glr(),
+        "feature:*": _glr(),
     }
 
 
@@ -224,10 +229,15 @@ class ModelSettings(_Section):
     retrain_interval_seconds: Annotated[float, Field(ge=0)] = 3600.0
     #: False drift alarms per prediction this model may raise, across all its
     #: signals and detectors (1e-7: one per ten million predictions). Split
-    #: equally across the model's detectors, each calibrated to its share
-    #: (stream_mlops.calibration); parameters set explicitly are kept. None: no
-    #: calibration, every detector keeps its own defaults.
+    #: across the model's detectors (``retrain_budget_share``), each calibrated to
+    #: its share (stream_mlops.calibration); parameters set explicitly are kept.
+    #: None: no calibration, every detector keeps its own defaults.
     false_alarm_budget: Annotated[float, Field(gt=0, lt=1)] | None = 1e-7
+    #: The share of the budget that goes to the detectors of the ``retrain_on``
+    #: signals (split equally among them); the rest is split equally among the
+    #: other detectors. None: every detector gets an equal share (Bonferroni).
+    #: Either way the shares add up to the budget.
+    retrain_budget_share: Annotated[float, Field(gt=0, lt=1)] | None = 0.5
     #: Also watch whole distributions, not only means: the "distribution"
     #: detector on the score and every numeric feature (variance, shape) and on
     #: every categorical (string) feature's category frequencies.

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 from stream_mlops import calibration, detectors, snapshot
 from stream_mlops.config import DetectorSpec, ModelSettings, Settings
 from stream_mlops.controller import AlertPolicy
-from stream_mlops.detectors import Detection, Detector
+from stream_mlops.detectors import Detection, Detector, GlrDetector
 from stream_mlops.event_time import EventTimeBound, EventTimeCounts
 from stream_mlops.events import (
     DriftAlert,
@@ -291,8 +291,13 @@ class Engine:
             state = self._models[(model_id, version)] = ModelState(model_id, version, task)
             model = self._settings(model_id)
             if model.false_alarm_budget is not None:
-                count = _detector_count(model, task, first)
-                state.false_alarm_rate = calibration.share(model.false_alarm_budget, count)
+                retrain, other = _detector_count(model, task, first)
+                state.retrain_false_alarm_rate, state.false_alarm_rate = calibration.split(
+                    model.false_alarm_budget,
+                    retrain=retrain,
+                    other=other,
+                    retrain_share=model.retrain_budget_share,
+                )
             state.score = self._track(model, "score", state)
             state.prediction = self._track(model, "prediction", state)
             state.error = self._track(model, "error", state)
@@ -308,7 +313,10 @@ class Engine:
         self, model: ModelSettings, signal: str, state: ModelState, *, categorical: bool = False
     ) -> SignalTrack:
         task = state.task
-        specs = [] if categorical else model.detectors_for(signal)
+        specs = model.detectors_for(signal)
+        if categorical:
+            # Only the GLR bank (per-category rates) reads category codes.
+            specs = [spec for spec in specs if spec.name == "glr"]
         # Label-free signals get the distribution test too (a feature whose
         # detectors are disabled does not); a categorical feature only it.
         label_free = signal in ("score", "prediction") or signal.startswith("feature:")
@@ -318,26 +326,31 @@ class Engine:
         if model.distribution_checks and wants_distribution:
             spec = DetectorSpec.model_validate({"name": "distribution", "categorical": categorical})
             specs = [*specs, spec]
+        retrains = model.retrains_on(signal)
+        rate = state.retrain_false_alarm_rate if retrains else state.false_alarm_rate
+        binary = signal == "error" and task == "classification"
         built: list[Detector] = []
         for spec in specs:
             # Binary detectors only see 0/1: a regression's error is not.
             if signal == "error" and task == "regression" and detectors.is_binary(spec.name):
                 continue
             params = spec.params
-            if state.false_alarm_rate is not None:
-                params = calibration.calibrated(spec.name, params, state.false_alarm_rate)
+            if spec.name == "glr":
+                params = _glr_model(params, signal, binary=binary, categorical=categorical)
+            if rate is not None:
+                params = calibration.calibrated(spec.name, params, rate)
             built.append(detectors.build(spec.name, params))
-        # Values outside [0, 1] reach detectors as ranks (see SignalTrack).
-        bounded = signal in ("score", "estimated_error") or (
-            signal == "error" and task == "classification"
-        )
+        # Values outside [0, 1] reach detectors as ranks (see SignalTrack); so do
+        # all but 0/1 values where a GLR bank reads them as normal scores.
+        bounded = signal in ("score", "estimated_error") or binary
+        glr = any(spec.name == "glr" for spec in specs)
         return SignalTrack(
             signal,
             built,
             reference_observations=model.reference_observations,
             recent_span=model.recent_span,
-            marks=model.retrains_on(signal),
-            ranked=not bounded,
+            marks=retrains,
+            ranked=not bounded or (glr and not binary),
             binned=label_free,
             categorical=categorical,
         )
@@ -390,7 +403,9 @@ class Engine:
     def _categorical(self, state: ModelState, name: str) -> SignalTrack | None:
         """A new categorical feature's track (None: not watched)."""
         model = self._settings(state.model_id)
-        if not model.distribution_checks or name in state.features:
+        if name in state.features or not (
+            model.distribution_checks or _watches_categories(model, f"feature:{name}")
+        ):
             return None
         if len(state.features) + len(state.categorical) >= self._max_features:
             self._untracked(state)
@@ -427,7 +442,8 @@ class Engine:
         alerts: list[Output] = []
         for detector, found in fired:
             detection = found
-            if track.ranked or track.categorical:
+            located = type(detector) is GlrDetector
+            if track.categorical or (track.ranked and not located):
                 # The detector saw ranks or codes; the alert reports the signal's
                 # own means (reference and recent), as for any other signal.
                 shift = track.shift()
@@ -452,8 +468,12 @@ class Engine:
             if detection.severity == "drift":
                 track.rebase()
                 if model.retrains_on(track.name):
-                    window = (detection.window_before or 0) + (detection.window_after or 0)
-                    post_change = track.post_change(window) or detection.window_after
+                    if located:
+                        # The likelihood that raised the alarm placed the change.
+                        post_change = detection.window_after
+                    else:
+                        window = (detection.window_before or 0) + (detection.window_after or 0)
+                        post_change = track.post_change(window) or detection.window_after
                     start = track.window_start(post_change)
                     self._retrain_reasons.append((alert, start))
         return alerts
@@ -644,22 +664,59 @@ def _offsets(fields: Fields, key: str) -> OffsetSet:
         raise FieldError(f"{fields.at(key)}: {exc}") from None
 
 
-def _detector_count(model: ModelSettings, task: Task, first: PredictionEvent) -> int:
-    """How many detectors the budget is split across, from the model's first prediction.
+def _glr_model(
+    params: dict[str, Any], signal: str, *, binary: bool, categorical: bool
+) -> dict[str, Any]:
+    """The GLR bank's model for a signal, unless the configuration names one.
+
+    A classifier's error is a 0/1 rate that matters when it rises; a regression's
+    absolute error matters when it grows (half-normal scores of its ranks); the
+    estimated error when it rises; categorical features by their categories;
+    every other signal (ranks) both ways, mean and spread.
+    """
+    out = dict(params)
+    if "model" in out:
+        return out
+    if categorical:
+        out["model"] = "categorical"
+    elif signal == "error":
+        out["model"] = "bernoulli" if binary else "halfnormal"
+        out.setdefault("direction", "up")
+    else:
+        out["model"] = "normal"
+        if signal == "estimated_error":
+            out.setdefault("direction", "up")
+    return out
+
+
+def _watches_categories(model: ModelSettings, signal: str) -> bool:
+    return any(spec.name == "glr" for spec in model.detectors_for(signal))
+
+
+def _detector_count(model: ModelSettings, task: Task, first: PredictionEvent) -> tuple[int, int]:
+    """How many detectors the budget is split across, from the model's first
+    prediction: (those of signals that retrain, the others).
 
     Features that first appear later get the same share (so the budget holds as
     long as the first prediction carries the usual features).
     """
     distribution = 1 if model.distribution_checks else 0
-    count = len(model.detectors_for("error")) + len(model.detectors_for("prediction"))
+    counts = [0, 0]
+
+    def add(signal: str, detectors_: int) -> None:
+        counts[0 if model.retrains_on(signal) else 1] += detectors_
+
+    add("error", len(model.detectors_for("error")))
+    add("prediction", len(model.detectors_for("prediction")))
     if first.score is not None:
-        count += len(model.detectors_for("score")) + distribution
+        add("score", len(model.detectors_for("score")) + distribution)
         if task == "classification":
-            count += len(model.detectors_for("estimated_error"))
+            add("estimated_error", len(model.detectors_for("estimated_error")))
     for name, value in first.features.items():
+        signal = f"feature:{name}"
         if numeric(value) is not None:
-            specs = len(model.detectors_for(f"feature:{name}"))
-            count += specs + (distribution if specs else 0)
+            specs = len(model.detectors_for(signal))
+            add(signal, specs + (distribution if specs else 0))
         elif type(value) is str:
-            count += distribution
-    return count
+            add(signal, distribution + (1 if _watches_categories(model, signal) else 0))
+    return counts[0], counts[1]

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from stream_mlops import detectors as detector_registry
 from stream_mlops.changepoint import post_change_count
-from stream_mlops.detectors import Detection, Detector
+from stream_mlops.detectors import Detection, Detector, GlrDetector
 from stream_mlops.events import LabelValue, PredictionEvent, SignalShift
 from stream_mlops.model_task import Task
 from stream_mlops.plain_data import (
@@ -129,8 +129,9 @@ class SignalTrack:
     ``ranked=True`` (unbounded signals: features, a regression's error) feeds the
     detectors the value's mid-rank in the first reference sample, in [0, 1],
     instead of the value: ADWIN's false-alarm bound holds only for values in
-    [0, 1], and heavy tails (amounts) otherwise set it off. Detectors start
-    after that first reference.
+    [0, 1], and heavy tails (amounts) otherwise set it off; the GLR bank
+    reads ranks as normal scores, so the engine ranks every signal it watches
+    but a 0/1 error. Detectors start after that first reference.
 
     ``categorical=True`` takes strings: the first ``_MAX_CATEGORIES`` distinct
     values get codes 0, 1, ...; later ones share one "other" code. Detectors get
@@ -286,7 +287,12 @@ class SignalTrack:
                     self._recent_bins.append(b)  # type: ignore[union-attr]
         fired = None
         for detector in self.detectors:
-            detection = detector.update(value)
+            # The GLR bank locates the change: it also takes the signal's own
+            # value, to report the means before and after in its units.
+            if type(detector) is GlrDetector:
+                detection = detector.observe(value, x)
+            else:
+                detection = detector.update(value)
             if detection is not None:
                 if fired is None:
                     fired = []
@@ -525,6 +531,7 @@ class ModelState:
         "model_id",
         "model_version",
         "prediction",
+        "retrain_false_alarm_rate",
         "score",
         "task",
         "untracked",
@@ -543,8 +550,10 @@ class ModelState:
         #: Numeric (and bool) features, and categorical (string) ones.
         self.features: dict[str, SignalTrack] = {}
         self.categorical: dict[str, SignalTrack] = {}
-        #: Each detector's share of the model's false-alarm budget (None: uncalibrated).
+        #: Each detector's share of the model's false-alarm budget (None:
+        #: uncalibrated), for the signals that retrain and for the others.
         self.false_alarm_rate: float | None = None
+        self.retrain_false_alarm_rate: float | None = None
         #: Feature values not tracked: the version had [limits] max_features_per_model.
         self.untracked = 0
 
@@ -578,6 +587,9 @@ class ModelState:
             "false_alarm_rate": None
             if self.false_alarm_rate is None
             else float_data(self.false_alarm_rate),
+            "retrain_false_alarm_rate": None
+            if self.retrain_false_alarm_rate is None
+            else float_data(self.retrain_false_alarm_rate),
             "error": track(self.error),
             "estimated_error": track(self.estimated_error),
             "score": track(self.score),
@@ -598,6 +610,7 @@ class ModelState:
         state.untracked = fields.integer("untracked", low=0)
         state.last_prediction_epoch = fields.number("last_prediction_epoch")
         state.false_alarm_rate = fields.optional_number("false_alarm_rate")
+        state.retrain_false_alarm_rate = fields.optional_number("retrain_false_alarm_rate")
         for signal in ("error", "estimated_error", "score", "prediction"):
             found = fields.optional_child(signal)
             if found is not None:

@@ -19,8 +19,9 @@ def test_defaults_without_a_file() -> None:
     assert settings.unknown_models == "accept"
     assert settings.kafka.topics.state == "stream-mlops-state"
     model = settings.model("anything")
-    assert [s.name for s in model.detectors_for("error")] == ["adwin"]
-    assert [s.name for s in model.detectors_for("feature:x")] == ["adwin"]
+    assert [s.name for s in model.detectors_for("error")] == ["glr"]
+    assert [s.name for s in model.detectors_for("feature:x")] == ["glr"]
+    assert model.retrain_budget_share == 0.5
     assert model.detectors_for("prediction") == []
     assert model.retrains_on("error")
     assert not model.retrains_on("score")
@@ -56,7 +57,7 @@ score = []
     assert [s.name for s in fraud.detectors_for("error")] == ["hddm_a", "adwin"]
     assert fraud.detectors_for("error")[1].params == {"delta": 0.001, "warning_delta": 0.01}
     assert [s.name for s in fraud.detectors_for("feature:amount")] == ["page_hinkley"]
-    assert [s.name for s in fraud.detectors_for("feature:other")] == ["adwin"]
+    assert [s.name for s in fraud.detectors_for("feature:other")] == ["glr"]
     assert fraud.detectors_for("score") == []
     assert fraud.retrains_on("feature:amount")
     assert settings.model("demand").cooldown_observations == 1000

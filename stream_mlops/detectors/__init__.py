@@ -1,7 +1,8 @@
 """Drift detectors behind one interface, looked up by name.
 
-``adwin``, ``page_hinkley`` and ``distribution`` are our adapters (window
-statistics, scale calibration, whole-distribution tests); every other river
+``glr``, ``adwin``, ``page_hinkley`` and ``distribution`` are our adapters (a
+CUSUM bank over shift sizes, window statistics, scale calibration,
+whole-distribution tests); every other river
 detector is available by its name, e.g.
 ``kswin``, ``ddm``, ``eddm``, ``hddm_a``, ``hddm_w``, ``fhddm``.
 
@@ -27,6 +28,7 @@ from river import base as river_base
 from stream_mlops.detectors.adwin import AdwinDetector
 from stream_mlops.detectors.base import Detection, Detector, ParamError
 from stream_mlops.detectors.distribution import DistributionDetector
+from stream_mlops.detectors.glr import GlrDetector
 from stream_mlops.detectors.page_hinkley import PageHinkleyDetector
 from stream_mlops.detectors.river_family import RiverDetector, river_classes
 
@@ -35,6 +37,7 @@ __all__ = [
     "Detection",
     "Detector",
     "DistributionDetector",
+    "GlrDetector",
     "PageHinkleyDetector",
     "ParamError",
     "RiverDetector",
@@ -44,10 +47,13 @@ __all__ = [
     "known_names",
 ]
 
-_ADAPTERS: dict[str, type[AdwinDetector | PageHinkleyDetector | DistributionDetector]] = {
+_ADAPTERS: dict[
+    str, type[AdwinDetector | PageHinkleyDetector | DistributionDetector | GlrDetector]
+] = {
     "adwin": AdwinDetector,
     "page_hinkley": PageHinkleyDetector,
     "distribution": DistributionDetector,
+    "glr": GlrDetector,
 }
 
 
