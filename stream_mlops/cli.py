@@ -135,6 +135,12 @@ def _retrainer(args: argparse.Namespace) -> int:
     )
 
 
+def _notify(args: argparse.Namespace) -> int:
+    from consumers import notifier
+
+    return notifier.main(config_path=args.config, log_format=args.log_format, client=args.client)
+
+
 def _models(args: argparse.Namespace) -> int:
     from stream_mlops import models_cli as models
     from stream_mlops.registry import resolve_registry
@@ -299,6 +305,27 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     retrainer.set_defaults(handler=_retrainer)
+
+    notify = sub.add_parser(
+        "notify",
+        help="forward drift alerts and promotions to webhooks (Slack-compatible or JSON)",
+        description=(
+            "Reads drift-alerts and model-updates with read_committed as the consumer group "
+            "[notify] group_id and POSTs each to the webhooks of [[notify.webhooks]] that want "
+            "it, retrying with backoff; after [notify] max_attempts failures (or a refusal) it "
+            "writes a dead letter. Offsets are committed after delivery: at least once, each "
+            "request carrying the notification's id as Idempotency-Key (docs/notify.md)."
+        ),
+    )
+    notify.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    notify.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default="json",
+        help="json: one object per line for machines (default); console: for people",
+    )
+    _add_client_option(notify)
+    notify.set_defaults(handler=_notify)
 
     models = sub.add_parser("models", help="the model registry: list, show, search, reproduce")
     models.add_argument(
