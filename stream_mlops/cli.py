@@ -95,7 +95,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from stream_mlops.demo.report import PlottingUnavailableError, pyplot
+    from stream_mlops.plotting import PlottingUnavailableError, pyplot
 
     try:
         pyplot()  # now, not after a run of a minute and a half
