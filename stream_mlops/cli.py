@@ -38,7 +38,12 @@ def _topics(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from stream_mlops import offline
 
-    return offline.command(args.file, config_path=args.config)
+    return offline.command(
+        args.file,
+        config_path=args.config,
+        report_path=args.report,
+        summary_path=args.summary_json,
+    )
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -229,6 +234,66 @@ def _add_tail_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     tail.set_defaults(handler=_tail)
 
 
+def _add_replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replay = sub.add_parser(
+        "replay",
+        help="run the engine's core on a JSONL file of events, without a broker",
+        description=(
+            "Reads prediction and outcome events in file order, writes the alerts and "
+            "retrain requests the engine would publish as JSONL on stdout and a summary "
+            "on stderr (with progress while it runs, when stderr is a terminal). "
+            "Deterministic: the same input gives byte-identical output, with or without "
+            "--report and --summary-json."
+        ),
+    )
+    replay.add_argument("file", type=Path, help="JSONL file, one event per line ('-' for stdin)")
+    replay.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    replay.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="FILE.html",
+        help=(
+            "also write a page: each model's signals over the input lines with a marker at "
+            "each alert (needs matplotlib: the demo extra)"
+        ),
+    )
+    replay.add_argument(
+        "--summary-json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=(
+            "also write the summary as JSON: counts, every alert and retrain request with its "
+            "line, refused lines, alerts per signal, timings (docs/contract.md)"
+        ),
+    )
+    replay.set_defaults(handler=_replay)
+
+
+def _add_notify_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    notify = sub.add_parser(
+        "notify",
+        help="forward drift alerts and promotions to webhooks (Slack-compatible or JSON)",
+        description=(
+            "Reads drift-alerts and model-updates with read_committed as the consumer group "
+            "[notify] group_id and POSTs each to the webhooks of [[notify.webhooks]] that want "
+            "it, retrying with backoff; after [notify] max_attempts failures (or a refusal) it "
+            "writes a dead letter. Offsets are committed after delivery: at least once, each "
+            "request carrying the notification's id as Idempotency-Key (docs/notify.md)."
+        ),
+    )
+    notify.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    notify.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default="json",
+        help="json: one object per line for machines (default); console: for people",
+    )
+    _add_client_option(notify)
+    notify.set_defaults(handler=_notify)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stream-mlops",
@@ -264,18 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_option(topics)
     topics.set_defaults(handler=_topics)
 
-    replay = sub.add_parser(
-        "replay",
-        help="run the engine's core on a JSONL file of events, without a broker",
-        description=(
-            "Reads prediction and outcome events in file order, writes the alerts and "
-            "retrain requests the engine would publish as JSONL on stdout and a summary "
-            "on stderr. Deterministic: the same input gives byte-identical output."
-        ),
-    )
-    replay.add_argument("file", type=Path, help="JSONL file, one event per line ('-' for stdin)")
-    replay.add_argument("--config", type=Path, default=None, help="TOML configuration file")
-    replay.set_defaults(handler=_replay)
+    _add_replay_parser(sub)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the events")
     schema.add_argument(
@@ -306,26 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retrainer.set_defaults(handler=_retrainer)
 
-    notify = sub.add_parser(
-        "notify",
-        help="forward drift alerts and promotions to webhooks (Slack-compatible or JSON)",
-        description=(
-            "Reads drift-alerts and model-updates with read_committed as the consumer group "
-            "[notify] group_id and POSTs each to the webhooks of [[notify.webhooks]] that want "
-            "it, retrying with backoff; after [notify] max_attempts failures (or a refusal) it "
-            "writes a dead letter. Offsets are committed after delivery: at least once, each "
-            "request carrying the notification's id as Idempotency-Key (docs/notify.md)."
-        ),
-    )
-    notify.add_argument("--config", type=Path, default=None, help="TOML configuration file")
-    notify.add_argument(
-        "--log-format",
-        choices=["json", "console"],
-        default="json",
-        help="json: one object per line for machines (default); console: for people",
-    )
-    _add_client_option(notify)
-    notify.set_defaults(handler=_notify)
+    _add_notify_parser(sub)
 
     models = sub.add_parser("models", help="the model registry: list, show, search, reproduce")
     models.add_argument(
