@@ -22,9 +22,11 @@ from stream_mlops.config import (
     KafkaSettings,
     KafkaTopics,
     ModelSettings,
+    NotifySettings,
     PromotionSettings,
     RetrainerSettings,
     Settings,
+    WebhookSettings,
 )
 from stream_mlops.events import _ALL_MODELS, _INPUT_MODELS, decode_input, dumps
 
@@ -78,6 +80,8 @@ def _fields(model: type[BaseModel]) -> list[str]:
         ("[kafka]", KafkaSettings),
         ("[retrainer]", RetrainerSettings),
         ("[retrainer.promotion]", PromotionSettings),
+        ("[notify]", NotifySettings),
+        ("[[notify.webhooks]]", WebhookSettings),
     ],
 )
 def test_every_key_of_a_section_is_listed(section: str, model: type[BaseModel]) -> None:
