@@ -57,21 +57,13 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def replay_command(workdir: Path, *options: str) -> list[str]:
+    events, config = str(workdir / "events.jsonl"), str(workdir / "config.toml")
+    return [sys.executable, "-m", "stream_mlops", "replay", events, "--config", config, *options]
+
+
 def replay(workdir: Path, *options: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stream_mlops",
-            "replay",
-            str(workdir / "events.jsonl"),
-            "--config",
-            str(workdir / "config.toml"),
-            *options,
-        ],
-        capture_output=True,
-        check=False,
-    )
+    return subprocess.run(replay_command(workdir, *options), capture_output=True, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -168,15 +160,7 @@ def test_progress_is_drawn_on_a_terminal_and_erased_before_the_summary(
     reader.start()
     try:
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "stream_mlops",
-                "replay",
-                str(workdir / "events.jsonl"),
-                "--config",
-                str(workdir / "config.toml"),
-            ],
+            replay_command(workdir),
             stdout=subprocess.PIPE,
             stderr=terminal,
             check=False,
