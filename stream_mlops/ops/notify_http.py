@@ -120,8 +120,8 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) ->
 
     The detail never contains the URL.
     """
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     try:
+        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
         with _OPENER.open(request, timeout=timeout_s) as response:
             answer = response.read(BODY_QUOTE + 1)
             status = int(response.status)

@@ -70,3 +70,8 @@ def test_redaction_keeps_scheme_host_and_port_only() -> None:
     assert redact_url("https://hooks.slack.com/services/T/B/XYZ") == "https://hooks.slack.com/…"
     assert redact_url("https://u:p@[::1]:8443/a?b=c") == "https://[::1]:8443/…"
     assert redact_url("https://example.com/") == "https://example.com"
+
+
+def test_a_url_urllib_cannot_use_is_a_failure_that_does_not_quote_it() -> None:
+    response = post("hooks.test/no-scheme/s3cr3t", b"{}", HEADERS, timeout_s=1)
+    assert response == response.__class__(None, "the URL is not usable by urllib")
