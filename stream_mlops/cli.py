@@ -38,7 +38,13 @@ def _topics(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from stream_mlops import offline
 
-    return offline.command(args.file, config_path=args.config, now=args.wall_clock)
+    return offline.command(
+        args.file,
+        config_path=args.config,
+        now=args.wall_clock,
+        report_path=args.report,
+        summary_path=args.summary_json,
+    )
 
 
 def _wall_clock(text: str) -> float:
@@ -106,7 +112,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from stream_mlops.demo.report import PlottingUnavailableError, pyplot
+    from stream_mlops.plotting import PlottingUnavailableError, pyplot
 
     try:
         pyplot()  # now, not after a run of a minute and a half
@@ -144,6 +150,12 @@ def _retrainer(args: argparse.Namespace) -> int:
         client=args.client,
         registry_dir=args.registry,
     )
+
+
+def _notify(args: argparse.Namespace) -> int:
+    from consumers import notifier
+
+    return notifier.main(config_path=args.config, log_format=args.log_format, client=args.client)
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -234,6 +246,79 @@ def _add_tail_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     tail.set_defaults(handler=_tail)
 
 
+def _add_replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replay = sub.add_parser(
+        "replay",
+        help="run the engine's core on a JSONL file of events, without a broker",
+        description=(
+            "Reads prediction and outcome events in file order, writes the alerts and "
+            "retrain requests the engine would publish as JSONL on stdout and a summary "
+            "on stderr (with progress while it runs, when stderr is a terminal). "
+            "Deterministic: the same input (and --wall-clock) gives byte-identical output, "
+            "with or without --report and --summary-json. Events the engine refuses (too "
+            "far ahead in event time, over a limit, an unknown model) are reported by line "
+            "and counted, as malformed lines are."
+        ),
+    )
+    replay.add_argument("file", type=Path, help="JSONL file, one event per line ('-' for stdin)")
+    replay.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    replay.add_argument(
+        "--wall-clock",
+        type=_wall_clock,
+        default=None,
+        metavar="TIME",
+        help=(
+            "judge events against this wall clock too ('now', epoch seconds or ISO-8601): "
+            "an event later than it by more than [join] max_ahead_of_wall_clock_seconds "
+            "is refused. Default: none, a file is judged by its own event time only"
+        ),
+    )
+    replay.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="FILE.html",
+        help=(
+            "also write a page: each model's signals over the input lines with a marker at "
+            "each alert (needs matplotlib: the demo extra)"
+        ),
+    )
+    replay.add_argument(
+        "--summary-json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=(
+            "also write the summary as JSON: counts, every alert and retrain request with its "
+            "line, refused lines, alerts per signal, timings (docs/contract.md)"
+        ),
+    )
+    replay.set_defaults(handler=_replay)
+
+
+def _add_notify_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    notify = sub.add_parser(
+        "notify",
+        help="forward drift alerts and promotions to webhooks (Slack-compatible or JSON)",
+        description=(
+            "Reads drift-alerts and model-updates with read_committed as the consumer group "
+            "[notify] group_id and POSTs each to the webhooks of [[notify.webhooks]] that want "
+            "it, retrying with backoff; after [notify] max_attempts failures (or a refusal) it "
+            "writes a dead letter. Offsets are committed after delivery: at least once, each "
+            "request carrying the notification's id as Idempotency-Key (docs/notify.md)."
+        ),
+    )
+    notify.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    notify.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default="json",
+        help="json: one object per line for machines (default); console: for people",
+    )
+    _add_client_option(notify)
+    notify.set_defaults(handler=_notify)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stream-mlops",
@@ -269,32 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_option(topics)
     topics.set_defaults(handler=_topics)
 
-    replay = sub.add_parser(
-        "replay",
-        help="run the engine's core on a JSONL file of events, without a broker",
-        description=(
-            "Reads prediction and outcome events in file order, writes the alerts and "
-            "retrain requests the engine would publish as JSONL on stdout and a summary "
-            "on stderr. Deterministic: the same input (and --wall-clock) gives "
-            "byte-identical output. Events the engine refuses (too far ahead in event "
-            "time, an unknown model) are reported by line and counted, as malformed "
-            "lines are."
-        ),
-    )
-    replay.add_argument("file", type=Path, help="JSONL file, one event per line ('-' for stdin)")
-    replay.add_argument("--config", type=Path, default=None, help="TOML configuration file")
-    replay.add_argument(
-        "--wall-clock",
-        type=_wall_clock,
-        default=None,
-        metavar="TIME",
-        help=(
-            "judge events against this wall clock too ('now', epoch seconds or ISO-8601): "
-            "an event later than it by more than [join] max_ahead_of_wall_clock_seconds "
-            "is refused. Default: none, a file is judged by its own event time only"
-        ),
-    )
-    replay.set_defaults(handler=_replay)
+    _add_replay_parser(sub)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the events")
     schema.add_argument(
@@ -324,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     retrainer.set_defaults(handler=_retrainer)
+
+    _add_notify_parser(sub)
 
     models = sub.add_parser("models", help="the model registry: list, show, search, reproduce")
     models.add_argument(

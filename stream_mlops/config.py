@@ -42,6 +42,15 @@ An example (every key optional; these are not the defaults)::
     "feature:amount" = [{name = "page_hinkley", warmup = 1000, threshold = 20}]
     score = []                       # no detector on the score
 
+    [notify]                         # stream-mlops notify: alerts and promotions to webhooks
+    max_attempts = 8                 # per webhook and notification, then a dead letter
+
+    [[notify.webhooks]]
+    url_env = "SLACK_WEBHOOK_URL"    # the URL (a secret) from the environment; or url = "..."
+    name = "fraud-oncall"            # how logs name it (default: scheme and host only)
+    models = ["fraud*"]              # fnmatch patterns of model ids
+    min_severity = "drift"           # no warnings
+
 >>> settings = load_settings(None)
 >>> settings.join.ttl_seconds, settings.model("fraud").min_observations
 (86400.0, 500)
@@ -61,14 +70,17 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from stream_mlops import detectors
@@ -83,9 +95,12 @@ __all__ = [
     "KafkaTopics",
     "LimitSettings",
     "ModelSettings",
+    "NotifySettings",
     "PromotionSettings",
     "RetrainerSettings",
     "Settings",
+    "WebhookSettings",
+    "check_webhook_url",
     "load_settings",
     "parse_settings",
 ]
@@ -358,6 +373,104 @@ class RetrainerSettings(_Section):
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
 
 
+#: The events the notifier forwards, by their ``type``.
+NotifiedEvent = Literal["drift_alert", "model_update"]
+NOTIFIED_EVENTS: Final[tuple[NotifiedEvent, ...]] = ("drift_alert", "model_update")
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL; the error never repeats it (it may hold a token).
+
+    >>> check_webhook_url("https://hooks.example.com/services/T0/B0/secret")
+    'https://hooks.example.com/services/T0/B0/secret'
+    >>> check_webhook_url("hooks.example.com/secret")
+    Traceback (most recent call last):
+    ...
+    ValueError: must be an http:// or https:// URL with a host
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. a bad port or bracketed host
+        host = None
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise ValueError("must not contain spaces or control characters")
+    return url
+
+
+class WebhookSettings(_Section):
+    """``[[notify.webhooks]]``: one HTTP endpoint and what it receives."""
+
+    #: The endpoint. Webhook URLs usually carry a token: it is kept out of
+    #: reprs and logs (``url_env`` keeps it out of the file as well).
+    url: SecretStr | None = None
+    #: The environment variable that holds the URL, read when the notifier starts.
+    url_env: str | None = None
+    #: How logs and dead letters name the webhook (default: the URL's scheme and host).
+    name: str | None = None
+    #: "slack": a Slack-compatible body ({"text": ..., "blocks": [...]});
+    #: "json": the event itself, as on its topic.
+    format: Literal["slack", "json"] = "slack"
+    #: Which events: drift alerts, promotions (model updates), or both.
+    events: list[NotifiedEvent] = Field(default_factory=lambda: list(NOTIFIED_EVENTS), min_length=1)
+    #: Model ids, as fnmatch patterns ("fraud*"); default: every model.
+    models: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    #: Alerts below this severity are not sent ("warning": all of them).
+    min_severity: Literal["warning", "drift"] = "warning"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_webhook_url(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebhookSettings:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url and url_env")
+        return self
+
+
+class NotifySettings(_Section):
+    """``[notify]``: the notifier (``stream-mlops notify``), docs/notify.md."""
+
+    #: Its own consumer group: it commits its offsets after each delivery.
+    group_id: str = "stream-mlops-notifier"
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    #: HTTP attempts per webhook and notification (the first included) before
+    #: the notification becomes a dead letter. 8 attempts with the default
+    #: backoff span about two minutes: a webhook service's restart or a short
+    #: outage, not a long one (that is what the dead letters are for).
+    max_attempts: Annotated[int, Field(ge=1)] = 8
+    #: The wait after the first failure; each further failure multiplies it by
+    #: ``backoff_multiplier``, up to ``backoff_max_seconds``.
+    backoff_initial_seconds: Annotated[float, Field(gt=0)] = 1.0
+    backoff_multiplier: Annotated[float, Field(ge=1)] = 2.0
+    backoff_max_seconds: Annotated[float, Field(gt=0)] = 60.0
+    #: Each wait is shortened by a random fraction up to this (0: none, 1: "full
+    #: jitter"), so notifiers retrying the same endpoint do not retry in step.
+    backoff_jitter: Annotated[float, Field(ge=0, le=1)] = 0.5
+    #: One HTTP request's timeout (connect and response).
+    timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    #: Records read but not yet settled (delivered or dead-lettered) at most;
+    #: beyond, the notifier stops fetching until deliveries catch up.
+    max_in_flight: Annotated[int, Field(ge=1)] = 1000
+    #: How long the group waits for a silent notifier (a killed one) before its
+    #: partitions move; None keeps the client's default (45 s). The broker
+    #: accepts 6000 and up (group.min.session.timeout.ms).
+    session_timeout_ms: Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _backoff_bounds(self) -> NotifySettings:
+        if self.backoff_max_seconds < self.backoff_initial_seconds:
+            raise ValueError("backoff_max_seconds must be at least backoff_initial_seconds")
+        return self
+
+
 class Settings(_Section):
     join: JoinSettings = Field(default_factory=JoinSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
@@ -369,6 +482,7 @@ class Settings(_Section):
     unknown_models: Literal["accept", "reject"] = "accept"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     retrainer: RetrainerSettings = Field(default_factory=RetrainerSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     def model(self, model_id: str) -> ModelSettings:
         """The effective settings of one model: [defaults] merged with its section."""

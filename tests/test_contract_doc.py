@@ -23,9 +23,11 @@ from stream_mlops.config import (
     KafkaTopics,
     LimitSettings,
     ModelSettings,
+    NotifySettings,
     PromotionSettings,
     RetrainerSettings,
     Settings,
+    WebhookSettings,
 )
 from stream_mlops.events import _ALL_MODELS, _INPUT_MODELS, decode_input, dumps
 
@@ -80,6 +82,8 @@ def _fields(model: type[BaseModel]) -> list[str]:
         ("[limits]", LimitSettings),
         ("[retrainer]", RetrainerSettings),
         ("[retrainer.promotion]", PromotionSettings),
+        ("[notify]", NotifySettings),
+        ("[[notify.webhooks]]", WebhookSettings),
     ],
 )
 def test_every_key_of_a_section_is_listed(section: str, model: type[BaseModel]) -> None:

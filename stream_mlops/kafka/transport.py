@@ -19,6 +19,12 @@ Semantics every backend must keep:
   metadata captured by the caller (KIP-447 fencing) and commits; any failure
   leaves the transaction aborted or abortable and is raised as
   ``TransactionFailedError``.
+* A group member that is not transactional (the notifier: its effect is an
+  HTTP call, which no Kafka transaction can cover) commits its offsets itself
+  with ``GroupConsumer.commit``, synchronously, after the effect; a commit the
+  group refuses (it moved on) raises ``OffsetCommitFailedError``. It bounds
+  what it holds with ``pause`` / ``resume``, which keep it polling, and so in
+  the group, without fetching more.
 
 Besides the runtime's three roles, every command's other Kafka work goes
 through three more, so that a client setting (``[kafka] client``, and the
@@ -147,6 +153,14 @@ class TransactionFailedError(TransportError):
         self.fenced = fenced
 
 
+class OffsetCommitFailedError(TransportError):
+    """``GroupConsumer.commit`` did not store the offsets (e.g. the group rebalanced).
+
+    Nothing is lost: the records after the last stored offsets are read again
+    by whichever member owns their partitions next.
+    """
+
+
 class AssignmentTracker:
     """Records assignment changes from the client's callback thread.
 
@@ -195,6 +209,23 @@ class GroupConsumer(Protocol):
     def group_metadata(self) -> object:
         """An opaque snapshot of the membership, passed back to ``commit``."""
         ...
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Store ``offsets`` (next offset to read) as the group's, synchronously.
+
+        For members that are not transactional. Raises ``OffsetCommitFailedError``
+        when the group did not take them (it rebalanced meanwhile).
+        """
+        ...
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        """Fetch nothing more from these partitions until ``resume``; polls go on.
+
+        A rebalance may resume them: pause again after an assignment change.
+        """
+        ...
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None: ...
 
     def close(self) -> None:
         """Leave the group promptly, committing nothing."""

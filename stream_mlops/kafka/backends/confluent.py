@@ -41,6 +41,7 @@ from stream_mlops.kafka.transport import (
     AssignmentTracker,
     BrokerUnreachableError,
     DeliveryFailedError,
+    OffsetCommitFailedError,
     Record,
     StartAt,
     TimestampedRecord,
@@ -245,6 +246,28 @@ class ConfluentGroupConsumer:
 
     def group_metadata(self) -> object:
         return self._consumer.consumer_group_metadata()
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        try:
+            stored = self._consumer.commit(
+                offsets=[_cktp(tp, off) for tp, off in offsets.items()], asynchronous=False
+            )
+        except ck.KafkaException as exc:
+            raise OffsetCommitFailedError(f"offset commit failed: {exc.args[0].str()}") from None
+        # A commit can succeed as a request and still fail for some partitions.
+        for tp in stored or ():
+            if tp.error is not None:
+                raise OffsetCommitFailedError(
+                    f"offset commit failed for {tp.topic}[{tp.partition}]: {tp.error.str()}"
+                )
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.pause([_cktp(tp) for tp in partitions])
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.resume([_cktp(tp) for tp in partitions])
 
     def close(self) -> None:
         self._consumer.close()

@@ -26,6 +26,7 @@ from stream_mlops.kafka.transport import (
     AssignmentTracker,
     BrokerUnreachableError,
     DeliveryFailedError,
+    OffsetCommitFailedError,
     Record,
     StartAt,
     TimestampedRecord,
@@ -157,6 +158,24 @@ class KafkaPythonGroupConsumer:
 
     def group_metadata(self) -> object:
         return self._consumer.group_metadata()
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(
+                {_ktp(tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
+            )
+        except kerrors.KafkaError as exc:  # CommitFailedError after a rebalance, a timeout
+            raise OffsetCommitFailedError(
+                f"offset commit failed: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.pause(*(_ktp(tp) for tp in partitions))
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.resume(*(_ktp(tp) for tp in partitions))
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
