@@ -170,7 +170,7 @@ def test_kill9_and_restart_loses_and_duplicates_no_alert(
     killed_at = time.monotonic()
     with EngineProcess(config, "a", tmp_path / "engine2.log") as second:
         restored = second.wait_for_log("state.restored")
-        assert restored["pending_rebuilt"], "predictions still waiting for outcomes must be rebuilt"
+        assert restored["pending"], "predictions still waiting for outcomes must be rebuilt"
         wait_consumed(deployment)
         assert second.terminate() == 0
     assert time.monotonic() - killed_at < 120
