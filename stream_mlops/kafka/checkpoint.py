@@ -104,12 +104,15 @@ class Checkpoint:
     # -- Outputs --------------------------------------------------------------
 
     def send(self, topic: str, key: bytes | None, value: bytes, kind: str) -> None:
-        self._produce(topic, key, value)
+        try:
+            self._produce(topic, key, value)
+        except TransactionFailedError as exc:
+            self._raise_if_fenced(exc)
+            raise
         self._outputs[kind] += 1
 
     def dead_letter(self, record: Record, error: str, cause: str) -> None:
-        letter = dead_letter(record, error)
-        self._produce(self._dead_letter_topic, record.key, encode(letter))
+        self._send(self._dead_letter_topic, record.key, encode(dead_letter(record, error)))
         self._dead_letters[cause] += 1
         self._log.warning(
             "dead_letter",
@@ -142,16 +145,13 @@ class Checkpoint:
 
         Raises ``FencedError`` if another process owns the transactional id now.
         """
-        for snapshot in snapshots:
-            self._produce(
-                self._state_topic,
-                snapshot.key,
-                snapshot.to_bytes(),
-                partition=self._state_partition(snapshot.partition),
-            )
         try:
-            self._call(lambda: self._producer.commit(offsets, group_metadata))
+            for snapshot in snapshots:
+                partition = self._state_partition(snapshot.partition)
+                self._produce(self._state_topic, snapshot.key, snapshot.to_bytes(), partition)
+            self._producer.commit(offsets, group_metadata)
         except TransactionFailedError as exc:
+            self._raise_if_fenced(exc)
             return self._settle("aborted", reason=str(exc))
         return self._settle("committed", snapshots=len(snapshots), tasks=tasks)
 
@@ -184,17 +184,30 @@ class Checkpoint:
         self.urgent = False
         return report
 
+    def _send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> None:
+        try:
+            self._produce(topic, key, value, partition)
+        except TransactionFailedError as exc:
+            self._raise_if_fenced(exc)
+            raise
+
     def _call(self, action: Callable[[], None]) -> None:
         """Run a producer call; a fenced producer becomes ``FencedError``."""
         try:
             action()
         except TransactionFailedError as exc:
-            if exc.fenced:
-                self.open = False
-                self._log.error(f"{self._owner}.fenced", transactional_id=self._transactional_id)
-                raise FencedError(
-                    f"another {self._owner} took over transactional id "
-                    f"{self._transactional_id!r}; give each {self._owner} process its own "
-                    "--instance-id"
-                ) from exc
+            self._raise_if_fenced(exc)
             raise
+
+    def _raise_if_fenced(self, exc: TransactionFailedError) -> None:
+        if not exc.fenced:
+            return
+        self.open = False
+        self._log.error(f"{self._owner}.fenced", transactional_id=self._transactional_id)
+        raise FencedError(
+            f"another {self._owner} took over transactional id "
+            f"{self._transactional_id!r}; give each {self._owner} process its own "
+            "--instance-id"
+        ) from exc
