@@ -23,7 +23,8 @@ in the snapshot).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal, NamedTuple
 
 import structlog
@@ -39,6 +40,7 @@ from stream_mlops.events import (
     decode_input,
     encode,
 )
+from stream_mlops.kafka.observer import RuntimeObserver
 from stream_mlops.kafka.task_runtime import Outputs, RuntimeConfig, TaskRuntime
 from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition, Transport
 
@@ -186,7 +188,12 @@ class EngineService:
 
 
 def engine_runtime(
-    settings: Settings, transport: Transport, *, instance_id: str
+    settings: Settings,
+    transport: Transport,
+    *,
+    instance_id: str,
+    observers: Iterable[RuntimeObserver] = (),
+    clock: Callable[[], float] = time.monotonic,
 ) -> TaskRuntime[Engine]:
     """The drift engine as a group member of ``[kafka] group_id``."""
     kafka = settings.kafka
@@ -196,4 +203,4 @@ def engine_runtime(
         transactional_id_prefix=kafka.transactional_id_prefix,
         instance_id=instance_id,
     )
-    return TaskRuntime(EngineService(settings), transport, config)
+    return TaskRuntime(EngineService(settings), transport, config, observers=observers, clock=clock)

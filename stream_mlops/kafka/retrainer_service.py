@@ -13,12 +13,14 @@ version and one visible update).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import structlog
 
 from stream_mlops.config import Settings
 from stream_mlops.events import EventError, encode
+from stream_mlops.kafka.observer import RuntimeObserver
 from stream_mlops.kafka.retrain_inputs import decode_labeled, decode_request
 from stream_mlops.kafka.task_runtime import Outputs, RuntimeConfig, TaskRuntime
 from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition, Transport
@@ -120,6 +122,8 @@ def retrainer_runtime(
     *,
     instance_id: str,
     policy: PromotionPolicy,
+    observers: Iterable[RuntimeObserver] = (),
+    clock: Callable[[], float] = time.monotonic,
 ) -> TaskRuntime[RetrainTask]:
     """The retrainer as a group member of ``[retrainer] group_id``."""
     retrainer = settings.retrainer
@@ -131,4 +135,4 @@ def retrainer_runtime(
         session_timeout_ms=retrainer.session_timeout_ms,
     )
     service = RetrainerService(Retrainer(settings, registry, policy), settings)
-    return TaskRuntime(service, transport, config)
+    return TaskRuntime(service, transport, config, observers=observers, clock=clock)

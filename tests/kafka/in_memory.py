@@ -126,6 +126,10 @@ class MemoryCluster:
         """A record written outside any transaction, as an input producer would."""
         return self._append(TopicPartition(topic, partition), key, value, None)
 
+    def end_offset(self, tp: TopicPartition) -> int:
+        """The log end offset (markers and open transactions included)."""
+        return len(self._log(tp))
+
     def committed_records(self, topic: str) -> list[Record]:
         """What a read_committed consumer of the whole topic sees, partition by partition."""
         return [
