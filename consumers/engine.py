@@ -17,9 +17,14 @@ from stream_mlops.config import ConfigError, Settings, load_settings
 from stream_mlops.engine import SnapshotError
 from stream_mlops.kafka.backends import transport_for
 from stream_mlops.kafka.bootstrap import configured_bootstrap_servers
-from stream_mlops.kafka.engine_service import engine_runtime
+from stream_mlops.kafka.engine_service import EngineService
 from stream_mlops.kafka.state import StateError
-from stream_mlops.kafka.task_runtime import FencedError, stop_on_signals
+from stream_mlops.kafka.task_runtime import (
+    FencedError,
+    RuntimeConfig,
+    TaskRuntime,
+    stop_on_signals,
+)
 from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import LogFormat, configure
 
@@ -72,8 +77,9 @@ def main(
     except ValueError as exc:
         log.error("engine.failed", error=str(exc))
         return 2
+    config = RuntimeConfig.for_group(kafka, kafka, instance_id=instance)
     try:
-        engine_runtime(settings, transport, instance_id=instance).run(stop)
+        TaskRuntime(EngineService(settings), transport, config).run(stop)
     except (FencedError, StateError, SnapshotError, TransportError) as exc:
         log.error("engine.failed", error=str(exc))
         return 1

@@ -15,15 +15,20 @@ import structlog
 from consumers.engine import default_instance_id, with_connection
 from stream_mlops.config import ConfigError, load_settings
 from stream_mlops.kafka.backends import transport_for
-from stream_mlops.kafka.retrainer_service import retrainer_runtime
+from stream_mlops.kafka.retrainer_service import RetrainerService
 from stream_mlops.kafka.state import StateError
-from stream_mlops.kafka.task_runtime import FencedError, stop_on_signals
+from stream_mlops.kafka.task_runtime import (
+    FencedError,
+    RuntimeConfig,
+    TaskRuntime,
+    stop_on_signals,
+)
 from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import LogFormat, configure
 from stream_mlops.registry import ModelRegistry, RegistryError
 from stream_mlops.registry.cli import resolve_registry
 from stream_mlops.retrain import PromotionPolicy
-from stream_mlops.retrain.retrainer import RetrainStateError
+from stream_mlops.retrain.retrainer import Retrainer, RetrainStateError
 
 
 def main(
@@ -68,11 +73,15 @@ def main(
     except (ValueError, RegistryError, OSError) as exc:
         log.error("retrainer.failed", error=str(exc))
         return 2
+    service = RetrainerService(Retrainer(settings, registry, policy), settings)
+    config = RuntimeConfig.for_group(
+        kafka,
+        settings.retrainer,
+        instance_id=instance,
+        session_timeout_ms=settings.retrainer.session_timeout_ms,
+    )
     try:
-        runtime = retrainer_runtime(
-            settings, transport, registry, instance_id=instance, policy=policy
-        )
-        runtime.run(stop)
+        TaskRuntime(service, transport, config).run(stop)
     except (FencedError, StateError, RetrainStateError, TransportError, RegistryError) as exc:
         log.error("retrainer.failed", error=str(exc))
         return 1

@@ -23,8 +23,7 @@ in the snapshot).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal, NamedTuple
 
 import structlog
@@ -40,9 +39,8 @@ from stream_mlops.events import (
     decode_input,
     encode,
 )
-from stream_mlops.kafka.observer import RuntimeObserver
-from stream_mlops.kafka.task_runtime import Outputs, RuntimeConfig, TaskRuntime
-from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition, Transport
+from stream_mlops.kafka.task_runtime import Outputs
+from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition
 
 Kind = Literal["prediction", "outcome"]
 
@@ -185,22 +183,3 @@ class EngineService:
 
     def totals(self) -> dict[str, object]:
         return {}
-
-
-def engine_runtime(
-    settings: Settings,
-    transport: Transport,
-    *,
-    instance_id: str,
-    observers: Iterable[RuntimeObserver] = (),
-    clock: Callable[[], float] = time.monotonic,
-) -> TaskRuntime[Engine]:
-    """The drift engine as a group member of ``[kafka] group_id``."""
-    kafka = settings.kafka
-    config = RuntimeConfig.from_settings(
-        kafka,
-        group_id=kafka.group_id,
-        transactional_id_prefix=kafka.transactional_id_prefix,
-        instance_id=instance_id,
-    )
-    return TaskRuntime(EngineService(settings), transport, config, observers=observers, clock=clock)

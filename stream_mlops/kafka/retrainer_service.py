@@ -13,19 +13,16 @@ version and one visible update).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 
 from stream_mlops.config import Settings
 from stream_mlops.events import EventError, encode
-from stream_mlops.kafka.observer import RuntimeObserver
 from stream_mlops.kafka.retrain_inputs import decode_labeled, decode_request
-from stream_mlops.kafka.task_runtime import Outputs, RuntimeConfig, TaskRuntime
-from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition, Transport
-from stream_mlops.retrain import PromotionPolicy, RetrainInputError, SourcePosition
-from stream_mlops.retrain.registry_view import RegistryView
+from stream_mlops.kafka.task_runtime import Outputs
+from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition
+from stream_mlops.retrain import RetrainInputError, SourcePosition
 from stream_mlops.retrain.retrainer import Notice, Retrainer, RetrainTask, Step
 
 
@@ -113,26 +110,3 @@ class RetrainerService:
 
     def totals(self) -> dict[str, object]:
         return self.core.totals()
-
-
-def retrainer_runtime(
-    settings: Settings,
-    transport: Transport,
-    registry: RegistryView,
-    *,
-    instance_id: str,
-    policy: PromotionPolicy,
-    observers: Iterable[RuntimeObserver] = (),
-    clock: Callable[[], float] = time.monotonic,
-) -> TaskRuntime[RetrainTask]:
-    """The retrainer as a group member of ``[retrainer] group_id``."""
-    retrainer = settings.retrainer
-    config = RuntimeConfig.from_settings(
-        settings.kafka,
-        group_id=retrainer.group_id,
-        transactional_id_prefix=retrainer.transactional_id_prefix,
-        instance_id=instance_id,
-        session_timeout_ms=retrainer.session_timeout_ms,
-    )
-    service = RetrainerService(Retrainer(settings, registry, policy), settings)
-    return TaskRuntime(service, transport, config, observers=observers, clock=clock)

@@ -80,6 +80,7 @@ from stream_mlops.kafka.transport import (
 __all__ = [
     "MAX_POLL_INTERVAL_MS",
     "FencedError",
+    "GroupIdentity",
     "Outputs",
     "RuntimeConfig",
     "TaskRuntime",
@@ -172,12 +173,11 @@ class RuntimeConfig:
     session_timeout_ms: int | None = None
 
     @classmethod
-    def from_settings(
+    def for_group(
         cls,
         kafka: KafkaSettings,
+        group: GroupIdentity,
         *,
-        group_id: str,
-        transactional_id_prefix: str,
         instance_id: str,
         session_timeout_ms: int | None = None,
     ) -> RuntimeConfig:
@@ -187,8 +187,8 @@ class RuntimeConfig:
         restarted process fences its killed predecessor's open transaction at once.
         """
         return cls(
-            group_id=group_id,
-            transactional_id=f"{transactional_id_prefix}-{instance_id}",
+            group_id=group.group_id,
+            transactional_id=f"{group.transactional_id_prefix}-{instance_id}",
             state_topic=kafka.topics.state,
             dead_letter_topic=kafka.topics.dead_letters,
             checkpoint_interval_ms=kafka.checkpoint_interval_ms,
@@ -196,6 +196,16 @@ class RuntimeConfig:
             max_record_bytes=kafka.max_record_bytes,
             session_timeout_ms=session_timeout_ms,
         )
+
+
+class GroupIdentity(Protocol):
+    """The settings section that names a service's consumer group and transactional ids."""
+
+    @property
+    def group_id(self) -> str: ...
+
+    @property
+    def transactional_id_prefix(self) -> str: ...
 
 
 @dataclass(slots=True)

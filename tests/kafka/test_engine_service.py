@@ -9,8 +9,6 @@ and an aborted commit, and the dead letters' causes.
 from __future__ import annotations
 
 import base64
-import gc
-from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -18,11 +16,14 @@ import pytest
 from stream_mlops.config import Settings, parse_settings
 from stream_mlops.engine import Engine
 from stream_mlops.events import DriftAlert, RetrainRequest, decode_input, encode
-from stream_mlops.kafka.engine_service import engine_runtime
-from stream_mlops.kafka.task_runtime import TaskRuntime
+from stream_mlops.kafka.engine_service import EngineService
+from stream_mlops.kafka.task_runtime import RuntimeConfig, TaskRuntime
 from stream_mlops.kafka.transport import TopicPartition
 from tests.kafka.in_memory import MemoryCluster
 from tests.kafka.streams import fraud_stream, partition_of
+
+# The runtime tunes and freezes the collector process-wide: undone after each test.
+pytestmark = pytest.mark.usefixtures("restored_gc")
 
 PARTITIONS = 2
 TOPICS = {
@@ -37,20 +38,19 @@ TOPICS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def process_gc_settings() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
-
-
 def deployment(kafka: dict[str, object], **other: object) -> tuple[MemoryCluster, Settings]:
     cluster = MemoryCluster()
     for name in TOPICS.values():
         cluster.create_topic(name, PARTITIONS)
     settings = parse_settings({"kafka": {"topics": TOPICS, **kafka}, **other})
     return cluster, settings
+
+
+def engine_runtime(cluster: MemoryCluster, settings: Settings) -> TaskRuntime[Engine]:
+    """An engine whose clock stands still: it commits when the test says so (or max events)."""
+    kafka = settings.kafka
+    config = RuntimeConfig.for_group(kafka, kafka, instance_id="a")
+    return TaskRuntime(EngineService(settings), cluster.transport(), config, clock=lambda: 0.0)
 
 
 def produce(cluster: MemoryCluster, topic: str, events: list[dict[str, object]]) -> None:
@@ -98,7 +98,7 @@ def test_alerts_are_exactly_once_across_a_crash_and_an_aborted_commit() -> None:
         6000, drift_at=3000, error_before=0.05, error_after=0.30, seed=1
     )
     produce(cluster, "predictions", predictions)
-    first = engine_runtime(settings, cluster.transport(), instance_id="a", clock=lambda: 0.0)
+    first = engine_runtime(cluster, settings)
     first.start()
     drain(first, cluster, "predictions", steps=50)
     produce(cluster, "outcomes", outcomes)
@@ -108,9 +108,7 @@ def test_alerts_are_exactly_once_across_a_crash_and_an_aborted_commit() -> None:
     cluster.crash()  # kill -9
     cluster.expire_sessions(settings.kafka.group_id)
 
-    with engine_runtime(
-        settings, cluster.transport(), instance_id="a", clock=lambda: 0.0
-    ) as second:
+    with engine_runtime(cluster, settings) as second:
         second.start()
         second.step()
         pending = sum(engine.stats.pending for engine in second.tasks.values())
@@ -147,7 +145,7 @@ def test_bad_records_are_dead_letters_with_a_cause_and_the_engine_goes_on() -> N
     for value in bad:
         cluster.produce("predictions", value, key=b"k", partition=0)
     produce(cluster, "predictions", predictions)
-    with engine_runtime(settings, cluster.transport(), instance_id="a") as runtime:
+    with engine_runtime(cluster, settings) as runtime:
         runtime.start()
         drain(runtime, cluster, "predictions", steps=20)
         causes = runtime.stats.snapshot().dead_letters

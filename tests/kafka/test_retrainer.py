@@ -26,8 +26,8 @@ from stream_mlops.cli import main as cli_main
 from stream_mlops.config import load_settings
 from stream_mlops.events import LabeledEvent, RetrainRequest, WindowStart, encode, utc_datetime
 from stream_mlops.kafka.backends import transport_for
-from stream_mlops.kafka.retrainer_service import RetrainerService, retrainer_runtime
-from stream_mlops.kafka.task_runtime import TaskRuntime
+from stream_mlops.kafka.retrainer_service import RetrainerService
+from stream_mlops.kafka.task_runtime import RuntimeConfig, TaskRuntime
 from stream_mlops.kafka.transport import (
     GroupConsumer,
     PartitionReader,
@@ -46,7 +46,7 @@ from stream_mlops.retrain import (
 )
 from stream_mlops.retrain.bootstrap import bootstrap_champion
 from stream_mlops.retrain.models import prepare_label
-from stream_mlops.retrain.retrainer import RetrainTask
+from stream_mlops.retrain.retrainer import Retrainer, RetrainTask
 from tests.kafka.engine_process import EngineProcess
 from tests.kafka.streams import Deployment, create_deployment, delete_deployment, read_all
 from tests.retrain.streams import fraud_stream
@@ -452,7 +452,9 @@ def test_a_crash_while_acting_on_a_promotion_registers_and_publishes_once(
         transport = transport_for("kafka-python", deployment.bootstrap, client_id="test-retrainer")
         if crash_on_commit:
             transport = CrashingTransport(transport, setup.topic("model_updates"))
-        return retrainer_runtime(settings, transport, registry, instance_id="crash", policy=policy)
+        service = RetrainerService(Retrainer(settings, registry, policy), settings)
+        config = RuntimeConfig.for_group(settings.kafka, settings.retrainer, instance_id="crash")
+        return TaskRuntime(service, transport, config)
 
     first = (
         runtime(CrashAfterRegister(setup.registry_dir), crash_on_commit=False)

@@ -9,7 +9,6 @@ would: what ``read_committed`` shows on the output topics.
 
 from __future__ import annotations
 
-import gc
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,6 +27,9 @@ from stream_mlops.kafka.task_runtime import (
 )
 from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition
 from tests.kafka.in_memory import MemoryCluster
+
+# The runtime tunes and freezes the collector process-wide: undone after each test.
+pytestmark = pytest.mark.usefixtures("restored_gc")
 
 INPUTS = ("numbers", "more-numbers")
 TOTALS = "totals"
@@ -199,15 +201,6 @@ def running(setup: Setup, runtime: TaskRuntime[Tally]) -> TaskRuntime[Tally]:
     runtime.start()
     runtime.step()
     return runtime
-
-
-@pytest.fixture(autouse=True)
-def process_gc_settings() -> Iterator[None]:
-    """The runtime tunes and freezes the collector process-wide: undo it after each test."""
-    thresholds = gc.get_threshold()
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
 
 
 @pytest.fixture

@@ -76,6 +76,15 @@ def feed(core: Retrainer, task: RetrainTask, examples: Iterable[LabeledExample])
     return [core.labeled(task, e) for e in examples]
 
 
+def retrain(core: Retrainer, post: int, *, flipped: bool = True) -> tuple[RetrainTask, list[Step]]:
+    """Pre-change events, a request from the change on, then ``post`` events: the steps of those."""
+    task = core.fresh(0)
+    examples = drifted(post, flipped=flipped)
+    feed(core, task, examples[:PRE])
+    core.request(task, request(), REQUESTS)
+    return task, feed(core, task, examples[PRE:])
+
+
 def events(step: Step) -> list[str]:
     return [n.event for n in step.notices]
 
@@ -197,11 +206,7 @@ def test_a_promotion_is_registered_and_published_only_when_acted_on(
     registry: ModelRegistry,
 ) -> None:
     core = Retrainer(settings(), registry, POLICY)
-    task = core.fresh(0)
-    examples = drifted(1500)
-    feed(core, task, examples[:PRE])
-    core.request(task, request(), REQUESTS)
-    steps = feed(core, task, examples[PRE:])
+    task, steps = retrain(core, 1500)
     decided_at = next(i for i, s in enumerate(steps) if s.decided)
     assert all(not s.decided for s in steps[decided_at + 1 :]), "decided once"
     assert core.has_actions(task)
@@ -232,11 +237,7 @@ def test_acting_again_after_a_crash_registers_nothing_new_and_repeats_the_same_u
     tmp_path: Path, registry: ModelRegistry
 ) -> None:
     core = Retrainer(settings(), registry, POLICY)
-    task = core.fresh(0)
-    examples = drifted(1500)
-    feed(core, task, examples[:PRE])
-    core.request(task, request(), REQUESTS)
-    feed(core, task, examples[PRE:])
+    task, _ = retrain(core, 1500)
     committed = core.snapshot(task)  # the decision's commit
     first = core.act(task)  # then the process dies before this transaction commits
 
@@ -251,11 +252,8 @@ def test_acting_again_after_a_crash_registers_nothing_new_and_repeats_the_same_u
 
 def test_a_challenger_that_does_not_win_is_retired(registry: ModelRegistry) -> None:
     core = Retrainer(settings(), registry, POLICY)
-    task = core.fresh(0)
-    examples = drifted(900, flipped=False)
-    feed(core, task, examples[:PRE])
-    core.request(task, request(), REQUESTS)
-    assert any(s.decided for s in feed(core, task, examples[PRE:]))
+    task, steps = retrain(core, 900, flipped=False)
+    assert any(s.decided for s in steps)
     acted = core.act(task)
     assert acted.updates == ()
     (retired,) = acted.notices
