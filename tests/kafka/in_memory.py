@@ -243,12 +243,17 @@ class MemoryCluster:
 
     def _visible(self, tp: TopicPartition, start: int, end: int | None) -> Iterator[Record]:
         stop = self._stable_end(tp) if end is None else min(end, self._stable_end(tp))
-        for entry in self._log(tp)[start:stop]:
+        log = self._log(tp)
+        for offset in range(start, stop):  # no slice: a poll reads a few hundred of a long log
+            entry = log[offset]
             if entry.visible:
                 yield Record(tp.topic, tp.partition, entry.offset, entry.key, entry.value)
 
 
 class MemoryGroupConsumer:
+    #: records a poll takes from one partition at most (a client's per-partition fetch size)
+    FETCH_RECORDS = 500
+
     def __init__(self, cluster: MemoryCluster, group_id: str, **settings: object) -> None:
         cluster._members += 1
         self.member_id = f"member-{cluster._members}"
@@ -280,10 +285,12 @@ class MemoryGroupConsumer:
         for tp in sorted(self._assignment):
             position = self._positions[tp]
             stable = self._cluster._stable_end(tp)
+            room = min(self.FETCH_RECORDS, max_records - len(out))
             for record in self._cluster._visible(tp, position, None):
-                if len(out) >= max_records:
+                if room == 0:
                     break
                 out.append(record)
+                room -= 1
                 position = record.offset + 1
             else:
                 position = max(position, stable)  # past markers and aborted records
