@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from stream_mlops.kafka import task_runtime
+
 
 @pytest.fixture
 def restored_gc() -> Iterator[None]:
@@ -17,3 +19,22 @@ def restored_gc() -> Iterator[None]:
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+@pytest.fixture
+def process_settings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The runtime's process-wide collector settings, recorded instead of applied.
+
+    A restore's ``freeze_long_lived`` is a full collection of the whole test
+    process, slow in a large one, and changes the collector for every later
+    test; ``tests/kafka/test_memory.py`` tests the settings themselves.
+    """
+    calls: list[str] = []
+
+    def freeze() -> int:
+        calls.append("freeze")
+        return 0
+
+    monkeypatch.setattr(task_runtime, "tune_gc", lambda: calls.append("tune_gc"))
+    monkeypatch.setattr(task_runtime, "freeze_long_lived", freeze)
+    return calls

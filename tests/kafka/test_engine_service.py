@@ -22,8 +22,7 @@ from stream_mlops.kafka.transport import TopicPartition
 from tests.kafka.in_memory import MemoryCluster
 from tests.kafka.streams import fraud_stream, partition_of
 
-# The runtime tunes and freezes the collector process-wide: undone after each test.
-pytestmark = pytest.mark.usefixtures("restored_gc")
+pytestmark = pytest.mark.usefixtures("process_settings")
 
 PARTITIONS = 2
 TOPICS = {

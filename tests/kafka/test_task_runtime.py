@@ -28,8 +28,7 @@ from stream_mlops.kafka.task_runtime import (
 from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition
 from tests.kafka.in_memory import MemoryCluster
 
-# The runtime tunes and freezes the collector process-wide: undone after each test.
-pytestmark = pytest.mark.usefixtures("restored_gc")
+pytestmark = pytest.mark.usefixtures("process_settings")
 
 INPUTS = ("numbers", "more-numbers")
 TOTALS = "totals"
@@ -475,7 +474,7 @@ def test_observers_hear_of_polls_batches_checkpoints_and_readiness(setup: Setup)
 
 
 def test_run_commits_the_last_transaction_at_stop_and_closes_every_client(
-    setup: Setup,
+    setup: Setup, process_settings: list[str]
 ) -> None:
     stop = threading.Event()
 
@@ -488,6 +487,7 @@ def test_run_commits_the_last_transaction_at_stop_and_closes_every_client(
     setup.send(["1", "2"])
     setup.runtime(service=StopAfterThree()).run(stop)
     assert setup.totals() == [1, 3], "the final checkpoint committed"
+    assert process_settings == ["tune_gc", "freeze"], "gc tuned at start, frozen after restore"
     consumer = next(c for c in setup.cluster.clients if hasattr(c, "settings"))
     assert consumer.settings == {  # type: ignore[attr-defined]
         "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,

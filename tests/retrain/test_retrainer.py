@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -39,17 +40,19 @@ def settings(**retrainer: object) -> Settings:
     return parse_settings({"retrainer": retrainer})
 
 
-def registry_with_champion(tmp_path: Path) -> ModelRegistry:
-    registry = ModelRegistry(tmp_path / "registry")
+@pytest.fixture(scope="module")
+def champion_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry whose champion v1 was trained on the pre-change concept (built once)."""
+    path = tmp_path_factory.mktemp("champion") / "registry"
     champion = fraud_stream(1, 3000, start_ts=START_TS - 3000)
     bootstrap_champion(
-        registry,
+        ModelRegistry(path),
         "fraud",
         ModelSpec.for_task(Task.CLASSIFICATION),
         ((e.features, e.actual) for e in champion),
         created_ts=START_TS,
     )
-    return registry
+    return path
 
 
 def request(
@@ -90,8 +93,10 @@ def events(step: Step) -> list[str]:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> ModelRegistry:
-    return registry_with_champion(tmp_path)
+def registry(tmp_path: Path, champion_registry: Path) -> ModelRegistry:
+    """A copy of the champion's registry, for this test to change."""
+    shutil.copytree(champion_registry, tmp_path / "registry")
+    return ModelRegistry(tmp_path / "registry")
 
 
 def test_a_request_for_a_model_without_a_champion_is_rejected(registry: ModelRegistry) -> None:
