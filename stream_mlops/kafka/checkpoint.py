@@ -153,7 +153,7 @@ class Checkpoint:
         except TransactionFailedError as exc:
             self._raise_if_fenced(exc)
             return self._settle("aborted", reason=str(exc))
-        return self._settle("committed", snapshots=len(snapshots), tasks=tasks)
+        return self._settle("committed", snapshots=len(snapshots), tasks=tasks, offsets=offsets)
 
     def abort(self, reason: str) -> CheckpointReport:
         """Abort the open transaction: nothing it held becomes visible."""
@@ -169,6 +169,7 @@ class Checkpoint:
         *,
         snapshots: int = 0,
         tasks: Mapping[str, object] | None = None,
+        offsets: Mapping[TopicPartition, int] | None = None,
         reason: str | None = None,
     ) -> CheckpointReport:
         report = CheckpointReport(
@@ -177,6 +178,7 @@ class Checkpoint:
             snapshots=snapshots,
             duration_s=self._clock() - self._opened_at,
             tasks=tasks or {},
+            offsets=dict(offsets or {}),
             reason=reason,
         )
         self.open = False

@@ -88,6 +88,9 @@ class CheckpointReport:
     duration_s: float
     #: what the service says about its tasks after the commit (``TaskService.describe``)
     tasks: Mapping[str, object] = field(default_factory=dict)
+    #: the offsets committed (next to read, per input partition of the changed
+    #: tasks); with the partitions' end offsets, the consumer lag
+    offsets: Mapping[TopicPartition, int] = field(default_factory=dict)
     #: why it aborted
     reason: str | None = None
 

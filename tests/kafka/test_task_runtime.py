@@ -467,6 +467,10 @@ def test_observers_hear_of_polls_batches_checkpoints_and_readiness(setup: Setup)
         (checkpoint,) = recorder.checkpoints
         assert checkpoint.outcome == "committed" and checkpoint.snapshots == 1
         assert checkpoint.records == 1 and checkpoint.tasks == {"total": 5}
+        assert checkpoint.offsets == {
+            TopicPartition(INPUTS[0], 1): 1,
+            TopicPartition(INPUTS[1], 1): 0,
+        }
         assert recorder.polls == [setup.clock.now - 1.0, setup.clock.now]
     assert runtime.stats.snapshot().ready is False, "a closed runtime is not ready"
     view = runtime.stats.snapshot()
