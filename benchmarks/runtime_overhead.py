@@ -59,21 +59,11 @@ from stream_mlops.kafka.engine_service import EngineService
 from stream_mlops.kafka.task_runtime import RuntimeConfig, TaskRuntime
 from stream_mlops.kafka.transport import Record
 from stream_mlops.logging import configure
-from tests.kafka.in_memory import MemoryCluster, MemoryGroupConsumer, MemoryTransport
+from tests.kafka.in_memory import TOPICS, MemoryCluster, MemoryGroupConsumer, MemoryTransport
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 2
 LAG = 100
-TOPICS = {
-    "predictions": "predictions",
-    "outcomes": "outcomes",
-    "drift_alerts": "drift-alerts",
-    "retrain_requests": "retrain-requests",
-    "model_updates": "model-updates",
-    "labeled_events": "labeled-events",
-    "dead_letters": "dead-letters",
-    "state": "state",
-}
 SAME_JOB: dict[str, Any] = {
     "defaults": {
         "distribution_checks": False,
@@ -191,8 +181,7 @@ class DrainingTransport(MemoryTransport):
 
 def deployment(inputs: list[tuple[str, int, bytes]]) -> MemoryCluster:
     cluster = MemoryCluster()
-    for name in TOPICS.values():
-        cluster.create_topic(name, PARTITIONS)
+    cluster.create_topics(TOPICS.values(), PARTITIONS)
     for topic, partition, value in inputs:
         cluster.produce(topic, value, key=b"k", partition=partition)
     return cluster

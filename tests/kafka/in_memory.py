@@ -38,6 +38,18 @@ from stream_mlops.kafka.transport import (
     TransportError,
 )
 
+#: ``[kafka.topics]`` of a service deployment on a ``MemoryCluster`` (``create_topics``)
+TOPICS = {
+    "predictions": "predictions",
+    "outcomes": "outcomes",
+    "drift_alerts": "drift-alerts",
+    "retrain_requests": "retrain-requests",
+    "model_updates": "model-updates",
+    "labeled_events": "labeled-events",
+    "dead_letters": "dead-letters",
+    "state": "state",
+}
+
 
 @dataclass
 class _Transaction:
@@ -114,6 +126,10 @@ class MemoryCluster:
     def create_topic(self, name: str, partitions: int = 1) -> str:
         self._logs[name] = [[] for _ in range(partitions)]
         return name
+
+    def create_topics(self, names: Iterable[str], partitions: int) -> None:
+        for name in names:
+            self.create_topic(name, partitions)
 
     def partition_count(self, topic: str) -> int:
         if topic not in self._logs:

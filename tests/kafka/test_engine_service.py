@@ -19,28 +19,17 @@ from stream_mlops.events import DriftAlert, RetrainRequest, decode_input, encode
 from stream_mlops.kafka.engine_service import EngineService
 from stream_mlops.kafka.task_runtime import RuntimeConfig, TaskRuntime
 from stream_mlops.kafka.transport import TopicPartition
-from tests.kafka.in_memory import MemoryCluster
+from tests.kafka.in_memory import TOPICS, MemoryCluster
 from tests.kafka.streams import fraud_stream, partition_of
 
 pytestmark = pytest.mark.usefixtures("process_settings")
 
 PARTITIONS = 2
-TOPICS = {
-    "predictions": "predictions",
-    "outcomes": "outcomes",
-    "drift_alerts": "drift-alerts",
-    "retrain_requests": "retrain-requests",
-    "model_updates": "model-updates",
-    "labeled_events": "labeled-events",
-    "dead_letters": "dead-letters",
-    "state": "state",
-}
 
 
 def deployment(kafka: dict[str, object], **other: object) -> tuple[MemoryCluster, Settings]:
     cluster = MemoryCluster()
-    for name in TOPICS.values():
-        cluster.create_topic(name, PARTITIONS)
+    cluster.create_topics(TOPICS.values(), PARTITIONS)
     settings = parse_settings({"kafka": {"topics": TOPICS, **kafka}, **other})
     return cluster, settings
 
