@@ -25,7 +25,8 @@ from stream_mlops.config import Settings, parse_settings
 from stream_mlops.detectors import Detector
 from stream_mlops.engine import Engine, SnapshotError
 from stream_mlops.events import InputEvent, OutcomeEvent, PredictionEvent, encode
-from stream_mlops.kafka.state import TaskSnapshot, latest_snapshot
+from stream_mlops.kafka.restore import latest_snapshot
+from stream_mlops.kafka.state import TaskSnapshot
 from stream_mlops.snapshot import StateError
 from tests.streams import classifier
 

@@ -29,7 +29,6 @@ from typing import Final
 from crc32c import crc32c
 
 from stream_mlops.events import dumps, loads
-from stream_mlops.kafka.transport import GroupConsumer, PartitionReader, TopicPartition
 from stream_mlops.snapshot import SnapshotError, StateError
 
 __all__ = [
@@ -37,21 +36,13 @@ __all__ = [
     "SnapshotError",
     "StateError",
     "TaskSnapshot",
-    "latest_snapshot",
-    "require_copartitioned",
-    "state_partition",
     "task_key",
-    "task_snapshot_or_fresh",
 ]
 
 ENVELOPE_MAGIC: Final = b"stream-mlops-state/2\n"
 # Every envelope starts with this; the version follows it up to the newline.
 _ENVELOPE_PREFIX: Final = b"stream-mlops-state/"
 _CHECKSUM: Final = struct.Struct(">I")
-
-# Snapshots are small and written once per checkpoint, so the latest one is
-# near the end of its partition; start with a short backward window and widen.
-_FIRST_WINDOW = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,83 +120,3 @@ def task_key(group_id: str, partition: int) -> bytes:
     b'stream-mlops-engine:3'
     """
     return f"{group_id}:{partition}".encode()
-
-
-def latest_snapshot(
-    reader: PartitionReader, state_tp: TopicPartition, group_id: str, partition: int
-) -> TaskSnapshot | None:
-    """The newest committed snapshot of one task, or None if it never wrote one."""
-    key = task_key(group_id, partition)
-    begin = reader.beginning_offset(state_tp)
-    end = reader.end_offset(state_tp)
-    window = _FIRST_WINDOW
-    while True:
-        start = max(begin, end - window)
-        found: bytes | None = None
-        for record in reader.read(state_tp, start, end):
-            if record.key == key and record.value is not None:
-                found = record.value
-        if found is not None:
-            snapshot = TaskSnapshot.from_bytes(found, partition=partition)
-            if (snapshot.group_id, snapshot.partition) != (group_id, partition):
-                raise SnapshotError(
-                    f"the record under key {key.decode(errors='replace')!r} is the snapshot of "
-                    f"group {snapshot.group_id!r}, partition {snapshot.partition}",
-                    partition=partition,
-                )
-            return snapshot
-        if start <= begin:
-            return None
-        end, window = start, window * 8
-
-
-def state_partition(reader: PartitionReader, state_topic: str, partition: int) -> int:
-    """The state topic's partition that holds task ``partition``'s snapshots."""
-    return partition % reader.partition_count(state_topic)
-
-
-def require_copartitioned(reader: PartitionReader, topics: list[str], why: str) -> None:
-    """Fail at start, naming the counts, when ``topics`` differ in partitions.
-
-    Tasks pair partition *p* of every input topic; ``why`` says to the
-    operator why these topics must match.
-    """
-    counts = {t: reader.partition_count(t) for t in topics}
-    if len(set(counts.values())) != 1:
-        raise StateError(f"input topics differ in partitions: {counts}; {why}")
-
-
-def task_snapshot_or_fresh(
-    consumer: GroupConsumer,
-    reader: PartitionReader,
-    *,
-    state_topic: str,
-    group_id: str,
-    partition: int,
-    inputs: list[TopicPartition],
-) -> TaskSnapshot | dict[str, int]:
-    """Where a task resumes: its latest snapshot, or for a task that never
-    committed, the start offsets of its inputs (the consumer is seeked there).
-
-    Raises ``StateError`` when the group committed offsets but no snapshot
-    exists: starting from empty state then would silently drop what the
-    snapshot held.
-    """
-    state_tp = TopicPartition(state_topic, state_partition(reader, state_topic, partition))
-    snapshot = latest_snapshot(reader, state_tp, group_id, partition)
-    if snapshot is not None:
-        return snapshot
-    committed = consumer.committed(inputs)
-    if any(offset is not None for offset in committed.values()):
-        raise StateError(
-            f"group {group_id!r} committed offsets for partition {partition} "
-            f"but topic {state_topic!r} has no snapshot for it; refusing to "
-            "start from empty state (restore the state topic, or use a new group id)"
-        )
-    # An explicit offset, not seek_to_beginning: kafka-python resets that lazily,
-    # and after a rebalance with fetches in flight it was seen to leave the
-    # partition silent.
-    starts = {tp.topic: reader.beginning_offset(tp) for tp in inputs}
-    for tp in inputs:
-        consumer.seek(tp, starts[tp.topic])
-    return starts

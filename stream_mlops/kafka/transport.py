@@ -1,6 +1,6 @@
 """The client-agnostic transport interface between the runtime and a Kafka client.
 
-The runtime (``stream_mlops.kafka.runtime``) speaks only these protocols, so a
+The runtime (``stream_mlops.kafka.task_runtime``) speaks only these protocols, so a
 second client library (confluent-kafka, for speed) is one more backend module,
 not a change to the runtime. Backends live in ``stream_mlops.kafka.backends``.
 
@@ -171,7 +171,6 @@ class AssignmentTracker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._changed = False
-        self._lost = False
 
     def revoked(self) -> None:
         with self._lock:
@@ -184,12 +183,11 @@ class AssignmentTracker:
     def lost(self) -> None:
         with self._lock:
             self._changed = True
-            self._lost = True
 
     def take(self) -> bool:
         """True once after each change; clears the flag."""
         with self._lock:
-            changed, self._changed, self._lost = self._changed, False, False
+            changed, self._changed = self._changed, False
             return changed
 
 
