@@ -401,7 +401,8 @@ class StreamDigest:
             model_id = event.get("model_id")
             if not isinstance(model_id, str):
                 continue
-            if model_id not in self._series and len(self._series) >= self.limits.models:
+            new = model_id not in self._series and model_id not in sums
+            if new and len(self._series) + len(sums) >= self.limits.models:
                 continue
             task = _task_of(event.get("prediction"), event.get("score"), self._tasks.get(model_id))
             per_signal = sums.setdefault(model_id, {})
@@ -517,8 +518,12 @@ class StreamDigest:
             )
             for signal in sorted(set(series) | set(alerted), key=_signal_order)
         )
+        # A request for the version in service (any, when none is known yet)
+        # that no promotion answered.
         retraining = any(
-            r.model_id == model_id and r.model_version == current and r.promoted_version is None
+            r.model_id == model_id
+            and r.promoted_version is None
+            and (current is None or r.model_version == current)
             for r in self._retrains.values()
         )
         shown = self.limits.versions_shown

@@ -43,9 +43,8 @@ from stream_mlops.kafka.transport import (
     Transport,
     TransportError,
 )
-from stream_mlops.registry import DirectoryStore, ModelRegistry
 from stream_mlops.ui.digest import DigestLimits, RecordKind, StreamDigest
-from stream_mlops.ui.registry_view import read_registry
+from stream_mlops.ui.registry_view import RegistryModel, open_read_only, read_registry
 from stream_mlops.ui.throughput import ConsumerGroup, OffsetHistory, OffsetSample
 from stream_mlops.ui.view import OperatorView
 
@@ -116,7 +115,7 @@ class TopicFeed:
         self._log = structlog.get_logger("stream_mlops.ui")
         self._lock = threading.Lock()
         self._notes: dict[str, str] = {}
-        self._registry_models: list[Any] = []
+        self._registry_models: list[RegistryModel] = []
         self._heartbeat = clock()
         self._ready = False
         self._view = self._build()
@@ -290,11 +289,8 @@ class TopicFeed:
             self._note("registry", f"registry {self._registry_dir} does not exist (yet)")
             return
         self._notes.pop("registry", None)
-        # A store, not a path: a registry opened from a path cleans abandoned
-        # writes, and the page never writes.
-        registry = ModelRegistry(DirectoryStore(self._registry_dir))
         try:
-            models, notes = read_registry(registry)
+            models, notes = read_registry(open_read_only(self._registry_dir))
         except OSError as exc:
             self._note("registry", f"registry {self._registry_dir}: {exc}")
             return

@@ -21,11 +21,18 @@ other models are still shown.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from stream_mlops.registry import ModelRegistry, ModelVersion, RegistryError
+from stream_mlops.registry import (
+    ChampionPointer,
+    DirectoryStore,
+    ModelRegistry,
+    ModelVersion,
+    RegistryError,
+)
 from stream_mlops.ui.view import PromotionView, VersionView
 
-__all__ = ["RegistryModel", "read_registry"]
+__all__ = ["ReadOnlyStore", "RegistryModel", "open_read_only", "read_registry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,41 @@ class RegistryModel:
     promotions: tuple[PromotionView, ...]
     #: the champion, its parent, ... (newest first); empty without a champion
     lineage: tuple[VersionView, ...]
+
+
+class ReadOnlyStore:
+    """A ``DirectoryStore`` that can only be read.
+
+    A registry over a plain ``DirectoryStore`` removes the temp entries of
+    writers whose process is gone when it opens; on a directory shared between
+    machines another machine's live writer looks gone. The page only reads.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._store = DirectoryStore(root)
+
+    def model_ids(self) -> list[str]:
+        return self._store.model_ids()
+
+    def versions(self, model_id: str) -> list[ModelVersion]:
+        return self._store.versions(model_id)
+
+    def read_artifact(self, model_id: str, version: str) -> bytes:
+        return self._store.read_artifact(model_id, version)
+
+    def read_champion(self, model_id: str) -> ChampionPointer | None:
+        return self._store.read_champion(model_id)
+
+    def create_version(self, record: ModelVersion, artifact: bytes) -> bool:
+        raise RegistryError("the operator page never writes to the registry")
+
+    def write_champion(self, pointer: ChampionPointer) -> None:
+        raise RegistryError("the operator page never writes to the registry")
+
+
+def open_read_only(root: Path) -> ModelRegistry:
+    """The registry at ``root``, for reading only: opening it changes nothing on disk."""
+    return ModelRegistry(ReadOnlyStore(root))
 
 
 def _version_view(record: ModelVersion) -> VersionView:

@@ -10,10 +10,10 @@ malformed records. Without any reload, the page must show:
   committing on the alerts topic (the test reads that topic itself);
 * the new champion version, within ``SHOWN_WITHIN_S`` of the registry's
   champion pointer changing (the test reads the registry itself);
-* the retrain that produced it, and the dead letters by reason.
+* the retrain that produced it, and the dead letters by reason;
 
-It saves a full-page screenshot in the test's temporary directory and prints
-where.
+and, when the page's server stops, that it no longer answers. It saves a
+full-page screenshot in the test's temporary directory and prints where.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ from stream_mlops.config import KafkaSettings
 from stream_mlops.events import loads
 from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.publisher import Pacer, publish
-from stream_mlops.registry import DirectoryStore, ModelRegistry
+from stream_mlops.registry import ModelRegistry
 from stream_mlops.service_process import ServiceProcess
 from stream_mlops.simulate.champion import Champion
 from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator, bootstrap_model
 from stream_mlops.simulate.scenario import DriftScenario, LabelDelay
+from stream_mlops.ui.registry_view import open_read_only
 from tests.kafka.engine_process import REPO, EngineProcess
 from tests.kafka.streams import Deployment, create_deployment, delete_deployment
 from tests.ui.browser import chromium_or_skip, chromium_page
@@ -135,7 +136,7 @@ class PromotionWatch:
     def __init__(self, registry_dir: Path) -> None:
         self.version: str | None = None
         self.seen_at = 0.0
-        self._registry = ModelRegistry(DirectoryStore(registry_dir))
+        self._registry = open_read_only(registry_dir)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -275,4 +276,9 @@ def test_the_page_shows_the_alert_then_the_new_champion_without_a_reload(
                 f"champion {version} shown {champion_after:.1f} s after its promotion; "
                 f"screenshot: {screenshot}"
             )
+
+        # The page's server stops (cleanly, exit 0): the open page says so.
+        assert page_server.terminate() == 0
+        page.locator("#live.down").wait_for(timeout=SHOWN_WITHIN_S * 1000)
+        assert "no answer from the page's server" in page.locator("#live").inner_text()
     assert screenshot.stat().st_size > 10_000
