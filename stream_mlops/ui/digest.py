@@ -10,9 +10,10 @@ builds an ``OperatorView`` from them on demand, whatever the stream's length:
   ``limits.retrains`` retrains. Dead letters: counts by reason (at most
   ``limits.dead_letter_reasons`` reasons; the rest pooled) and the newest few.
 * ``add_sample``: a sample of the engine's labeled events (or, without them,
-  of the predictions): each signal's mean over the sample becomes one point of
-  its series (``limits.points`` kept), computed with the engine's own signal
-  functions (``stream_mlops.signals``).
+  of the predictions): each signal's mean over the sample (over the last few
+  samples when they hold fewer than ``limits.events_per_point`` values)
+  becomes one point of its series (``limits.points`` kept), computed with the
+  engine's own signal functions (``stream_mlops.signals``).
 * ``view``: the picture, with the registry's models and the groups' progress.
 
 A record that is not a readable event of its topic is counted, never fatal:
@@ -98,7 +99,9 @@ class DigestLimits:
     dead_letters_recent: int = 20
     #: points per signal series (at a 2 s refresh, five minutes)
     points: int = 150
-    #: signals per model with a series (the first seen; the engine's error first)
+    #: sampled values averaged into one point of a signal's series
+    events_per_point: int = 30
+    #: signals per model with a series (the first seen)
     signals_per_model: int = 40
     #: models tracked from the stream (the registry's are always shown)
     models: int = 50
@@ -114,6 +117,15 @@ class _SignalAlerts:
     count: int
     last_seen_ts: float
     detector: str
+
+
+@dataclass(slots=True)
+class _SignalSeries:
+    """A signal's points, and the values not yet averaged into one."""
+
+    points: deque[Point]
+    total: float = 0.0
+    count: int = 0
 
 
 @dataclass(slots=True)
@@ -264,7 +276,7 @@ class StreamDigest:
         self._dead_recent: deque[DeadLetterView] = deque(maxlen=self.limits.dead_letters_recent)
         self._dead_total = 0
         self._unreadable: dict[str, tuple[int, str]] = {}
-        self._series: dict[str, dict[str, deque[Point]]] = {}
+        self._series: dict[str, dict[str, _SignalSeries]] = {}
         self._serving: dict[str, str] = {}
 
     # -- records ------------------------------------------------------------
@@ -393,35 +405,37 @@ class StreamDigest:
     def add_sample(self, events: Iterable[Mapping[str, Any]], at: float) -> None:
         """Labeled events (or predictions) sampled at wall-clock time ``at``.
 
-        Each model's signals get one point: their mean over the sample. An
-        event without a model id is ignored.
+        Each signal's values are averaged into a point at ``at`` once it has
+        ``limits.events_per_point`` of them (a quiet stream's few events wait
+        for the next samples, so one event does not make a spike). An event
+        without a model id is ignored.
         """
-        sums: dict[str, dict[str, list[float]]] = {}
         for event in events:
             model_id = event.get("model_id")
             if not isinstance(model_id, str):
                 continue
-            new = model_id not in self._series and model_id not in sums
-            if new and len(self._series) + len(sums) >= self.limits.models:
-                continue
+            tracks = self._series.get(model_id)
+            if tracks is None:
+                if len(self._series) >= self.limits.models:
+                    continue
+                tracks = self._series[model_id] = {}
             task = _task_of(event.get("prediction"), event.get("score"), self._tasks.get(model_id))
-            per_signal = sums.setdefault(model_id, {})
             for signal, value in _signal_values(event, task).items():
-                running = per_signal.setdefault(signal, [0.0, 0.0])
-                running[0] += value
-                running[1] += 1
+                track = tracks.get(signal)
+                if track is None:
+                    if len(tracks) >= self.limits.signals_per_model:
+                        continue
+                    track = tracks[signal] = _SignalSeries(deque(maxlen=self.limits.points))
+                track.total += value
+                track.count += 1
             version = event.get("model_version")
             if isinstance(version, str):
                 self._serving[model_id] = version
-        for model_id, per_signal in sums.items():
-            series = self._series.setdefault(model_id, {})
-            for signal in sorted(per_signal, key=_signal_order):
-                if signal not in series:
-                    if len(series) >= self.limits.signals_per_model:
-                        continue
-                    series[signal] = deque(maxlen=self.limits.points)
-                total, count = per_signal[signal]
-                series[signal].append(Point(at, total / count, int(count)))
+        for tracks in self._series.values():
+            for track in tracks.values():
+                if track.count >= self.limits.events_per_point:
+                    track.points.append(Point(at, track.total / track.count, track.count))
+                    track.total, track.count = 0.0, 0
 
     # -- the picture --------------------------------------------------------
 
@@ -511,7 +525,7 @@ class StreamDigest:
             SignalView(
                 signal=signal,
                 state=alerted[signal].state if signal in alerted else "ok",
-                recent=tuple(series.get(signal, ())),
+                recent=tuple(series[signal].points) if signal in series else (),
                 alerts=alerted[signal].count if signal in alerted else 0,
                 last_alert_seen_ts=alerted[signal].last_seen_ts if signal in alerted else None,
                 last_alert_detector=alerted[signal].detector if signal in alerted else None,

@@ -169,7 +169,7 @@ def test_fields_a_newer_engine_adds_are_ignored() -> None:
 
 
 def test_samples_compute_the_engines_signals() -> None:
-    digest = StreamDigest(tasks={"demand": Task.REGRESSION})
+    digest = StreamDigest(DigestLimits(events_per_point=1), tasks={"demand": Task.REGRESSION})
     digest.add_sample(
         [
             labeled(prediction=1, actual=0, score=0.9, amount=10.0, card_present=True, city="x"),
@@ -200,8 +200,22 @@ def test_samples_compute_the_engines_signals() -> None:
     assert demand == {"error": 20.0, "prediction": 100.0, "feature:temp": 21.0}
 
 
+def test_a_quiet_streams_values_wait_for_enough_of_them_to_make_a_point() -> None:
+    digest = StreamDigest(DigestLimits(events_per_point=4))
+    for t, actual in enumerate([1, 0, 0, 1, 1, 1]):  # one event per refresh
+        digest.add_sample([labeled(prediction=0, actual=actual)], at=float(t))
+    (point,) = next(s for s in model_view(digest).signals if s.signal == "error").recent
+    assert (point.t, point.value, point.n) == (3.0, 0.5, 4)
+    digest.add_sample([labeled(prediction=0, actual=0)] * 10, at=10.0)  # a burst: one point
+    points = next(s for s in model_view(digest).signals if s.signal == "error").recent
+    assert [(p.t, p.n) for p in points] == [(3.0, 4), (10.0, 12)]
+    assert points[1].value == pytest.approx(2 / 12)
+
+
 def test_series_signals_and_models_are_bounded() -> None:
-    digest = StreamDigest(DigestLimits(points=10, signals_per_model=3, models=2))
+    digest = StreamDigest(
+        DigestLimits(points=10, signals_per_model=3, models=2, events_per_point=1)
+    )
     for t in range(100):
         digest.add_sample(
             [labeled(f"m{k}", **{f"f{i}": float(i) for i in range(20)}) for k in range(5)],
