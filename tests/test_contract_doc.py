@@ -25,6 +25,7 @@ from stream_mlops.config import (
     PromotionSettings,
     RetrainerSettings,
     Settings,
+    UiSettings,
 )
 from stream_mlops.events import _ALL_MODELS, _INPUT_MODELS, decode_input, dumps
 
@@ -78,6 +79,7 @@ def _fields(model: type[BaseModel]) -> list[str]:
         ("[kafka]", KafkaSettings),
         ("[retrainer]", RetrainerSettings),
         ("[retrainer.promotion]", PromotionSettings),
+        ("[ui]", UiSettings),
     ],
 )
 def test_every_key_of_a_section_is_listed(section: str, model: type[BaseModel]) -> None:
