@@ -182,14 +182,30 @@ def _models(args: argparse.Namespace) -> int:
         return models.command(args, read_window=read_window)
 
 
-def _add_service_options(parser: argparse.ArgumentParser, role: str) -> None:
-    parser.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+def _add_log_format_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-format",
         choices=["json", "console"],
         default="json",
         help="json: one object per line for machines (default); console: for people",
     )
+
+
+def _add_registry_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        help=(
+            "model registry directory (default: [retrainer] registry in the config, "
+            "else $STREAM_MLOPS_REGISTRY, else ./registry)"
+        ),
+    )
+
+
+def _add_service_options(parser: argparse.ArgumentParser, role: str) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    _add_log_format_option(parser)
     parser.add_argument(
         "--instance-id",
         default=None,
@@ -268,21 +284,8 @@ def _add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         default=None,
         help="port (default: [ui] port, else 8470; 0 picks a free one, logged as ui.started)",
     )
-    ui.add_argument(
-        "--registry",
-        type=Path,
-        default=None,
-        help=(
-            "model registry directory (default: [retrainer] registry in the config, "
-            "else $STREAM_MLOPS_REGISTRY, else ./registry)"
-        ),
-    )
-    ui.add_argument(
-        "--log-format",
-        choices=["json", "console"],
-        default="json",
-        help="json: one object per line for machines (default); console: for people",
-    )
+    _add_registry_option(ui)
+    _add_log_format_option(ui)
     _add_client_option(ui)
     ui.set_defaults(handler=_ui)
 
@@ -353,15 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the retraining service: retrain requests + labeled events -> model updates",
     )
     _add_service_options(retrainer, "retrainer")
-    retrainer.add_argument(
-        "--registry",
-        type=Path,
-        default=None,
-        help=(
-            "model registry directory (default: [retrainer] registry in the config, "
-            "else $STREAM_MLOPS_REGISTRY, else ./registry)"
-        ),
-    )
+    _add_registry_option(retrainer)
     retrainer.set_defaults(handler=_retrainer)
 
     models = sub.add_parser("models", help="the model registry: list, show, search, reproduce")

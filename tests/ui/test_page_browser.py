@@ -56,7 +56,7 @@ SHOWN_WITHIN_S = 15.0
 # and a challenger is promoted a few hundred labeled events later.
 ALERT_WITHIN_S = 180.0
 PROMOTION_WITHIN_S = 240.0
-# A services' start on a loaded two-core machine (imports, group join).
+# A service's start on a loaded two-core machine (imports, group join).
 START_S = 120.0
 
 # The demo's stream (tests/demo/test_demo.py): the drift is detected and a
@@ -91,74 +91,78 @@ def first_champion(registry_dir: Path) -> Champion:
     return Champion("fraud", version.version, model)
 
 
-class AlertWatch:
-    """Reads the alerts topic (read_committed), noting when the first drift alert appeared."""
+class Watch:
+    """A thread that looks for something every 0.1 s and notes when it first saw it."""
 
-    def __init__(self, dep: Deployment) -> None:
-        self.first_drift: dict[str, Any] | None = None
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.found: Any = None
         self.seen_at = 0.0
         self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def look(self) -> Any:
+        """What is looked for, or None while it is not there."""
+        raise NotImplementedError
+
+    def start(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            found = self.look()
+            if found is not None:
+                self.seen_at = time.monotonic()
+                self.found = found
+                return
+
+    def wait(self, timeout_s: float) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while self.found is None:
+            assert time.monotonic() < deadline, f"no {self.what} within {timeout_s:.0f} s"
+            time.sleep(0.1)
+        return self.found
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class AlertWatch(Watch):
+    """The first drift alert on the alerts topic (read_committed), as a consumer sees it."""
+
+    def __init__(self, dep: Deployment) -> None:
+        super().__init__("drift alert")
         transport = open_transport(
             KafkaSettings(bootstrap_servers=dep.bootstrap), client_id="test-ui-alerts"
         )
         self._reader = transport.reader(read_committed=True)
         topic = dep.topics["drift_alerts"]
         self._reader.assign(dict.fromkeys(self._reader.partitions(topic), "earliest"))
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
 
-    def _watch(self) -> None:
-        try:
-            while not self._stop.is_set() and self.first_drift is None:
-                for record in self._reader.poll(0.1):
-                    alert = loads(record.value or b"{}")
-                    if alert.get("severity") == "drift" and self.first_drift is None:
-                        self.seen_at = time.monotonic()
-                        self.first_drift = alert
-        finally:
-            self._reader.close()
-
-    def wait(self, timeout_s: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while self.first_drift is None:
-            assert time.monotonic() < deadline, f"no drift alert within {timeout_s:.0f} s"
-            time.sleep(0.1)
-        return self.first_drift
+    def look(self) -> dict[str, Any] | None:
+        for record in self._reader.poll(0.1):
+            alert = loads(record.value or b"{}")
+            if alert.get("severity") == "drift":
+                return dict(alert)
+        return None
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        super().close()
+        self._reader.close()
 
 
-class PromotionWatch:
-    """Polls the registry, noting when the champion first changed from v1."""
+class PromotionWatch(Watch):
+    """The first champion after v1 in the registry."""
 
     def __init__(self, registry_dir: Path) -> None:
-        self.version: str | None = None
-        self.seen_at = 0.0
+        super().__init__("promotion")
         self._registry = open_read_only(registry_dir)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
 
-    def _watch(self) -> None:
-        while not self._stop.wait(0.1):
-            champion = self._registry.champion("fraud")
-            if champion is not None and champion.version != "v1":
-                self.seen_at = time.monotonic()
-                self.version = champion.version
-                return
-
-    def wait(self, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while self.version is None:
-            assert time.monotonic() < deadline, f"no promotion within {timeout_s:.0f} s"
-            time.sleep(0.1)
-        return self.version
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+    def look(self) -> str | None:
+        champion = self._registry.champion("fraud")
+        return champion.version if champion is not None and champion.version != "v1" else None
 
 
 def publish_stream(dep: Deployment, champion: Champion, stop: threading.Event) -> None:
@@ -234,9 +238,9 @@ def test_the_page_shows_the_alert_then_the_new_champion_without_a_reload(
         # Set once: a full reload would clear it.
         page.evaluate("window.loadedOnce = true")
 
-        watch = AlertWatch(deployment)
+        watch = AlertWatch(deployment).start()
         stack.callback(watch.close)
-        promotion = PromotionWatch(registry_dir)
+        promotion = PromotionWatch(registry_dir).start()
         stack.callback(promotion.close)
         publisher = threading.Thread(
             target=publish_stream, args=(deployment, champion, stop_publishing), daemon=True
