@@ -116,6 +116,10 @@ class TopicFeed:
         self._lock = threading.Lock()
         self._notes: dict[str, str] = {}
         self._registry_models: list[RegistryModel] = []
+        # Where reading resumes after a reconnection: a record is folded into
+        # the digest once, however often the connection drops.
+        self._positions: dict[TopicPartition, int] = {}
+        self._sample_from: dict[TopicPartition, int] = {}
         self._heartbeat = clock()
         self._ready = False
         self._view = self._build()
@@ -162,10 +166,10 @@ class TopicFeed:
             ends = self._transport.partition_reader()
             admin = self._transport.admin()
             self._notes.pop("kafka", None)
+            self._notes.pop("feed", None)
             self._log.info("ui.kafka_connected", sources=self._sources)
-            positions: dict[TopicPartition, int] = {}
+            positions = self._positions
             assigned: set[str] = set()
-            sample_from: dict[TopicPartition, int] = {}
             next_refresh = 0.0
             while not stop.is_set():
                 now = self._clock()
@@ -174,7 +178,7 @@ class TopicFeed:
                     next_refresh = now + self._refresh_s
                     self._assign_new_topics(events, assigned, positions)
                     sample = self._sample_offsets(events, ends, admin, now)
-                    self._sample_events_of(sampler, sample, sample_from, now)
+                    self._sample_events_of(sampler, sample, self._sample_from, now)
                     self._refresh_registry()
                     self._ready = True
                     self._publish()

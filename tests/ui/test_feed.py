@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import kafka
 import orjson
@@ -21,6 +22,7 @@ from kafka.structs import TopicPartition as KafkaTopicPartition
 
 from stream_mlops.config import load_settings
 from stream_mlops.kafka.backends import BACKENDS, open_transport
+from stream_mlops.kafka.transport import TimestampedRecord, TopicReader, Transport, TransportError
 from stream_mlops.registry import ModelRegistry
 from stream_mlops.ui.feed import TopicFeed
 from stream_mlops.ui.view import OperatorView
@@ -43,15 +45,47 @@ def deployment(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator
         delete_deployment(dep)
 
 
+class FlakyTransport:
+    """The real transport, whose first reader fails once, right after it read something."""
+
+    def __init__(self, real: Transport) -> None:
+        self._real = real
+        self.readers = 0
+
+    def reader(self, *, read_committed: bool = True) -> TopicReader:
+        self.readers += 1
+        reader = self._real.reader(read_committed=read_committed)
+        return FlakyReader(reader) if self.readers == 1 else reader
+
+    def __getattr__(self, role: str) -> Any:
+        return getattr(self._real, role)
+
+
+class FlakyReader:
+    def __init__(self, reader: TopicReader) -> None:
+        self._reader = reader
+        self._read_something = False
+
+    def poll(self, timeout_s: float, max_records: int = 500) -> list[TimestampedRecord]:
+        if self._read_something:
+            raise TransportError("read failed: the connection dropped")
+        records = self._reader.poll(timeout_s, max_records)
+        self._read_something = bool(records)
+        return records
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+
 def start_feed(
-    dep: Deployment, tmp_path: Path
+    dep: Deployment, tmp_path: Path, wrap: Callable[[Transport], Any] = lambda t: t
 ) -> tuple[TopicFeed, threading.Event, threading.Thread]:
     config = dep.write_config(
         tmp_path / "ui.toml", extra=f'[retrainer]\ngroup_id = "{dep.group_id}-r"'
     )
     settings = load_settings(config)
     feed = TopicFeed(
-        open_transport(settings.kafka, client_id="test-ui-feed"),
+        wrap(open_transport(settings.kafka, client_id="test-ui-feed")),
         settings,
         tmp_path / "registry",
         refresh_s=REFRESH_S,
@@ -183,3 +217,30 @@ def test_a_topic_created_later_is_read_once_it_exists(
     finally:
         stop.set()
         thread.join(timeout=30)
+
+
+def test_after_a_dropped_connection_the_feed_resumes_where_it_was(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    topic = deployment.topics["drift_alerts"]
+    write_transactions(deployment.bootstrap, topic, [(events.alert("first"), True)], key=b"f")
+    flaky: list[FlakyTransport] = []
+
+    def wrap(transport: Transport) -> FlakyTransport:
+        flaky.append(FlakyTransport(transport))
+        return flaky[0]
+
+    feed, stop, thread = start_feed(deployment, tmp_path, wrap)
+    try:
+        wait_view(feed, lambda v: v.alerts_total == 1)
+        wait_view(feed, lambda v: flaky[0].readers >= 3)  # reconnected: a new pair of readers
+        write_transactions(deployment.bootstrap, topic, [(events.alert("second"), True)], key=b"f")
+        wait_view(feed, lambda v: v.alerts_total >= 2)
+        time.sleep(3 * REFRESH_S)  # a re-read from the start would show up by now
+        view = feed.view()
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert [a.alert_id for a in view.alerts] == ["second", "first"]
+    assert view.alerts_total == 2
+    assert not [note for note in view.notes if "Kafka" in note]
