@@ -245,7 +245,7 @@ def timeline(
     *,
     lanes: Sequence[str],
     t_range: tuple[float, float],
-    width: int = 1380,
+    width: int = 1200,
     lane_height: int = 26,
 ) -> Markup:
     """Alerts and promotions on a clock axis, one lane per model.
