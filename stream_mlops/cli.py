@@ -119,6 +119,14 @@ def _demo(args: argparse.Namespace) -> int:
     except PlottingUnavailableError as exc:
         print(f"stream-mlops demo: {exc}", file=sys.stderr)
         return 2
+    if not args.no_ui:
+        from stream_mlops.ui.command import UiUnavailableError, require_ui_extra
+
+        try:
+            require_ui_extra()
+        except UiUnavailableError as exc:
+            print(f"stream-mlops demo: {exc}; or run without the page: --no-ui", file=sys.stderr)
+            return 2
     from stream_mlops.demo.run import DemoOptions, run_demo
 
     if not 0 < args.drift_at < args.events:
@@ -136,7 +144,21 @@ def _demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             out=args.out,
             client=args.client,
+            ui=not args.no_ui,
         )
+    )
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from stream_mlops.ui import command
+
+    return command.main(
+        args.config,
+        host=args.host,
+        port=args.port,
+        registry=args.registry,
+        client=args.client,
+        log_format=args.log_format,
     )
 
 
@@ -183,14 +205,30 @@ def _models(args: argparse.Namespace) -> int:
         return models.command(args, read_window=read_window)
 
 
-def _add_service_options(parser: argparse.ArgumentParser, role: str) -> None:
-    parser.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+def _add_log_format_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-format",
         choices=["json", "console"],
         default="json",
         help="json: one object per line for machines (default); console: for people",
     )
+
+
+def _add_registry_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        help=(
+            "model registry directory (default: [retrainer] registry in the config, "
+            "else $STREAM_MLOPS_REGISTRY, else ./registry)"
+        ),
+    )
+
+
+def _add_service_options(parser: argparse.ArgumentParser, role: str) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    _add_log_format_option(parser)
     parser.add_argument(
         "--instance-id",
         default=None,
@@ -309,14 +347,38 @@ def _add_notify_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         ),
     )
     notify.add_argument("--config", type=Path, default=None, help="TOML configuration file")
-    notify.add_argument(
-        "--log-format",
-        choices=["json", "console"],
-        default="json",
-        help="json: one object per line for machines (default); console: for people",
-    )
+    _add_log_format_option(notify)
     _add_client_option(notify)
     notify.set_defaults(handler=_notify)
+
+
+def _add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ui = sub.add_parser(
+        "ui",
+        help="the live operator page: models, alerts, retraining, lag, dead letters",
+        description=(
+            "Serves one read-only web page that updates itself: each model's champion, "
+            "lineage and promotions (from the registry), its signals and their detectors' "
+            "state, the alerts with what moved, retrain requests and their outcome, the "
+            "engine's and the retrainer's throughput and lag, and dead letters by reason. "
+            "Reads the topics with read_committed. Loopback only unless --host says "
+            "otherwise; the page has no login. Needs the ui extra."
+        ),
+    )
+    ui.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    ui.add_argument(
+        "--host", default=None, help="address to listen on (default: [ui] host, else 127.0.0.1)"
+    )
+    ui.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port (default: [ui] port, else 8470; 0 picks a free one, logged as ui.started)",
+    )
+    _add_registry_option(ui)
+    _add_log_format_option(ui)
+    _add_client_option(ui)
+    ui.set_defaults(handler=_ui)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,15 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the retraining service: retrain requests + labeled events -> model updates",
     )
     _add_service_options(retrainer, "retrainer")
-    retrainer.add_argument(
-        "--registry",
-        type=Path,
-        default=None,
-        help=(
-            "model registry directory (default: [retrainer] registry in the config, "
-            "else $STREAM_MLOPS_REGISTRY, else ./registry)"
-        ),
-    )
+    _add_registry_option(retrainer)
     retrainer.set_defaults(handler=_retrainer)
 
     _add_notify_parser(sub)
@@ -415,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(handler=_simulate)
 
     _add_tail_parser(sub)
+    _add_ui_parser(sub)
 
     demo = sub.add_parser(
         "demo",
@@ -422,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Starts the local broker if none answers, runs the engine, the retrainer and the "
             "fraud scoring service with an abrupt drift at a known transaction, shows progress, "
+            "serves the operator page on a free loopback port (its address is printed), "
             "and ends with a summary and demo-report.html (error rate over time, drift, alerts, "
             "promotion). Exit 0 when the drift was detected and a new version promoted."
         ),
@@ -438,6 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=CLIENTS,
         default="kafka-python",
         help="Kafka client library of every client the demo runs (default kafka-python)",
+    )
+    demo.add_argument(
+        "--no-ui",
+        action="store_true",
+        help="do not serve the operator page (by default its address is printed at the start)",
     )
     demo.set_defaults(handler=_demo)
 

@@ -99,6 +99,7 @@ __all__ = [
     "PromotionSettings",
     "RetrainerSettings",
     "Settings",
+    "UiSettings",
     "WebhookSettings",
     "check_webhook_url",
     "load_settings",
@@ -471,6 +472,25 @@ class NotifySettings(_Section):
         return self
 
 
+class UiSettings(_Section):
+    """``[ui]``: the operator page (``stream-mlops ui``)."""
+
+    #: The address it listens on. Loopback by default: the page has no login,
+    #: so only this machine (or an SSH tunnel) reaches it.
+    host: str = "127.0.0.1"
+    #: Its port; 0 picks a free one (the address is logged as ``ui.started``).
+    port: Annotated[int, Field(ge=0, le=65535)] = 8470
+    #: How often the page re-reads offsets, the registry and a sample of
+    #: labeled events, and how often an open page asks for fresh panels.
+    refresh_seconds: Annotated[float, Field(ge=0.2, le=60)] = 2.0
+    #: Newest alerts kept for the timeline and the alert table.
+    alerts_kept: Annotated[int, Field(gt=0, le=10_000)] = 200
+    #: Labeled events read per partition per refresh (the newest since the
+    #: last one) for the signals' recent values: bounds the page's reading
+    #: whatever the stream's rate.
+    sample_events: Annotated[int, Field(gt=0, le=100_000)] = 200
+
+
 class Settings(_Section):
     join: JoinSettings = Field(default_factory=JoinSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
@@ -483,6 +503,7 @@ class Settings(_Section):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     retrainer: RetrainerSettings = Field(default_factory=RetrainerSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
 
     def model(self, model_id: str) -> ModelSettings:
         """The effective settings of one model: [defaults] merged with its section."""

@@ -27,6 +27,7 @@ from stream_mlops.config import (
     PromotionSettings,
     RetrainerSettings,
     Settings,
+    UiSettings,
     WebhookSettings,
 )
 from stream_mlops.events import _ALL_MODELS, _INPUT_MODELS, decode_input, dumps
@@ -84,6 +85,7 @@ def _fields(model: type[BaseModel]) -> list[str]:
         ("[retrainer.promotion]", PromotionSettings),
         ("[notify]", NotifySettings),
         ("[[notify.webhooks]]", WebhookSettings),
+        ("[ui]", UiSettings),
     ],
 )
 def test_every_key_of_a_section_is_listed(section: str, model: type[BaseModel]) -> None:

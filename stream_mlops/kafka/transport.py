@@ -43,7 +43,8 @@ command:
   offset or at a given one, resolved when assigned, so nothing published after
   ``assign`` returns is missed; ``read_committed`` or not; records carry their
   timestamp.
-* ``Admin``: list, create, describe and delete topics, and count the brokers.
+* ``Admin``: list, create, describe and delete topics, count the brokers,
+  and read a consumer group's committed offsets (without joining it).
 
 Every role of the three fails to construct with ``BrokerUnreachableError``
 (one line naming the servers) when no broker answers within the connect
@@ -373,6 +374,14 @@ class Admin(Protocol):
 
     def broker_count(self) -> int:
         """How many brokers the cluster has (the replication factor's ceiling)."""
+        ...
+
+    def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        """The offsets a consumer group committed, for every partition it committed one.
+
+        Read without joining the group (the operator page's lag). Empty for a
+        group that committed nothing or does not exist.
+        """
         ...
 
     def close(self) -> None: ...

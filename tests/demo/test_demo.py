@@ -33,6 +33,8 @@ def test_demo_detects_the_drift_promotes_a_version_and_writes_the_report(
     )
     printed = capsys.readouterr().out
     assert code == 0, printed
+    # The operator page served while the demo ran, on a free loopback port.
+    assert re.search(r"operator page: http://127\.0\.0\.1:\d+/", printed), printed
     assert re.search(r"drift detected at transaction [\d,]+ \(delay [\d,]+ transactions", printed)
     assert "retrain request: " in printed
     promoted_version = re.search(r"promoted version: (v\d+) \(serving from transaction", printed)

@@ -683,6 +683,25 @@ class ConfluentAdmin:
             raise TransportError(f"describing the cluster failed: {exc.args[0].str()}") from None
         return len(cluster.nodes)
 
+    def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        futures = self._admin.list_consumer_group_offsets(
+            [ck.ConsumerGroupTopicPartitions(group_id)], request_timeout=ADMIN_TIMEOUT_S
+        )
+        try:
+            listed = futures[group_id].result()
+        except ck.KafkaException as exc:
+            error = _kafka_error(exc)
+            reason = error.str() if error is not None else str(exc)
+            raise TransportError(
+                f"reading the offsets of group {group_id!r} failed: {reason}"
+            ) from None
+        # A partition listed without a commit reads OFFSET_INVALID (-1001).
+        return {
+            TopicPartition(tp.topic, tp.partition): int(tp.offset)
+            for tp in listed.topic_partitions or ()
+            if tp.offset >= 0
+        }
+
     def close(self) -> None:
         # The admin client holds no group or transaction: dropping it is enough.
         self._admin.poll(0)

@@ -544,6 +544,16 @@ class KafkaPythonAdmin:
         with _admin_errors("describing the cluster"):
             return len(self._admin.describe_cluster()["brokers"])
 
+    def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        with _admin_errors(f"reading the offsets of group {group_id!r}"):
+            committed = self._admin.list_group_offsets({group_id: None}).get(group_id, {})
+        # A partition listed without a commit reads -1.
+        return {
+            TopicPartition(tp.topic, tp.partition): int(meta.offset)
+            for tp, meta in committed.items()
+            if meta.offset >= 0
+        }
+
     def close(self) -> None:
         self._admin.close()
 
