@@ -130,6 +130,22 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def _write_temp(directory: Path, data: bytes) -> Path:
+    """``data`` in a new, fsynced ``.tmp-<pid>-`` file of ``directory``: the first
+    step of a write that a rename or link then makes visible whole."""
+    fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=directory)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -242,13 +258,8 @@ class DirectoryStore:
     def write_champion(self, pointer: ChampionPointer) -> None:
         model_dir = self._model_dir(pointer.model_id)
         model_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=model_dir)
-        tmp = Path(name)
+        tmp = _write_temp(model_dir, pointer.model_dump_json(indent=2).encode())
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(pointer.model_dump_json(indent=2).encode())
-                f.flush()
-                os.fsync(f.fileno())
             tmp.replace(model_dir / CHAMPION_FILE)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -284,17 +295,11 @@ class DirectoryStore:
         model_dir = self._model_dir(record.model_id)
         target = self._experiment_path(record.model_id, record.request_id)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=model_dir)
-        tmp = Path(name)
+        tmp = _write_temp(model_dir, record.model_dump_json(indent=2).encode())
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(record.model_dump_json(indent=2).encode())
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                return False
+            os.link(tmp, target)  # fails when the name exists: a record is never replaced
+        except FileExistsError:
+            return False
         finally:
             tmp.unlink(missing_ok=True)
         _fsync_dir(target.parent)

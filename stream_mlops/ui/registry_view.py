@@ -5,7 +5,9 @@ models`` sees): versions with their training data and promotion figures, the
 champion, its lineage, the champion history, and the newest entries of the
 experiment log (which say what came of each retrain request, retirements
 included). A model the registry cannot read (a hand-edited or damaged
-directory) becomes a note on the page, and the other models are still shown.
+directory) becomes a note on the page, and the other models are still shown;
+a damaged experiment record is a note too, and its model is shown without
+its log.
 
 >>> import tempfile
 >>> from stream_mlops.registry import ModelRegistry
@@ -130,7 +132,8 @@ def _experiment_view(record: Experiment) -> ExperimentView:
 def read_registry(
     registry: ModelRegistry, experiments: int = EXPERIMENTS_READ
 ) -> tuple[list[RegistryModel], list[str]]:
-    """Every model of the registry, and a note for each one it could not read.
+    """Every model of the registry, and a note for each one (or experiment log) it could
+    not read.
 
     Of each model's experiment log only the ``experiments`` most recently
     written are read: the page re-reads the registry every refresh, and the
@@ -144,10 +147,15 @@ def read_registry(
             champion = registry.champion(model_id)
             promotions = registry.promotions(model_id)
             lineage = registry.lineage(model_id, champion.version) if champion else []
-            log = registry.experiments(model_id, newest=experiments)
         except (RegistryError, ValueError) as exc:
             notes.append(f"registry: model {model_id}: {exc}")
             continue
+        try:
+            log = registry.experiments(model_id, newest=experiments)
+        except (RegistryError, ValueError) as exc:
+            # A damaged experiment hides the log, not the model's versions.
+            notes.append(f"registry: model {model_id}: experiment log: {exc}")
+            log = []
         models.append(
             RegistryModel(
                 model_id=model_id,

@@ -96,3 +96,18 @@ def test_the_newest_experiments_are_read(tmp_path: Path) -> None:
     newest = fraud.experiments[-1]
     assert (newest.version, newest.champion_version, newest.p_value) == ("v2", "v1", 1e-7)
     assert newest.reason == "beat v1" and newest.scored_events == 300
+
+
+def test_a_damaged_experiment_is_a_note_and_the_models_versions_are_still_read(
+    tmp_path: Path,
+) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.register("fraud", b"1", created_ts=1.0)
+    registry.promote("fraud", "v1", ts=1.0, reason="bootstrap")
+    registry.record_experiment(experiment("rq-1"))
+    (tmp_path / "fraud" / "experiments" / f"{experiment_key('rq-1')}.json").write_text("{")
+    (fraud,), notes = read_registry(open_read_only(tmp_path))
+    assert (fraud.champion, [v.version for v in fraud.versions]) == ("v1", ["v1"])
+    assert fraud.experiments == ()
+    (note,) = notes
+    assert note.startswith("registry: model fraud: experiment log: ") and "Invalid JSON" in note
