@@ -232,3 +232,7 @@ def test_a_crash_between_the_promotion_and_its_experiment_records_it_on_restart(
     (experiment,) = registry.experiments()
     assert (experiment.outcome, experiment.version) == ("promoted", "v2")
     assert store.experiment_writes == 1
+    # Written from the restored session: the snapshot carried the whole request.
+    assert experiment.reason_alert_ids == ("alert-1", "alert-2")
+    assert experiment.requested_ts == START_TS + PRE + 600
+    assert experiment.window_start_event_id == "first-post"
