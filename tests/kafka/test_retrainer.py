@@ -542,6 +542,7 @@ def test_a_crash_while_acting_on_a_promotion_registers_and_publishes_once(
         "promoted",
         "v2",
     )
+    assert (experiment.reason_alert_ids, experiment.requested_ts) == (("alert-1",), change_ts + 600)
     assert service.core.latest_experiment("fraud") == experiment
 
 
