@@ -441,7 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_notify_parser(sub)
 
-    models = sub.add_parser("models", help="the model registry: list, show, search, reproduce")
+    models = sub.add_parser(
+        "models", help="the model registry: list, show, search, reproduce, experiments"
+    )
     models.add_argument(
         "--config",
         type=Path,

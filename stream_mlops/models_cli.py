@@ -1,4 +1,5 @@
-"""``stream-mlops models list | show | search | reproduce | bootstrap``: the registry on the CLI.
+"""``stream-mlops models list | show | search | reproduce | bootstrap | experiments``: the
+registry on the CLI.
 
 Wiring: the main CLI adds a ``models`` subparser, calls ``add_arguments`` on
 it and dispatches to ``command``. It sits above both the registry and the
@@ -11,6 +12,8 @@ ranges back from the topic); without it, ``--events FILE`` reads them from a
 JSONL file of labeled events that also carry ``topic``, ``partition`` and
 ``offset``. ``bootstrap`` trains, registers and promotes a model's first
 version from a JSONL file of labeled events (``features`` and ``actual``).
+``experiments`` lists the experiment log: every challenger session the
+retrainer decided, promoted or retired.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, TextIO
 from stream_mlops.registry import (
     DEFAULT_REGISTRY,
     REGISTRY_ENV,
+    Experiment,
     ModelRegistry,
     ModelVersion,
     RegistryError,
@@ -125,6 +129,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     bootstrap.add_argument("--json", action="store_true", help="a JSON object, for machines")
 
+    experiments = sub.add_parser(
+        "experiments",
+        help="every challenger session, promoted or retired (oldest decision first)",
+    )
+    experiments.add_argument("--model", default=None, help="only this model")
+    experiments.add_argument(
+        "--outcome", choices=["promoted", "retired"], default=None, help="only this outcome"
+    )
+    experiments.add_argument(
+        "--json", action="store_true", help="one JSON object per line, for machines"
+    )
+
 
 def command(
     args: argparse.Namespace,
@@ -153,6 +169,9 @@ def command(
             _print_versions(registry, found, args.json, stdout)
         elif args.models_command == "bootstrap":
             _bootstrap(registry, args, stdout)
+        elif args.models_command == "experiments":
+            log = registry.experiments(args.model, outcome=args.outcome)
+            _print_experiments(log, args.json, stdout)
         else:
             return _reproduce(registry, args, read_window, stdout)
     except (RegistryError, ValueError) as exc:
@@ -198,6 +217,45 @@ def _print_versions(
     _write_table(table, out)
     if not records:
         out.write("(no versions)\n")
+
+
+def _print_experiments(records: Sequence[Experiment], as_json: bool, out: TextIO) -> None:
+    if as_json:
+        for record in records:
+            out.write(json.dumps(record.model_dump(mode="json"), sort_keys=True) + "\n")
+        return
+    header = (
+        "MODEL",
+        "REQUEST",
+        "CHAMPION",
+        "OUTCOME",
+        "DECIDED",
+        "LEARNED",
+        "SCORED",
+        "LOSS",
+        "IMPROVEMENT",
+        "P",
+        "LOOKS",
+    )
+    table = [header] + [
+        (
+            e.model_id,
+            e.request_id or "-",
+            e.champion_version,
+            f"promoted {e.version}" if e.version is not None else e.outcome,
+            format_time(e.decided_ts),
+            str(e.learned_events),
+            str(e.scored_events),
+            f"{e.champion_loss:.4g} -> {e.challenger_loss:.4g}",
+            f"{e.relative_improvement:+.1%}",
+            f"{e.p_value:.3g}",
+            str(len(e.looks)),
+        )
+        for e in records
+    ]
+    _write_table(table, out)
+    if not records:
+        out.write("(no experiments)\n")
 
 
 def _write_table(rows: Sequence[Sequence[str]], out: TextIO) -> None:

@@ -8,6 +8,7 @@ page: extending the contract means documenting the extension.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
@@ -31,6 +32,7 @@ from stream_mlops.config import (
     WebhookSettings,
 )
 from stream_mlops.events import _ALL_MODELS, _INPUT_MODELS, decode_input, dumps
+from stream_mlops.registry import Experiment, ExperimentLook
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "contract.md"
 TEXT = DOC.read_text(encoding="utf-8")
@@ -102,3 +104,34 @@ def test_every_model_policy_key_and_top_level_key_is_listed() -> None:
 
 def test_every_detector_name_is_listed() -> None:
     assert [n for n in detectors.known_names() if f"`{n}`" not in TEXT] == []
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> set[str]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return set(action.choices)
+
+
+def test_every_models_subcommand_is_listed() -> None:
+    models = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices["models"]
+    (row,) = [cell for cell in FIRST_CELLS if cell.startswith("`models ")]
+    listed = set(row.strip("`").split(" [")[0].split()[1:]) - {"/"}
+    assert _subcommands(models) == listed
+
+
+def _section(title: str) -> str:
+    start = TEXT.index(f"## {title}\n")
+    end = TEXT.find("\n## ", start + 1)
+    return TEXT[start:end]
+
+
+@pytest.mark.parametrize(
+    ("header", "model"), [("record field", Experiment), ("look field", ExperimentLook)]
+)
+def test_every_experiment_record_field_is_listed(header: str, model: type[BaseModel]) -> None:
+    section = _section("The experiment log")
+    table = section[section.index(f"| {header} |") :].split("\n\n")[0]
+    cells = re.findall(r"^\| (.+?) \|", table, re.MULTILINE)
+    listed = {name for cell in cells for name in re.findall(r"`(\w+)`", cell)}
+    assert set(model.model_fields) == listed

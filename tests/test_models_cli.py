@@ -14,7 +14,7 @@ from river import compose
 
 from stream_mlops.model_task import Task
 from stream_mlops.models_cli import add_arguments, command
-from stream_mlops.registry import ModelRegistry, OffsetRange, TrainingWindow
+from stream_mlops.registry import Experiment, ModelRegistry, OffsetRange, TrainingWindow
 from stream_mlops.retrain import (
     LabeledExample,
     ModelSpec,
@@ -23,6 +23,7 @@ from stream_mlops.retrain import (
     RetrainSession,
     record_promotion,
 )
+from tests.registry.experiments import experiment
 from tests.retrain.conftest import CHAMPION_EVENTS, register_champion
 from tests.retrain.streams import fraud_stream
 
@@ -116,6 +117,94 @@ def test_unknown_versions_fail_with_a_message(
     code, _ = _run(["--registry", str(registry_dir), "show", "fraud", "v9"])
     assert code == 1
     assert "fraud v9: no such version" in capsys.readouterr().err
+
+
+@pytest.fixture
+def experiments_dir(registry_dir: Path) -> Path:
+    """The registry with three experiments: fraud retired, then promoted; demand retired."""
+    registry = ModelRegistry(registry_dir)
+    registry.record_experiment(experiment("rq-b", outcome="promoted", version="v2"))
+    registry.record_experiment(experiment("rq-a", decided_ts=1_795_786_000.0))
+    registry.record_experiment(experiment("rq-d", model_id="demand", decided_ts=1_795_791_000.0))
+    return registry_dir
+
+
+def test_experiments_prints_every_session_in_decision_order(experiments_dir: Path) -> None:
+    code, out = _run(["--registry", str(experiments_dir), "experiments"])
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "MODEL",
+        "REQUEST",
+        "CHAMPION",
+        "OUTCOME",
+        "DECIDED",
+        "LEARNED",
+        "SCORED",
+        "LOSS",
+        "IMPROVEMENT",
+        "P",
+        "LOOKS",
+    ]
+    rows = [line.split() for line in lines[1:]]
+    assert [row[:4] for row in rows] == [
+        ["fraud", "rq-a", "v1", "retired"],
+        ["fraud", "rq-b", "v1", "promoted"],
+        ["demand", "rq-d", "v1", "retired"],
+    ]
+    promoted = rows[1]
+    assert promoted[4] == "v2"  # "promoted v2"
+    assert promoted[5:] == [
+        "2026-11-27T14:33:20.000Z",
+        "300",
+        "300",
+        "0.25",
+        "->",
+        "0.1",
+        "+60.0%",
+        "1e-07",
+        "2",
+    ]
+    assert rows[0][-3:] == ["+4.0%", "0.39", "2"]
+
+
+def test_experiments_filter_by_model_and_outcome(experiments_dir: Path) -> None:
+    def requests(*argv: str) -> list[str]:
+        code, out = _run(["--registry", str(experiments_dir), "experiments", *argv])
+        assert code == 0
+        return [line.split()[1] for line in out.splitlines()[1:]]
+
+    assert requests("--model", "fraud") == ["rq-a", "rq-b"]
+    assert requests("--outcome", "retired") == ["rq-a", "rq-d"]
+    assert requests("--model", "fraud", "--outcome", "promoted") == ["rq-b"]
+    code, out = _run(["--registry", str(experiments_dir), "experiments", "--model", "ghost"])
+    assert code == 0 and out.splitlines()[-1] == "(no experiments)"
+
+
+def test_experiments_json_is_one_object_per_line(experiments_dir: Path) -> None:
+    code, out = _run(
+        ["--registry", str(experiments_dir), "experiments", "--outcome", "retired", "--json"]
+    )
+    assert code == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(r["model_id"], r["request_id"]) for r in records] == [
+        ("fraud", "rq-a"),
+        ("demand", "rq-d"),
+    ]
+    registry = ModelRegistry(experiments_dir)
+    assert [Experiment.model_validate(r) for r in records] == registry.experiments(
+        outcome="retired"
+    )
+    assert [look["p_value"] for look in records[0]["looks"]] == [0.1, 0.39]
+
+
+def test_experiments_refuses_an_unknown_outcome(
+    experiments_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _run(["--registry", str(experiments_dir), "experiments", "--outcome", "won"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'won'" in capsys.readouterr().err
 
 
 def _write_jsonl(path: Path, events: list[LabeledExample]) -> None:

@@ -1,9 +1,16 @@
-"""The model registry: versioned artifacts with lineage and an atomic directory store."""
+"""The model registry: versioned artifacts with lineage, the experiment log, and an atomic
+directory store."""
 
 from stream_mlops.registry.exceptions import (
     RegistryCorruptError,
     RegistryError,
     VersionNotFoundError,
+)
+from stream_mlops.registry.experiments import (
+    Experiment,
+    ExperimentLook,
+    Outcome,
+    experiment_key,
 )
 from stream_mlops.registry.location import DEFAULT_REGISTRY, REGISTRY_ENV, resolve_registry
 from stream_mlops.registry.records import (
@@ -22,16 +29,20 @@ __all__ = [
     "REGISTRY_ENV",
     "ChampionPointer",
     "DirectoryStore",
+    "Experiment",
+    "ExperimentLook",
     "ModelRegistry",
     "ModelStore",
     "ModelVersion",
     "OffsetRange",
+    "Outcome",
     "Promotion",
     "RegistryCorruptError",
     "RegistryError",
     "TrainingWindow",
     "VersionNotFoundError",
     "content_hash",
+    "experiment_key",
     "resolve_registry",
     "version_number",
 ]

@@ -1,4 +1,5 @@
-"""The model registry: versions, lineage, search and the champion, over a ``ModelStore``."""
+"""The model registry: versions, lineage, search, the champion and the experiment log,
+over a ``ModelStore``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 from pydantic import JsonValue
 
 from stream_mlops.registry.exceptions import RegistryCorruptError, VersionNotFoundError
+from stream_mlops.registry.experiments import Experiment, Outcome
 from stream_mlops.registry.records import (
     ChampionPointer,
     ModelVersion,
@@ -129,6 +131,32 @@ class ModelRegistry:
             self.store.write_champion(pointer)
             return pointer
 
+    def record_experiment(self, experiment: Experiment) -> Experiment:
+        """Keep a challenger session in the experiment log; safe to repeat.
+
+        Keyed by model and request id: when the request's experiment is already
+        recorded (a retrainer acting again on the same decision after a crash),
+        nothing is written and the stored record is returned.
+        """
+        existing = self.store.read_experiment(experiment.model_id, experiment.request_id)
+        if existing is not None:
+            return existing
+        with self.store.writer(experiment.model_id):
+            # Again under the lock: another writer may have recorded it meanwhile.
+            existing = self.store.read_experiment(experiment.model_id, experiment.request_id)
+            if existing is not None:
+                return existing
+            if self.store.create_experiment(experiment):
+                return experiment
+        # Only a writer outside the lock gets here: its record stands.
+        stored = self.store.read_experiment(experiment.model_id, experiment.request_id)
+        if stored is None:
+            raise RegistryCorruptError(
+                f"{experiment.model_id} request {experiment.request_id!r}: "
+                "experiment neither written nor readable"
+            )
+        return stored
+
     # -- reading -----------------------------------------------------------
 
     def find(
@@ -178,6 +206,37 @@ class ModelRegistry:
         """Every champion change of a model, oldest first."""
         pointer = self.store.read_champion(model_id)
         return () if pointer is None else pointer.history
+
+    def experiment(self, model_id: str, request_id: str) -> Experiment | None:
+        """The experiment a retrain request started, None if none was recorded."""
+        return self.store.read_experiment(model_id, request_id)
+
+    def experiments(
+        self,
+        model_id: str | None = None,
+        *,
+        outcome: Outcome | None = None,
+        newest: int | None = None,
+    ) -> builtins.list[Experiment]:
+        """The experiment log of one model or of all, oldest decision first.
+
+        Ordered by the decision's event time, then model and request id.
+        ``newest`` reads only each model's most recently written experiments
+        (for a reader that refreshes often, such as the operator page).
+        """
+        ids = [model_id] if model_id is not None else self.store.model_ids()
+        found = [
+            e
+            for mid in ids
+            for e in self.store.experiments(mid, newest)
+            if outcome is None or e.outcome == outcome
+        ]
+        return sorted(found, key=lambda e: (e.decided_ts, e.model_id, e.request_id))
+
+    def latest_experiment(self, model_id: str) -> Experiment | None:
+        """The model's experiment with the latest decision, None before the first."""
+        log = self.experiments(model_id)
+        return log[-1] if log else None
 
     def lineage(self, model_id: str, version: str) -> builtins.list[ModelVersion]:
         """The version, its parent, the parent's parent, ... down to a root."""

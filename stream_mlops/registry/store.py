@@ -2,14 +2,16 @@
 
 The store knows nothing about version numbering or idempotency (that is the
 registry's job); it only promises that a version appears whole or not at all,
-that the champion pointer is replaced in one step, and a per-model writer lock
-under which the registry's read-then-write steps run one writer at a time.
+that the champion pointer is replaced in one step, that an experiment record
+appears whole and is never overwritten, and a per-model writer lock under which
+the registry's read-then-write steps run one writer at a time.
 
 Layout of a ``DirectoryStore``::
 
     <root>/<model_id>/versions/<version>/version.json   the ModelVersion record
     <root>/<model_id>/versions/<version>/model.pkl      the artifact bytes
     <root>/<model_id>/champion.json                     the ChampionPointer
+    <root>/<model_id>/experiments/<key>.json            an Experiment (key: experiment_key)
     <root>/<model_id>/.writer.lock                      the writers' lock file
     <root>/<model_id>/.tmp-<pid>-<random>[...]          a write in progress
 
@@ -17,9 +19,12 @@ A version is written into a ``.tmp-`` directory, each file and the directory
 fsynced, then renamed into ``versions/`` (``rename`` is atomic on POSIX and
 fails when the target directory exists and is not empty, which doubles as the
 lock for the version name), then ``versions/`` is fsynced so the rename itself
-survives a power cut. Readers never look at dot-names, so a crash at any point
-leaves either no version or a complete one; a ``.tmp-`` entry whose writer
-process is gone is removed by ``clean_abandoned()``.
+survives a power cut. An experiment is written to a ``.tmp-`` file, fsynced,
+then hard-linked to its name (``link`` fails when the name exists, so a record
+is never replaced) and the temp name removed. Readers never look at dot-names,
+so a crash at any point leaves either no version (experiment) or a complete
+one; a ``.tmp-`` entry whose writer process is gone is removed by
+``clean_abandoned()``.
 
 Writers of one model take an exclusive ``flock`` on ``.writer.lock`` for each
 read-then-write step (``writer()``): without it, two processes promoting at
@@ -47,6 +52,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from stream_mlops.registry.exceptions import RegistryCorruptError, VersionNotFoundError
+from stream_mlops.registry.experiments import Experiment, experiment_key
 from stream_mlops.registry.records import (
     MODEL_ID_PATTERN,
     ChampionPointer,
@@ -58,6 +64,8 @@ RECORD_FILE = "version.json"
 ARTIFACT_FILE = "model.pkl"
 CHAMPION_FILE = "champion.json"
 VERSIONS_DIR = "versions"
+EXPERIMENTS_DIR = "experiments"
+EXPERIMENT_SUFFIX = ".json"
 TEMP_PREFIX = ".tmp-"
 LOCK_FILE = ".writer.lock"
 _MODEL_ID_RE = re.compile(MODEL_ID_PATTERN)
@@ -90,6 +98,18 @@ class ModelStore(Protocol):
         """Replace the champion pointer atomically."""
         ...
 
+    def read_experiment(self, model_id: str, request_id: str) -> Experiment | None:
+        """The experiment of a retrain request, None when none was recorded."""
+        ...
+
+    def create_experiment(self, record: Experiment) -> bool:
+        """Store an experiment atomically; False when its request's is already stored."""
+        ...
+
+    def experiments(self, model_id: str, newest: int | None = None) -> list[Experiment]:
+        """A model's experiments (only the ``newest`` written, when given), in no set order."""
+        ...
+
     def writer(self, model_id: str) -> AbstractContextManager[None]:
         """Held while a writer reads and then writes a model (blocks other writers)."""
         ...
@@ -108,6 +128,22 @@ def _write_synced(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _write_temp(directory: Path, data: bytes) -> Path:
+    """``data`` in a new, fsynced ``.tmp-<pid>-`` file of ``directory``: the first
+    step of a write that a rename or link then makes visible whole."""
+    fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=directory)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def _pid_alive(pid: int) -> bool:
@@ -222,18 +258,67 @@ class DirectoryStore:
     def write_champion(self, pointer: ChampionPointer) -> None:
         model_dir = self._model_dir(pointer.model_id)
         model_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=model_dir)
-        tmp = Path(name)
+        tmp = _write_temp(model_dir, pointer.model_dump_json(indent=2).encode())
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(pointer.model_dump_json(indent=2).encode())
-                f.flush()
-                os.fsync(f.fileno())
             tmp.replace(model_dir / CHAMPION_FILE)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(model_dir)
+
+    def _experiment_path(self, model_id: str, request_id: str) -> Path:
+        name = experiment_key(request_id) + EXPERIMENT_SUFFIX
+        return self._model_dir(model_id) / EXPERIMENTS_DIR / name
+
+    def _read_experiment(self, model_id: str, path: Path) -> Experiment:
+        try:
+            record = Experiment.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "record"
+            raise RegistryCorruptError(f"{path}: {where}: {first['msg']}") from exc
+        if record.model_id != model_id or experiment_key(record.request_id) != path.stem:
+            raise RegistryCorruptError(
+                f"{path}: holds {record.model_id} request {record.request_id!r}, "
+                "not the one its name says"
+            )
+        return record
+
+    def read_experiment(self, model_id: str, request_id: str) -> Experiment | None:
+        path = self._experiment_path(model_id, request_id)
+        try:
+            return self._read_experiment(model_id, path)
+        except FileNotFoundError:
+            return None
+
+    def create_experiment(self, record: Experiment) -> bool:
+        model_dir = self._model_dir(record.model_id)
+        target = self._experiment_path(record.model_id, record.request_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _write_temp(model_dir, record.model_dump_json(indent=2).encode())
+        try:
+            os.link(tmp, target)  # fails when the name exists: a record is never replaced
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(target.parent)
+        return True
+
+    def experiments(self, model_id: str, newest: int | None = None) -> list[Experiment]:
+        directory = self._model_dir(model_id) / EXPERIMENTS_DIR
+        if not directory.is_dir():
+            return []
+        paths = [
+            p
+            for p in directory.iterdir()
+            if not p.name.startswith(".") and p.name.endswith(EXPERIMENT_SUFFIX)
+        ]
+        if newest is not None:
+            # Written order, from the files' times: the records' own times are
+            # event times, which a replayed stream may place anywhere.
+            paths = sorted(paths, key=lambda p: p.stat().st_mtime_ns, reverse=True)[:newest]
+        return [self._read_experiment(model_id, p) for p in paths]
 
     @contextlib.contextmanager
     def writer(self, model_id: str) -> Iterator[None]:

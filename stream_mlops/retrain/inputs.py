@@ -50,3 +50,7 @@ class RetrainOrder:
     """Event time where post-drift data begins, epoch seconds."""
     window_start_event_id: str
     request_id: str = ""
+    #: the drift alerts that caused the request (kept in the experiment log)
+    reason_alert_ids: tuple[str, ...] = ()
+    #: event time of the request, epoch seconds
+    requested_ts: float | None = None

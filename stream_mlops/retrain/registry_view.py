@@ -1,7 +1,8 @@
 """The model registry as the retraining core uses it: a Protocol ``ModelRegistry`` satisfies.
 
 The core reads champions, versions and artifacts, and writes a promotion
-(register, then move the champion). Naming only these calls keeps the core
+(register, then move the champion) and the experiment of every decided
+session. Naming only these calls keeps the core
 testable with any store and keeps it from depending on where versions live.
 """
 
@@ -12,6 +13,7 @@ from typing import Protocol
 
 from pydantic import JsonValue
 
+from stream_mlops.registry.experiments import Experiment
 from stream_mlops.registry.records import ChampionPointer, ModelVersion, TrainingWindow
 
 
@@ -45,4 +47,8 @@ class RegistryView(Protocol):
         self, model_id: str, version: str, *, ts: float, reason: str = ""
     ) -> ChampionPointer:
         """Make ``version`` the champion (a no-op when it already is)."""
+        ...
+
+    def record_experiment(self, experiment: Experiment) -> Experiment:
+        """Idempotent: keyed by model and request id; returns the record kept."""
         ...

@@ -21,16 +21,20 @@ One retrain, from a request to a model update:
    snapshot holds the decided session before anything is done about it.
 4. ``act``, after that commit and in the next transaction: a promotion is
    registered and made the champion (``record_promotion``, idempotent) and
-   becomes a ``ModelUpdate``; a retirement is counted. The session leaves the
-   task, so the transaction's snapshot no longer holds it.
+   becomes a ``ModelUpdate``; a retirement is counted. Either way the session
+   is kept in the registry's experiment log (``record_experiment``, keyed by
+   the request id, so a repeat writes nothing). The session leaves the task,
+   so the transaction's snapshot no longer holds it.
 
 Why this order gives exactly one version and one visible ``ModelUpdate``
 across kill -9: a restarted retrainer restores the sessions of its last commit
 and re-reads what followed. A crash before step 3 commits loses nothing but a
 decision that is recomputed from the same state and records. A crash between
-the registry write and the commit of step 4 finds the decided session, with
+the registry writes and the commit of step 4 finds the decided session, with
 its artifact, in the snapshot: registering it again returns the same version,
-and the ``ModelUpdate`` of the aborted transaction was never visible.
+its experiment is found already recorded (or is recorded now, if the crash
+came before), and the ``ModelUpdate`` of the aborted transaction was never
+visible.
 
 Why a buffer, not a seek by time: the request's ``window_start`` is an event
 time, and labeled events reach their topic in outcome order, with broker
@@ -51,18 +55,20 @@ from __future__ import annotations
 
 import pickle
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
 
 from stream_mlops.config import Settings
 from stream_mlops.events import ModelUpdate, RetrainRequest, TrainingRange, utc_datetime
 from stream_mlops.registry.exceptions import RegistryError, VersionNotFoundError
+from stream_mlops.registry.experiments import Experiment
 from stream_mlops.registry.records import ModelVersion
 from stream_mlops.retrain.exceptions import RetrainError, RetrainInputError
 from stream_mlops.retrain.inputs import LabeledExample, RetrainOrder, SourcePosition
 from stream_mlops.retrain.models import ModelSpec, prepare_label
 from stream_mlops.retrain.promotion import PromotionPolicy
-from stream_mlops.retrain.registration import record_promotion
+from stream_mlops.retrain.registration import decision_ts, experiment_of, record_promotion
 from stream_mlops.retrain.registry_view import RegistryView
 from stream_mlops.retrain.session import Promoted, Retired, RetrainSession
 
@@ -158,6 +164,8 @@ def retrain_order(request: RetrainRequest) -> RetrainOrder:
         window_start_ts=request.window_start.ts.timestamp(),
         window_start_event_id=request.window_start.event_id,
         request_id=request.request_id,
+        reason_alert_ids=tuple(request.reason_alert_ids),
+        requested_ts=request.ts.timestamp(),
     )
 
 
@@ -172,6 +180,9 @@ class Retrainer:
         self.fresh_challenger = settings.retrainer.fresh_challenger
         self.stats = RetrainerStats()
         self._specs: dict[str, ModelSpec | None] = {}
+        # Replaced whole, never changed in place: another thread (metrics) may
+        # read it while act() runs.
+        self._latest: Mapping[str, Experiment] = MappingProxyType({})
 
     # -- tasks ------------------------------------------------------------------
 
@@ -431,16 +442,18 @@ class Retrainer:
         return any(session.finished for session in task.sessions.values())
 
     def act(self, task: RetrainTask) -> Acted:
-        """Register and promote the winners, retire the others; the sessions leave the task."""
+        """Register and promote the winners, retire the others, keep every decided
+        session in the experiment log; the sessions leave the task."""
         updates: list[ModelUpdate] = []
         notices: list[Notice] = []
         for model_id, session in list(task.sessions.items()):
             decision = session.decision
             if isinstance(decision, Promoted):
-                update, notice = self._promote(decision)
+                update, notice = self._promote(session, decision)
                 updates.append(update)
                 notices.append(notice)
             elif isinstance(decision, Retired):
+                self._record(experiment_of(session))
                 self.stats.retired += 1
                 notices.append(
                     Notice(
@@ -460,12 +473,15 @@ class Retrainer:
             del task.sessions[model_id]
         return Acted(tuple(updates), tuple(notices))
 
-    def _promote(self, promoted: Promoted) -> tuple[ModelUpdate, Notice]:
+    def _record(self, experiment: Experiment) -> None:
+        kept = self.registry.record_experiment(experiment)
+        self._latest = MappingProxyType({**self._latest, kept.model_id: kept})
+
+    def _promote(self, session: RetrainSession, promoted: Promoted) -> tuple[ModelUpdate, Notice]:
         window = promoted.training_window
-        # Event time of the decision (the newest learned event), not a wall
-        # clock: a repeat after a crash records the same time.
-        ts = window.last_event_ts if window.last_event_ts is not None else window.start_ts or 0.0
+        ts = decision_ts(window)
         version = record_promotion(self.registry, promoted, ts=ts)
+        self._record(experiment_of(session, version))
         self._specs.pop(promoted.model_id, None)
         self.stats.promoted += 1
         update = ModelUpdate(
@@ -489,6 +505,7 @@ class Retrainer:
             "promotion",
             {
                 "model_id": promoted.model_id,
+                "request_id": session.order.request_id,
                 "parent_version": promoted.parent_version,
                 "champion_version": promoted.champion_version,
                 "version": version.version,
@@ -513,3 +530,16 @@ class Retrainer:
 
     def totals(self) -> dict[str, object]:
         return dict(asdict(self.stats))
+
+    def latest_experiments(self) -> Mapping[str, Experiment]:
+        """By model, the experiment of the newest decision this retrainer acted on.
+
+        Only this process's decisions (the registry's ``experiments`` holds all
+        of them). Safe to read from another thread: the mapping is replaced
+        whole, never changed in place.
+        """
+        return self._latest
+
+    def latest_experiment(self, model_id: str) -> Experiment | None:
+        """The model's entry of ``latest_experiments``, None before its first decision."""
+        return self._latest.get(model_id)

@@ -159,6 +159,11 @@ class RetrainSession:
     def finished(self) -> bool:
         return not isinstance(self._decision, Running)
 
+    @property
+    def window(self) -> TrainingWindow:
+        """What the challenger has learned so far (count, offsets, digest of the event ids)."""
+        return self._recorder.window()
+
     def observe(self, example: LabeledExample) -> Decision:
         """Take one labeled event; returns the decision after it.
 
@@ -226,4 +231,20 @@ class RetrainSession:
             config=config,
             library_versions=library_versions(),
             verdict=verdict,
+        )
+
+    def looks(self) -> tuple[Verdict, ...]:
+        """The promotion test's verdict at every look so far, oldest first.
+
+        Recomputed from the paired losses the session keeps (a verdict is a
+        function of the losses up to its look alone), so a session holds no
+        record of its looks that a snapshot would have to carry.
+        """
+        champion = self._champion_score.losses
+        challenger = self._challenger_score.losses
+        policy = self.policy
+        last = min(len(challenger), policy.max_events)
+        return tuple(
+            self._test.evaluate(champion[:n], challenger[:n])
+            for n in range(policy.min_events, last + 1, policy.check_every)
         )

@@ -15,6 +15,10 @@ builds an ``OperatorView`` from them on demand, whatever the stream's length:
   becomes one point of its series (``limits.points`` kept), computed with the
   engine's own signal functions (``stream_mlops.signals``).
 * ``view``: the picture, with the registry's models and the groups' progress.
+  A retrain without a promotion reads ``retired`` when the registry's
+  experiment log retired the challenger of its newest request (or of an
+  earlier one, decided after the newest was made: a request that arrives
+  while a challenger runs starts none); otherwise ``open``.
 
 A record that is not a readable event of its topic is counted, never fatal:
 the page says how many and why. Events are read tolerantly (fields a newer
@@ -51,6 +55,7 @@ from stream_mlops.ui.view import (
     AlertView,
     DeadLetterReason,
     DeadLetterView,
+    ExperimentView,
     GroupProgress,
     ModelView,
     OperatorView,
@@ -83,6 +88,9 @@ _POSITION: Final = re.compile(r"\b(line|column|char|byte|position|offset) \d+")
 _OTHER_REASONS: Final = "(other reasons)"
 _REASON_CHARS: Final = 200
 _SHIFTS_SHOWN: Final = 5
+# Request ids kept per retrain, to find their experiments: more than a model
+# version ever gets (the engine rate-limits requests per model).
+_REQUEST_IDS_KEPT: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +144,9 @@ class _Retrain:
     first_request_id: str | None = None
     first_seen_ts: float | None = None
     window_start_ts: float | None = None
+    #: the newest requests' ids (oldest first), and the newest one's event time
+    request_ids: deque[str] = field(default_factory=lambda: deque(maxlen=_REQUEST_IDS_KEPT))
+    last_request_ts: float | None = None
     promoted_version: str | None = None
     promoted_seen_ts: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -363,6 +374,9 @@ class StreamDigest:
             entry.first_request_id = request.request_id
             entry.first_seen_ts = seen_ts
             entry.window_start_ts = request.window_start.ts.timestamp()
+        if request.request_id not in entry.request_ids:
+            entry.request_ids.append(request.request_id)
+            entry.last_request_ts = request.ts.timestamp()
 
     def _add_update(self, update: ModelUpdate, seen_ts: float) -> None:
         challenged = update.metrics.get("champion_version") or update.parent_version
@@ -449,26 +463,22 @@ class StreamDigest:
         sources: Mapping[str, str] | None = None,
     ) -> OperatorView:
         by_id = {m.model_id: m for m in registry}
+        retirements = {
+            (m.model_id, e.request_id): e
+            for m in registry
+            for e in m.experiments
+            if e.outcome == "retired"
+        }
+        retired = {key: self._retirement(r, retirements) for key, r in self._retrains.items()}
         model_ids = sorted(
             set(by_id)
             | set(self._alerts_by_model)
             | set(self._series)
             | {k[0] for k in self._retrains}
         )
-        models = tuple(self._model_view(mid, by_id.get(mid)) for mid in model_ids)
+        models = tuple(self._model_view(mid, by_id.get(mid), retired) for mid in model_ids)
         retrains = tuple(
-            RetrainView(
-                model_id=r.model_id,
-                model_version=r.model_version,
-                requests=r.requests,
-                first_request_id=r.first_request_id,
-                first_seen_ts=r.first_seen_ts,
-                window_start_ts=r.window_start_ts,
-                outcome="promoted" if r.promoted_version else "open",
-                promoted_version=r.promoted_version,
-                promoted_seen_ts=r.promoted_seen_ts,
-                metrics=dict(r.metrics),
-            )
+            self._retrain_view(r, retired[(r.model_id, r.model_version)])
             for r in reversed(self._retrains.values())
         )
         alerts = tuple(reversed(self._alerts))
@@ -509,7 +519,60 @@ class StreamDigest:
             sources=dict(sources or {}),
         )
 
-    def _model_view(self, model_id: str, registered: RegistryModel | None) -> ModelView:
+    @staticmethod
+    def _retirement(
+        retrain: _Retrain, retirements: Mapping[tuple[str, str], ExperimentView]
+    ) -> ExperimentView | None:
+        """The experiment that retired the retrain's challenger, if that is its outcome."""
+        if retrain.promoted_version is not None or not retrain.request_ids:
+            return None
+        found = [
+            e
+            for rid in retrain.request_ids
+            if (e := retirements.get((retrain.model_id, rid))) is not None
+        ]
+        if not found:
+            return None
+        latest = max(found, key=lambda e: e.decided_ts)
+        newest_request = retrain.request_ids[-1]
+        if latest.request_id == newest_request or (
+            retrain.last_request_ts is not None and latest.decided_ts >= retrain.last_request_ts
+        ):
+            return latest
+        return None  # a later request may have a challenger running
+
+    @staticmethod
+    def _retrain_view(retrain: _Retrain, retired: ExperimentView | None) -> RetrainView:
+        outcome: Literal["open", "promoted", "retired"] = (
+            "promoted" if retrain.promoted_version else "retired" if retired else "open"
+        )
+        metrics = dict(retrain.metrics)
+        if retired is not None:
+            metrics = {
+                "relative_improvement": retired.relative_improvement,
+                "p_value": retired.p_value,
+                "scored_events": float(retired.scored_events),
+            }
+        return RetrainView(
+            model_id=retrain.model_id,
+            model_version=retrain.model_version,
+            requests=retrain.requests,
+            first_request_id=retrain.first_request_id,
+            first_seen_ts=retrain.first_seen_ts,
+            window_start_ts=retrain.window_start_ts,
+            outcome=outcome,
+            promoted_version=retrain.promoted_version,
+            promoted_seen_ts=retrain.promoted_seen_ts,
+            metrics=metrics,
+            retired_reason=retired.reason if retired is not None else None,
+        )
+
+    def _model_view(
+        self,
+        model_id: str,
+        registered: RegistryModel | None,
+        retired: Mapping[tuple[str, str], ExperimentView | None],
+    ) -> ModelView:
         champion = registered.champion if registered else None
         serving = self._serving.get(model_id)
         # Detectors are per version: the signals' state is that of the version
@@ -533,12 +596,13 @@ class StreamDigest:
             for signal in sorted(set(series) | set(alerted), key=_signal_order)
         )
         # A request for the version in service (any, when none is known yet)
-        # that no promotion answered.
+        # that no promotion or retirement answered.
         retraining = any(
             r.model_id == model_id
             and r.promoted_version is None
+            and retired[key] is None
             and (current is None or r.model_version == current)
-            for r in self._retrains.values()
+            for key, r in self._retrains.items()
         )
         shown = self.limits.versions_shown
         return ModelView(

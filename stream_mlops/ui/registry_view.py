@@ -2,9 +2,12 @@
 
 Read through ``ModelRegistry`` (so the page sees exactly what ``stream-mlops
 models`` sees): versions with their training data and promotion figures, the
-champion, its lineage and the champion history. A model the registry cannot
-read (a hand-edited or damaged directory) becomes a note on the page, and the
-other models are still shown.
+champion, its lineage, the champion history, and the newest entries of the
+experiment log (which say what came of each retrain request, retirements
+included). A model the registry cannot read (a hand-edited or damaged
+directory) becomes a note on the page, and the other models are still shown;
+a damaged experiment record is a note too, and its model is shown without
+its log.
 
 >>> import tempfile
 >>> from stream_mlops.registry import ModelRegistry
@@ -27,13 +30,18 @@ from pathlib import Path
 from stream_mlops.registry import (
     ChampionPointer,
     DirectoryStore,
+    Experiment,
     ModelRegistry,
     ModelVersion,
     RegistryError,
 )
-from stream_mlops.ui.view import PromotionView, VersionView
+from stream_mlops.ui.view import ExperimentView, PromotionView, VersionView
 
-__all__ = ["ReadOnlyStore", "RegistryModel", "open_read_only", "read_registry"]
+__all__ = ["EXPERIMENTS_READ", "ReadOnlyStore", "RegistryModel", "open_read_only", "read_registry"]
+
+#: Experiments read per model and refresh: as many as the retrains the page
+#: keeps (``DigestLimits.retrains``), so each shown retrain can find its outcome.
+EXPERIMENTS_READ = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,8 @@ class RegistryModel:
     promotions: tuple[PromotionView, ...]
     #: the champion, its parent, ... (newest first); empty without a champion
     lineage: tuple[VersionView, ...]
+    #: the newest experiments (challenger sessions), in decision order
+    experiments: tuple[ExperimentView, ...] = ()
 
 
 class ReadOnlyStore:
@@ -70,7 +80,16 @@ class ReadOnlyStore:
     def read_champion(self, model_id: str) -> ChampionPointer | None:
         return self._store.read_champion(model_id)
 
+    def read_experiment(self, model_id: str, request_id: str) -> Experiment | None:
+        return self._store.read_experiment(model_id, request_id)
+
+    def experiments(self, model_id: str, newest: int | None = None) -> list[Experiment]:
+        return self._store.experiments(model_id, newest)
+
     def create_version(self, record: ModelVersion, artifact: bytes) -> bool:
+        raise RegistryError("the operator page never writes to the registry")
+
+    def create_experiment(self, record: Experiment) -> bool:
         raise RegistryError("the operator page never writes to the registry")
 
     def write_champion(self, pointer: ChampionPointer) -> None:
@@ -95,8 +114,31 @@ def _version_view(record: ModelVersion) -> VersionView:
     )
 
 
-def read_registry(registry: ModelRegistry) -> tuple[list[RegistryModel], list[str]]:
-    """Every model of the registry, and a note for each one it could not read."""
+def _experiment_view(record: Experiment) -> ExperimentView:
+    return ExperimentView(
+        request_id=record.request_id,
+        champion_version=record.champion_version,
+        outcome=record.outcome,
+        version=record.version,
+        requested_ts=record.requested_ts,
+        decided_ts=record.decided_ts,
+        reason=record.reason,
+        scored_events=record.scored_events,
+        relative_improvement=record.relative_improvement,
+        p_value=record.p_value,
+    )
+
+
+def read_registry(
+    registry: ModelRegistry, experiments: int = EXPERIMENTS_READ
+) -> tuple[list[RegistryModel], list[str]]:
+    """Every model of the registry, and a note for each one (or experiment log) it could
+    not read.
+
+    Of each model's experiment log only the ``experiments`` most recently
+    written are read: the page re-reads the registry every refresh, and the
+    log grows with every retrain request.
+    """
     models: list[RegistryModel] = []
     notes: list[str] = []
     for model_id in registry.store.model_ids():
@@ -108,6 +150,12 @@ def read_registry(registry: ModelRegistry) -> tuple[list[RegistryModel], list[st
         except (RegistryError, ValueError) as exc:
             notes.append(f"registry: model {model_id}: {exc}")
             continue
+        try:
+            log = registry.experiments(model_id, newest=experiments)
+        except (RegistryError, ValueError) as exc:
+            # A damaged experiment hides the log, not the model's versions.
+            notes.append(f"registry: model {model_id}: experiment log: {exc}")
+            log = []
         models.append(
             RegistryModel(
                 model_id=model_id,
@@ -115,6 +163,7 @@ def read_registry(registry: ModelRegistry) -> tuple[list[RegistryModel], list[st
                 versions=tuple(_version_view(r) for r in records),
                 promotions=tuple(PromotionView(p.version, p.ts, p.reason) for p in promotions),
                 lineage=tuple(_version_view(r) for r in lineage),
+                experiments=tuple(_experiment_view(e) for e in log),
             )
         )
     return models, notes

@@ -23,6 +23,7 @@ __all__ = [
     "AlertView",
     "DeadLetterReason",
     "DeadLetterView",
+    "ExperimentView",
     "GroupProgress",
     "ModelView",
     "OperatorView",
@@ -67,6 +68,25 @@ class PromotionView:
     version: str
     ts: float
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentView:
+    """One challenger session of the registry's experiment log, and its outcome."""
+
+    request_id: str
+    #: the version the challenger was scored against (the request's)
+    champion_version: str
+    outcome: Literal["promoted", "retired"]
+    #: the version registered for a promotion
+    version: str | None
+    #: event times of the request and of the decision
+    requested_ts: float | None
+    decided_ts: float
+    reason: str
+    scored_events: int
+    relative_improvement: float
+    p_value: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +158,10 @@ class RetrainView:
     """A retrain of one model version: its requests and what came of them.
 
     The retrainer runs one challenger per model at a time and publishes only
-    promotions; a challenger it retires is in its log, not on a topic or in the
-    registry, so a request without a promotion reads ``open``.
+    promotions; a challenger it retires is kept in the registry's experiment
+    log, from which a request's retirement is read (``retired``, with the
+    reason and the test's figures in ``metrics``). A request with neither
+    reads ``open``: its challenger is still running.
     """
 
     model_id: str
@@ -151,10 +173,12 @@ class RetrainView:
     first_seen_ts: float | None
     #: event time where the request placed the change
     window_start_ts: float | None
-    outcome: Literal["open", "promoted"]
+    outcome: Literal["open", "promoted", "retired"]
     promoted_version: str | None = None
     promoted_seen_ts: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    #: why the challenger was retired (the experiment log's reason)
+    retired_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

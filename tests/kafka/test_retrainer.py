@@ -188,6 +188,12 @@ def pre_and_post_drift(post: int, *, flipped: bool) -> tuple[list[LabeledExample
     return pre + after, change_ts
 
 
+def policy_of(setup: Setup) -> PromotionPolicy:
+    """The promotion test's parameters the retrainer reads from the setup's config."""
+    settings = load_settings(setup.config)
+    return PromotionPolicy(**settings.retrainer.promotion.overrides())  # type: ignore[arg-type]
+
+
 def held_out_error(model: FrozenChampion, events: list[LabeledExample]) -> float:
     task = model.spec.task
     losses = [event_loss(task, model.predict(e), prepare_label(task, e.actual)) for e in events]
@@ -249,6 +255,34 @@ def test_after_a_drift_a_request_promotes_a_better_version_and_publishes_it(
     assert result["matches"] is True
     assert result["rebuilt_sha256"] == result["recorded_sha256"] == record.content_hash
 
+    # The experiment log keeps the session: its request, the data, the losses, every look.
+    (experiment,) = setup.registry.experiments("fraud")
+    assert (experiment.request_id, experiment.reason_alert_ids) == (request_id, ("alert-1",))
+    assert (experiment.outcome, experiment.version, experiment.content_hash) == (
+        "promoted",
+        "v2",
+        record.content_hash,
+    )
+    assert (experiment.champion_version, experiment.parent_version) == ("v1", "v1")
+    assert (experiment.window_start_ts, experiment.requested_ts) == (change_ts, change_ts + 600)
+    assert experiment.training_window == window
+    assert experiment.decided_ts == window.last_event_ts
+    assert experiment.reason == setup.registry.promotions("fraud")[-1].reason
+    assert experiment.policy == policy_of(setup).to_config()
+    assert experiment.scored_events == metrics["scored_events"]
+    assert experiment.champion_loss == metrics["champion_loss"]
+    assert experiment.challenger_loss == metrics["loss"]
+    assert experiment.p_value == metrics["p_value"] == experiment.looks[-1].p_value
+    assert experiment.looks[-1].promote and not any(look.promote for look in experiment.looks[:-1])
+    assert [look.scored_events for look in experiment.looks] == list(
+        range(200, experiment.scored_events + 1, 100)
+    )
+    code = cli_main(
+        ["models", "--config", str(setup.config), "experiments", "--outcome", "promoted", "--json"]
+    )
+    (listed,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0 and listed == experiment.model_dump(mode="json")
+
 
 def test_a_stationary_stream_never_promotes(deployment: Deployment, tmp_path: Path) -> None:
     setup = Setup(deployment, tmp_path)
@@ -268,6 +302,18 @@ def test_a_stationary_stream_never_promotes(deployment: Deployment, tmp_path: Pa
     assert [v.version for v in setup.registry.list("fraud")] == ["v1"]
     champion = setup.registry.champion("fraud")
     assert champion is not None and champion.version == "v1"
+    # The retired session is kept, with what it was decided on.
+    (experiment,) = setup.registry.experiments("fraud")
+    assert (experiment.request_id, experiment.outcome, experiment.version) == (
+        request_id,
+        "retired",
+        None,
+    )
+    assert experiment.reason == retired["reason"]
+    assert [look.scored_events for look in experiment.looks] == [200, 300, 400, 500, 600]
+    assert not any(look.promote for look in experiment.looks)
+    assert experiment.training_window.ranges[0].first_offset == PRE_DRIFT_EVENTS
+    assert experiment.training_window.event_count == 600
 
 
 def test_kill_9_during_training_then_restart_gives_one_version_and_one_update(
@@ -444,9 +490,9 @@ def test_a_crash_while_acting_on_a_promotion_registers_and_publishes_once(
     setup = Setup(deployment, tmp_path)
     events, change_ts = pre_and_post_drift(1500, flipped=True)
     setup.produce_labeled(events)
-    setup.produce_request(change_ts)
+    request_id = setup.produce_request(change_ts)
     settings = load_settings(setup.config)
-    policy = PromotionPolicy(**settings.retrainer.promotion.overrides())  # type: ignore[arg-type]
+    policy = policy_of(setup)
 
     def runtime(registry: ModelRegistry, *, crash_on_commit: bool) -> TaskRuntime[RetrainTask]:
         transport = open_transport(
@@ -489,6 +535,15 @@ def test_a_crash_while_acting_on_a_promotion_registers_and_publishes_once(
     assert [v.version for v in setup.registry.list("fraud")] == ["v1", "v2"]
     champion = setup.registry.champion("fraud")
     assert champion is not None and champion.version == "v2"
+    # One experiment for the request, whether the crash came before it was written or after.
+    (experiment,) = setup.registry.experiments()
+    assert (experiment.request_id, experiment.outcome, experiment.version) == (
+        request_id,
+        "promoted",
+        "v2",
+    )
+    assert (experiment.reason_alert_ids, experiment.requested_ts) == (("alert-1",), change_ts + 600)
+    assert service.core.latest_experiment("fraud") == experiment
 
 
 def test_a_window_older_than_the_buffer_trains_on_what_is_kept_and_says_so(

@@ -8,12 +8,14 @@ history entries and registered one artifact under several version names.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from stream_mlops.registry import ModelRegistry
+from tests.registry.experiments import experiment
 
 WRITERS = 4
 PROMOTIONS = 50
@@ -41,6 +43,14 @@ def _register_same(root: str, trial: int, barrier: Barrier, versions: Queue[str]
     barrier.wait()
     record = registry.register(f"model-{trial}", b"the same artifact", created_ts=1.0)
     versions.put(record.version)
+
+
+def _record_same(root: str, trial: int, barrier: Barrier, kept: Queue[float]) -> None:
+    registry = ModelRegistry(root)
+    barrier.wait()
+    # Each writer's record differs (its decision time), so the answer says whose was kept.
+    record = experiment(f"rq-{trial}", decided_ts=float(os.getpid()))
+    kept.put(registry.record_experiment(record).decided_ts)
 
 
 def _run(target: Callable[..., None], args_of: list[tuple[object, ...]]) -> None:
@@ -81,3 +91,15 @@ def test_one_artifact_from_concurrent_writers_is_one_version(tmp_path: Path) -> 
         stored = ModelRegistry(tmp_path).list(f"model-{trial}")
         assert answers == {"v1"}, f"trial {trial}"
         assert [r.version for r in stored] == ["v1"], f"trial {trial}"
+
+
+def test_one_request_from_concurrent_writers_is_one_experiment(tmp_path: Path) -> None:
+    ModelRegistry(tmp_path).register("fraud", b"v1", created_ts=1.0)
+    for trial in range(TRIALS):
+        barrier = _CONTEXT.Barrier(WRITERS)
+        kept = _CONTEXT.Queue()
+        _run(_record_same, [(str(tmp_path), trial, barrier, kept) for _ in range(WRITERS)])
+        answers = {kept.get(timeout=5) for _ in range(WRITERS)}
+        stored = [e for e in ModelRegistry(tmp_path).experiments() if e.request_id == f"rq-{trial}"]
+        assert len(stored) == 1, f"trial {trial}"
+        assert answers == {stored[0].decided_ts}, f"trial {trial}: every writer got the kept one"

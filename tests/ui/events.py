@@ -54,7 +54,13 @@ def alert(
     )
 
 
-def request(request_id: str = "r1", *, model_id: str = "fraud", version: str = "v1") -> bytes:
+def request(
+    request_id: str = "r1",
+    *,
+    model_id: str = "fraud",
+    version: str = "v1",
+    ts: float = 1_800_000_600,
+) -> bytes:
     return encode(
         RetrainRequest(
             request_id=request_id,
@@ -62,7 +68,7 @@ def request(request_id: str = "r1", *, model_id: str = "fraud", version: str = "
             model_version=version,
             reason_alert_ids=["a1"],
             window_start=WindowStart(ts=1_800_000_000, event_id="txn-1"),
-            ts=1_800_000_600,
+            ts=ts,
         )
     )
 

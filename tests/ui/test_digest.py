@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 from stream_mlops.model_task import Task
 from stream_mlops.ui.digest import DigestLimits, StreamDigest
 from stream_mlops.ui.registry_view import RegistryModel
-from stream_mlops.ui.view import ModelView, PromotionView, VersionView
+from stream_mlops.ui.view import ExperimentView, ModelView, PromotionView, VersionView
 from tests.ui import events
 
 
@@ -102,6 +104,63 @@ def test_a_retrain_is_open_until_an_update_from_its_version_is_seen() -> None:
     assert (newest.model_version, newest.requests, newest.first_seen_ts) == ("v2", 0, None)
     kinds = [m.kind for m in digest.view(now=31.0).timeline]
     assert kinds == ["promotion", "promotion"]
+
+
+def retired(request_id: str, decided_ts: float, reason: str = "no promotion") -> RegistryModel:
+    """The registry's fraud model, whose experiment log retired ``request_id``."""
+    v1 = VersionView("v1", None, 1.0, 0, {})
+    experiment = ExperimentView(
+        request_id=request_id,
+        champion_version="v1",
+        outcome="retired",
+        version=None,
+        requested_ts=None,
+        decided_ts=decided_ts,
+        reason=reason,
+        scored_events=600,
+        relative_improvement=-0.02,
+        p_value=0.7,
+    )
+    return RegistryModel("fraud", "v1", (v1,), (), (v1,), (experiment,))
+
+
+def test_a_retrain_is_retired_when_the_experiment_log_retired_its_request() -> None:
+    digest = StreamDigest()
+    digest.add_record("request", events.request("r1", ts=1_800_000_600), seen_ts=10.0)
+    (retrain,) = digest.view(now=11.0).retrains
+    assert retrain.outcome == "open"
+    registry = [retired("r1", 1_800_001_000, reason="no promotion after 600 scored events")]
+    (retrain,) = digest.view(now=11.0, registry=registry).retrains
+    assert (retrain.outcome, retrain.retired_reason) == (
+        "retired",
+        "no promotion after 600 scored events",
+    )
+    assert retrain.metrics == {"relative_improvement": -0.02, "p_value": 0.7, "scored_events": 600}
+    assert not model_view(digest, registry=registry).retraining
+    # Another model's experiment with the same request id says nothing about this one.
+    elsewhere = [dataclasses.replace(registry[0], model_id="demand")]
+    assert digest.view(now=11.0, registry=elsewhere).retrains[0].outcome == "open"
+
+
+def test_a_request_made_while_a_challenger_ran_shares_its_retirement() -> None:
+    digest = StreamDigest()
+    digest.add_record("request", events.request("r1", ts=1_800_000_600), seen_ts=10.0)
+    # A second request before r1's challenger decided starts no challenger of its own.
+    digest.add_record("request", events.request("r2", ts=1_800_000_800), seen_ts=12.0)
+    registry = [retired("r1", 1_800_001_000)]
+    assert digest.view(now=13.0, registry=registry).retrains[0].outcome == "retired"
+    # A request made after the retirement starts a new challenger: open until it decides.
+    digest.add_record("request", events.request("r3", ts=1_800_002_000), seen_ts=14.0)
+    (retrain,) = digest.view(now=15.0, registry=registry).retrains
+    assert retrain.outcome == "open" and retrain.requests == 3
+    assert model_view(digest, registry=registry).retraining
+    later = [retired("r3", 1_800_003_000, reason="r3 retired")]
+    (retrain,) = digest.view(now=15.0, registry=later).retrains
+    assert (retrain.outcome, retrain.retired_reason) == ("retired", "r3 retired")
+    # A promotion of the version is the outcome, whatever was retired before.
+    digest.add_record("update", events.update(version="v2", parent="v1"), seen_ts=16.0)
+    (retrain,) = digest.view(now=17.0, registry=later).retrains
+    assert (retrain.outcome, retrain.retired_reason) == ("promoted", None)
 
 
 def test_retrains_are_bounded() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from stream_mlops.registry import ModelRegistry, RegistryError, TrainingWindow
+from stream_mlops.registry import ModelRegistry, RegistryError, TrainingWindow, experiment_key
 from stream_mlops.ui.registry_view import open_read_only, read_registry
+from tests.registry.experiments import experiment
 
 
 def test_versions_lineage_and_promotions(tmp_path: Path) -> None:
@@ -72,3 +74,40 @@ def test_the_read_only_registry_refuses_writes(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="never writes"):
         registry.register("fraud", b"1", created_ts=1.0)
     assert not (tmp_path / "fraud").exists()
+    with pytest.raises(RegistryError, match="never writes"):
+        registry.record_experiment(experiment("rq-1"))
+    assert not (tmp_path / "fraud").exists()
+
+
+def test_the_newest_experiments_are_read(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.register("fraud", b"1", created_ts=1.0)
+    registry.record_experiment(experiment("promoted", outcome="promoted", version="v2"))
+    for i, request_id in enumerate(["promoted", "r0", "r1", "r2", "r3"]):
+        if i:
+            registry.record_experiment(experiment(request_id, decided_ts=float(i)))
+        # File times are written order; distinct whatever the clock's resolution.
+        path = tmp_path / "fraud" / "experiments" / f"{experiment_key(request_id)}.json"
+        os.utime(path, ns=(10**9 * i, 10**9 * i))
+    (fraud,), _ = read_registry(open_read_only(tmp_path), experiments=3)
+    assert [e.request_id for e in fraud.experiments] == ["r1", "r2", "r3"]
+    (fraud,), _ = read_registry(open_read_only(tmp_path))
+    assert [(e.request_id, e.outcome) for e in fraud.experiments][-1] == ("promoted", "promoted")
+    newest = fraud.experiments[-1]
+    assert (newest.version, newest.champion_version, newest.p_value) == ("v2", "v1", 1e-7)
+    assert newest.reason == "beat v1" and newest.scored_events == 300
+
+
+def test_a_damaged_experiment_is_a_note_and_the_models_versions_are_still_read(
+    tmp_path: Path,
+) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.register("fraud", b"1", created_ts=1.0)
+    registry.promote("fraud", "v1", ts=1.0, reason="bootstrap")
+    registry.record_experiment(experiment("rq-1"))
+    (tmp_path / "fraud" / "experiments" / f"{experiment_key('rq-1')}.json").write_text("{")
+    (fraud,), notes = read_registry(open_read_only(tmp_path))
+    assert (fraud.champion, [v.version for v in fraud.versions]) == ("v1", ["v1"])
+    assert fraud.experiments == ()
+    (note,) = notes
+    assert note.startswith("registry: model fraud: experiment log: ") and "Invalid JSON" in note

@@ -54,7 +54,7 @@ def test_what_other_programs_wrote_is_escaped_everywhere() -> None:
     for panel, html in panels.items():
         assert "<img" not in html, panel
     escaped = str(escape(HOSTILE))
-    for panel in ("overview", "models", "alerts", "dead-letters"):
+    for panel in ("overview", "models", "alerts", "retraining", "dead-letters"):
         assert escaped in panels[panel], panel
 
 
@@ -72,6 +72,9 @@ def test_the_panels_show_the_views_facts() -> None:
     retraining = panels["retraining"]
     assert 'data-outcome="promoted"' in retraining and "PROMOTED v3" in retraining
     assert "loss 40.0% lower" in retraining
+    assert 'data-outcome="retired"' in retraining and "RETIRED" in retraining
+    assert "no promotion after 600 scored events" in retraining
+    assert "1 promoted" in panels["overview"] and "0 running · 1 retired" in panels["overview"]
     pipeline = panels["pipeline"]
     assert 'lag <b class="lag">40</b>' in pipeline
     assert "consumes <b>45/s</b>" in pipeline and "arriving <b>50/s</b>" in pipeline

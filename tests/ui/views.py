@@ -6,7 +6,7 @@ from stream_mlops.kafka.transport import TopicPartition
 from stream_mlops.ui.digest import StreamDigest
 from stream_mlops.ui.registry_view import RegistryModel
 from stream_mlops.ui.throughput import ConsumerGroup, OffsetHistory, OffsetSample
-from stream_mlops.ui.view import OperatorView, PromotionView, VersionView
+from stream_mlops.ui.view import ExperimentView, OperatorView, PromotionView, VersionView
 from tests.ui import events
 
 HOSTILE = '<img src=x onerror="alert(1)">'
@@ -35,6 +35,7 @@ def full_view() -> OperatorView:
         seen_ts=NOW - 30,
     )
     digest.add_record("alert", events.alert("a2", signal=f"feature:{HOSTILE}"), seen_ts=NOW - 20)
+    digest.add_record("request", events.request("r-old", version="v1"), seen_ts=NOW - 600)
     digest.add_record("request", events.request(version="v2"), seen_ts=NOW - 10)
     digest.add_record("update", events.update(version="v3", parent="v2"), seen_ts=NOW - 5)
     digest.add_record("dead_letter", events.dead_letter(f"features.{HOSTILE}: bad"), NOW - 1)
@@ -47,12 +48,25 @@ def full_view() -> OperatorView:
         VersionView("v2", "v1", NOW - 500, 800, {}),
         VersionView("v1", None, NOW - 900, 0, {}),
     )
+    retired = ExperimentView(
+        request_id="r-old",
+        champion_version="v1",
+        outcome="retired",
+        version=None,
+        requested_ts=1_800_000_600,
+        decided_ts=1_800_001_000,
+        reason=f"no promotion after 600 scored events: {HOSTILE}",
+        scored_events=600,
+        relative_improvement=0.01,
+        p_value=0.3,
+    )
     registered = RegistryModel(
         "fraud",
         "v3",
         versions,
         (PromotionView("v1", NOW - 900, "bootstrap"), PromotionView("v3", NOW - 5, HOSTILE)),
         versions,
+        (retired,),
     )
     return digest.view(
         now=NOW,
