@@ -506,7 +506,7 @@ SERVICE_METRICS_PORTS: Final = {"engine": 8471, "retrainer": 8472, "notifier": 8
 
 
 class MetricsSettings(_Section):
-    """``[metrics]``: ``/metrics``, ``/healthz`` and ``/readyz`` of a service (docs/operations.md).
+    """``[metrics]``: ``/metrics``, ``/healthz`` and ``/readyz`` of a service (docs/operators.md).
 
     Applies to the engine, the retrainer and the notifier; the operator page
     serves them on its own address (``[ui]``).
@@ -525,7 +525,7 @@ class MetricsSettings(_Section):
     #: ``/healthz`` answers 503 once the service's loop has not polled Kafka for
     #: this long. A loop also stays away from its poll while it restores state
     #: or replays a retrain request's buffer: keep this above the longest of
-    #: those (docs/operations.md has what they took on our machine).
+    #: those (``stream_mlops_restore_duration_seconds`` shows what restores take).
     liveness_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
 
     def port_for(self, service: str) -> int:

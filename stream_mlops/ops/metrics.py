@@ -15,7 +15,7 @@ restore; never per record) into counters, gauges and histograms, all labelled
 with the service's name. The engine and the retrainer add their own
 (``engine_metrics``, ``retrainer_metrics``); the notifier has its set
 (``notify_metrics``). Every metric, its labels and meaning:
-docs/operations.md.
+docs/operators.md.
 
 Labels stay low in cardinality: topics and partitions, outputs by kind, and
 dead letters by cause, a short fixed word per kind of failure that the
@@ -68,6 +68,7 @@ __all__ = [
     "LabelBudget",
     "RuntimeMetrics",
     "cause_label",
+    "package_version",
     "service_registry",
     "watch_probes",
 ]

@@ -16,7 +16,7 @@ It binds ``127.0.0.1`` unless told otherwise, and while bound to a loopback
 address it answers only requests whose ``Host`` names one, so a web page
 elsewhere cannot read it through DNS rebinding. Kubernetes' probes connect
 to the pod's own address: there, ``--metrics-address 0.0.0.0``
-(docs/operations.md).
+(docs/operators.md).
 
 >>> from prometheus_client import CollectorRegistry
 >>> from stream_mlops.ops.probes import LoopStatus, Probes

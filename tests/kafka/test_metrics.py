@@ -8,6 +8,8 @@ task runtime, so the counts are checked against what was committed.
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import orjson
 import pytest
@@ -22,15 +24,18 @@ from stream_mlops.kafka.observer import BatchReport, CheckpointReport, RestoreRe
 from stream_mlops.kafka.task_runtime import RuntimeConfig, TaskRuntime
 from stream_mlops.kafka.transport import Record, TopicPartition
 from stream_mlops.ops.engine_metrics import JOIN_COUNTERS, EngineMetrics
-from stream_mlops.ops.metrics import OVERFLOW, RuntimeMetrics, service_registry
+from stream_mlops.ops.metrics import OVERFLOW, RuntimeMetrics, service_registry, watch_probes
 from stream_mlops.ops.notify_metrics import NotifierCollector
 from stream_mlops.ops.notify_service import NotifierStats
+from stream_mlops.ops.probes import LoopStatus, Probes
 from stream_mlops.ops.retrainer_metrics import RetrainerMetrics
 from stream_mlops.retrain.retrainer import Notice
 from tests.kafka.streams import fraud_stream
 from tests.kafka.test_engine_service import PARTITIONS, deployment, drain, produce
 
 pytestmark = pytest.mark.usefixtures("process_settings")
+
+OPERATORS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operators.md"
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -136,6 +141,21 @@ def test_dead_letter_causes_past_the_budget_share_one_series() -> None:
     series = [line for line in text.splitlines() if line.startswith("stream_mlops_dead_letters")]
     assert len(series) <= 33, "causes are bounded"
     assert value(registry, "stream_mlops_dead_letters_total", service="engine", cause=OVERFLOW) > 0
+
+
+def test_every_metric_is_documented() -> None:
+    registry = service_registry("engine", standard=False)
+    RuntimeMetrics(registry, "engine")
+    EngineMetrics(registry)
+    RetrainerMetrics(registry)
+    registry.register(NotifierCollector(NotifierStats()))
+    loop = Probes(lambda: LoopStatus(ready=False, last_poll=None), liveness_timeout_s=1)
+    watch_probes(registry, "engine", loop)
+    suffix = {"counter": "_total", "info": "_info"}
+    names = [family.name + suffix.get(family.type, "") for family in registry.collect()]
+    assert len(names) > 40
+    documented = set(re.findall(r"`(stream_mlops_[a-z_]+)", OPERATORS_DOC.read_text()))
+    assert [name for name in names if name not in documented] == []
 
 
 def test_every_join_count_has_a_counter() -> None:
