@@ -8,6 +8,7 @@ task runtime, so the counts are checked against what was committed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from stream_mlops.config import Settings
+from stream_mlops.config import SERVICE_METRICS_PORTS, Settings, UiSettings
 from stream_mlops.engine import Engine
 from stream_mlops.events import DriftAlert
 from stream_mlops.join import JoinCounts
@@ -35,7 +36,8 @@ from tests.kafka.test_engine_service import PARTITIONS, deployment, drain, produ
 
 pytestmark = pytest.mark.usefixtures("process_settings")
 
-OPERATORS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operators.md"
+REPO = Path(__file__).resolve().parents[2]
+OPERATORS_DOC = REPO / "docs" / "operators.md"
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -156,6 +158,22 @@ def test_every_metric_is_documented() -> None:
     assert len(names) > 40
     documented = set(re.findall(r"`(stream_mlops_[a-z_]+)", OPERATORS_DOC.read_text()))
     assert [name for name in names if name not in documented] == []
+
+
+def test_the_dashboard_and_the_scrape_config_use_only_metrics_that_exist() -> None:
+    documented = set(re.findall(r"`(stream_mlops_[a-z_]+)", OPERATORS_DOC.read_text()))
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "stream-mlops.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    assert len(exprs) > 30
+    used = {
+        re.sub(r"_(bucket|sum|count)$", "", name)
+        for expr in exprs
+        for name in re.findall(r"stream_mlops_[a-z_]+", expr)
+    }
+    assert used - documented == set()
+    scrape = (REPO / "deploy" / "prometheus.yml").read_text()
+    ports = [*SERVICE_METRICS_PORTS.values(), UiSettings().port]
+    assert [p for p in ports if f'"127.0.0.1:{p}"' not in scrape] == []
 
 
 def test_every_join_count_has_a_counter() -> None:
