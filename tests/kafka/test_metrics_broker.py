@@ -133,6 +133,10 @@ def test_a_scrape_during_a_run_counts_alerts_dead_letters_and_lag_to_zero(
         samples, "stream_mlops_alerts_total", model="fraud", signal="error", severity="drift"
     )
     assert counted == len(drift_on_error)
+    # Every alert's trigger carries its Kafka timestamp (both backends pass it on).
+    assert sample(samples, "stream_mlops_alert_latency_seconds_count") == len(alerts)
+    latency_sum = sample(samples, "stream_mlops_alert_latency_seconds_sum")
+    assert latency_sum is not None and latency_sum > 0
     requests = read_all(deployment.bootstrap, topics["retrain_requests"])
     assert sample(samples, "stream_mlops_retrain_requests_total", model="fraud") == len(requests)
     for cause in ("invalid", "too_large"):
