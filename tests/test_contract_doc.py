@@ -68,6 +68,17 @@ def test_every_command_is_listed() -> None:
     assert set(commands) <= documented
 
 
+def test_every_option_of_a_service_is_listed() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for command in ("run", "notify"):
+        options = [o for a in commands[command]._actions for o in a.option_strings]
+        row = next(cell for cell in FIRST_CELLS if cell.startswith(f"`{command} "))
+        long_options = [o for o in options if o.startswith("--") and o != "--help"]
+        missing = [o for o in long_options if f"[{o}" not in row]
+        assert missing == [], f"{command} options missing from {DOC.name}"
+
+
 def _fields(model: type[BaseModel]) -> list[str]:
     return [
         name
@@ -104,14 +115,3 @@ def test_every_model_policy_key_and_top_level_key_is_listed() -> None:
 
 def test_every_detector_name_is_listed() -> None:
     assert [n for n in detectors.known_names() if f"`{n}`" not in TEXT] == []
-
-
-def test_every_option_of_a_service_is_listed() -> None:
-    parser = build_parser()
-    commands = next(a for a in parser._actions if a.dest == "command").choices
-    for command in ("run", "notify"):
-        options = [o for a in commands[command]._actions for o in a.option_strings]
-        row = next(cell for cell in FIRST_CELLS if cell.startswith(f"`{command} "))
-        long_options = [o for o in options if o.startswith("--") and o != "--help"]
-        missing = [o for o in long_options if f"[{o}" not in row]
-        assert missing == [], f"{command} options missing from {DOC.name}"
