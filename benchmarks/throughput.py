@@ -13,6 +13,11 @@ produced once):
   (``publish_labeled_events = false``);
 * ``engine default config``: the engine as shipped (detectors on the error,
   the estimated error, the score and every feature, distribution checks);
+* ``engine default config, metrics on``: the same, with ``[metrics]`` on
+  and ``/metrics`` scraped every ``--scrape-interval`` seconds (1 s by
+  default, a busier scraper than Prometheus' usual 15 s), run right after
+  the metrics-off run of each repetition; the ratio row is the metrics'
+  overhead (``--no-metrics`` skips it);
 * ``Quix Streams same job`` (benchmarks/quix_job.py): join by event id in
   Quix state, ADWIN per model on the error, alerts to a topic, exactly-once.
   Quix always runs on confluent-kafka (librdkafka): measured once, shown in
@@ -36,7 +41,7 @@ job; with kafka-python, >= 0.8x the raw consume rate of the predictions topic;
 p99 alert latency < 250 ms at half load.
 
 Usage: python benchmarks/throughput.py [--events 50000] [--bootstrap HOST:PORT]
-           [--quix-python PATH] [--record FILE]
+           [--quix-python PATH] [--record FILE] [--no-metrics] [--scrape-interval S]
 Needs a broker (``stream-mlops broker start``, or KAFKA_BOOTSTRAP_SERVERS).
 Quix Streams is a benchmark-only dependency (``pip install '.[bench]'``); it
 pins confluent-kafka below the engine's, so it may live in its own virtualenv:
@@ -54,7 +59,9 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,6 +103,13 @@ estimated_error = []
 score = []
 prediction = []
 "feature:*" = []
+"""
+# The engine as shipped with its metrics on (a free loopback port): the
+# overhead row compares it with the same run without them.
+METRICS_CONFIG = """
+[metrics]
+enabled = true
+port = 0
 """
 # The latency stream's error rates: a step from 2% to 50% and back is found by
 # the default config's ADWIN within a few hundred pairs; segments of 1,100 pairs
@@ -254,10 +268,28 @@ def consumed_rate(dep: Deployment, group: str, alive: Callable[[], bool]) -> flo
     return (total - first[1]) / (now - first[0])
 
 
+def scrape_every(url: str, interval_s: float, stop: threading.Event) -> list[int]:
+    """GET ``url`` every ``interval_s`` until ``stop``: a Prometheus server's load."""
+    sizes: list[int] = []
+    while not stop.wait(interval_s):
+        with urllib.request.urlopen(url, timeout=10) as response:
+            sizes.append(len(response.read()))
+    return sizes
+
+
 def engine_rate(
-    dep: Deployment, client: str, name: str, extra: str, tmp: Path
+    dep: Deployment,
+    client: str,
+    name: str,
+    extra: str,
+    tmp: Path,
+    scrape_interval_s: float | None = None,
 ) -> tuple[float, int | None]:
-    """Records/s of the engine (see consumed_rate), and its peak RSS."""
+    """Records/s of the engine (see consumed_rate), and its peak RSS.
+
+    ``scrape_interval_s``: the config turns ``[metrics]`` on, and ``/metrics``
+    is scraped that often while the engine runs.
+    """
     run = fresh_run(dep, client, name)
     try:
         # The same job as Quix publishes alerts only: no labeled events.
@@ -267,7 +299,20 @@ def engine_rate(
         )
         log = tmp / f"engine-{name}-{client}.log"
         with EngineProcess(config, f"bench-{name}-{client}", log) as engine:
-            rate = consumed_rate(run, run.group_id, engine.running)
+            stop = threading.Event()
+            scraper: threading.Thread | None = None
+            if scrape_interval_s is not None:
+                url = str(engine.wait_for_log("metrics.started")["url"]) + "metrics"
+                scraper = threading.Thread(
+                    target=scrape_every, args=(url, scrape_interval_s, stop), daemon=True
+                )
+                scraper.start()
+            try:
+                rate = consumed_rate(run, run.group_id, engine.running)
+            finally:
+                stop.set()
+                if scraper is not None:
+                    scraper.join(timeout=15)
             rss = peak_rss_mb(engine.pid)
         return rate, rss
     finally:
@@ -583,6 +628,13 @@ def main() -> None:
     )
     parser.add_argument("--no-quix", action="store_true", help="skip the Quix Streams run")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency runs")
+    parser.add_argument("--no-metrics", action="store_true", help="skip the run with [metrics] on")
+    parser.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=1.0,
+        help="seconds between scrapes of /metrics in the metrics-on run",
+    )
     parser.add_argument("--record", type=Path, help="also write the table, as Markdown, here")
     parser.add_argument(
         "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -607,6 +659,7 @@ def main() -> None:
     raw_both: dict[str, float] = {}
     same: dict[str, tuple[float, int | None]] = {}
     default: dict[str, tuple[float, int | None]] = {}
+    with_metrics: dict[str, tuple[float, int | None]] = {}
     quix: tuple[float, int | None, dict[str, object]] | None = None
     dep = create_deployment(args.bootstrap, args.partitions)
     try:
@@ -632,9 +685,21 @@ def main() -> None:
                 [engine_rate(dep, client, "same", SAME_JOB_CONFIG, tmp) for _ in range(args.repeat)]
             )
             print(f"engine default config, {client}", file=sys.stderr)
-            default[client] = best(
-                [engine_rate(dep, client, "default", "", tmp) for _ in range(args.repeat)]
-            )
+            runs: list[tuple[float, int | None]] = []
+            metered: list[tuple[float, int | None]] = []
+            for _ in range(args.repeat):
+                # Side by side, alternating: metrics off, then on and scraped.
+                runs.append(engine_rate(dep, client, "default", "", tmp))
+                if not args.no_metrics:
+                    print(f"engine default config, metrics on, {client}", file=sys.stderr)
+                    metered.append(
+                        engine_rate(
+                            dep, client, "metrics", METRICS_CONFIG, tmp, args.scrape_interval
+                        )
+                    )
+            default[client] = best(runs)
+            if metered:
+                with_metrics[client] = best(metered)
         if quix_python is not None:
             print("Quix Streams same job", file=sys.stderr)
             quix = max(
@@ -668,6 +733,16 @@ def main() -> None:
     row("raw consume, both input topics (records/s)", each(lambda c: f"{raw_both[c]:,.0f}"))
     row("engine same job, exactly-once (events/s)", each(lambda c: f"{same[c][0]:,.0f}"))
     row("engine default config, exactly-once (events/s)", each(lambda c: f"{default[c][0]:,.0f}"))
+    if with_metrics:
+        row(
+            f"engine default config, metrics on, scraped every {args.scrape_interval:g} s "
+            "(events/s)",
+            each(lambda c: f"{with_metrics[c][0]:,.0f}"),
+        )
+        row(
+            "ratio engine default metrics on / off",
+            each(lambda c: f"{with_metrics[c][0] / default[c][0]:.2f}"),
+        )
     row(
         "Quix Streams same job, exactly-once (events/s) *",
         each(lambda c: f"{quix_rate_value:,.0f}" if quix_rate_value else no_quix),

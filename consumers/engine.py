@@ -1,8 +1,10 @@
 """The drift engine service (``stream-mlops run``): wiring only.
 
 Loads the configuration, configures logs, picks the Kafka client backend and
-runs the engine on the task runtime (``stream_mlops.kafka.engine_service``).
-SIGTERM and SIGINT finish the open transaction, leave the group and exit 0.
+runs the engine on the task runtime (``stream_mlops.kafka.engine_service``),
+with its metrics and probes when ``[metrics]`` (or ``--metrics-port``) asks
+for them (``stream_mlops.ops.service_metrics``). SIGTERM and SIGINT finish the
+open transaction, leave the group and exit 0.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from stream_mlops.engine import SnapshotError
 from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.bootstrap import connection_settings
 from stream_mlops.kafka.engine_service import EngineService
+from stream_mlops.kafka.observer import RuntimeObserver
 from stream_mlops.kafka.state import StateError
 from stream_mlops.kafka.task_runtime import (
     FencedError,
@@ -27,6 +30,10 @@ from stream_mlops.kafka.task_runtime import (
 )
 from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import LogFormat, configure
+from stream_mlops.ops.engine_metrics import EngineMetrics
+from stream_mlops.ops.metrics_server import MetricsAddressError, metrics_settings
+from stream_mlops.ops.probes import runtime_status
+from stream_mlops.ops.service_metrics import ServiceMetrics
 
 
 def default_instance_id() -> str:
@@ -45,11 +52,15 @@ def main(
     log_format: LogFormat = "json",
     instance_id: str | None = None,
     client: str | None = None,
+    *,
+    metrics_host: str | None = None,
+    metrics_port: int | None = None,
 ) -> int:
     configure(log_format)
     log = structlog.get_logger("stream_mlops.engine")
     try:
         settings = with_connection(load_settings(config_path), client)
+        metrics = metrics_settings(settings.metrics, host=metrics_host, port=metrics_port)
     except ConfigError as exc:
         log.error("config.invalid", error=str(exc), path=str(config_path))
         return 2
@@ -73,9 +84,27 @@ def main(
         log.error("engine.failed", error=str(exc))
         return 2
     config = RuntimeConfig.for_group(kafka, kafka, instance_id=instance)
+    telemetry = ServiceMetrics(metrics, "engine") if metrics.enabled else None
+    engine_metrics = EngineMetrics(telemetry.registry) if telemetry is not None else None
+    service = EngineService(
+        settings, on_alert=engine_metrics.alerted if engine_metrics is not None else None
+    )
+    observers: list[RuntimeObserver] = []
+    if telemetry is not None and engine_metrics is not None:
+        observers = [*telemetry.observers, engine_metrics]
     try:
-        TaskRuntime(EngineService(settings), transport, config).run(stop)
+        with TaskRuntime(service, transport, config, observers=observers) as runtime:
+            if telemetry is not None and engine_metrics is not None:
+                engine_metrics.watch(lambda: runtime.tasks)
+                telemetry.serve(lambda: runtime_status(runtime.stats.snapshot()), log)
+            runtime.run(stop)
     except (FencedError, StateError, SnapshotError, TransportError) as exc:
         log.error("engine.failed", error=str(exc))
         return 1
+    except MetricsAddressError as exc:
+        log.error("metrics.bind_failed", error=str(exc))
+        return 1
+    finally:
+        if telemetry is not None:
+            telemetry.close()
     return 0

@@ -2,8 +2,9 @@
 
 Loads the configuration, resolves the webhooks (``url_env`` from the
 environment), configures logs, picks the Kafka client backend and hands over
-to ``stream_mlops.ops.notify_service.Notifier``. SIGTERM and SIGINT commit
-what was delivered, leave the group and exit 0.
+to ``stream_mlops.ops.notify_service.Notifier``, with its metrics and probes
+when ``[metrics]`` (or ``--metrics-port``) asks for them. SIGTERM and SIGINT
+commit what was delivered, leave the group and exit 0.
 """
 
 from __future__ import annotations
@@ -21,19 +22,27 @@ from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.bootstrap import connection_settings
 from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import LogFormat, configure
+from stream_mlops.ops.metrics_server import MetricsAddressError, metrics_settings
+from stream_mlops.ops.notify_metrics import NotifierCollector
 from stream_mlops.ops.notify_service import Notifier, resolve_webhooks
+from stream_mlops.ops.probes import LoopStatus
+from stream_mlops.ops.service_metrics import ServiceMetrics
 
 
 def main(
     config_path: Path | None,
     log_format: LogFormat = "json",
     client: str | None = None,
+    *,
+    metrics_host: str | None = None,
+    metrics_port: int | None = None,
 ) -> int:
     configure(log_format)
     log = structlog.get_logger("stream_mlops.notifier")
     try:
         settings = load_settings(config_path)
         webhooks = resolve_webhooks(settings.notify, os.environ)
+        metrics = metrics_settings(settings.metrics, host=metrics_host, port=metrics_port)
     except ConfigError as exc:
         log.error("config.invalid", error=str(exc), path=str(config_path))
         return 2
@@ -79,9 +88,22 @@ def main(
     except ValueError as exc:
         log.error("notifier.failed", error=str(exc))
         return 2
+    notifier = Notifier(settings, webhooks, transport)
+    telemetry = None
     try:
-        Notifier(settings, webhooks, transport).run(stop)
+        if metrics.enabled:
+            telemetry = ServiceMetrics(metrics, "notifier", runtime=False)
+            stats = notifier.stats
+            telemetry.registry.register(NotifierCollector(stats))
+            telemetry.serve(lambda: LoopStatus(ready=stats.ready, last_poll=stats.last_poll), log)
+        notifier.run(stop)
     except TransportError as exc:
         log.error("notifier.failed", error=str(exc))
         return 1
+    except MetricsAddressError as exc:
+        log.error("metrics.bind_failed", error=str(exc))
+        return 1
+    finally:
+        if telemetry is not None:
+            telemetry.close()
     return 0

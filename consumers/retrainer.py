@@ -2,8 +2,9 @@
 
 Loads the configuration, opens the model registry, configures logs, picks the
 Kafka client backend and runs the retrainer on the task runtime
-(``stream_mlops.kafka.retrainer_service``). SIGTERM and SIGINT finish the open
-transaction, leave the group and exit 0.
+(``stream_mlops.kafka.retrainer_service``), with its metrics and probes when
+``[metrics]`` (or ``--metrics-port``) asks for them. SIGTERM and SIGINT finish
+the open transaction, leave the group and exit 0.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import structlog
 from consumers.engine import default_instance_id, with_connection
 from stream_mlops.config import ConfigError, load_settings
 from stream_mlops.kafka.backends import open_transport
+from stream_mlops.kafka.observer import RuntimeObserver
 from stream_mlops.kafka.retrainer_service import RetrainerService
 from stream_mlops.kafka.state import StateError
 from stream_mlops.kafka.task_runtime import (
@@ -25,6 +27,10 @@ from stream_mlops.kafka.task_runtime import (
 )
 from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import LogFormat, configure
+from stream_mlops.ops.metrics_server import MetricsAddressError, metrics_settings
+from stream_mlops.ops.probes import runtime_status
+from stream_mlops.ops.retrainer_metrics import RetrainerMetrics
+from stream_mlops.ops.service_metrics import ServiceMetrics
 from stream_mlops.registry import ModelRegistry, RegistryError, resolve_registry
 from stream_mlops.retrain import PromotionPolicy
 from stream_mlops.retrain.retrainer import Retrainer, RetrainStateError
@@ -36,12 +42,16 @@ def main(
     instance_id: str | None = None,
     client: str | None = None,
     registry_dir: Path | None = None,
+    *,
+    metrics_host: str | None = None,
+    metrics_port: int | None = None,
 ) -> int:
     configure(log_format)
     log = structlog.get_logger("stream_mlops.retrainer")
     try:
         settings = with_connection(load_settings(config_path), client)
         policy = PromotionPolicy(**settings.retrainer.promotion.overrides())  # type: ignore[arg-type]
+        metrics = metrics_settings(settings.metrics, host=metrics_host, port=metrics_port)
     except ConfigError as exc:
         log.error("config.invalid", error=str(exc), path=str(config_path))
         return 2
@@ -70,7 +80,16 @@ def main(
     except (ValueError, RegistryError, OSError) as exc:
         log.error("retrainer.failed", error=str(exc))
         return 2
-    service = RetrainerService(Retrainer(settings, registry, policy), settings)
+    telemetry = ServiceMetrics(metrics, "retrainer") if metrics.enabled else None
+    retrainer_metrics = RetrainerMetrics(telemetry.registry) if telemetry is not None else None
+    service = RetrainerService(
+        Retrainer(settings, registry, policy),
+        settings,
+        on_notice=retrainer_metrics.noticed if retrainer_metrics is not None else None,
+    )
+    observers: list[RuntimeObserver] = []
+    if telemetry is not None and retrainer_metrics is not None:
+        observers = [*telemetry.observers, retrainer_metrics]
     config = RuntimeConfig.for_group(
         kafka,
         settings.retrainer,
@@ -78,8 +97,18 @@ def main(
         session_timeout_ms=settings.retrainer.session_timeout_ms,
     )
     try:
-        TaskRuntime(service, transport, config).run(stop)
+        with TaskRuntime(service, transport, config, observers=observers) as runtime:
+            if telemetry is not None and retrainer_metrics is not None:
+                retrainer_metrics.watch(lambda: runtime.tasks)
+                telemetry.serve(lambda: runtime_status(runtime.stats.snapshot()), log)
+            runtime.run(stop)
     except (FencedError, StateError, RetrainStateError, TransportError, RegistryError) as exc:
         log.error("retrainer.failed", error=str(exc))
         return 1
+    except MetricsAddressError as exc:
+        log.error("metrics.bind_failed", error=str(exc))
+        return 1
+    finally:
+        if telemetry is not None:
+            telemetry.close()
     return 0

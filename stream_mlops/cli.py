@@ -78,6 +78,8 @@ def _run(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         instance_id=args.instance_id,
         client=args.client,
+        metrics_host=args.metrics_address,
+        metrics_port=args.metrics_port,
     )
 
 
@@ -171,13 +173,21 @@ def _retrainer(args: argparse.Namespace) -> int:
         instance_id=args.instance_id,
         client=args.client,
         registry_dir=args.registry,
+        metrics_host=args.metrics_address,
+        metrics_port=args.metrics_port,
     )
 
 
 def _notify(args: argparse.Namespace) -> int:
     from consumers import notifier
 
-    return notifier.main(config_path=args.config, log_format=args.log_format, client=args.client)
+    return notifier.main(
+        config_path=args.config,
+        log_format=args.log_format,
+        client=args.client,
+        metrics_host=args.metrics_address,
+        metrics_port=args.metrics_port,
+    )
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -238,6 +248,31 @@ def _add_service_options(parser: argparse.ArgumentParser, role: str) -> None:
         ),
     )
     _add_client_option(parser)
+
+
+def _add_metrics_options(parser: argparse.ArgumentParser, service: str) -> None:
+    from stream_mlops.config import SERVICE_METRICS_PORTS
+
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help=(
+            "serve /metrics, /healthz and /readyz on this port (0: a free one, logged as "
+            f"metrics.started); turns [metrics] on (default port: [metrics] port, else "
+            f"{SERVICE_METRICS_PORTS[service]})"
+        ),
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default=None,
+        metavar="HOST",
+        help=(
+            "the address they listen on (default: [metrics] host, else 127.0.0.1; "
+            "0.0.0.0 for Kubernetes probes); turns [metrics] on"
+        ),
+    )
 
 
 def _add_client_option(parser: argparse.ArgumentParser) -> None:
@@ -349,6 +384,7 @@ def _add_notify_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     notify.add_argument("--config", type=Path, default=None, help="TOML configuration file")
     _add_log_format_option(notify)
     _add_client_option(notify)
+    _add_metrics_options(notify, "notifier")
     notify.set_defaults(handler=_notify)
 
 
@@ -429,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the drift engine, as a Kafka consumer-group member")
     _add_service_options(run, "engine")
+    _add_metrics_options(run, "engine")
     run.set_defaults(handler=_run)
 
     retrainer = sub.add_parser(
@@ -436,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the retraining service: retrain requests + labeled events -> model updates",
     )
     _add_service_options(retrainer, "retrainer")
+    _add_metrics_options(retrainer, "retrainer")
     _add_registry_option(retrainer)
     retrainer.set_defaults(handler=_retrainer)
 

@@ -51,6 +51,12 @@ An example (every key optional; these are not the defaults)::
     models = ["fraud*"]              # fnmatch patterns of model ids
     min_severity = "drift"           # no warnings
 
+    [metrics]                        # /metrics, /healthz, /readyz of run, retrainer, notify
+    enabled = true                   # off by default (or --metrics-port / --metrics-address)
+    host = "127.0.0.1"               # loopback: nothing else reaches it
+    port = 9464                      # default: engine 8471, retrainer 8472, notifier 8473
+    liveness_timeout_seconds = 60    # /healthz is 503 after this long without a poll
+
 >>> settings = load_settings(None)
 >>> settings.join.ttl_seconds, settings.model("fraud").min_observations
 (86400.0, 500)
@@ -88,12 +94,14 @@ from stream_mlops.events import describe_validation_error
 from stream_mlops.model_task import Task
 
 __all__ = [
+    "SERVICE_METRICS_PORTS",
     "ConfigError",
     "DetectorSpec",
     "JoinSettings",
     "KafkaSettings",
     "KafkaTopics",
     "LimitSettings",
+    "MetricsSettings",
     "ModelSettings",
     "NotifySettings",
     "PromotionSettings",
@@ -491,6 +499,44 @@ class UiSettings(_Section):
     sample_events: Annotated[int, Field(gt=0, le=100_000)] = 200
 
 
+#: The port each service serves its metrics and probes on when ``[metrics] port``
+#: is unset, next to the operator page's 8470: one configuration for all three
+#: services on one host.
+SERVICE_METRICS_PORTS: Final = {"engine": 8471, "retrainer": 8472, "notifier": 8473}
+
+
+class MetricsSettings(_Section):
+    """``[metrics]``: ``/metrics``, ``/healthz`` and ``/readyz`` of a service (docs/operators.md).
+
+    Applies to the engine, the retrainer and the notifier; the operator page
+    serves them on its own address (``[ui]``).
+    """
+
+    #: Off unless asked for (here, or a ``--metrics-port``/``--metrics-address``
+    #: flag): services that share a host need a port each.
+    enabled: bool = False
+    #: The address it listens on. Loopback by default: nothing outside this
+    #: machine (or pod) reaches it unless told to.
+    host: str = "127.0.0.1"
+    #: Its port; 0 picks a free one (logged as ``metrics.started``). Unset: the
+    #: service's own (engine 8471, retrainer 8472, notifier 8473), so that one
+    #: configuration serves all three on one host.
+    port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    #: ``/healthz`` answers 503 once the service's loop has not polled Kafka for
+    #: this long. A loop also stays away from its poll while it restores state
+    #: or replays a retrain request's buffer: keep this above the longest of
+    #: those (``stream_mlops_restore_duration_seconds`` shows what restores take).
+    liveness_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+    def port_for(self, service: str) -> int:
+        """The port ``service`` listens on: ``port``, else its own default.
+
+        >>> MetricsSettings().port_for("retrainer"), MetricsSettings(port=9000).port_for("engine")
+        (8472, 9000)
+        """
+        return SERVICE_METRICS_PORTS[service] if self.port is None else self.port
+
+
 class Settings(_Section):
     join: JoinSettings = Field(default_factory=JoinSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
@@ -504,6 +550,7 @@ class Settings(_Section):
     retrainer: RetrainerSettings = Field(default_factory=RetrainerSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     def model(self, model_id: str) -> ModelSettings:
         """The effective settings of one model: [defaults] merged with its section."""

@@ -53,7 +53,7 @@ from stream_mlops.signals import (
 )
 from stream_mlops.snapshot import SnapshotError
 
-__all__ = ["Engine", "EngineStats", "Output", "SnapshotError", "UnknownModelError"]
+__all__ = ["Engine", "EngineHolding", "EngineStats", "Output", "SnapshotError", "UnknownModelError"]
 
 Output = DriftAlert | RetrainRequest | LabeledEvent
 
@@ -97,6 +97,22 @@ class EngineStats:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineHolding:
+    """What an engine holds now, read without a pass over its detectors (metrics)."""
+
+    pending_predictions: int
+    pending_outcomes: int
+    #: the latest event time the join has seen (epoch seconds); -inf before it starts
+    watermark: float
+    #: a copy of the join's counts (joined, expired, orphaned, evicted)
+    join: JoinCounts
+    #: signal tracks per model id, summed over its versions
+    signals: dict[str, int]
+    #: model versions with state
+    model_versions: int
 
 
 class Engine:
@@ -522,6 +538,22 @@ class Engine:
             untracked_feature_values=self._retired_untracked
             + sum(state.untracked for state in self._models.values()),
             **self._event_time.counts.as_dict(),
+        )
+
+    def holding(self) -> EngineHolding:
+        """Pending entries, watermark, join counts and tracked signals: cheap
+        enough for every checkpoint (``stats`` also sums over every track)."""
+        join = self._join
+        signals: dict[str, int] = {}
+        for state in self._models.values():
+            signals[state.model_id] = signals.get(state.model_id, 0) + len(state.tracks())
+        return EngineHolding(
+            pending_predictions=join.pending_predictions,
+            pending_outcomes=join.pending_outcomes,
+            watermark=join.watermark,
+            join=replace(join.counts),
+            signals=signals,
+            model_versions=len(self._models),
         )
 
     # -- checkpoints --------------------------------------------------------------

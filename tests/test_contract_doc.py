@@ -23,6 +23,7 @@ from stream_mlops.config import (
     KafkaSettings,
     KafkaTopics,
     LimitSettings,
+    MetricsSettings,
     ModelSettings,
     NotifySettings,
     PromotionSettings,
@@ -69,6 +70,17 @@ def test_every_command_is_listed() -> None:
     assert set(commands) <= documented
 
 
+def test_every_option_of_a_service_is_listed() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for command in ("run", "notify"):
+        options = [o for a in commands[command]._actions for o in a.option_strings]
+        row = next(cell for cell in FIRST_CELLS if cell.startswith(f"`{command} "))
+        long_options = [o for o in options if o.startswith("--") and o != "--help"]
+        missing = [o for o in long_options if f"[{o}" not in row]
+        assert missing == [], f"{command} options missing from {DOC.name}"
+
+
 def _fields(model: type[BaseModel]) -> list[str]:
     return [
         name
@@ -88,6 +100,7 @@ def _fields(model: type[BaseModel]) -> list[str]:
         ("[notify]", NotifySettings),
         ("[[notify.webhooks]]", WebhookSettings),
         ("[ui]", UiSettings),
+        ("[metrics]", MetricsSettings),
     ],
 )
 def test_every_key_of_a_section_is_listed(section: str, model: type[BaseModel]) -> None:

@@ -24,7 +24,7 @@ in the snapshot).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, NamedTuple
 
 import structlog
@@ -46,6 +46,10 @@ from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition
 from stream_mlops.limits import EventLimitError
 
 Kind = Literal["prediction", "outcome"]
+
+#: Hears of each alert and retrain request as it goes into the open transaction,
+#: with the record that triggered it (the metrics count them at the commit).
+AlertListener = Callable[[DriftAlert | RetrainRequest, Record], None]
 
 
 class _Rejection(NamedTuple):
@@ -69,9 +73,10 @@ class EngineService:
 
     name = "engine"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, on_alert: AlertListener | None = None) -> None:
         topics = settings.kafka.topics
         self._settings = settings
+        self._on_alert = on_alert
         self._labeled = settings.kafka.publish_labeled_events
         self._kinds: dict[str, Kind] = {
             topics.predictions: "prediction",
@@ -145,7 +150,7 @@ class EngineService:
             # Alerts and retrain requests come last in a list of outputs.
             if outputs and type(outputs[-1]) is not LabeledEvent:
                 alerted = True
-                self._log_alerts(outputs)
+                self._log_alerts(outputs, record)
         for notice in task.take_notices():
             self._log.warning("engine.notice", partition=task.partition, notice=notice)
         if alerted:
@@ -167,8 +172,10 @@ class EngineService:
             )
         return event
 
-    def _log_alerts(self, outputs: Sequence[object]) -> None:
+    def _log_alerts(self, outputs: Sequence[object], trigger: Record) -> None:
         for output in outputs:
+            if self._on_alert is not None and isinstance(output, DriftAlert | RetrainRequest):
+                self._on_alert(output, trigger)
             if isinstance(output, DriftAlert):
                 self._log.info(
                     "alert",

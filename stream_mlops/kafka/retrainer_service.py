@@ -13,7 +13,7 @@ version and one visible update).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
@@ -31,9 +31,17 @@ class RetrainerService:
 
     name = "retrainer"
 
-    def __init__(self, core: Retrainer, settings: Settings) -> None:
+    def __init__(
+        self,
+        core: Retrainer,
+        settings: Settings,
+        *,
+        on_notice: Callable[[Notice], None] | None = None,
+    ) -> None:
+        """``on_notice`` hears of every decision the core logs (the metrics count them)."""
         topics = settings.kafka.topics
         self.core = core
+        self._on_notice = on_notice
         self._requests = topics.retrain_requests
         self._labeled = topics.labeled_events
         self._updates = topics.model_updates
@@ -88,6 +96,8 @@ class RetrainerService:
 
     def _say(self, notices: Sequence[Notice]) -> None:
         for notice in notices:
+            if self._on_notice is not None:
+                self._on_notice(notice)
             if notice.warning:
                 self._log.warning(notice.event, **notice.fields)
             else:

@@ -46,7 +46,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Generic, Protocol, TypeVar
 
@@ -406,6 +406,7 @@ class TaskRuntime(Generic[S]):
 
     def _commit(self, *, final: bool) -> bool:
         """Snapshots of the changed tasks and their offsets into the open transaction, commit."""
+        started = self._clock()
         changed = [task for task in self._tasks.values() if task.dirty]
         offsets = {
             TopicPartition(topic, task.partition): offset
@@ -423,6 +424,8 @@ class TaskRuntime(Generic[S]):
         ]
         described = self.service.describe([task.state for task in self._tasks.values()])
         report = self._checkpoint.commit(snapshots, offsets, self._group_metadata, described)
+        if report.outcome == "committed":
+            report = replace(report, commit_s=self._clock() - started, lag=self._consumer.lag())
         self._report(report)
         if report.outcome == "aborted":
             self._log.warning("checkpoint.aborted", reason=report.reason, events=report.records)

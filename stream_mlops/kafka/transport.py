@@ -82,6 +82,10 @@ class Record(NamedTuple):
     offset: int
     key: bytes | None
     value: bytes | None
+    #: the record's Kafka timestamp in milliseconds since the epoch (create or
+    #: log-append time, as the topic says), where the client gave one: a group
+    #: consumer's records carry it (the alert latency metric starts there)
+    timestamp_ms: int | None = None
 
 
 class TimestampedRecord(NamedTuple):
@@ -204,6 +208,17 @@ class GroupConsumer(Protocol):
         ...
 
     def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records between the position and the end, per assigned partition.
+
+        From what the client already knows (its position, and the high
+        watermark the last fetch response reported): no request to the
+        cluster, so it is cheap enough to call at every checkpoint. Partitions
+        not fetched from yet are left out. The high watermark counts records of
+        transactions still open, which ``read_committed`` cannot read yet.
+        """
+        ...
 
     def group_metadata(self) -> object:
         """An opaque snapshot of the membership, passed back to ``commit``."""

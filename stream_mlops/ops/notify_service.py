@@ -147,6 +147,12 @@ class NotifierStats:
     #: read again after a rebalance, already delivered by this process
     not_repeated: int = 0
     commits: int = 0
+    #: records held until their deliveries settle
+    in_flight: int = 0
+    #: the loop's clock at its last poll (None before the first): liveness
+    last_poll: float | None = None
+    #: partitions assigned and started at their committed offsets: readiness
+    ready: bool = False
 
 
 class Notifier:
@@ -228,6 +234,7 @@ class Notifier:
                 1, min(MAX_POLL_RECORDS, self._notify.max_in_flight - self._queue.unsettled())
             )
             records = self._consumer.poll(wait, room)
+            self.stats.last_poll = self._clock()
             if self._tracker.take():
                 # Records in hand may be of partitions gone elsewhere, or
                 # before the offsets the reassignment starts from: dropped,
@@ -239,6 +246,7 @@ class Notifier:
             self._deliver()
             self._commit()
             self._hold_back()
+            self.stats.in_flight = self._queue.unsettled()
 
     # -- reading ---------------------------------------------------------------
 
@@ -407,8 +415,10 @@ class Notifier:
             self._consumer.seek(tp, offset)
             starts[f"{tp.topic}[{tp.partition}]"] = offset
         self._log.info("partitions.assigned", partitions=starts)
+        self.stats.ready = True
 
     def _close(self) -> None:
+        self.stats.ready = False
         for closer in (self._consumer, self._reader, self._producer):
             if closer is not None:
                 try:

@@ -6,7 +6,10 @@
 * ``GET /api/view``: the view model as JSON (``stream_mlops.ui.view.OperatorView``);
 * ``GET /static/...``: the stylesheet and the script, shipped in the package;
 * ``GET /healthz``: 200 while the feed reading the topics is alive, else 503;
-* ``GET /readyz``: 200 once the feed has read the cluster once, else 503.
+* ``GET /readyz``: 200 once the feed has read the cluster once, else 503;
+* ``GET /metrics``: the page process's Prometheus metrics (its process, and
+  ``stream_mlops_ready``/``stream_mlops_live`` with ``service="ui"``, the
+  probes' answers), as every service serves them (``stream_mlops.ops.metrics``).
 
 Every response forbids anything from elsewhere (``Content-Security-Policy:
 default-src 'self'``: no script, style, font or image from another origin, no
@@ -32,6 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, Protocol
 
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -42,6 +47,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stream_mlops.events import dumps
+from stream_mlops.ops.metrics import service_registry
 from stream_mlops.ui.render import page_title, render_page, render_panels
 from stream_mlops.ui.view import OperatorView
 
@@ -113,9 +119,15 @@ def create_app(
     *,
     refresh_s: float = 2.0,
     allowed_hosts: Sequence[str] | None = LOOPBACK_HOSTS,
+    registry: CollectorRegistry | None = None,
 ) -> Starlette:
-    """The app over ``source``; ``allowed_hosts`` None answers any ``Host``."""
+    """The app over ``source``; ``allowed_hosts`` None answers any ``Host``.
+
+    ``/metrics`` serves ``registry``, by default a new one for this page.
+    """
     cache = _PanelCache(refresh_s)
+    if registry is None:
+        registry = _page_registry(source)
 
     # Plain functions: Starlette runs them in its thread pool, so rendering
     # never blocks the event loop.
@@ -143,6 +155,11 @@ def create_app(
         ready = source.ready()
         return PlainTextResponse("ready\n" if ready else "starting\n", 200 if ready else 503)
 
+    def metrics(request: Request) -> Response:
+        # prometheus_client picks the format (text or OpenMetrics) by Accept.
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(registry), headers={"Content-Type": content_type})
+
     middleware = [Middleware(_SecurityHeaders)]
     if allowed_hosts is not None:
         middleware.append(
@@ -155,7 +172,22 @@ def create_app(
             Route("/api/view", view_json),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=middleware,
     )
+
+
+def _page_registry(source: ViewSource) -> CollectorRegistry:
+    """The page's own registry: process metrics, and its probes as gauges."""
+    registry = service_registry("ui")
+    ready = Gauge(
+        "stream_mlops_ready", "1 while /readyz answers 200", ["service"], registry=registry
+    )
+    ready.labels("ui").set_function(lambda: float(source.ready()))
+    live = Gauge(
+        "stream_mlops_live", "1 while /healthz answers 200", ["service"], registry=registry
+    )
+    live.labels("ui").set_function(lambda: float(source.alive()))
+    return registry

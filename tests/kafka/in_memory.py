@@ -324,6 +324,13 @@ class MemoryGroupConsumer:
             raise TransportError(f"seek on {tp}, which is not assigned")
         self._positions[tp] = offset
 
+    def lag(self) -> dict[TopicPartition, int]:
+        """Against the log end, as a client's high watermark (open transactions included)."""
+        return {
+            tp: max(0, self._cluster.end_offset(tp) - position)
+            for tp, position in self._positions.items()
+        }
+
     def group_metadata(self) -> object:
         return GroupMetadata(self._group.group_id, self._generation, self.member_id)
 

@@ -144,6 +144,7 @@ class Harness:
     requests: list[tuple[str, str, float, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.notifier: Notifier | None = None
         self.stop = threading.Event()
         self.consumer = FakeConsumer(self.clock, self.topics, self.effects, self._polled)
         self.producer = FakeProducer(self.effects)
@@ -185,6 +186,7 @@ class Harness:
             send=self.send,
             clock=self.clock,  # type: ignore[arg-type]
         )
+        self.notifier = notifier
         notifier.run(self.stop)
         return notifier
 
@@ -321,3 +323,36 @@ def test_filtered_and_unwanted_records_are_committed_without_a_request() -> None
     assert h.delivered() == ["d", "model_update:fraud:v2"]
     assert notifier.stats.filtered == 1
     assert h.consumer.stored == {TopicPartition(ALERTS, 0): 2, TopicPartition(UPDATES, 0): 1}
+
+
+def test_the_probes_facts_follow_the_loop() -> None:
+    """Ready once assigned and not after closing; the last poll and what is in flight."""
+    seen: list[tuple[bool, float | None, int]] = []
+
+    def watch(h: Harness) -> bool:
+        assert h.notifier is not None
+        stats = h.notifier.stats
+        seen.append((stats.ready, stats.last_poll, stats.in_flight))
+        return len(h.delivered()) == 2
+
+    failures = {"a1": 1}
+
+    def answer(_url: str, key: str, _t: float) -> int:
+        if failures.get(key):
+            failures[key] -= 1
+            return 503
+        return 200
+
+    h = Harness(
+        {TopicPartition(ALERTS, 0): [alert("a0"), alert("a1")]},
+        answer,
+        {**FAST, "webhooks": [hook()]},
+        done=watch,
+    )
+    notifier = h.run()
+    assert seen[0] == (False, None, 0), "not ready, no poll yet, at the first poll"
+    assert any(ready for ready, _poll, _held in seen[1:])
+    assert any(held > 0 for _ready, _poll, held in seen), "a1 waited for its retry"
+    polls = [poll for _ready, poll, _held in seen[1:]]
+    assert all(p is not None for p in polls) and polls == sorted(polls)
+    assert notifier.stats.ready is False, "a closed notifier is not ready"

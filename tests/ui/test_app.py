@@ -109,6 +109,17 @@ def test_probes_follow_the_feed(client: TestClient, source: Source) -> None:
     assert client.get("/readyz").status_code == 503
 
 
+def test_the_page_serves_its_metrics(client: TestClient, source: Source) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    lines = response.text.splitlines()
+    assert 'stream_mlops_ready{service="ui"} 1.0' in lines
+    assert any(line.startswith('stream_mlops_service_info{service="ui"') for line in lines)
+    source.is_ready = False
+    assert 'stream_mlops_ready{service="ui"} 0.0' in client.get("/metrics").text.splitlines()
+
+
 def test_a_loopback_page_refuses_other_host_names(source: Source) -> None:
     with TestClient(create_app(source), base_url="http://127.0.0.1") as client:
         for host in ("127.0.0.1:8470", "localhost", "[::1]:8470"):

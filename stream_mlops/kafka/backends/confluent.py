@@ -151,7 +151,15 @@ def _record(msg: ck.Message) -> Record:
     topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
     # Only error messages lack these; callers filter errors first.
     assert topic is not None and partition is not None and offset is not None
-    return Record(topic, partition, offset, msg.key(), msg.value())
+    kind, timestamp = msg.timestamp()
+    return Record(
+        topic,
+        partition,
+        offset,
+        msg.key(),
+        msg.value(),
+        timestamp if kind != ck.TIMESTAMP_NOT_AVAILABLE else None,
+    )
 
 
 def _raise_for(msg: Any) -> None:
@@ -243,6 +251,18 @@ class ConfluentGroupConsumer:
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self._seek(_cktp(tp, offset))
+
+    def lag(self) -> dict[TopicPartition, int]:
+        # Both are librdkafka's local state: the application's position, and
+        # the high watermark of the last fetch response (cached=True: no request).
+        lag = {}
+        for tp in self._consumer.position(self._consumer.assignment()):
+            if tp.offset < 0:
+                continue  # nothing consumed or sought yet
+            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0:
+                lag[TopicPartition(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        return lag
 
     def group_metadata(self) -> object:
         return self._consumer.consumer_group_metadata()

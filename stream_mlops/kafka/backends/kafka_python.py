@@ -142,7 +142,14 @@ class KafkaPythonGroupConsumer:
                 self._generation = seen
                 self._tracker.assigned()
         return [
-            Record(r.topic, r.partition, r.offset, r.key, r.value)
+            Record(
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key,
+                r.value,
+                r.timestamp if r.timestamp >= 0 else None,
+            )
             for records in batches.values()
             for r in records
         ]
@@ -155,6 +162,17 @@ class KafkaPythonGroupConsumer:
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self._consumer.seek(_ktp(tp), offset)
+
+    def lag(self) -> dict[TopicPartition, int]:
+        # The subscription state, not KafkaConsumer.position(): in 3.0.12 that
+        # refreshes committed offsets from the coordinator first (a round trip).
+        # Both fields are what the fetcher last stored; reading them is free.
+        lag = {}
+        for ktp, state in list(self._consumer._subscription.assignment.items()):
+            position, highwater = state.position, state.highwater
+            if position is not None and highwater is not None:
+                lag[TopicPartition(ktp.topic, ktp.partition)] = max(0, highwater - position.offset)
+        return lag
 
     def group_metadata(self) -> object:
         return self._consumer.group_metadata()
