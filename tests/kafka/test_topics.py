@@ -8,7 +8,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from stream_mlops.config import KafkaTopics
-from stream_mlops.kafka.topics import create_topics, topic_names, topic_specs
+from stream_mlops.kafka.topics import broker_count, create_topics, topic_names, topic_specs
 
 
 @pytest.fixture
@@ -55,3 +55,26 @@ def test_creating_twice_leaves_existing_topics_as_they_are(
     create_topics(kafka_admin, topic_specs(names, partitions=2))
     again = create_topics(kafka_admin, topic_specs(names, partitions=5))
     assert [(o.created, o.partitions) for o in again] == [(False, 2)] * len(topic_names(names))
+
+
+@pytest.mark.parametrize(
+    ("brokers", "replication", "min_insync"),
+    [(None, -1, None), (1, 1, None), (2, 2, None), (3, 3, "2"), (5, 3, "2")],
+)
+def test_specs_replicate_to_fit_the_cluster(
+    brokers: int | None, replication: int, min_insync: str | None
+) -> None:
+    specs = topic_specs(KafkaTopics(), partitions=3, brokers=brokers)
+    assert {s.replication for s in specs} == {replication}
+    assert {s.configs.get("min.insync.replicas") for s in specs} == {min_insync}
+    # Durability settings never replace the state topic's compaction.
+    assert specs[-1].configs["cleanup.policy"] == "compact"
+
+
+@pytest.mark.kafka
+def test_outcomes_report_the_replication_found(
+    kafka_admin: KafkaAdminClient, names: KafkaTopics
+) -> None:
+    brokers = broker_count(kafka_admin)
+    outcomes = create_topics(kafka_admin, topic_specs(names, partitions=1, brokers=brokers))
+    assert {o.replication for o in outcomes} == {min(3, brokers)}
