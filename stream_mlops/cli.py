@@ -18,7 +18,7 @@ Handler = Callable[[argparse.Namespace], int]
 def _broker(args: argparse.Namespace) -> int:
     from stream_mlops.kafka import broker
 
-    return broker.command(args.action, data_dir=args.data_dir)
+    return broker.command(args.action, data_dir=args.data_dir, nodes=args.nodes, secure=args.secure)
 
 
 def _topics(args: argparse.Namespace) -> int:
@@ -160,13 +160,7 @@ def _add_service_options(parser: argparse.ArgumentParser, role: str) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="stream-mlops",
-        description="Streaming drift detection for ML models in production, on Kafka.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     broker = sub.add_parser("broker", help="the managed local Apache Kafka broker")
     broker.add_argument("action", choices=["start", "stop", "status"])
     broker.add_argument(
@@ -175,7 +169,37 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where the broker keeps its config, data, pid and log (default: .kafka/)",
     )
+    broker.add_argument(
+        "--nodes",
+        type=int,
+        default=None,
+        help=(
+            "start: a KRaft cluster of N nodes, each its own JVM, on ports PORT+2k and "
+            "CONTROLLER_PORT+2k; topics then get min(3, N) replicas (default: 1, or what "
+            "the data dir holds; stop and status always cover every node)"
+        ),
+    )
+    broker.add_argument(
+        "--secure",
+        action="store_true",
+        default=None,
+        help=(
+            "start: SASL_SSL (SCRAM-SHA-512) for clients, mutual TLS between nodes, ACLs; "
+            "writes the CA, the users' passwords and client configs into the data dir "
+            "(docs/security.md)"
+        ),
+    )
     broker.set_defaults(handler=_broker)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stream-mlops",
+        description="Streaming drift detection for ML models in production, on Kafka.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_broker_parser(sub)
 
     topics = sub.add_parser("topics", help="create the topics of the interface contract")
     topics.add_argument("action", choices=["create"])
