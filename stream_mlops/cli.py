@@ -27,6 +27,18 @@ def _topics(args: argparse.Namespace) -> int:
     return topics.command(args.action, partitions=args.partitions, config_path=args.config)
 
 
+def _acls(args: argparse.Namespace) -> int:
+    from stream_mlops.kafka import acls
+
+    return acls.command(
+        args.config,
+        bootstrap=args.bootstrap_server,
+        command_config=args.command_config,
+        roles=args.role,
+        principals=args.principal or (),
+    )
+
+
 def _replay(args: argparse.Namespace) -> int:
     from stream_mlops import replay
 
@@ -192,6 +204,38 @@ def _add_broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     broker.set_defaults(handler=_broker)
 
 
+def _add_acls_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    acls = sub.add_parser(
+        "acls",
+        help="print the kafka-acls.sh commands that grant the services their ACLs",
+        description=(
+            "The ACLs the engine, the retrainer, an operator (tail) and a scoring service "
+            "need, from the topic names, group ids and transactional-id prefixes of the "
+            "config, as kafka-acls.sh lines to run as an admin (docs/security.md)."
+        ),
+    )
+    acls.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    acls.add_argument("--bootstrap-server", default="localhost:9093", help="for kafka-acls.sh")
+    acls.add_argument(
+        "--command-config",
+        default="admin.properties",
+        help="the admin's client properties file, for kafka-acls.sh",
+    )
+    acls.add_argument(
+        "--role",
+        action="append",
+        choices=["engine", "retrainer", "operator", "scorer"],
+        help="only these roles (repeatable; default: all four)",
+    )
+    acls.add_argument(
+        "--principal",
+        action="append",
+        metavar="ROLE=PRINCIPAL",
+        help="a role's principal if not User:<role>, e.g. engine=User:svc-engine",
+    )
+    acls.set_defaults(handler=_acls)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stream-mlops",
@@ -200,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _add_broker_parser(sub)
+    _add_acls_parser(sub)
 
     topics = sub.add_parser("topics", help="create the topics of the interface contract")
     topics.add_argument("action", choices=["create"])

@@ -24,13 +24,15 @@ ACL is what authenticates those records. ``docs/security.md`` explains each rule
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from stream_mlops.config import KafkaSettings, RetrainerSettings, Settings
 
-__all__ = ["DEFAULT_PRINCIPALS", "AclRule", "kafka_acls_commands", "service_acls"]
+__all__ = ["DEFAULT_PRINCIPALS", "AclRule", "command", "kafka_acls_commands", "service_acls"]
 
 Resource = Literal["TOPIC", "GROUP", "TRANSACTIONAL_ID"]
 Operation = Literal["READ", "WRITE"]
@@ -147,3 +149,37 @@ def kafka_acls_commands(rules: Iterable[AclRule], bootstrap: str, command_config
             line += " --resource-pattern-type prefixed"
         lines.append(line)
     return lines
+
+
+def command(
+    config_path: Path | None,
+    bootstrap: str,
+    command_config: str,
+    roles: Sequence[str] | None = None,
+    principals: Sequence[str] = (),
+) -> int:
+    """``stream-mlops acls``: print the ``kafka-acls.sh`` lines that grant ``roles`` their ACLs.
+
+    ``principals`` are ``ROLE=PRINCIPAL`` overrides (default ``User:<role>``).
+    """
+    from stream_mlops.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        print(f"stream-mlops acls: {exc}", file=sys.stderr)
+        return 2
+    chosen = {role: DEFAULT_PRINCIPALS[role] for role in roles or DEFAULT_PRINCIPALS}
+    for item in principals:
+        role, sep, principal = item.partition("=")
+        if not sep or role not in chosen or ":" not in principal:
+            print(
+                f"stream-mlops acls: --principal {item!r}: use ROLE=TYPE:NAME for a chosen "
+                f"role ({', '.join(chosen)}), e.g. engine=User:svc-engine",
+                file=sys.stderr,
+            )
+            return 2
+        chosen[role] = principal
+    for line in kafka_acls_commands(service_acls(settings, chosen), bootstrap, command_config):
+        print(line)
+    return 0
