@@ -95,3 +95,24 @@ def kill(pids: list[int]) -> None:
         if process_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def own_broker(
+    name: str, nodes: int = 1, secure: bool = False
+) -> Iterator[tuple[dict[str, str], BrokerSettings, list[int]]]:
+    """(environment, settings, pids seen) of a broker this test starts itself.
+
+    Afterwards ``broker stop`` runs, and whatever pid the test saw or the data dir
+    names that still lives is SIGKILLed; the data dir is removed.
+    """
+    with data_dir(name) as directory:
+        env = broker_env(directory, free_port_block(2 * nodes))
+        settings = BrokerSettings.from_env(directory, environ=env, nodes=nodes, secure=secure)
+        seen: list[int] = []
+        try:
+            yield env, settings, seen
+        finally:
+            seen += node_pids(settings)
+            cli(env, "broker", "stop")
+            kill(seen)

@@ -25,7 +25,7 @@ from stream_mlops.kafka.broker import EXIT_NOT_RUNNING, BrokerSettings
 from stream_mlops.kafka.broker.credentials import BrokerCredentials
 from stream_mlops.kafka.broker.process import process_alive
 from stream_mlops.kafka.security import kafka_python_options, librdkafka_options
-from tests.kafka.broker.managed import broker_env, cli, data_dir, free_port_block, kill, node_pids
+from tests.kafka.broker.managed import cli, node_pids, own_broker
 
 NODES = 3
 # The broker's session with the controller lapses after broker.session.timeout.ms
@@ -80,18 +80,8 @@ def consume_confluent(servers: str, topic: str, count: int) -> list[bytes]:
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_three_nodes_survive_a_killed_node_and_take_it_back() -> None:
-    with data_dir("cluster") as directory:
-        port = free_port_block(2 * NODES)
-        env = broker_env(directory, port)
-        settings = BrokerSettings.from_env(directory, environ=env, nodes=NODES)
-        servers = settings.bootstrap_servers
-        seen_pids: list[int] = []
-        try:
-            run_cluster_scenario(env, settings, servers, seen_pids)
-        finally:
-            seen_pids += node_pids(settings)
-            cli(env, "broker", "stop")
-            kill(seen_pids)
+    with own_broker("cluster", nodes=NODES) as (env, settings, seen_pids):
+        run_cluster_scenario(env, settings, settings.bootstrap_servers, seen_pids)
 
 
 def run_cluster_scenario(
@@ -202,76 +192,67 @@ def run_cluster_scenario(
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_a_secured_three_node_cluster_replicates_and_enforces_the_acls() -> None:
-    with data_dir("secure-cluster") as directory:
-        port = free_port_block(2 * NODES)
-        env = broker_env(directory, port)
-        settings = BrokerSettings.from_env(directory, environ=env, nodes=NODES, secure=True)
-        seen_pids: list[int] = []
+    with own_broker("secure-cluster", nodes=NODES, secure=True) as (env, settings, seen_pids):
+        started = cli(env, "broker", "start", "--nodes", str(NODES), "--secure")
+        seen_pids.extend(node_pids(settings))
+        assert started.returncode == 0, started.stderr
+        assert f"{NODES} of {NODES} nodes running [SASL_SSL]" in started.stdout
+        credentials = BrokerCredentials(settings)
+        servers = settings.bootstrap_servers
+
+        admin = KafkaAdminClient(
+            bootstrap_servers=servers, **kafka_python_options(credentials.security("admin"))
+        )
         try:
-            started = cli(env, "broker", "start", "--nodes", str(NODES), "--secure")
-            seen_pids += node_pids(settings)
-            assert started.returncode == 0, started.stderr
-            assert f"{NODES} of {NODES} nodes running [SASL_SSL]" in started.stdout
-            credentials = BrokerCredentials(settings)
-            servers = settings.bootstrap_servers
-
-            admin = KafkaAdminClient(
-                bootstrap_servers=servers, **kafka_python_options(credentials.security("admin"))
+            admin.create_topics(
+                {"stream-mlops-state": {"num_partitions": 1, "replication_factor": NODES}},
+                wait_for_metadata=True,
             )
-            try:
-                admin.create_topics(
-                    {"stream-mlops-state": {"num_partitions": 1, "replication_factor": NODES}},
-                    wait_for_metadata=True,
-                )
-                wait_until(
-                    lambda: (
-                        sorted(partitions(admin, "stream-mlops-state")[0]["isr_nodes"]) == [1, 2, 3]
-                    ),
-                    MOVE_TIMEOUT_S,
-                    "three in-sync replicas",
-                )
-            finally:
-                admin.close()
-
-            # The engine writes its state with librdkafka (acks=all: all three in sync)...
-            engine = {
-                "bootstrap.servers": servers,
-                **librdkafka_options(credentials.security("engine")),
-            }
-            producer = Producer({**engine, "acks": "all"})
-            producer.produce("stream-mlops-state", b"snapshot", key=b"0")
-            assert producer.flush(30) == 0
-            consumer = Consumer(
-                {**engine, "group.id": "stream-mlops-engine", "auto.offset.reset": "earliest"}
+            wait_until(
+                lambda: (
+                    sorted(partitions(admin, "stream-mlops-state")[0]["isr_nodes"]) == [1, 2, 3]
+                ),
+                MOVE_TIMEOUT_S,
+                "three in-sync replicas",
             )
-            try:
-                consumer.subscribe(["stream-mlops-state"])
-                deadline = time.monotonic() + MOVE_TIMEOUT_S
-                message = None
-                while message is None and time.monotonic() < deadline:
-                    polled = consumer.poll(1.0)
-                    if polled is not None and polled.error() is None:
-                        message = polled
-            finally:
-                consumer.close()
-            assert message is not None
-            assert message.value() == b"snapshot"
-            # ...and an operator may not.
-            refused = KafkaProducer(
-                bootstrap_servers=servers,
-                **kafka_python_options(credentials.security("operator")),
-            )
-            try:
-                with pytest.raises(kerrors.TopicAuthorizationFailedError):
-                    refused.send("stream-mlops-state", b"forged", key=b"0").get(timeout=15)
-            finally:
-                refused.close(timeout=5)
-
-            stopped = cli(env, "broker", "stop")
-            assert stopped.returncode == 0
-            for pid in seen_pids:
-                assert not process_alive(pid)
         finally:
-            seen_pids += node_pids(settings)
-            cli(env, "broker", "stop")
-            kill(seen_pids)
+            admin.close()
+
+        # The engine writes its state with librdkafka (acks=all: all three in sync)...
+        engine = {
+            "bootstrap.servers": servers,
+            **librdkafka_options(credentials.security("engine")),
+        }
+        producer = Producer({**engine, "acks": "all"})
+        producer.produce("stream-mlops-state", b"snapshot", key=b"0")
+        assert producer.flush(30) == 0
+        consumer = Consumer(
+            {**engine, "group.id": "stream-mlops-engine", "auto.offset.reset": "earliest"}
+        )
+        try:
+            consumer.subscribe(["stream-mlops-state"])
+            deadline = time.monotonic() + MOVE_TIMEOUT_S
+            message = None
+            while message is None and time.monotonic() < deadline:
+                polled = consumer.poll(1.0)
+                if polled is not None and polled.error() is None:
+                    message = polled
+        finally:
+            consumer.close()
+        assert message is not None
+        assert message.value() == b"snapshot"
+        # ...and an operator may not.
+        refused = KafkaProducer(
+            bootstrap_servers=servers,
+            **kafka_python_options(credentials.security("operator")),
+        )
+        try:
+            with pytest.raises(kerrors.TopicAuthorizationFailedError):
+                refused.send("stream-mlops-state", b"forged", key=b"0").get(timeout=15)
+        finally:
+            refused.close(timeout=5)
+
+        stopped = cli(env, "broker", "stop")
+        assert stopped.returncode == 0
+        for pid in seen_pids:
+            assert not process_alive(pid)

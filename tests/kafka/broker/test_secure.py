@@ -23,10 +23,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from pydantic import SecretStr
 
 from stream_mlops.config import KafkaSecurity, load_settings
-from stream_mlops.kafka.broker import BrokerSettings, LocalBroker
+from stream_mlops.kafka.broker import BrokerSettings
 from stream_mlops.kafka.broker.tls import generate
 from stream_mlops.kafka.security import kafka_python_options, librdkafka_options
-from tests.kafka.broker.managed import broker_env, cli, data_dir, free_port_block, kill, node_pids
+from tests.kafka.broker.managed import broker_env, cli, own_broker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -37,7 +37,6 @@ FAIL_FAST_S = 10.0
 @dataclass(frozen=True)
 class SecureBroker:
     settings: BrokerSettings
-    broker: LocalBroker
     start_output: str
 
     @property
@@ -52,18 +51,10 @@ class SecureBroker:
 
 @pytest.fixture(scope="module")
 def secure_broker() -> Iterator[SecureBroker]:
-    with data_dir("secure") as directory:
-        port = free_port_block(2)
-        env = broker_env(directory, port)
-        settings = BrokerSettings.from_env(directory, environ=env, secure=True)
-        try:
-            started = cli(env, "broker", "start", "--secure")
-            assert started.returncode == 0, started.stderr
-            yield SecureBroker(settings, LocalBroker(settings), started.stdout)
-        finally:
-            pids = node_pids(settings)
-            cli(env, "broker", "stop")
-            kill(pids)
+    with own_broker("secure", secure=True) as (env, settings, _pids):
+        started = cli(env, "broker", "start", "--secure")
+        assert started.returncode == 0, started.stderr
+        yield SecureBroker(settings, started.stdout)
 
 
 def unique(prefix: str) -> str:
@@ -276,7 +267,9 @@ def test_an_untrusted_ca_fails_fast_and_says_so(
     assert "certificate verify failed" in error.str()
 
 
-def test_a_plain_start_of_the_secured_data_dir_is_refused(secure_broker: SecureBroker) -> None:
+def test_status_and_start_without_flags_keep_what_the_data_dir_holds(
+    secure_broker: SecureBroker,
+) -> None:
     env = broker_env(secure_broker.settings.data_dir, secure_broker.settings.port)
     status = cli(env, "broker", "status")
     assert status.returncode == 0
