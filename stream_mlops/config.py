@@ -30,12 +30,13 @@ An example (every key optional; these are not the defaults)::
     "feature:amount" = [{name = "page_hinkley", warmup = 1000, threshold = 20}]
     score = []                       # no detector on the score
 
-    [kafka.security]                 # every client of every command (docs/security.md)
-    protocol = "SASL_SSL"            # PLAINTEXT (default), SSL, SASL_PLAINTEXT, SASL_SSL
-    sasl_mechanism = "SCRAM-SHA-512" # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
-    username = "engine"
-    password_file = "/run/secrets/kafka-engine"  # or $KAFKA_SASL_PASSWORD; never a literal
-    ca_file = "/etc/stream-mlops/ca.pem"         # None: the system's trust store
+    # On a secured cluster (docs/security.md), for every client of every command:
+    # [kafka.security]
+    # protocol = "SASL_SSL"          # PLAINTEXT (default), SSL, SASL_PLAINTEXT, SASL_SSL
+    # sasl_mechanism = "SCRAM-SHA-512"             # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    # username = "engine"
+    # password_file = "/run/secrets/kafka-engine"  # or $KAFKA_SASL_PASSWORD; never a literal
+    # ca_file = "/etc/stream-mlops/ca.pem"         # unset: the system's trust store
 
 >>> settings = load_settings(None)
 >>> settings.join.ttl_seconds, settings.model("fraud").min_observations
@@ -83,7 +84,7 @@ __all__ = [
     "Settings",
     "load_settings",
     "parse_settings",
-    "resolve_secrets",
+    "resolve_security",
 ]
 
 BOOTSTRAP_ENV: Final = "KAFKA_BOOTSTRAP_SERVERS"
@@ -440,10 +441,6 @@ def _check_security(security: KafkaSecurity) -> None:
         )
     if security.key_password_file is not None and security.key_file is None:
         raise ConfigError(f"{where}.key_password_file: given without a key_file")
-    for name in (*tls_fields, "password_file"):
-        path = getattr(security, name)
-        if path is not None and not path.is_file():
-            raise ConfigError(f"{where}.{name}: no such file: {path}")
 
 
 def _check_detectors(where: str, section: ModelSettings) -> None:
@@ -495,7 +492,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
         settings = parse_settings(data)
     except ConfigError as exc:
         raise ConfigError(_name_the_variables(str(exc), overrides)) from None
-    security = resolve_secrets(settings.kafka.security, env)
+    security = resolve_security(settings.kafka.security, env)
     kafka = settings.kafka.model_copy(update={"security": security})
     bootstrap = env.get(BOOTSTRAP_ENV)
     if bootstrap:
@@ -520,15 +517,20 @@ def _name_the_variables(message: str, overrides: Mapping[str, str]) -> str:
     return message
 
 
-def resolve_secrets(
+def resolve_security(
     security: KafkaSecurity, environ: Mapping[str, str] | None = None
 ) -> KafkaSecurity:
     """``security`` holding its password and key password, from the environment or files.
 
-    The environment wins over a file. SASL without a password is refused here,
-    where both sources are known.
+    This is where the files of ``[kafka.security]`` are checked and read, so that
+    ``parse_settings`` stays free of I/O. The environment wins over a file. SASL
+    without a password is refused here, where both sources are known.
     """
     env = os.environ if environ is None else environ
+    for name in ("ca_file", "cert_file", "key_file", "password_file", "key_password_file"):
+        path = getattr(security, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"kafka.security.{name}: no such file: {path}")
     password = _secret(env, PASSWORD_ENV, security.password_file, "password_file")
     key_password = _secret(env, KEY_PASSWORD_ENV, security.key_password_file, "key_password_file")
     if security.uses_sasl and password is None and security.password is None:

@@ -111,7 +111,6 @@ def test_sasl_without_a_password_names_where_to_put_one(tmp_path: Path) -> None:
             },
             r"^kafka\.security\.ca_file: only used with protocol SSL or SASL_SSL",
         ),
-        ({"protocol": "SSL", "ca_file": "/no/such/ca.pem"}, r"^kafka\.security\.ca_file: no such"),
         ({"protocol": "SSL", "cert_file": "/etc/hostname"}, r"^kafka\.security\.key_file: mutual"),
         ({"protocol": "SSL", "check_hostname": "maybe"}, r"^kafka\.security\.check_hostname: "),
         ({"tls": True}, r"^kafka\.security\.tls: Extra inputs are not permitted"),
@@ -120,6 +119,13 @@ def test_sasl_without_a_password_names_where_to_put_one(tmp_path: Path) -> None:
 def test_bad_security_settings_name_the_field(security: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_settings({"kafka": {"security": security}})
+
+
+def test_a_missing_file_is_named_at_load_time(tmp_path: Path) -> None:
+    path = write(tmp_path, '[kafka.security]\nprotocol = "SSL"\nca_file = "/no/such/ca.pem"\n')
+    parse_settings({"kafka": {"security": {"protocol": "SSL", "ca_file": "/no/such/ca.pem"}}})
+    with pytest.raises(ConfigError, match=r"^kafka\.security\.ca_file: no such file: /no/such"):
+        load_settings(path, environ={})
 
 
 def test_environment_overrides_the_connection_settings(tmp_path: Path, ca: Path) -> None:

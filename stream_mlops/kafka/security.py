@@ -85,10 +85,10 @@ def _reveal(security: KafkaSecurity, field: str) -> str:
     secret = getattr(security, field)
     if secret is None:
         # load_settings refuses SASL without a password; this is a programming error
-        # (settings built without resolve_secrets), and the message carries no secret.
+        # (settings built without resolve_security), and the message carries no secret.
         raise ValueError(
             f"kafka.security.{field} is not resolved: load the settings with load_settings "
-            "or resolve_secrets"
+            "or resolve_security"
         )
     value: str = secret.get_secret_value()
     return value
