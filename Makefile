@@ -1,32 +1,62 @@
-# The two commands of the README: `make run` (the engine on the local broker) and
-# `make test`. Both use the code of this checkout (`python -m stream_mlops` from
-# here), so they work before and without `pip install -e .`.
+# The README's commands. Everything runs in the project's virtual environment,
+# .venv/ in this checkout: make creates it with $(PYTHON) when it is missing,
+# installs this checkout into it (editable, with the extras the target needs)
+# when a requirement is missing or too old, and runs every recipe with its
+# python. Nothing is installed into the interpreter first on PATH.
+#
+#   make test                       # python3 makes the venv
+#   make test PYTHON=python3.12     # another interpreter for a new venv
 
 PYTHON ?= python3
-SM := $(PYTHON) -m stream_mlops
+VENV ?= .venv
+VENV_PYTHON := $(VENV)/bin/python
+SM := $(VENV_PYTHON) -m stream_mlops
 PYTEST_ARGS ?=
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-.PHONY: help deps install jars test run demo lint broker-start broker-stop broker-status
+.PHONY: help venv deps deps-core deps-demo install jars test run demo lint \
+	broker-start broker-stop broker-status
 
 help:
 	@echo "make demo    the closed loop end to end on the local broker, with a report"
 	@echo "make test    install what is missing, run the tests on a Kafka broker"
 	@echo "make run     start the local broker, create the topics, run the engine"
 	@echo "make lint    ruff and mypy --strict"
+	@echo "make install the stream-mlops command in $(VENV)/bin (source $(VENV)/bin/activate)"
 
-# Installs only if a requirement of pyproject.toml is missing or too old.
-deps:
-	@$(PYTHON) .ci/missing_requirements.py >/dev/null || $(PYTHON) -m pip install -e '.[dev]'
+$(VENV_PYTHON):
+	@echo "creating the virtual environment $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV) || { \
+		rm -rf $(VENV); \
+		echo "make: '$(PYTHON) -m venv' failed; on Debian: apt-get install python3-venv," \
+			"or name another Python 3.11+ with PYTHON=..." >&2; \
+		exit 1; }
 
-install:
-	$(PYTHON) -m pip install -e '.[dev]'
+venv: $(VENV_PYTHON)
+
+# $(call requires,EXTRAS): install this checkout into the venv with EXTRAS (a
+# comma-separated list, possibly empty) unless everything is there already.
+requires = $(VENV_PYTHON) .ci/missing_requirements.py $(subst $(comma), ,$(1)) >/dev/null \
+	|| $(VENV_PYTHON) -m pip install --disable-pip-version-check -e '.$(if $(1),[$(1)])'
+comma := ,
+
+deps-core: $(VENV_PYTHON)
+	@$(call requires,)
+
+deps-demo: $(VENV_PYTHON)
+	@$(call requires,demo)
+
+deps: $(VENV_PYTHON)
+	@$(call requires,dev)
+
+install: $(VENV_PYTHON)
+	$(VENV_PYTHON) -m pip install --disable-pip-version-check -e '.[dev]'
 
 # The broker's jars (a no-op once cached for the current pom). Without a JVM or Maven
 # this fails with a one-line message saying what to install.
-jars: deps
-	@$(PYTHON) -c 'from stream_mlops.kafka.broker.artifacts import main; raise SystemExit(main())'
+jars: deps-core
+	@$(VENV_PYTHON) -c 'from stream_mlops.kafka.broker.artifacts import main; raise SystemExit(main())'
 
 # Uses a broker that answers (KAFKA_BOOTSTRAP_SERVERS, or one already running);
 # otherwise starts the local one and stops it afterwards, also when tests fail or
@@ -35,7 +65,7 @@ test: deps jars
 	@started=0; \
 	stop_started() { if [[ $$started == 1 ]]; then $(SM) broker stop; fi; }; \
 	trap stop_started EXIT; \
-	if ! $(PYTHON) -c 'from stream_mlops.kafka.bootstrap import bootstrap_servers as b; \
+	if ! $(VENV_PYTHON) -c 'from stream_mlops.kafka.bootstrap import bootstrap_servers as b; \
 	from stream_mlops.kafka.broker.process import metadata_answers as m; \
 	raise SystemExit(0 if m(b(), 3.0) else 1)'; then \
 		if [[ -n "$${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then \
@@ -43,26 +73,26 @@ test: deps jars
 		fi; \
 		$(SM) broker start; started=1; \
 	fi; \
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
 
 # The engine (`stream-mlops run`) against the local broker, or KAFKA_BOOTSTRAP_SERVERS.
-run: deps
+run: deps-core
 	$(SM) broker start
 	$(SM) topics create
 	$(SM) run
 
 # The README's main command: the closed loop, with demo-report.html.
-demo: deps jars
+demo: deps-demo jars
 	$(SM) demo
 
-lint:
-	$(PYTHON) -m ruff check .
-	$(PYTHON) -m ruff format --check .
-	$(PYTHON) -m mypy
+lint: deps
+	$(VENV_PYTHON) -m ruff check .
+	$(VENV_PYTHON) -m ruff format --check .
+	$(VENV_PYTHON) -m mypy
 
-broker-start:
+broker-start: deps-core
 	$(SM) broker start
-broker-stop:
+broker-stop: deps-core
 	$(SM) broker stop
-broker-status:
+broker-status: deps-core
 	$(SM) broker status

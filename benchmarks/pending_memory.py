@@ -22,8 +22,9 @@ whose TTL and bound keep them all. It reports:
   summed (``gc.callbacks``), their share of the phase, the full (generation 2)
   collections among them and the longest pause.
 
-Variants: ``before`` is the join as of commit cd5b76a (benchmarks/
-pending_join_before.py), ``after`` the current one; each with the collector at
+Variants: ``before`` is the join as of commit cd5b76a (read from the git
+history, so this needs a checkout that has that commit), ``after`` the current
+one; each with the collector at
 its defaults, with ``freeze_long_lived()`` after the build, and with
 ``tune_gc()`` from the start (stream_mlops/kafka/memory.py). Rows run one after
 another, so their CPU columns move with the machine's load; a last child
@@ -38,14 +39,58 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
 TARGET_MB = 500
 T0 = 1_800_000_000.0
+REPO = Path(__file__).resolve().parents[1]
+#: The join before pending predictions were packed; its source comes from the
+#: git history, so the tree keeps no copy of old code.
+BEFORE_COMMIT = "cd5b76a3ac850a1e302a529f85b61b16b2fa5453"
+BEFORE_PATH = "stream_mlops/join.py"
+
+
+class HistoryError(RuntimeError):
+    """An old version of a module that cannot be read from the git history here."""
+
+
+def historic_module(commit: str, path: str, name: str, repo: Path = REPO) -> types.ModuleType:
+    """``path`` as it was at ``commit`` (``git show``), imported as the module ``name``.
+
+    The module runs against today's package: it may import only what still exists.
+    """
+    git = shutil.which("git")
+    what = f"{path} as of commit {commit[:7]}"
+    if git is None:
+        raise HistoryError(f"{what} is read from the git history, and git is not installed")
+    shown = subprocess.run(
+        [git, "-C", str(repo), "show", f"{commit}:{path}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if shown.returncode != 0:
+        raise HistoryError(
+            f"{what} is not in the git history of {repo} ({shown.stderr.strip()}); "
+            "run from a clone with full history (git fetch --unshallow)"
+        )
+    module = types.ModuleType(name)
+    module.__file__ = f"{commit[:7]}:{path}"
+    # Registered before it runs: dataclasses look their module up in sys.modules.
+    sys.modules[name] = module
+    exec(compile(shown.stdout, module.__file__, "exec"), module.__dict__)
+    return module
+
+
+def join_before() -> Any:
+    """The ``PendingJoin`` class of ``BEFORE_COMMIT``."""
+    return historic_module(BEFORE_COMMIT, BEFORE_PATH, "pending_join_before").PendingJoin
 
 
 def _status(field: str) -> int:
@@ -89,8 +134,7 @@ def child(variant: str, gc_mode: str, n: int, steady: int) -> dict[str, Any]:
     from stream_mlops.kafka.memory import freeze_long_lived, tune_gc
 
     if variant == "before":
-        sys.path.insert(0, str(Path(__file__).parent))
-        from pending_join_before import PendingJoin  # type: ignore[import-not-found]
+        PendingJoin = join_before()  # noqa: N806 (a class)
     else:
         from stream_mlops.join import PendingJoin
 
@@ -191,9 +235,7 @@ def side_by_side(n: int, steady: int) -> dict[str, float]:
     from stream_mlops.events import decode_input
     from stream_mlops.join import PendingJoin
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from pending_join_before import PendingJoin as Before  # type: ignore[import-not-found]
-
+    Before = join_before()  # noqa: N806 (a class)
     rng = random.Random(0)
     joins = [Before(10 * 86400, 4 * n), PendingJoin(10 * 86400, 4 * n)]
     spent = {"insert": [0.0, 0.0], "steady": [0.0, 0.0]}
@@ -240,6 +282,10 @@ def main() -> None:
         else:
             print(json.dumps(child(*args.child, args.events, args.steady)))
         return
+    try:
+        join_before()  # fail now, not after the first rows
+    except HistoryError as exc:
+        sys.exit(f"pending_memory: {exc}")
     runs: dict[tuple[str, str], dict[str, Any]] = {}
     jobs = [(v, g) for v in ("before", "after") for g in ("default", "frozen", "tuned")]
     jobs.append(("both", "off"))
@@ -260,7 +306,7 @@ def main() -> None:
             check=False,
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         if done.returncode:
             sys.exit(f"child failed:\n{done.stderr}")

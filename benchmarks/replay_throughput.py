@@ -34,7 +34,7 @@ from stream_mlops import events
 from stream_mlops.config import Settings
 from stream_mlops.engine import Engine
 from stream_mlops.join import PendingJoin
-from stream_mlops.replay import replay
+from stream_mlops.offline import replay_lines
 
 TARGET = 50_000
 
@@ -135,7 +135,7 @@ def main() -> None:
             engine.process(event)
 
     def full() -> None:
-        replay(lines, Engine(Settings(), labeled_events=False), io.BytesIO(), io.StringIO())
+        replay_lines(lines, Engine(Settings(), labeled_events=False), io.BytesIO(), io.StringIO())
 
     def decode_pydantic() -> None:
         with pydantic_only():
@@ -228,7 +228,7 @@ def cli_row(path: Path, n: int) -> None:
     # Start-up (importing river and pydantic) is a fixed cost, measured apart.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
-        [sys.executable, "-c", "import stream_mlops.engine, stream_mlops.replay"], check=True
+        [sys.executable, "-c", "import stream_mlops.engine, stream_mlops.offline"], check=True
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     startup = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -13,6 +13,7 @@ The ratio publish / score shows whether the Kafka client or the model is the
 bottleneck of ``stream-mlops simulate``.
 
 Usage: python benchmarks/simulators.py [--events 20000] [--kafka] [--bootstrap HOST:PORT]
+       [--client kafka-python|confluent-kafka]
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from typing import Any, NamedTuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kafka.admin import KafkaAdminClient
-
-from stream_mlops.kafka.publisher import Pacer, open_producer, publish
+from stream_mlops.config import KafkaSettings
+from stream_mlops.kafka.backends import open_transport
+from stream_mlops.kafka.publisher import Pacer, publish
+from stream_mlops.kafka.transport import TopicSpec
 from stream_mlops.simulate.champion import Champion
 from stream_mlops.simulate.demand import DemandConfig, DemandSimulator, bootstrap_model
 from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator
@@ -79,6 +81,9 @@ def main() -> int:
     parser.add_argument(
         "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     )
+    parser.add_argument(
+        "--client", choices=("kafka-python", "confluent-kafka"), default="kafka-python"
+    )
     args = parser.parse_args()
     models = {"fraud": fraud_model(1), "demand": bootstrap_model(1)}
     rows: list[Row] = []
@@ -89,9 +94,13 @@ def main() -> int:
         if args.kafka:
             suffix = uuid.uuid4().hex[:8]
             topics = [f"bench-{system}-p-{suffix}", f"bench-{system}-o-{suffix}"]
-            admin = KafkaAdminClient(bootstrap_servers=args.bootstrap)
-            admin.create_topics({t: {"num_partitions": 3} for t in topics}, wait_for_metadata=True)
-            producer = open_producer(args.bootstrap, client_id="bench-simulators")
+            transport = open_transport(
+                KafkaSettings(bootstrap_servers=args.bootstrap, client=args.client),
+                client_id="bench-simulators",
+            )
+            admin = transport.admin()
+            admin.create_topics([TopicSpec(t, 3) for t in topics])
+            producer = transport.producer()
             try:
                 stats = publish(
                     streams(system, args.events, models[system]),
@@ -102,7 +111,7 @@ def main() -> int:
                 )
                 publish_rate = stats.predictions / stats.seconds
             finally:
-                producer.close(timeout=5)
+                producer.close()
                 admin.delete_topics(topics)
                 admin.close()
         rows.append(Row(system, n / gen_s, n / score_s, publish_rate))

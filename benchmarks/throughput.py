@@ -51,7 +51,6 @@ import dataclasses
 import multiprocessing as mp
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -68,6 +67,7 @@ from kafka.structs import TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from stream_mlops.service_process import ServiceProcess
 from tests.kafka.engine_process import EngineProcess
 from tests.kafka.streams import (
     Deployment,
@@ -173,8 +173,10 @@ def raw_confluent_rate(bootstrap: str, topics: list[str], expected: int) -> floa
 # -- processes under test -------------------------------------------------------------
 
 
-def peak_rss_mb(pid: int) -> int | None:
+def peak_rss_mb(pid: int | None) -> int | None:
     """The process's peak resident set (VmHWM), while it still runs."""
+    if pid is None:
+        return None
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -265,10 +267,8 @@ def engine_rate(
         )
         log = tmp / f"engine-{name}-{client}.log"
         with EngineProcess(config, f"bench-{name}-{client}", log) as engine:
-            proc = engine.proc
-            assert proc is not None
-            rate = consumed_rate(run, run.group_id, lambda: proc.poll() is None)
-            rss = peak_rss_mb(proc.pid)
+            rate = consumed_rate(run, run.group_id, engine.running)
+            rss = peak_rss_mb(engine.pid)
         return rate, rss
     finally:
         delete_topics(dep.bootstrap, [run.topics["state"]])
@@ -291,34 +291,6 @@ def quix_interpreter(requested: str | None) -> tuple[str | None, str]:
     return python, f"quixstreams {probe.stdout.strip()}"
 
 
-def log_entries(path: Path) -> list[dict[str, object]]:
-    entries = []
-    for line in path.read_bytes().splitlines():
-        if line.startswith(b"{"):
-            try:
-                entries.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                continue
-    return entries
-
-
-def wait_entry(
-    path: Path, proc: subprocess.Popen[bytes], event: str, timeout: float
-) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for entry in log_entries(path):
-            if entry.get("event") == event:
-                return entry
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"Quix job exited with {proc.returncode} before {event!r}:\n"
-                + path.read_text()[-4000:]
-            )
-        time.sleep(0.05)
-    raise AssertionError(f"no {event!r} from the Quix job within {timeout}s")
-
-
 def quix_rate(
     python: str, dep: Deployment, tmp: Path, commit_interval_s: float = COMMIT_INTERVAL_S
 ) -> tuple[float, int | None, dict[str, object]]:
@@ -331,10 +303,9 @@ def quix_rate(
         admin.create_topics([NewTopic(alerts, dep.partitions, 1)])
     finally:
         admin.close()
-    log = tmp / "quix.log"
-    command = [
-        python,
-        str(REPO / "benchmarks" / "quix_job.py"),
+    quix = ServiceProcess(
+        "the Quix job",
+        [
         "--bootstrap", dep.bootstrap,
         "--predictions", dep.topics["predictions"],
         "--outcomes", dep.topics["outcomes"],
@@ -343,22 +314,19 @@ def quix_rate(
         "--state-dir", str(tmp / "quix-state"),
         "--commit-interval", str(commit_interval_s),
         "--delta", str(SAME_JOB_DELTA),
-    ]  # fmt: skip
-    proc = None
+        ],
+        tmp / "quix.log",
+        program=[python, str(REPO / "benchmarks" / "quix_job.py")],
+        cwd=REPO,
+    )  # fmt: skip
     try:
-        with log.open("ab") as out:
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-        running = proc
-        rate = consumed_rate(dep, group, lambda: running.poll() is None)
-        rss = peak_rss_mb(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        stopped = wait_entry(log, proc, "quix.stopped", timeout=5)
+        with quix.start():
+            rate = consumed_rate(dep, group, quix.running)
+            rss = peak_rss_mb(quix.pid)
+            quix.terminate(timeout=60)
+            stopped = quix.wait_for_log("quix.stopped", timeout=5)
         return rate, rss, stopped
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
         # Quix's changelog topics are named after its consumer group.
         admin = KafkaAdminClient(bootstrap_servers=dep.bootstrap)
         try:

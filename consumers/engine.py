@@ -18,7 +18,7 @@ import structlog
 
 from stream_mlops.config import ConfigError, load_settings
 from stream_mlops.engine import SnapshotError
-from stream_mlops.kafka.backends import transport_for
+from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.bootstrap import configured_bootstrap_servers
 from stream_mlops.kafka.runtime import EngineFencedError, EngineRuntime
 from stream_mlops.kafka.state import StateError
@@ -77,11 +77,7 @@ def main(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        transport = transport_for(
-            settings.kafka.client,
-            settings.kafka.bootstrap_servers,
-            client_id=f"stream-mlops-{instance}",
-        )
+        transport = open_transport(settings.kafka, client_id=f"stream-mlops-{instance}")
     except ValueError as exc:
         log.error("engine.failed", error=str(exc))
         return 2

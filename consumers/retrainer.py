@@ -16,14 +16,13 @@ import structlog
 
 from consumers.engine import default_instance_id
 from stream_mlops.config import ConfigError, load_settings
-from stream_mlops.kafka.backends import transport_for
+from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.bootstrap import configured_bootstrap_servers
 from stream_mlops.kafka.retrainer_runtime import RetrainerFencedError, RetrainerRuntime
 from stream_mlops.kafka.state import StateError
 from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import LogFormat, configure
-from stream_mlops.registry import ModelRegistry, RegistryError
-from stream_mlops.registry.cli import resolve_registry
+from stream_mlops.registry import ModelRegistry, RegistryError, resolve_registry
 from stream_mlops.retrain import PromotionPolicy
 
 
@@ -71,9 +70,7 @@ def main(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        transport = transport_for(
-            kafka.client, kafka.bootstrap_servers, client_id=f"stream-mlops-retrainer-{instance}"
-        )
+        transport = open_transport(kafka, client_id=f"stream-mlops-retrainer-{instance}")
         registry = ModelRegistry(registry_path)
     except (ValueError, RegistryError, OSError) as exc:
         log.error("retrainer.failed", error=str(exc))

@@ -11,16 +11,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from stream_mlops.kafka.publisher import serve
+import structlog
+
+from stream_mlops.config import ConfigError
+from stream_mlops.kafka.publisher import add_kafka_arguments, kafka_from, serve
 from stream_mlops.logging import configure
 from stream_mlops.simulate.champion import Champion
 from stream_mlops.simulate.demand import SECONDS_PER_DAY, DemandConfig, DemandSimulator
-from stream_mlops.simulate.options import (
-    add_common_arguments,
-    bootstrap_from,
-    label_delay_from,
-    scenario_from,
-)
+from stream_mlops.simulate.options import add_common_arguments, label_delay_from, scenario_from
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add_common_arguments(parser, default_events=20_000, default_label_delay=0.0)
+    add_kafka_arguments(parser)
     demand = parser.add_argument_group("demand")
     demand.add_argument("--stores", type=int, default=4, help="stores (default 4)")
     demand.add_argument("--items", type=int, default=8, help="items per store (default 8)")
@@ -69,11 +68,14 @@ def main(argv: Sequence[str] | None = None, champion: Champion | None = None) ->
     args = build_parser().parse_args(argv)
     configure(args.log_format)
     config = config_from(args)
+    try:
+        kafka = kafka_from(args)
+    except ConfigError as exc:
+        structlog.get_logger("stream_mlops.simulate").error("simulate.failed", error=str(exc))
+        return 2
     return serve(
         DemandSimulator(config, champion),
-        bootstrap_servers=bootstrap_from(args),
-        predictions_topic=args.predictions_topic,
-        outcomes_topic=args.outcomes_topic,
+        kafka=kafka,
         rate=args.rate,
         client_id="stream-mlops-simulate-demand",
         context={

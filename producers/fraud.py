@@ -17,18 +17,16 @@ from pathlib import Path
 
 import structlog
 
+from stream_mlops.config import ConfigError, KafkaSettings
+from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.model_updates import follow_model_updates
-from stream_mlops.kafka.publisher import serve
+from stream_mlops.kafka.publisher import add_kafka_arguments, kafka_from, serve
+from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import configure
 from stream_mlops.registry import ModelRegistry
 from stream_mlops.simulate.champion import Champion
 from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator
-from stream_mlops.simulate.options import (
-    add_common_arguments,
-    bootstrap_from,
-    label_delay_from,
-    scenario_from,
-)
+from stream_mlops.simulate.options import add_common_arguments, label_delay_from, scenario_from
 
 # When --rate is 0 (as fast as possible) event time still needs a pace: 100
 # transactions a second is a small card issuer's daytime peak.
@@ -44,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add_common_arguments(parser, default_events=10_000, default_label_delay=10.0)
+    add_kafka_arguments(parser)
     parser.add_argument("--model-id", default="fraud", help="model id (default fraud)")
     parser.add_argument(
         "--registry",
@@ -54,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--model-updates-topic (default: the simulator's bootstrap model, never swapped)"
         ),
     )
-    parser.add_argument("--model-updates-topic", default="model-updates")
+    parser.add_argument(
+        "--model-updates-topic",
+        default=None,
+        help="default: [kafka.topics] model_updates in the config, else model-updates",
+    )
     parser.add_argument(
         "--log-format", choices=["json", "console"], default="json", help="log line format"
     )
@@ -79,25 +82,35 @@ def main(argv: Sequence[str] | None = None, champion: Champion | None = None) ->
     """Run the service; ``champion`` lets a caller serve (and later swap) its own model."""
     args = build_parser().parse_args(argv)
     configure(args.log_format)
+    log = structlog.get_logger("stream_mlops.simulate")
     config = config_from(args)
+    try:
+        kafka = kafka_from(args)
+    except ConfigError as exc:
+        log.error("simulate.failed", error=str(exc))
+        return 2
     stop_following = threading.Event()
     if champion is None and args.registry is not None:
         champion = _registry_champion(args.registry, config.model_id)
         if champion is None:
-            structlog.get_logger("stream_mlops.simulate").error(
+            log.error(
                 "simulate.failed", error=f"no champion for {config.model_id!r} in {args.registry}"
             )
             return 2
         config = dataclasses.replace(config, model_version=champion.current().version)
-        follow_model_updates(
-            bootstrap_servers=bootstrap_from(args),
-            topic=args.model_updates_topic,
-            registry_dir=args.registry,
-            champion=champion,
-            stop=stop_following,
-        )
+        try:
+            follow_model_updates(
+                transport=open_transport(kafka, client_id="stream-mlops-simulate-fraud"),
+                topic=args.model_updates_topic or kafka.topics.model_updates,
+                registry_dir=args.registry,
+                champion=champion,
+                stop=stop_following,
+            )
+        except (TransportError, ValueError) as exc:
+            log.error("simulate.failed", error=str(exc))
+            return 1
     try:
-        return _serve(args, config, champion)
+        return _serve(kafka, config, champion, rate=args.rate)
     finally:
         stop_following.set()
 
@@ -111,13 +124,13 @@ def _registry_champion(registry_dir: Path, model_id: str) -> Champion | None:
     return Champion(model_id, current.version, model)
 
 
-def _serve(args: argparse.Namespace, config: FraudConfig, champion: Champion | None) -> int:
+def _serve(
+    kafka: KafkaSettings, config: FraudConfig, champion: Champion | None, *, rate: float
+) -> int:
     return serve(
         FraudSimulator(config, champion),
-        bootstrap_servers=bootstrap_from(args),
-        predictions_topic=args.predictions_topic,
-        outcomes_topic=args.outcomes_topic,
-        rate=args.rate,
+        kafka=kafka,
+        rate=rate,
         client_id="stream-mlops-simulate-fraud",
         context={
             "model_id": config.model_id,

@@ -12,7 +12,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import stream_mlops
+
 Handler = Callable[[argparse.Namespace], int]
+
+# The Kafka client libraries (stream_mlops.kafka.backends.BACKENDS, spelled out
+# so that parsing does not import the Kafka edge).
+CLIENTS = ("kafka-python", "confluent-kafka")
 
 
 def _broker(args: argparse.Namespace) -> int:
@@ -24,7 +30,9 @@ def _broker(args: argparse.Namespace) -> int:
 def _topics(args: argparse.Namespace) -> int:
     from stream_mlops.kafka import topics
 
-    return topics.command(args.action, partitions=args.partitions, config_path=args.config)
+    return topics.command(
+        args.action, partitions=args.partitions, config_path=args.config, client=args.client
+    )
 
 
 def _acls(args: argparse.Namespace) -> int:
@@ -40,9 +48,9 @@ def _acls(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from stream_mlops import replay
+    from stream_mlops import offline
 
-    return replay.command(args.file, config_path=args.config)
+    return offline.command(args.file, config_path=args.config)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -79,18 +87,33 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
+    from stream_mlops.config import ConfigError, load_settings
     from stream_mlops.kafka import tail
+    from stream_mlops.kafka.bootstrap import connection_settings
 
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"stream-mlops tail: {exc}\n")
+        return 2
+    kafka = connection_settings(settings, bootstrap_servers=args.bootstrap, client=args.client)
     return tail.command(
-        args.topic,
+        args.topic or kafka.topics.drift_alerts,
+        kafka=kafka,
         raw_json=args.json,
         from_beginning=args.from_beginning,
         max_events=args.max,
-        bootstrap_servers=args.bootstrap,
     )
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from stream_mlops.demo.report import PlottingUnavailableError, pyplot
+
+    try:
+        pyplot()  # now, not after a run of a minute and a half
+    except PlottingUnavailableError as exc:
+        print(f"stream-mlops demo: {exc}", file=sys.stderr)
+        return 2
     from stream_mlops.demo.run import DemoOptions, run_demo
 
     if not 0 < args.drift_at < args.events:
@@ -125,7 +148,8 @@ def _retrainer(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from stream_mlops.registry import cli as models
+    from stream_mlops import models_cli as models
+    from stream_mlops.registry import resolve_registry
 
     kafka_reproduce = args.models_command == "reproduce" and args.events is None
     settings = None
@@ -138,7 +162,7 @@ def _models(args: argparse.Namespace) -> int:
             sys.stderr.write(f"stream-mlops models: {exc}\n")
             return 2
     configured = settings.retrainer.registry if settings is not None else None
-    args.registry = models.resolve_registry(args.registry, configured)
+    args.registry = resolve_registry(args.registry, configured)
     if not kafka_reproduce or settings is None:
         return models.command(args)
     # reproduce from Kafka: read the recorded offset ranges of labeled-events back.
@@ -164,12 +188,51 @@ def _add_service_options(parser: argparse.ArgumentParser, role: str) -> None:
             "process its own (default: $STREAM_MLOPS_INSTANCE_ID, else the host name)"
         ),
     )
+    _add_client_option(parser)
+
+
+def _add_client_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--client",
-        choices=["kafka-python", "confluent-kafka"],
+        choices=CLIENTS,
         default=None,
         help="Kafka client library (default: [kafka] client in the config, else kafka-python)",
     )
+
+
+def _add_tail_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tail = sub.add_parser(
+        "tail",
+        help="follow a topic and print its events readably",
+        description=(
+            "Follows a topic with read_committed (only committed alerts, as downstream "
+            "services see them) and prints one line per event."
+        ),
+    )
+    tail.add_argument(
+        "topic",
+        nargs="?",
+        default=None,
+        help="default: [kafka.topics] drift_alerts in the config, else drift-alerts",
+    )
+    tail.add_argument("--json", action="store_true", help="print the raw events, one per line")
+    tail.add_argument(
+        "--from-beginning", action="store_true", help="start at the oldest event, not the newest"
+    )
+    tail.add_argument("--max", type=int, default=None, metavar="N", help="stop after N events")
+    tail.add_argument(
+        "--bootstrap",
+        default=None,
+        help=(
+            "bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else [kafka] "
+            "bootstrap_servers in the config, else the local broker)"
+        ),
+    )
+    tail.add_argument(
+        "--config", type=Path, default=None, help="TOML configuration file (its [kafka] settings)"
+    )
+    _add_client_option(tail)
+    tail.set_defaults(handler=_tail)
 
 
 def _add_broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -241,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="stream-mlops",
         description="Streaming drift detection for ML models in production, on Kafka.",
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {stream_mlops.__version__}",
+        help="the installed version, and exit",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _add_broker_parser(sub)
@@ -255,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="partitions per topic (default: from the config, else 3)",
     )
     topics.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    _add_client_option(topics)
     topics.set_defaults(handler=_topics)
 
     replay = sub.add_parser(
@@ -306,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="TOML configuration file ([retrainer] registry; Kafka for reproduce)",
     )
-    from stream_mlops.registry.cli import add_arguments as add_models_arguments
+    from stream_mlops.models_cli import add_arguments as add_models_arguments
 
     add_models_arguments(models)
     # None means "not given", so [retrainer] registry in the config can apply.
@@ -326,26 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.set_defaults(handler=_simulate)
 
-    tail = sub.add_parser(
-        "tail",
-        help="follow a topic and print its events readably",
-        description=(
-            "Follows a topic with read_committed (only committed alerts, as downstream "
-            "services see them) and prints one line per event."
-        ),
-    )
-    tail.add_argument("topic", nargs="?", default="drift-alerts", help="default: drift-alerts")
-    tail.add_argument("--json", action="store_true", help="print the raw events, one per line")
-    tail.add_argument(
-        "--from-beginning", action="store_true", help="start at the oldest event, not the newest"
-    )
-    tail.add_argument("--max", type=int, default=None, metavar="N", help="stop after N events")
-    tail.add_argument(
-        "--bootstrap",
-        default=None,
-        help="bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)",
-    )
-    tail.set_defaults(handler=_tail)
+    _add_tail_parser(sub)
 
     demo = sub.add_parser(
         "demo",
@@ -365,7 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--out", type=Path, default=Path("demo-report.html"), help="report file")
     demo.add_argument(
-        "--client", choices=["kafka-python", "confluent-kafka"], default="kafka-python"
+        "--client",
+        choices=CLIENTS,
+        default="kafka-python",
+        help="Kafka client library of every client the demo runs (default kafka-python)",
     )
     demo.set_defaults(handler=_demo)
 

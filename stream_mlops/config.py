@@ -70,6 +70,7 @@ from pydantic import (
 
 from stream_mlops import detectors
 from stream_mlops.events import describe_validation_error
+from stream_mlops.model_task import Task
 
 __all__ = [
     "ConfigError",
@@ -168,7 +169,7 @@ class ModelSettings(_Section):
 
     #: None: inferred from the first prediction (a float prediction without a
     #: score means regression, anything else classification).
-    task: Literal["classification", "regression"] | None = None
+    task: Task | None = None
     #: Detectors per signal: "error", "estimated_error" (min(score, 1 - score) of a
     #: classifier's calibrated score, see docs/detection.md), "score",
     #: "prediction", "feature:<name>", or "feature:*" for every numeric feature

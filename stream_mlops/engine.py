@@ -41,11 +41,11 @@ from stream_mlops.events import (
     utc_datetime,
 )
 from stream_mlops.join import DUPLICATE, Match, PendingJoin
+from stream_mlops.model_task import Task
 from stream_mlops.offsets import OffsetSet
 from stream_mlops.signals import (
     ModelState,
     SignalTrack,
-    Task,
     error_value,
     estimated_error,
     infer_task,

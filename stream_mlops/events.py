@@ -2,7 +2,8 @@
 
 Every event that enters or leaves the engine is one of the models below, and
 every byte that crosses a topic or a replay file goes through :func:`decode_input`
-or :func:`encode`. Field names follow ``DESIGN.md`` ("Events"); extend, never rename.
+or :func:`encode`. Field names are the interface contract
+(``docs/contract.md``, "Events"): extend, never rename.
 
 >>> raw = b'{"type": "prediction", "event_id": "txn-1", "model_id": "fraud",'
 >>> raw += b' "model_version": "v1", "ts": 1700000000, "features": {"amount": 42.5},'

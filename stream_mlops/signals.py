@@ -20,23 +20,21 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections import deque
-from typing import Final, Literal
+from typing import Final
 
 from stream_mlops.changepoint import post_change_count
 from stream_mlops.detectors import Detection, Detector
 from stream_mlops.events import LabelValue, PredictionEvent, SignalShift
+from stream_mlops.model_task import Task
 
 __all__ = [
     "ModelState",
     "SignalTrack",
-    "Task",
     "error_value",
     "estimated_error",
     "infer_task",
     "numeric",
 ]
-
-Task = Literal["classification", "regression"]
 
 # Where post-change data starts is found from marks taken every _MARK_EVERY
 # observations (ADWIN checks for change every 32 values by default, so finer
@@ -71,23 +69,23 @@ def infer_task(event: PredictionEvent) -> Task:
     >>> def p(prediction, score=None):
     ...     return PredictionEvent(event_id="e", model_id="m", model_version="v", ts=0,
     ...                            features={}, prediction=prediction, score=score)
-    >>> infer_task(p(12.5)), infer_task(p(1)), infer_task(p(1.0, score=0.9))
-    ('regression', 'classification', 'classification')
+    >>> [str(infer_task(e)) for e in (p(12.5), p(1), p(1.0, score=0.9))]
+    ['regression', 'classification', 'classification']
     """
     if type(event.prediction) is float and event.score is None:
-        return "regression"
-    return "classification"
+        return Task.REGRESSION
+    return Task.CLASSIFICATION
 
 
 def error_value(task: Task, prediction: LabelValue, actual: LabelValue) -> float | None:
     """0/1 misclassification, or absolute error; None when it cannot be scored.
 
-    >>> error_value("classification", 1, 1), error_value("classification", "a", "b")
+    >>> error_value(Task.CLASSIFICATION, 1, 1), error_value(Task.CLASSIFICATION, "a", "b")
     (0.0, 1.0)
-    >>> error_value("regression", 10.0, 7.5), error_value("regression", 1.0, "x")
+    >>> error_value(Task.REGRESSION, 10.0, 7.5), error_value(Task.REGRESSION, 1.0, "x")
     (2.5, None)
     """
-    if task == "classification":
+    if task == Task.CLASSIFICATION:
         return 0.0 if prediction == actual else 1.0
     predicted, observed = numeric(prediction), numeric(actual)
     if predicted is None or observed is None:

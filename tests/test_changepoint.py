@@ -1,11 +1,32 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_mlops.changepoint import post_change_count
+
+
+def loop_post_change_count(values: Sequence[float]) -> int | None:
+    """The CUSUM split by a plain loop: what the numpy version must match exactly."""
+    n = len(values)
+    if n < 2:
+        return None
+    total = 0.0
+    for v in values:
+        total += v
+    mean = total / n
+    best_k, best = 0, 0.0
+    running = 0.0
+    for k in range(1, n):
+        running += values[k - 1] - mean
+        if abs(running) > best:
+            best_k, best = k, abs(running)
+    if best_k == 0 or best <= 1e-9 * (1.0 + abs(total)):
+        return None
+    return n - best_k
 
 
 def test_places_a_small_error_rate_step_near_where_it_happened() -> None:
@@ -33,3 +54,25 @@ def test_nothing_to_place_in_a_constant_or_tiny_sequence() -> None:
     assert post_change_count([]) is None
     assert post_change_count([1.0]) is None
     assert post_change_count([0.3] * 500) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from([0.0, 1.0]),
+            st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False),
+        ),
+        max_size=600,
+    )
+)
+def test_the_same_split_as_a_plain_loop(values: list[float]) -> None:
+    assert post_change_count(values) == loop_post_change_count(values)
+
+
+def test_error_streams_split_as_a_plain_loop_does() -> None:
+    # 0/1 errors have many equal CUSUM values: the first maximum must win.
+    rng = random.Random(11)
+    for _ in range(50):
+        values = [float(rng.random() < 0.1) for _ in range(rng.randrange(2, 5000))]
+        assert post_change_count(values) == loop_post_change_count(values)

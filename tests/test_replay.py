@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_mlops import replay
+from stream_mlops import offline
 from stream_mlops.config import Settings
 from stream_mlops.engine import Engine
 from stream_mlops.events import encode
@@ -78,6 +78,6 @@ def test_schema_command() -> None:
 
 def test_replay_function_counts_lines(tmp_path: Path) -> None:
     out, err = io.BytesIO(), io.StringIO()
-    result = replay.replay([b"\n", b"{}\n"], Engine(Settings()), out, err)
+    result = offline.replay_lines([b"\n", b"{}\n"], Engine(Settings()), out, err)
     assert (result.lines, result.malformed) == (2, 1)
     assert err.getvalue() == "line 2: type: required, one of 'prediction', 'outcome'\n"

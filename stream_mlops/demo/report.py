@@ -6,6 +6,10 @@ the alerts, retrain requests and model updates read back with
 ``DemoSummary`` with the figures people ask about (when was the drift
 detected, what was promoted, how the error rate moved), a text rendering, and
 an HTML page with the error-rate plot embedded as a PNG.
+
+The plot needs matplotlib, which only the demo uses: it is the ``demo`` extra
+(``pip install 'stream-mlops[demo]'``; ``make demo`` installs it), imported when
+a plot is drawn.
 """
 
 from __future__ import annotations
@@ -15,7 +19,28 @@ import html
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
+
+DEMO_EXTRA = "pip install 'stream-mlops[demo]' (make demo installs it)"
+
+
+class PlottingUnavailableError(RuntimeError):
+    """matplotlib, the demo extra, is not installed."""
+
+
+def pyplot() -> ModuleType:
+    """matplotlib's pyplot on the file-only Agg backend, or a clear error naming the extra."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlottingUnavailableError(
+            f"the demo report draws its plot with matplotlib, which is not installed: {DEMO_EXTRA}"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 @dataclass(frozen=True)
@@ -45,7 +70,6 @@ class DemoSummary:
     retrain_request: Mapping[str, Any] | None = None
     promoted_version: str | None = None
     promotion_index: int | None = None
-    promotion_metrics: Mapping[str, Any] | None = None
     error_before: float | None = None
     error_after_drift: float | None = None
     error_after_promotion: float | None = None
@@ -128,7 +152,6 @@ def summarize(
         summary.retrain_request = requests[0]
     if updates:
         summary.promoted_version = str(updates[0]["model_version"])
-        summary.promotion_metrics = updates[0].get("metrics")
         served_new = [o.index for o in ordered if o.model_version == summary.promoted_version]
         summary.promotion_index = min(served_new) if served_new else None
     end_of_champion = summary.promotion_index if summary.promotion_index is not None else events
@@ -220,11 +243,7 @@ def error_curve(outcomes: Sequence[ServedOutcome], window: int) -> tuple[list[in
 
 def plot_png(summary: DemoSummary, outcomes: Sequence[ServedOutcome], window: int = 500) -> bytes:
     """The error rate over time with markers for drift, alerts and promotion, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     xs, ys = error_curve(outcomes, window)
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
     ax.plot(

@@ -18,11 +18,7 @@ so runs never see each other's state.
 
 from __future__ import annotations
 
-import os
 import pickle
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -31,10 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import kafka
-from kafka.admin import KafkaAdminClient
-
-from stream_mlops.config import KafkaTopics
+from stream_mlops.config import KafkaTopics, load_settings
 from stream_mlops.demo.report import (
     ServedOutcome,
     event_index,
@@ -44,12 +37,19 @@ from stream_mlops.demo.report import (
     summarize,
 )
 from stream_mlops.events import loads
-from stream_mlops.kafka.bootstrap import bootstrap_servers, external_bootstrap_servers
+from stream_mlops.kafka.backends import open_transport
+from stream_mlops.kafka.bootstrap import (
+    bootstrap_servers,
+    connection_settings,
+    external_bootstrap_servers,
+)
 from stream_mlops.kafka.broker.process import metadata_answers
 from stream_mlops.kafka.model_updates import follow_model_updates
-from stream_mlops.kafka.publisher import Pacer, open_producer, publish
+from stream_mlops.kafka.publisher import Pacer, publish
 from stream_mlops.kafka.topics import create_topics, topic_specs
+from stream_mlops.kafka.transport import Transport
 from stream_mlops.registry import ModelRegistry
+from stream_mlops.service_process import ServiceProcess
 from stream_mlops.simulate.champion import Champion
 from stream_mlops.simulate.fraud import FraudConfig, FraudSimulator, bootstrap_model
 from stream_mlops.simulate.scenario import DriftScenario, LabelDelay
@@ -89,53 +89,6 @@ class Collected:
     #: transactions scored so far (written by the scoring loop)
     predictions_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class ChildService:
-    """A ``python -m stream_mlops`` child process, tracked and stopped by pid."""
-
-    def __init__(self, name: str, args: list[str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        with log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream_mlops", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
-            )
-
-    def log_events(self) -> Iterator[dict[str, Any]]:
-        for line in self.log_path.read_bytes().splitlines():
-            if line.startswith(b"{"):
-                try:
-                    yield loads(line)
-                except ValueError:
-                    continue
-
-    def wait_for(self, event: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(e.get("event") == event for e in self.log_events()):
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}"
-                )
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"{self.name} did not log {event!r} in {timeout:.0f} s; see {self.log_path}"
-        )
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.returncode
 
 
 def _say(opts: DemoOptions, text: str) -> None:
@@ -202,7 +155,7 @@ def _register_first_champion(registry_dir: Path, seed: int) -> Champion:
 
 
 def _collect(
-    servers: str, topics: KafkaTopics, collected: Collected, stop: threading.Event
+    transport: Transport, topics: KafkaTopics, collected: Collected, stop: threading.Event
 ) -> None:
     names = {
         topics.labeled_events: "labeled",
@@ -211,52 +164,48 @@ def _collect(
         topics.model_updates: "update",
         topics.dead_letters: "dead",
     }
-    consumer = kafka.KafkaConsumer(
-        *names,
-        bootstrap_servers=servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    reader = transport.reader(read_committed=True)
     try:
+        reader.assign({tp: "earliest" for topic in names for tp in reader.partitions(topic)})
         while not stop.is_set():
-            for tp, records in consumer.poll(timeout_ms=200).items():
-                kind = names[tp.topic]
-                now = time.time()
-                with collected.lock:
-                    for record in records:
-                        event = loads(record.value)
-                        if kind == "labeled":
-                            collected.outcomes.append(
-                                ServedOutcome(
-                                    event_index(str(event["event_id"])),
-                                    str(event["model_version"]),
-                                    float(event["prediction"] != event["actual"]),
-                                )
+            records = reader.poll(0.2, max_records=5000)
+            now = time.time()
+            with collected.lock:
+                for record in records:
+                    kind = names[record.topic]
+                    if record.value is None:
+                        continue
+                    event = loads(record.value)
+                    if kind == "labeled":
+                        collected.outcomes.append(
+                            ServedOutcome(
+                                event_index(str(event["event_id"])),
+                                str(event["model_version"]),
+                                float(event["prediction"] != event["actual"]),
                             )
-                        elif kind == "alert":
-                            collected.alerts.append(event)
-                            collected.alert_seen_at[str(event["alert_id"])] = now
-                            collected.alert_seen_at_index[str(event["alert_id"])] = (
-                                collected.predictions_sent
-                            )
-                        elif kind == "request":
-                            collected.requests.append(event)
-                        elif kind == "update":
-                            collected.updates.append(event)
-                        else:
-                            collected.dead_letters += 1
+                        )
+                    elif kind == "alert":
+                        collected.alerts.append(event)
+                        collected.alert_seen_at[str(event["alert_id"])] = now
+                        collected.alert_seen_at_index[str(event["alert_id"])] = (
+                            collected.predictions_sent
+                        )
+                    elif kind == "request":
+                        collected.requests.append(event)
+                    elif kind == "update":
+                        collected.updates.append(event)
+                    else:
+                        collected.dead_letters += 1
     finally:
-        consumer.close()
+        reader.close()
 
 
 def _prepare_run(
-    opts: DemoOptions, run_id: str, run_dir: Path, servers: str
+    opts: DemoOptions, run_id: str, run_dir: Path, servers: str, transport: Transport
 ) -> tuple[KafkaTopics, Path, Champion]:
     """Topics, config and the first champion of one run, all its own."""
     topics = KafkaTopics(**{k: f"demo-{run_id}-{v}" for k, v in KafkaTopics().model_dump().items()})
-    admin = KafkaAdminClient(bootstrap_servers=servers, client_id="stream-mlops-demo")
+    admin = transport.admin()
     try:
         # One partition: one engine task sees the whole stream, so detection
         # delay is not multiplied by the partition count.
@@ -283,29 +232,36 @@ def run_demo(opts: DemoOptions) -> int:
     run_dir = (opts.workdir / run_id).resolve()
     run_dir.mkdir(parents=True)
     servers, started_broker = _ensure_broker(opts)
-    children: list[ChildService] = []
+    # Every Kafka client of the demo itself (admin, collector, follower, scoring
+    # service) comes from this one transport: the chosen client library, and the
+    # connection settings the environment gives.
+    transport = open_transport(
+        connection_settings(load_settings(None), bootstrap_servers=servers, client=opts.client),
+        client_id="stream-mlops-demo",
+    )
+    children: list[ServiceProcess] = []
     stop = threading.Event()
     try:
-        topics, config, champion = _prepare_run(opts, run_id, run_dir, servers)
+        topics, config, champion = _prepare_run(opts, run_id, run_dir, servers, transport)
         registry_dir = run_dir / "registry"
         for name, command in (("engine", "run"), ("retrainer", "retrainer")):
             children.append(
-                ChildService(
+                ServiceProcess(
                     name,
                     [command, "--config", str(config), "--instance-id", f"demo-{run_id}"],
                     run_dir / f"{name}.log",
-                )
+                ).start()
             )
         for child in children:
-            child.wait_for("partitions.assigned", 90)
+            child.wait_for_log("partitions.assigned", 90)
 
         collected = Collected()
         collector = threading.Thread(
-            target=_collect, args=(servers, topics, collected, stop), daemon=True
+            target=_collect, args=(transport, topics, collected, stop), daemon=True
         )
         collector.start()
         follow_model_updates(
-            bootstrap_servers=servers,
+            transport=transport,
             topic=topics.model_updates,
             registry_dir=registry_dir,
             champion=champion,
@@ -313,7 +269,7 @@ def run_demo(opts: DemoOptions) -> int:
         )
 
         drift_sent_at, sent_outcomes = _serve_transactions(
-            opts, servers, topics, champion, collected
+            opts, transport, topics, champion, collected
         )
         # Let the engine join the last outcomes.
         deadline = time.monotonic() + 120
@@ -326,7 +282,7 @@ def run_demo(opts: DemoOptions) -> int:
         stop.set()
         collector.join(timeout=10)
         for child in children:
-            child.stop()
+            child.terminate()
 
         seen_after: dict[str, float] = {}
         if drift_sent_at:
@@ -350,7 +306,7 @@ def run_demo(opts: DemoOptions) -> int:
     finally:
         stop.set()
         for child in children:
-            child.stop()
+            child.terminate()
         if started_broker:
             from stream_mlops.kafka.broker import command as broker_command
 
@@ -359,7 +315,7 @@ def run_demo(opts: DemoOptions) -> int:
 
 def _serve_transactions(
     opts: DemoOptions,
-    servers: str,
+    transport: Transport,
     topics: KafkaTopics,
     champion: Champion,
     collected: Collected,
@@ -397,7 +353,7 @@ def _serve_transactions(
                 _progress(opts, collected, champion)
             yield emission
 
-    producer = open_producer(servers, client_id="stream-mlops-demo-fraud")
+    producer = transport.producer()
     _say(opts, f"scoring {opts.events:,} transactions at {opts.rate:.0f}/s ...")
     try:
         publish(
@@ -409,7 +365,7 @@ def _serve_transactions(
             stop=None,
         )
     finally:
-        producer.close(timeout=5)
+        producer.close()
     return drift_sent_at, sent_outcomes[0]
 
 

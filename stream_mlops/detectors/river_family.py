@@ -67,7 +67,6 @@ class RiverDetector(Detector):
             raise ParamError("name", f"unknown detector {family!r}")
         cls = classes[family]
         self._family = family
-        self._cls = cls
         self._params = _checked(cls, params)
         self._binary = issubclass(cls, river_base.BinaryDriftDetector)
         try:

@@ -1,7 +1,10 @@
-"""Which Kafka cluster the project talks to.
+"""Which Kafka cluster the project talks to, and with which settings.
 
 ``KAFKA_BOOTSTRAP_SERVERS`` names an existing cluster; without it, the project
 uses the managed local broker (``stream-mlops broker start``) at its address.
+``connection_settings`` is what a command passes to ``open_transport``: the
+configuration's ``[kafka]`` settings with the cluster resolved and the
+command line's choices on top.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from stream_mlops.config import Settings
+from stream_mlops.config import KafkaSettings, Settings
 from stream_mlops.kafka.broker.settings import BrokerSettings
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
@@ -61,3 +64,34 @@ def configured_bootstrap_servers(
     if "bootstrap_servers" in settings.kafka.model_fields_set:
         return settings.kafka.bootstrap_servers
     return bootstrap_servers(environ)
+
+
+def connection_settings(
+    settings: Settings,
+    *,
+    bootstrap_servers: str | None = None,
+    client: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> KafkaSettings:
+    """The ``[kafka]`` settings a command connects with.
+
+    The cluster is ``bootstrap_servers`` (a command's ``--bootstrap``) if
+    given, else as ``configured_bootstrap_servers`` finds it; ``client`` (a
+    command's ``--client``) replaces ``[kafka] client`` if given. Everything
+    else (and later the connection security) comes from the configuration.
+
+    >>> from stream_mlops.config import parse_settings
+    >>> settings = parse_settings({"kafka": {"client": "confluent-kafka"}})
+    >>> kafka = connection_settings(settings, environ={})
+    >>> kafka.bootstrap_servers, kafka.client
+    ('127.0.0.1:9092', 'confluent-kafka')
+    >>> kafka = connection_settings(settings, bootstrap_servers="k:1", client="kafka-python")
+    >>> kafka.bootstrap_servers, kafka.client
+    ('k:1', 'kafka-python')
+    """
+    update: dict[str, str] = {
+        "bootstrap_servers": bootstrap_servers or configured_bootstrap_servers(settings, environ)
+    }
+    if client is not None:
+        update["client"] = client
+    return settings.kafka.model_copy(update=update)

@@ -1,39 +1,41 @@
 """Publishing a simulator's stream to Kafka, paced to a rate.
 
 Predictions go to the predictions topic and outcomes to the outcomes topic,
-both keyed by ``event_id``: kafka-python's default partitioner is the Java
-client's murmur2, so an event's prediction and outcome land on the same
-partition number whenever the two topics have the same partition count
-(the engine joins them per partition).
+both keyed by ``event_id``: the transport's producer partitions keys with the
+Java client's murmur2 on either client library, so an event's prediction and
+outcome land on the same partition number whenever the two topics have the
+same partition count (the engine joins them per partition).
 
 ``Pacer`` is the pure part (clock and sleep are injected) so the rate is
-testable without a broker or a real clock.
+testable without a broker or a real clock. ``add_kafka_arguments`` and
+``kafka_from`` are the simulators' Kafka options: the cluster, the client
+library and the topics, from ``--config`` and the command line.
 """
 
 from __future__ import annotations
 
+import argparse
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import kafka
-import kafka.errors as kerrors
 import structlog
 
+from stream_mlops.config import KafkaSettings, load_settings
+from stream_mlops.kafka.backends import BACKENDS, open_transport
+from stream_mlops.kafka.bootstrap import connection_settings
+from stream_mlops.kafka.transport import Producer, TransportError
 from stream_mlops.simulate.stream import Emission
 
 # How often a long run logs its progress.
 PROGRESS_INTERVAL_S = 5.0
-# A send waits this long for topic metadata before failing: enough for a
-# broker that is still starting, short enough to report a missing topic soon.
-MAX_BLOCK_MS = 30_000
-
-
-class PublishError(Exception):
-    """The stream could not be published (no broker, no topic, ...)."""
+# The final flush waits this long: at rate 0 the client's buffer can hold about
+# a hundred thousand small records, seconds of sending even on a busy machine.
+FLUSH_TIMEOUT_S = 120.0
 
 
 class Pacer:
@@ -125,25 +127,65 @@ class PublishStats:
         }
 
 
-def open_producer(bootstrap_servers: str, *, client_id: str) -> Any:
-    """An idempotent kafka-python producer (murmur2 default partitioner)."""
-    try:
-        return kafka.KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            # Explicit, so that no other setting can silently turn it off.
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            max_block_ms=MAX_BLOCK_MS,
+def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    """The simulators' Kafka options (cluster, client library, topics)."""
+    kafka = parser.add_argument_group("Kafka")
+    kafka.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML configuration file: its [kafka] cluster, client and topic names",
+    )
+    kafka.add_argument(
+        "--bootstrap",
+        default=None,
+        help=(
+            "bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else [kafka] "
+            "bootstrap_servers in the config, else the local broker)"
+        ),
+    )
+    kafka.add_argument(
+        "--client",
+        choices=BACKENDS,
+        default=None,
+        help="Kafka client library (default: [kafka] client in the config, else kafka-python)",
+    )
+    kafka.add_argument(
+        "--predictions-topic",
+        default=None,
+        help="default: [kafka.topics] predictions in the config, else predictions",
+    )
+    kafka.add_argument(
+        "--outcomes-topic",
+        default=None,
+        help="default: [kafka.topics] outcomes in the config, else outcomes",
+    )
+
+
+def kafka_from(args: argparse.Namespace) -> KafkaSettings:
+    """The ``[kafka]`` settings the options describe; raises ``ConfigError`` for a bad config.
+
+    ``--predictions-topic`` and ``--outcomes-topic`` override the config's topic names.
+    """
+    kafka = connection_settings(
+        load_settings(args.config), bootstrap_servers=args.bootstrap, client=args.client
+    )
+    renamed = {
+        name: value
+        for name, value in (
+            ("predictions", args.predictions_topic),
+            ("outcomes", args.outcomes_topic),
         )
-    except kerrors.KafkaError as exc:
-        raise PublishError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
+        if value
+    }
+    if not renamed:
+        return kafka
+    return kafka.model_copy(update={"topics": kafka.topics.model_copy(update=renamed)})
 
 
 def publish(
     emissions: Iterable[Emission],
-    producer: Any,
+    producer: Producer,
     *,
     predictions_topic: str,
     outcomes_topic: str,
@@ -152,54 +194,37 @@ def publish(
 ) -> PublishStats:
     """Send every emission in order, pacing predictions; flush at the end.
 
-    Stops early (after flushing what was sent) when ``stop`` is set.
+    Stops early (after flushing what was sent) when ``stop`` is set. Raises
+    ``TransportError``: ``TopicNotFoundError`` for a missing topic,
+    ``DeliveryFailedError`` when records were not delivered.
     """
     log = structlog.get_logger("stream_mlops.simulate")
     topics = {"prediction": predictions_topic, "outcome": outcomes_topic}
     stats = PublishStats()
-    # Delivery errors surface on the send futures, on the client's IO thread:
-    # collect them (list.append is atomic) and fail after the flush.
-    failures: list[BaseException] = []
     started = time.monotonic()
     last_progress = started
-    try:
-        for emission in emissions:
-            if stop is not None and stop.is_set():
-                break
-            if emission.kind == "prediction":
-                pacer.wait(emission.at)
-                stats.predictions += 1
-                if emission.defect is not None:
-                    stats.malformed += 1
-                    kind = emission.defect.split(":", 1)[0]
-                    stats.defects[kind] = stats.defects.get(kind, 0) + 1
-            else:
-                pacer.wait_outcome(emission.at)
-                stats.outcomes += 1
-            future = producer.send(
-                topics[emission.kind], key=emission.key.encode(), value=emission.value()
-            )
-            future.add_errback(failures.append)
-            now = time.monotonic()
-            if emission.kind == "prediction":
-                stats.prediction_seconds = now - started
-            if now - last_progress >= PROGRESS_INTERVAL_S:
-                last_progress = now
-                stats.seconds = now - started
-                log.info("simulate.progress", **stats.as_dict())
-        producer.flush()
-    except kerrors.KafkaTimeoutError as exc:
-        raise PublishError(
-            f"Kafka did not accept records within {MAX_BLOCK_MS} ms ({exc}); do the topics "
-            f"{predictions_topic!r} and {outcomes_topic!r} exist? (stream-mlops topics create)"
-        ) from exc
-    except kerrors.KafkaError as exc:
-        raise PublishError(f"publishing failed: {type(exc).__name__}: {exc}") from exc
-    if failures:
-        first = failures[0]
-        raise PublishError(
-            f"{len(failures)} records were not delivered; first: {type(first).__name__}: {first}"
-        )
+    for emission in emissions:
+        if stop is not None and stop.is_set():
+            break
+        if emission.kind == "prediction":
+            pacer.wait(emission.at)
+            stats.predictions += 1
+            if emission.defect is not None:
+                stats.malformed += 1
+                kind = emission.defect.split(":", 1)[0]
+                stats.defects[kind] = stats.defects.get(kind, 0) + 1
+        else:
+            pacer.wait_outcome(emission.at)
+            stats.outcomes += 1
+        producer.send(topics[emission.kind], emission.key.encode(), emission.value())
+        now = time.monotonic()
+        if emission.kind == "prediction":
+            stats.prediction_seconds = now - started
+        if now - last_progress >= PROGRESS_INTERVAL_S:
+            last_progress = now
+            stats.seconds = now - started
+            log.info("simulate.progress", **stats.as_dict())
+    producer.flush(FLUSH_TIMEOUT_S)
     stats.seconds = time.monotonic() - started
     return stats
 
@@ -207,52 +232,53 @@ def publish(
 def serve(
     emissions: Iterable[Emission],
     *,
-    bootstrap_servers: str,
-    predictions_topic: str,
-    outcomes_topic: str,
+    kafka: KafkaSettings,
     rate: float,
     client_id: str,
     context: dict[str, Any],
 ) -> int:
     """A simulated scoring service's life: connect, publish, report; the exit code.
 
-    SIGTERM and Ctrl-C stop it cleanly: what was sent is flushed and counted.
-    ``context`` (seed, scenario, ...) goes into the start and end log lines.
+    Publishes to ``kafka.topics``' predictions and outcomes topics, with
+    ``kafka.client``. SIGTERM and Ctrl-C stop it cleanly: what was sent is
+    flushed and counted. ``context`` (seed, scenario, ...) goes into the start
+    and end log lines.
     """
     log = structlog.get_logger("stream_mlops.simulate").bind(**context)
     stop = threading.Event()
     previous = _on_sigterm(stop)
     try:
-        producer = open_producer(bootstrap_servers, client_id=client_id)
-    except PublishError as exc:
+        producer = open_transport(kafka, client_id=client_id).producer()
+    except (TransportError, ValueError) as exc:
         log.error("simulate.failed", error=str(exc))
         _restore_sigterm(previous)
         return 1
     log.info(
         "simulate.started",
-        bootstrap_servers=bootstrap_servers,
-        predictions_topic=predictions_topic,
-        outcomes_topic=outcomes_topic,
+        bootstrap_servers=kafka.bootstrap_servers,
+        client=kafka.client,
+        predictions_topic=kafka.topics.predictions,
+        outcomes_topic=kafka.topics.outcomes,
         rate=rate,
     )
     try:
         stats = publish(
             emissions,
             producer,
-            predictions_topic=predictions_topic,
-            outcomes_topic=outcomes_topic,
+            predictions_topic=kafka.topics.predictions,
+            outcomes_topic=kafka.topics.outcomes,
             # Waits end early on SIGTERM: a slow pace or a late outcome never delays a stop.
             pacer=Pacer(rate, sleep=lambda seconds: _wait(stop, seconds)),
             stop=stop,
         )
-    except PublishError as exc:
+    except TransportError as exc:
         log.error("simulate.failed", error=str(exc))
         return 1
     except KeyboardInterrupt:
         log.warning("simulate.interrupted")
         return 130
     finally:
-        producer.close(timeout=5)
+        producer.close()
         _restore_sigterm(previous)
     log.info(
         "simulate.finished", stopped_early=stop.is_set(), defects=stats.defects, **stats.as_dict()

@@ -24,8 +24,8 @@ from stream_mlops.events import (
     describe_validation_error,
     loads,
 )
-from stream_mlops.kafka.backends import transport_for
-from stream_mlops.kafka.bootstrap import configured_bootstrap_servers
+from stream_mlops.kafka.backends import open_transport
+from stream_mlops.kafka.bootstrap import connection_settings
 from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition
 from stream_mlops.registry.records import TrainingWindow
 from stream_mlops.retrain import (
@@ -119,11 +119,7 @@ class WindowReader:
 @contextmanager
 def kafka_window_reader(settings: Settings) -> Iterator[WindowReader]:
     """A ``WindowReader`` on the configured cluster, closed on exit."""
-    transport = transport_for(
-        settings.kafka.client,
-        configured_bootstrap_servers(settings),
-        client_id="stream-mlops-models",
-    )
+    transport = open_transport(connection_settings(settings), client_id="stream-mlops-models")
     reader = transport.partition_reader()
     try:
         yield WindowReader(reader)

@@ -1,7 +1,9 @@
 """``stream-mlops tail``: follow a topic and print one line per event.
 
 Reads with ``read_committed``, as downstream services do, so an alert shows
-up once its transaction commits and never if it aborts. ``format_event`` (the
+up once its transaction commits and never if it aborts; through the
+transport's reader, so ``[kafka] client`` and the connection settings of the
+configuration apply. ``format_event`` (the
 readable line) and ``raw_line`` (``--json``) are pure functions of the record
 value; anything that is not a known event, or not JSON at all, is still
 printed, safely: control characters are escaped and long text is cut.
@@ -27,12 +29,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-import kafka
-import kafka.errors as kerrors
-from kafka.structs import TopicPartition
-
+from stream_mlops.config import KafkaSettings
 from stream_mlops.events import dumps, loads
-from stream_mlops.kafka.bootstrap import bootstrap_servers as default_bootstrap_servers
+from stream_mlops.kafka.backends import open_transport
+from stream_mlops.kafka.transport import (
+    TopicNotFoundError,
+    TopicPartition,
+    TopicReader,
+    TransportError,
+)
 
 # Long enough for a feature list or an error message, short enough for one line.
 MAX_TEXT = 160
@@ -270,7 +275,7 @@ _FORMATTERS: Final[dict[str, Callable[[Mapping[str, Any]], str]]] = {
 }
 
 # Topics whose events may omit "type" (producers need not send it): the
-# topic names of DESIGN.md tell what the event is.
+# contract's topic names (docs/contract.md) tell what the event is.
 _TOPIC_TYPES: Final = {
     "predictions": "prediction",
     "outcomes": "outcome",
@@ -319,26 +324,36 @@ def format_event(
     topic: str = "",
     partition: int | None = None,
     offset: int | None = None,
+    record_ts_ms: int | None = None,
 ) -> str:
-    """One readable line for a record value, whatever it contains."""
+    """One readable line for a record value, whatever it contains.
+
+    A record whose value carries no event time shows the record's timestamp
+    (``record_ts_ms``, what Kafka stamped) in the time column instead.
+
+    >>> print(format_event(None, topic="t", partition=0, offset=3, record_ts_ms=1_790_000_000_500))
+    2026-09-21 14:13:20.500  TOMBSTONE  t[0]@3
+    """
     where = _where(topic, partition, offset)
+    stamped = record_ts_ms / 1000 if record_ts_ms is not None else None
     if value is None:
-        return _line(None, "TOMBSTONE", where)
+        return _line(stamped, "TOMBSTONE", where)
     try:
         event = loads(value)
     except ValueError:
         text = value.decode("utf-8", errors="backslashreplace")
-        return _line(None, "UNREADABLE", where, f"(not JSON): {_clean(repr(text))}")
+        return _line(stamped, "UNREADABLE", where, f"(not JSON): {_clean(repr(text))}")
     if not isinstance(event, dict):
-        return _line(None, "UNKNOWN", where, _clean(dumps(event).decode()))
+        return _line(stamped, "UNKNOWN", where, _clean(dumps(event).decode()))
+    when = event.get("ts", stamped)
     kind = _kind(event, topic)
     formatter = _FORMATTERS.get(kind) if kind is not None else None
     if formatter is None:
-        return _line(event.get("ts"), "UNKNOWN", where, _clean(dumps(event).decode()))
+        return _line(when, "UNKNOWN", where, _clean(dumps(event).decode()))
     try:
         return formatter(event)
     except Exception:  # a known type with unexpected field shapes: still print it
-        return _line(event.get("ts"), "UNKNOWN", where, _clean(dumps(event).decode()))
+        return _line(when, "UNKNOWN", where, _clean(dumps(event).decode()))
 
 
 def raw_line(value: bytes | None) -> str:
@@ -366,53 +381,46 @@ def raw_line(value: bytes | None) -> str:
 def command(
     topic: str,
     *,
+    kafka: KafkaSettings,
     raw_json: bool = False,
     from_beginning: bool = False,
     max_events: int | None = None,
-    bootstrap_servers: str | None = None,
     out: TextIO | None = None,
 ) -> int:
-    """Follow ``topic`` until interrupted (or ``max_events`` were printed); the exit code."""
+    """Follow ``topic`` until interrupted (or ``max_events`` were printed); the exit code.
+
+    ``kafka`` names the cluster and the client library (``connection_settings``).
+    """
     stream = out or sys.stdout
-    servers = bootstrap_servers or default_bootstrap_servers()
     try:
-        consumer = kafka.KafkaConsumer(
-            bootstrap_servers=servers,
-            client_id="stream-mlops-tail",
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            allow_auto_create_topics=False,
-        )
-    except kerrors.KafkaError as exc:
-        print(f"stream-mlops tail: cannot reach Kafka at {servers}: {exc}", file=sys.stderr)
+        reader = open_transport(kafka, client_id="stream-mlops-tail").reader(read_committed=True)
+    except (TransportError, ValueError) as exc:
+        print(f"stream-mlops tail: {exc}", file=sys.stderr)
         return 1
     try:
-        deadline = time.monotonic() + TOPIC_WAIT_S
-        while not (partitions := consumer.partitions_for_topic(topic)):
-            if time.monotonic() > deadline:
-                print(f"stream-mlops tail: topic {topic!r} does not exist", file=sys.stderr)
-                return 1
-            time.sleep(0.5)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        if from_beginning:
-            consumer.seek_to_beginning(*tps)
-        else:
-            consumer.seek_to_end(*tps)
+        try:
+            partitions = _wait_for_topic(reader, topic)
+        except TransportError as exc:
+            print(f"stream-mlops tail: {exc}", file=sys.stderr)
+            return 1
+        reader.assign(dict.fromkeys(partitions, "earliest" if from_beginning else "latest"))
         printed = 0
         while max_events is None or printed < max_events:
-            batches = consumer.poll(timeout_ms=500)
+            # Across partitions, in the order the records were written.
             records = sorted(
-                (r for rs in batches.values() for r in rs),
-                key=lambda r: (r.timestamp, r.partition, r.offset),
+                reader.poll(0.5),
+                key=lambda r: (r.timestamp_ms or 0, r.partition, r.offset),
             )
             for r in records:
                 line = (
                     raw_line(r.value)
                     if raw_json
                     else format_event(
-                        r.value, topic=r.topic, partition=r.partition, offset=r.offset
+                        r.value,
+                        topic=r.topic,
+                        partition=r.partition,
+                        offset=r.offset,
+                        record_ts_ms=r.timestamp_ms,
                     )
                 )
                 print(line, file=stream, flush=True)
@@ -425,5 +433,17 @@ def command(
         # `stream-mlops tail | head`: the reader left, which is not an error.
         pass
     finally:
-        consumer.close()
+        reader.close()
     return 0
+
+
+def _wait_for_topic(reader: TopicReader, topic: str) -> list[TopicPartition]:
+    """The topic's partitions, waiting up to ``TOPIC_WAIT_S`` for it to be created."""
+    deadline = time.monotonic() + TOPIC_WAIT_S
+    while True:
+        try:
+            return reader.partitions(topic)
+        except TopicNotFoundError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

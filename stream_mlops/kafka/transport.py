@@ -19,13 +19,46 @@ Semantics every backend must keep:
   metadata captured by the caller (KIP-447 fencing) and commits; any failure
   leaves the transaction aborted or abortable and is raised as
   ``TransactionFailedError``.
+
+Besides the runtime's three roles, every command's other Kafka work goes
+through three more, so that a client setting (``[kafka] client``, and the
+connection options ``open_transport`` passes to every client) reaches every
+command:
+
+* ``Producer``: a plain idempotent producer (simulators, publisher, demo).
+  Keys are partitioned with the Java client's murmur2 on both backends, so
+  keyed records land where every other producer of the topic puts them.
+  Topics are never created by a send (a topic born that way gets the broker's
+  default partition count and breaks co-partitioning): a missing topic raises
+  ``TopicNotFoundError``. Delivery failures reported on the client's thread are
+  kept and raised by the next ``send`` or ``flush`` as ``DeliveryFailedError``.
+* ``TopicReader``: reads assigned partitions without a group (``tail``, the
+  model-update follower): each partition starts at the earliest or latest
+  offset or at a given one, resolved when assigned, so nothing published after
+  ``assign`` returns is missed; ``read_committed`` or not; records carry their
+  timestamp.
+* ``Admin``: list, create, describe and delete topics, count the brokers, and
+  grant ACLs (the secured local broker's service rules).
+
+Every role of the three fails to construct with ``BrokerUnreachableError``
+(one line naming the servers) when no broker answers within the connect
+timeout.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import NamedTuple, Protocol
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple, Protocol, TypeAlias
+
+from stream_mlops.kafka.acls import AclRule
+
+# How long a command waits for a first answer from the cluster before it
+# reports that no broker answers: a broker that is up answers within
+# milliseconds; 10 s covers one still starting without making "no broker at
+# all" a half-minute wait.
+CONNECT_TIMEOUT_S = 10.0
 
 
 class TopicPartition(NamedTuple):
@@ -47,8 +80,59 @@ class Record(NamedTuple):
     value: bytes | None
 
 
+class TimestampedRecord(NamedTuple):
+    """A record as a ``TopicReader`` returns it: a ``Record`` and its timestamp."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    #: milliseconds since the epoch (create or log-append time, as the topic
+    #: says); None when the record has none
+    timestamp_ms: int | None
+
+
+#: Where a reader starts in a partition: its oldest record, the end as of the
+#: assignment, or an offset.
+StartAt: TypeAlias = Literal["earliest", "latest"] | int
+
+
 class TransportError(Exception):
     """A Kafka client failure the runtime cannot fix by itself."""
+
+
+class BrokerUnreachableError(TransportError):
+    """No broker answered at the bootstrap servers within the connect timeout."""
+
+    def __init__(self, servers: str, detail: str = "") -> None:
+        message = f"no Kafka broker answers at {servers}"
+        if detail:
+            message += f" ({detail})"
+        super().__init__(message)
+        self.servers = servers
+
+
+class TopicNotFoundError(TransportError):
+    """The topic does not exist on the cluster (and is never created implicitly)."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"topic {topic!r} does not exist (stream-mlops topics create)")
+        self.topic = topic
+
+
+class DeliveryFailedError(TransportError):
+    """Records the cluster did not take: failed deliveries, or a flush that timed out."""
+
+    def __init__(self, failed: int | None, reason: str) -> None:
+        if failed is None:
+            message = f"records were not delivered: {reason}"
+        else:
+            noun = "record was" if failed == 1 else "records were"
+            message = f"{failed} {noun} not delivered; first: {reason}"
+        super().__init__(message)
+        #: how many failed, if known (None: a flush ran out of time)
+        self.failed = failed
 
 
 class TransactionFailedError(TransportError):
@@ -158,8 +242,126 @@ class PartitionReader(Protocol):
     def close(self) -> None: ...
 
 
+class Producer(Protocol):
+    """An idempotent producer without transactions (``acks=all``)."""
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    ) -> None:
+        """Queue one record; without ``partition``, a key picks it (murmur2).
+
+        Raises ``TopicNotFoundError`` for a topic that does not exist, and
+        ``DeliveryFailedError`` when earlier records failed since the last check.
+        """
+        ...
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait until every queued record is delivered.
+
+        Raises ``DeliveryFailedError`` if any record failed, or some were still
+        undelivered when the timeout ran out.
+        """
+        ...
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Deliver what can be delivered within ``timeout_s``, then release the client.
+
+        Raises nothing: call ``flush`` first to know that everything arrived.
+        """
+        ...
+
+
+class TopicReader(Protocol):
+    """Reads assigned partitions without a consumer group; commits nothing."""
+
+    def partitions(self, topic: str) -> list[TopicPartition]:
+        """Every partition of ``topic``, in order; ``TopicNotFoundError`` if it does not exist."""
+        ...
+
+    def assign(self, starts: Mapping[TopicPartition, StartAt]) -> dict[TopicPartition, int]:
+        """Read exactly these partitions from these starts; the offsets they resolved to.
+
+        Replaces any earlier assignment. ``"latest"`` is the end as of this call
+        (the last stable offset when reading committed records).
+        """
+        ...
+
+    def poll(self, timeout_s: float, max_records: int = 500) -> list[TimestampedRecord]:
+        """The next records of the assigned partitions (in offset order within
+        each), waiting up to ``timeout_s`` for the first one."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic to create (``stream_mlops.kafka.topics.topic_specs`` makes the contract's)."""
+
+    name: str
+    partitions: int
+    configs: Mapping[str, str] = field(default_factory=dict)
+    #: -1: the broker's default (``default.replication.factor``)
+    replication_factor: int = -1
+
+
+class TopicDescription(NamedTuple):
+    """A topic as the cluster describes it."""
+
+    name: str
+    partitions: int
+    #: the fewest replicas any partition has
+    replication_factor: int
+    #: every config the broker reports for the topic, defaults included
+    configs: Mapping[str, str]
+
+
+class Admin(Protocol):
+    """Topic administration and cluster facts."""
+
+    def list_topics(self) -> set[str]:
+        """The names of every topic, internal ones included."""
+        ...
+
+    def create_topics(self, topics: Iterable[TopicSpec]) -> list[str]:
+        """Create the topics that do not exist yet; the names it created.
+
+        A topic that exists is left as it is, whatever its settings (also when
+        another process creates it concurrently). Returns once every created
+        topic has a leader for each partition. Other failures (an invalid
+        config, too few brokers for the replication factor) raise
+        ``TransportError`` naming the topic.
+        """
+        ...
+
+    def describe_topics(self, names: Iterable[str]) -> dict[str, TopicDescription]:
+        """Partition count, replication and configs of each.
+
+        Raises ``TopicNotFoundError`` for a topic that does not exist.
+        """
+        ...
+
+    def delete_topics(self, names: Iterable[str], *, missing_ok: bool = False) -> None:
+        """Delete the topics; a missing one raises ``TopicNotFoundError`` unless ``missing_ok``."""
+        ...
+
+    def broker_count(self) -> int:
+        """How many brokers the cluster has (the replication factor's ceiling)."""
+        ...
+
+    def create_acls(self, rules: Iterable[AclRule]) -> None:
+        """Add an ALLOW binding for each rule, from any host; one that exists stays.
+
+        Needs a principal the cluster lets alter ACLs (a super user). A refused
+        binding raises ``TransportError`` naming it and the broker's reason.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
 class Transport(Protocol):
-    """A factory for the three client roles, bound to one cluster."""
+    """A factory for the client roles, bound to one cluster and its client options."""
 
     def group_consumer(
         self,
@@ -174,3 +376,9 @@ class Transport(Protocol):
     def transactional_producer(self, transactional_id: str) -> TransactionalProducer: ...
 
     def partition_reader(self) -> PartitionReader: ...
+
+    def producer(self) -> Producer: ...
+
+    def reader(self, *, read_committed: bool = True) -> TopicReader: ...
+
+    def admin(self) -> Admin: ...

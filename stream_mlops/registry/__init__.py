@@ -5,6 +5,7 @@ from stream_mlops.registry.exceptions import (
     RegistryError,
     VersionNotFoundError,
 )
+from stream_mlops.registry.location import DEFAULT_REGISTRY, REGISTRY_ENV, resolve_registry
 from stream_mlops.registry.records import (
     ChampionPointer,
     ModelVersion,
@@ -17,6 +18,8 @@ from stream_mlops.registry.registry import ModelRegistry, content_hash
 from stream_mlops.registry.store import DirectoryStore, ModelStore
 
 __all__ = [
+    "DEFAULT_REGISTRY",
+    "REGISTRY_ENV",
     "ChampionPointer",
     "DirectoryStore",
     "ModelRegistry",
@@ -29,5 +32,6 @@ __all__ = [
     "TrainingWindow",
     "VersionNotFoundError",
     "content_hash",
+    "resolve_registry",
     "version_number",
 ]

@@ -13,8 +13,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-# The same rule as DESIGN.md's model_id: it becomes a directory name, so it must
-# stay free of path separators and of a leading dot (dot-names are temp files).
+# The contract's model_id rule (docs/contract.md), and no leading dot: it becomes
+# a directory name, so it must stay free of path separators and must not look
+# like one of the store's dot-named temp files.
 MODEL_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"
 VERSION_PATTERN = r"^v[1-9][0-9]*$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"

@@ -7,14 +7,8 @@ from stream_mlops.retrain.challenger import (
     ServedPrediction,
 )
 from stream_mlops.retrain.exceptions import ReproduceError, RetrainError, RetrainInputError
-from stream_mlops.retrain.inputs import (
-    FeatureValue,
-    Label,
-    LabeledExample,
-    RetrainOrder,
-    SourcePosition,
-)
-from stream_mlops.retrain.models import ModelSpec, Task, build_model
+from stream_mlops.retrain.inputs import LabeledExample, RetrainOrder, SourcePosition
+from stream_mlops.retrain.models import ModelSpec, build_model
 from stream_mlops.retrain.promotion import (
     PromotionPolicy,
     PromotionTest,
@@ -36,9 +30,7 @@ __all__ = [
     "Challenger",
     "ChampionScorer",
     "Decision",
-    "FeatureValue",
     "FrozenChampion",
-    "Label",
     "LabeledExample",
     "ModelSpec",
     "PrequentialScore",
@@ -54,7 +46,6 @@ __all__ = [
     "Running",
     "ServedPrediction",
     "SourcePosition",
-    "Task",
     "Verdict",
     "build_model",
     "event_loss",

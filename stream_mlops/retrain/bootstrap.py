@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from stream_mlops.events import FeatureValue, LabelValue
 from stream_mlops.registry.records import ModelVersion
 from stream_mlops.registry.registry import ModelRegistry, content_hash
 from stream_mlops.retrain.challenger import Challenger
-from stream_mlops.retrain.inputs import FeatureValue, Label
 from stream_mlops.retrain.models import ModelSpec
 from stream_mlops.retrain.session import library_versions
 
@@ -32,7 +32,7 @@ def bootstrap_champion(
     registry: ModelRegistry,
     model_id: str,
     spec: ModelSpec,
-    examples: Iterable[tuple[Mapping[str, FeatureValue], Label]],
+    examples: Iterable[tuple[Mapping[str, FeatureValue], LabelValue]],
     *,
     created_ts: float,
 ) -> ModelVersion:

@@ -14,11 +14,12 @@ import pickle
 from collections.abc import Mapping
 from typing import Protocol
 
-from stream_mlops.retrain.inputs import FeatureValue, Label, LabeledExample
+from stream_mlops.events import FeatureValue, LabelValue
+from stream_mlops.model_task import Task
+from stream_mlops.retrain.inputs import LabeledExample
 from stream_mlops.retrain.models import (
     ModelSpec,
     OnlineModel,
-    Task,
     build_model,
     prepare_features,
     prepare_label,
@@ -57,7 +58,7 @@ class Challenger:
     version is reproduced, so the two walk the same code path (river's scaler
     adds unseen feature names to its state even on ``predict_one``).
 
-    >>> from stream_mlops.retrain.models import Task
+    >>> from stream_mlops.model_task import Task
     >>> challenger = Challenger.fresh(ModelSpec.for_task(Task.CLASSIFICATION))
     >>> challenger.step({"amount": 12.0, "merchant": "grocery"}, 0)
     False
@@ -78,7 +79,7 @@ class Challenger:
         """Continue from a parent version (its bytes, so every start is identical)."""
         return cls(load_artifact(artifact), spec)
 
-    def step(self, features: Mapping[str, FeatureValue], actual: Label) -> bool | float:
+    def step(self, features: Mapping[str, FeatureValue], actual: LabelValue) -> bool | float:
         """Predict, then learn; returns the prediction made before learning.
 
         Raises RetrainInputError for an unusable label or feature, before learning.

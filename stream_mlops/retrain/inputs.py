@@ -2,8 +2,9 @@
 
 They mirror ``events.RetrainRequest`` and ``events.LabeledEvent`` plus the
 Kafka position of each labeled event, with times already as float epoch
-seconds, so the core stays free of the event codec and of Kafka; the edge
-adapts one into the other.
+seconds, so the core never decodes an event and stays free of Kafka; the edge
+adapts one into the other. Feature values and labels are the contract's own
+types (``stream_mlops.events``, described in ``docs/contract.md``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-FeatureValue = float | int | str | bool | None
-"""A feature as DESIGN.md allows it; None means missing."""
-
-Label = bool | int | float | str
-"""A prediction or outcome: a class label or a regression value."""
+from stream_mlops.events import FeatureValue, LabelValue
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +34,9 @@ class LabeledExample:
     ts: float
     """Event time of the prediction, epoch seconds."""
     features: Mapping[str, FeatureValue]
-    prediction: Label
+    prediction: LabelValue
     """What the serving model predicted (the champion's answer, when it served)."""
-    actual: Label
+    actual: LabelValue
     source: SourcePosition
 
 

@@ -18,18 +18,13 @@ import math
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from typing import Any, Protocol
 
 from river import compose, linear_model, optim, preprocessing
 
+from stream_mlops.events import FeatureValue, LabelValue
+from stream_mlops.model_task import Task
 from stream_mlops.retrain.exceptions import RetrainInputError
-from stream_mlops.retrain.inputs import FeatureValue, Label
-
-
-class Task(StrEnum):
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
 
 
 class OnlineModel(Protocol):
@@ -142,7 +137,7 @@ def prepare_features(features: Mapping[str, FeatureValue]) -> dict[str, float | 
     return prepared
 
 
-def prepare_label(task: Task, value: Label, field: str = "actual") -> bool | float:
+def prepare_label(task: Task, value: LabelValue, field: str = "actual") -> bool | float:
     """A label as the task's model learns it and its loss compares it.
 
     >>> prepare_label(Task.CLASSIFICATION, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stream_mlops.retrain.models import Task
+from stream_mlops.model_task import Task
 
 
 def event_loss(task: Task, prediction: bool | float, actual: bool | float) -> float:

@@ -22,12 +22,8 @@ in as it is.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
-
-FeatureValue = bool | int | float | str | None
-Features = Mapping[str, FeatureValue]
 
 
 @runtime_checkable

@@ -108,10 +108,6 @@ class DemandConfig:
     def n_series(self) -> int:
         return self.stores * self.items
 
-    def day_of(self, index: int) -> int:
-        """The simulated day of event ``index`` (events run series by series, day by day)."""
-        return index // self.n_series
-
 
 def build_series(seed: int, stores: int, items: int) -> list[Series]:
     """The series of a world: store sizes, item popularity and prices, fixed per seed."""

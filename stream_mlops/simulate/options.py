@@ -1,8 +1,9 @@
 """Command-line options shared by the simulated scoring services.
 
 Both producers (``stream-mlops simulate fraud|demand``) take the same scenario,
-label-delay, malformed-record and Kafka options; each adds its own. The
-parsed options become the pure configs of ``stream_mlops.simulate``.
+label-delay and malformed-record options; each adds its own. The parsed
+options become the pure configs of ``stream_mlops.simulate``. (Their Kafka
+options are the edge's: ``stream_mlops.kafka.publisher.add_kafka_arguments``.)
 
 >>> parser = argparse.ArgumentParser()
 >>> add_common_arguments(parser, default_events=1000, default_label_delay=5.0)
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 
-from stream_mlops.kafka.bootstrap import bootstrap_servers
 from stream_mlops.simulate.scenario import (
     DELAY_DISTRIBUTIONS,
     DRIFT_KINDS,
@@ -59,6 +59,11 @@ def add_common_arguments(
         help="predictions per second of wall-clock time; 0 = as fast as possible (default 100)",
     )
     run.add_argument("--seed", type=int, default=0, help="same seed, same events (default 0)")
+    run.add_argument(
+        "--model-version",
+        default="v1",
+        help="version the bootstrap champion publishes under (default v1)",
+    )
 
     drift = parser.add_argument_group("drift scenario (positions count events)")
     drift.add_argument("--drift", choices=DRIFT_KINDS, default="none", help="kind of drift")
@@ -106,20 +111,6 @@ def add_common_arguments(
         help="fraction of predictions published as broken records (default 0)",
     )
 
-    kafka = parser.add_argument_group("Kafka")
-    kafka.add_argument(
-        "--bootstrap",
-        default=None,
-        help="bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else the local broker)",
-    )
-    kafka.add_argument("--predictions-topic", default="predictions")
-    kafka.add_argument("--outcomes-topic", default="outcomes")
-    kafka.add_argument(
-        "--model-version",
-        default="v1",
-        help="version the bootstrap champion publishes under (default v1)",
-    )
-
 
 def scenario_from(args: argparse.Namespace) -> DriftScenario:
     return DriftScenario(
@@ -137,14 +128,3 @@ def label_delay_from(args: argparse.Namespace) -> LabelDelay:
         mean_s=args.label_delay,
         missing_fraction=args.missing_outcomes,
     )
-
-
-def bootstrap_from(args: argparse.Namespace) -> str:
-    """``--bootstrap``, else ``$KAFKA_BOOTSTRAP_SERVERS``, else the local broker's address.
-
-    >>> bootstrap_from(argparse.Namespace(bootstrap="kafka:9092"))
-    'kafka:9092'
-    """
-    if args.bootstrap:
-        return str(args.bootstrap)
-    return bootstrap_servers()

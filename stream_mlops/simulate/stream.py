@@ -36,8 +36,8 @@ DEFAULT_START_TS = datetime(2026, 11, 27, tzinfo=UTC).timestamp()
 class Emission(NamedTuple):
     """One record to publish.
 
-    ``payload`` is the event as a JSON-ready dict (field names as in DESIGN.md
-    "Events"), or, for a deliberately malformed record, the raw bytes to send;
+    ``payload`` is the event as a JSON-ready dict (field names as in
+    ``docs/contract.md``, "Events"), or, for a deliberately malformed record, the raw bytes to send;
     ``defect`` then says what is wrong with it (None for a valid event).
     """
 
@@ -53,7 +53,7 @@ class Emission(NamedTuple):
 
 
 def to_json(value: EventDict | list[Any]) -> bytes:
-    """Compact UTF-8 JSON, keys in insertion order (``type`` first, as in DESIGN.md).
+    """Compact UTF-8 JSON, keys in insertion order (``type`` first, as docs/contract.md shows).
 
     >>> to_json({"type": "outcome", "event_id": "e", "actual": 1})
     b'{"type":"outcome","event_id":"e","actual":1}'
@@ -62,7 +62,7 @@ def to_json(value: EventDict | list[Any]) -> bytes:
 
 
 def iso_utc(epoch: float) -> str:
-    """Event time as ISO-8601 UTC with milliseconds, the form DESIGN.md shows.
+    """Event time as ISO-8601 UTC with milliseconds, the form docs/contract.md shows.
 
     >>> iso_utc(DEFAULT_START_TS + 0.1234)
     '2026-11-27T00:00:00.123Z'

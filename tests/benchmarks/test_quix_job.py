@@ -10,15 +10,13 @@ it is a benchmark-only dependency.
 from __future__ import annotations
 
 import dataclasses
-import signal
-import subprocess
 from pathlib import Path
 
-import orjson
 import pytest
 from kafka import KafkaAdminClient
 
 from benchmarks.throughput import quix_interpreter
+from stream_mlops.service_process import ServiceProcess
 from tests.kafka.streams import (
     create_deployment,
     delete_deployment,
@@ -52,7 +50,6 @@ def test_quix_job_joins_every_pair_once_and_alerts_on_the_error_step(
 ) -> None:
     dep = create_deployment(kafka_bootstrap, PARTITIONS)
     group = f"quix-{dep.group_id}"
-    proc: subprocess.Popen[bytes] | None = None
     try:
         predictions, outcomes = fraud_stream(
             PAIRS + UNMATCHED, drift_at=DRIFT_AT, error_before=0.02, error_after=0.5, seed=3
@@ -63,41 +60,31 @@ def test_quix_job_joins_every_pair_once_and_alerts_on_the_error_step(
         # produce() places event i on partition i % PARTITIONS: keep the outcomes'
         # indices (EARLY_OUTCOMES is even) so each pair shares a partition.
         produce(kafka_bootstrap, dep.topics["outcomes"], outcomes[EARLY_OUTCOMES:], PARTITIONS)
-        log = tmp_path / "quix.log"
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [
-                    quix_python,
-                    str(REPO / "benchmarks" / "quix_job.py"),
-                    "--bootstrap",
-                    kafka_bootstrap,
-                    "--predictions",
-                    dep.topics["predictions"],
-                    "--outcomes",
-                    dep.topics["outcomes"],
-                    "--alerts",
-                    dep.topics["drift_alerts"],
-                    "--group",
-                    group,
-                    "--state-dir",
-                    str(tmp_path / "state"),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        wait_consumed(dataclasses.replace(dep, group_id=group), timeout_s=120)
-        alerts = read_all(kafka_bootstrap, dep.topics["drift_alerts"], idle_s=1.0)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, log.read_text()[-4000:]
-        stopped = [
-            entry
-            for line in log.read_bytes().splitlines()
-            if line.startswith(b"{") and (entry := orjson.loads(line))["event"] == "quix.stopped"
-        ]
+        job = ServiceProcess(
+            "the Quix job",
+            [
+                "--bootstrap",
+                kafka_bootstrap,
+                "--predictions",
+                dep.topics["predictions"],
+                "--outcomes",
+                dep.topics["outcomes"],
+                "--alerts",
+                dep.topics["drift_alerts"],
+                "--group",
+                group,
+                "--state-dir",
+                str(tmp_path / "state"),
+            ],
+            tmp_path / "quix.log",
+            program=[quix_python, str(REPO / "benchmarks" / "quix_job.py")],
+        )
+        with job:
+            wait_consumed(dataclasses.replace(dep, group_id=group), timeout_s=120)
+            alerts = read_all(kafka_bootstrap, dep.topics["drift_alerts"], idle_s=1.0)
+            assert job.terminate(timeout=60) == 0, job.log_tail()
+            stopped = [entry for entry in job.log_events() if entry["event"] == "quix.stopped"]
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
         delete_deployment(dep)
         admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         try:

@@ -2,8 +2,13 @@ from __future__ import annotations
 
 import base64
 import re
+import sys
 
+import pytest
+
+from stream_mlops.cli import main
 from stream_mlops.demo.report import (
+    PlottingUnavailableError,
     ServedOutcome,
     error_curve,
     plot_png,
@@ -119,3 +124,23 @@ def test_an_alert_is_placed_where_it_became_visible_not_at_its_late_label() -> N
         updates=[],
     )
     assert not without_positions.detected
+
+
+def test_without_matplotlib_the_plot_and_the_demo_name_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # None in sys.modules makes `import matplotlib` raise ImportError.
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    outcomes, alert = run()
+    summary = summarize(
+        events=3000, drift_index=1000, outcomes=outcomes, alerts=[alert], requests=[], updates=[]
+    )
+    with pytest.raises(PlottingUnavailableError, match=r"stream-mlops\[demo\]"):
+        plot_png(summary, outcomes)
+    # The demo says so before it starts a broker or a service.
+    assert main(["demo"]) == 2
+    assert "matplotlib, which is not installed: pip install 'stream-mlops[demo]'" in (
+        capsys.readouterr().err
+    )

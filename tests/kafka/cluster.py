@@ -13,11 +13,11 @@ from contextlib import contextmanager
 
 import kafka.errors as kerrors
 import pytest
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaProducer
 
 from stream_mlops.kafka.bootstrap import bootstrap_servers
 
-__all__ = ["admin_client", "bootstrap_servers", "temporary_topics"]
+__all__ = ["admin_client", "bootstrap_servers", "temporary_topics", "write_transactions"]
 
 
 @contextmanager
@@ -45,3 +45,30 @@ def temporary_topics(servers: str, *prefixes: str, partitions: int) -> Iterator[
             yield names
         finally:
             admin.delete_topics(names, raise_errors=False)
+
+
+def write_transactions(
+    servers: str, topic: str, values: list[tuple[bytes, bool]], key: bytes | None = None
+) -> None:
+    """Each value in a transaction of its own on partition 0, committed or aborted.
+
+    Every value reaches the broker, aborted ones too (an abort before the send
+    completes would just drop it): what a read_committed reader must skip.
+    """
+    producer = KafkaProducer(
+        bootstrap_servers=servers,
+        transactional_id=f"stream-mlops-tests-{uuid.uuid4().hex[:8]}",
+        enable_idempotence=True,
+    )
+    try:
+        producer.init_transactions()
+        for value, commit in values:
+            producer.begin_transaction()
+            producer.send(topic, key=key, value=value, partition=0)
+            producer.flush()
+            if commit:
+                producer.commit_transaction()
+            else:
+                producer.abort_transaction()
+    finally:
+        producer.close()

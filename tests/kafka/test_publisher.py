@@ -1,12 +1,16 @@
-"""Pacing of the simulated producers (pure: clock and sleep are injected)."""
+"""Pacing of the simulated producers (pure: clock and sleep are injected), and their
+Kafka options."""
 
 from __future__ import annotations
 
+import argparse
 import itertools
+from pathlib import Path
 
 import pytest
 
-from stream_mlops.kafka.publisher import Pacer, PublishStats
+from stream_mlops.config import ConfigError
+from stream_mlops.kafka.publisher import Pacer, PublishStats, add_kafka_arguments, kafka_from
 
 
 class FakeClock:
@@ -102,3 +106,51 @@ def test_outcomes_never_wait_without_a_measured_pace() -> None:
     unpaced.wait(at=1.0)
     unpaced.wait_outcome(at=1000.0)
     assert clock.now == before
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_kafka_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_kafka_options_default_to_the_local_broker_and_the_contract_topics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("STREAM_MLOPS_BROKER_PORT", raising=False)
+    kafka = kafka_from(parse())
+    assert (kafka.bootstrap_servers, kafka.client) == ("127.0.0.1:9092", "kafka-python")
+    assert (kafka.topics.predictions, kafka.topics.outcomes) == ("predictions", "outcomes")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", " kafka:9092 ")
+    assert kafka_from(parse()).bootstrap_servers == "kafka:9092"
+    assert kafka_from(parse("--bootstrap", "other:1")).bootstrap_servers == "other:1"
+
+
+def test_kafka_options_come_from_the_config_and_the_command_line_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[kafka]\nbootstrap_servers = "k:1"\nclient = "confluent-kafka"\n'
+        '[kafka.topics]\npredictions = "p"\noutcomes = "o"\n'
+    )
+    kafka = kafka_from(parse("--config", str(config)))
+    assert (kafka.bootstrap_servers, kafka.client) == ("k:1", "confluent-kafka")
+    assert (kafka.topics.predictions, kafka.topics.outcomes) == ("p", "o")
+    kafka = kafka_from(
+        parse("--config", str(config), "--client", "kafka-python", "--outcomes-topic", "o2")
+    )
+    assert (kafka.client, kafka.topics.predictions, kafka.topics.outcomes) == (
+        "kafka-python",
+        "p",
+        "o2",
+    )
+
+
+def test_a_bad_config_names_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[kafka]\npartitions = 0\n")
+    with pytest.raises(ConfigError, match=r"kafka\.partitions"):
+        kafka_from(parse("--config", str(config)))

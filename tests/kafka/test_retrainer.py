@@ -23,9 +23,9 @@ import pytest
 from kafka.structs import TopicPartition
 
 from stream_mlops.cli import main as cli_main
-from stream_mlops.config import load_settings
+from stream_mlops.config import KafkaSettings, load_settings
 from stream_mlops.events import LabeledEvent, RetrainRequest, WindowStart, encode, utc_datetime
-from stream_mlops.kafka.backends import transport_for
+from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.retrainer_runtime import RetrainerRuntime
 from stream_mlops.kafka.transport import (
     GroupConsumer,
@@ -34,13 +34,13 @@ from stream_mlops.kafka.transport import (
     Transport,
 )
 from stream_mlops.kafka.transport import TopicPartition as TransportPartition
+from stream_mlops.model_task import Task
 from stream_mlops.registry import ModelRegistry
 from stream_mlops.retrain import (
     FrozenChampion,
     LabeledExample,
     ModelSpec,
     PromotionPolicy,
-    Task,
     event_loss,
 )
 from stream_mlops.retrain.bootstrap import bootstrap_champion
@@ -282,7 +282,7 @@ def test_kill_9_during_training_then_restart_gives_one_version_and_one_update(
         retrainer.wait_for_log("session.started", request_id=request_id)
         setup.wait_committed()
         retrainer.wait_for_log("checkpoint", sessions=1)
-        retrainer.kill9()
+        retrainer.kill()
         assert not any(e["event"] == "promotion" for e in retrainer.log_events())
 
     setup.produce_labeled(events[first:])
@@ -447,7 +447,9 @@ def test_a_crash_while_acting_on_a_promotion_registers_and_publishes_once(
     policy = PromotionPolicy(**settings.retrainer.promotion.overrides())  # type: ignore[arg-type]
 
     def runtime(registry: ModelRegistry, *, crash_on_commit: bool) -> RetrainerRuntime:
-        transport = transport_for("kafka-python", deployment.bootstrap, client_id="test-retrainer")
+        transport = open_transport(
+            KafkaSettings(bootstrap_servers=deployment.bootstrap), client_id="test-retrainer"
+        )
         if crash_on_commit:
             transport = CrashingTransport(transport, setup.topic("model_updates"))
         return RetrainerRuntime(settings, transport, registry, instance_id="crash", policy=policy)

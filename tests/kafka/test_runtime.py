@@ -166,7 +166,7 @@ def test_kill9_and_restart_loses_and_duplicates_no_alert(
         run_two_phases(deployment, first, predictions, outcomes)
         # Kill while the outcomes are being processed, after some checkpoints.
         first.wait_for_log("alert", timeout=60)
-        first.kill9()
+        first.kill()
     killed_at = time.monotonic()
     with EngineProcess(config, "a", tmp_path / "engine2.log") as second:
         restored = second.wait_for_log("state.restored")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -11,8 +13,14 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from stream_mlops.config import KafkaSettings
 from stream_mlops.kafka.tail import command, format_event, raw_line
-from tests.kafka.cluster import bootstrap_servers, temporary_topics
+from tests.kafka.cluster import (
+    admin_client,
+    bootstrap_servers,
+    temporary_topics,
+    write_transactions,
+)
 
 ALERT: dict[str, Any] = {
     "type": "drift_alert",
@@ -185,41 +193,41 @@ def test_raw_line_is_one_json_value_per_record() -> None:
     assert isinstance(orjson.loads(garbage), str)
 
 
+def test_a_record_without_event_time_shows_the_record_timestamp() -> None:
+    assert format_event(b"junk", record_ts_ms=1_790_000_000_250).startswith(
+        "2026-09-21 14:13:20.250  UNREADABLE"
+    )
+    assert format_event(b'{"no": "ts"}', record_ts_ms=0).startswith("1970-01-01 00:00:00.000")
+    # An event's own time wins.
+    assert line(ALERT).startswith("2026-11-27 13:05:00.250")
+    assert format_event(orjson.dumps(ALERT), record_ts_ms=0).startswith("2026-11-27")
+
+
 @pytest.mark.kafka
-def test_tail_prints_only_committed_events() -> None:
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_tail_prints_only_committed_events(client: str) -> None:
     servers = bootstrap_servers()
+    kafka = KafkaSettings(bootstrap_servers=servers, client=client)
     with temporary_topics(servers, "tail-alerts", partitions=2) as (topic,):
-        producer = KafkaProducer(
-            bootstrap_servers=servers,
-            transactional_id=f"tail-test-{uuid.uuid4().hex[:8]}",
-            enable_idempotence=True,
+        write_transactions(
+            servers,
+            topic,
+            [
+                *(
+                    (orjson.dumps({**ALERT, "model_version": version}), commit)
+                    for version, commit in (("v1", True), ("v2", False), ("v3", True))
+                ),
+                (b"not json at all", True),
+            ],
+            key=b"fraud",
         )
-        try:
-            producer.init_transactions()
-            for version, commit in (("v1", True), ("v2", False), ("v3", True)):
-                producer.begin_transaction()
-                producer.send(
-                    topic, key=b"fraud", value=orjson.dumps({**ALERT, "model_version": version})
-                )
-                if commit:
-                    producer.commit_transaction()
-                else:
-                    producer.abort_transaction()
-            producer.begin_transaction()
-            producer.send(topic, key=b"fraud", value=b"not json at all")
-            producer.commit_transaction()
-        finally:
-            producer.close()
 
         out = io.StringIO()
-        assert (
-            command(topic, from_beginning=True, max_events=3, bootstrap_servers=servers, out=out)
-            == 0
-        )
+        assert command(topic, kafka=kafka, from_beginning=True, max_events=3, out=out) == 0
         lines = out.getvalue().splitlines()
         raw = io.StringIO()
-        assert command(topic, raw_json=True, from_beginning=True, max_events=3,
-                       bootstrap_servers=servers, out=raw) == 0  # fmt: skip
+        assert command(topic, kafka=kafka, raw_json=True, from_beginning=True, max_events=3,
+                       out=raw) == 0  # fmt: skip
 
     assert len(lines) == 3
     assert "fraud@v1" in lines[0] and "fraud@v3" in lines[1]
@@ -231,10 +239,48 @@ def test_tail_prints_only_committed_events() -> None:
 
 
 @pytest.mark.kafka
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
 def test_tail_of_a_missing_topic_fails_with_a_message(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    client: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("stream_mlops.kafka.tail.TOPIC_WAIT_S", 1.0)
     missing = f"no-such-topic-{uuid.uuid4().hex[:8]}"
-    assert command(missing, bootstrap_servers=bootstrap_servers(), max_events=1) == 1
-    assert f"topic {missing!r} does not exist" in capsys.readouterr().err
+    kafka = KafkaSettings(bootstrap_servers=bootstrap_servers(), client=client)
+    assert command(missing, kafka=kafka, max_events=1) == 1
+    err = capsys.readouterr().err
+    assert f"topic {missing!r} does not exist" in err
+    assert len(err.splitlines()) == 1
+    with admin_client(kafka.bootstrap_servers) as admin:
+        assert missing not in admin.list_topics()
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_tail_from_now_shows_only_what_comes_after_it_started(client: str) -> None:
+    servers = bootstrap_servers()
+    kafka = KafkaSettings(bootstrap_servers=servers, client=client)
+    with temporary_topics(servers, "tail-latest", partitions=2) as (topic,):
+        producer = KafkaProducer(bootstrap_servers=servers)
+        try:
+            producer.send(
+                topic, key=b"fraud", value=orjson.dumps({**ALERT, "model_version": "old"})
+            )
+            producer.flush()
+            out = io.StringIO()
+            tail = threading.Thread(
+                target=command, args=(topic,), kwargs={"kafka": kafka, "max_events": 1, "out": out}
+            )
+            tail.start()
+            # Published until tail prints it: whenever tail's assignment happened,
+            # one of these comes after it.
+            deadline = time.monotonic() + 60
+            while not out.getvalue() and time.monotonic() < deadline:
+                producer.send(topic, key=b"fraud", value=orjson.dumps(ALERT))
+                producer.flush()
+                time.sleep(0.5)
+            tail.join(timeout=30)
+        finally:
+            producer.close()
+    assert not tail.is_alive()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and "fraud@v1" in lines[0]

@@ -13,7 +13,8 @@ from tests.producers.test_fraud import read_topic
 pytestmark = pytest.mark.kafka
 
 
-def test_demand_producer_publishes_forecasts_and_actuals() -> None:
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_demand_producer_publishes_forecasts_and_actuals(client: str) -> None:
     servers = bootstrap_servers()
     with temporary_topics(servers, "dem-predictions", "dem-outcomes", partitions=3) as (
         predictions_topic,
@@ -27,6 +28,7 @@ def test_demand_producer_publishes_forecasts_and_actuals() -> None:
             "--drift", "abrupt",
             "--drift-at", "48",
             "--bootstrap", servers,
+            "--client", client,
             "--predictions-topic", predictions_topic,
             "--outcomes-topic", outcomes_topic,
         ]  # fmt: skip

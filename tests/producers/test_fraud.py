@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,12 @@ from typing import Any
 import orjson
 import pytest
 from kafka import KafkaConsumer
+from kafka.partitioner.default import murmur2
 from kafka.structs import TopicPartition
 
 from producers import fraud
 from stream_mlops.simulate.fraud import FraudSimulator
-from tests.kafka.cluster import bootstrap_servers, temporary_topics
+from tests.kafka.cluster import admin_client, bootstrap_servers, temporary_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -50,7 +52,9 @@ def read_topic(servers: str, topic: str, expected: int, timeout_s: float = 60.0)
         consumer.close()
 
 
-def test_fraud_producer_publishes_co_partitioned_parseable_events() -> None:
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_fraud_producer_publishes_co_partitioned_parseable_events(client: str) -> None:
+    """On either client library, keys land where the Java client would put them."""
     servers = bootstrap_servers()
     with temporary_topics(servers, "sim-predictions", "sim-outcomes", partitions=PARTITIONS) as (
         predictions_topic,
@@ -66,6 +70,7 @@ def test_fraud_producer_publishes_co_partitioned_parseable_events() -> None:
             "--missing-outcomes", "0.1",
             "--malformed", "0.05",
             "--bootstrap", servers,
+            "--client", client,
             "--predictions-topic", predictions_topic,
             "--outcomes-topic", outcomes_topic,
         ]  # fmt: skip
@@ -80,9 +85,11 @@ def test_fraud_producer_publishes_co_partitioned_parseable_events() -> None:
     assert len(predictions) == len(expected_predictions) == 400
     assert 300 < len(outcomes) == len(expected_outcomes) < 400
 
-    # Keyed by event_id; every outcome on the partition number of its prediction.
+    # Keyed by event_id; every outcome on the partition number of its prediction,
+    # the one the Java client's murmur2 picks.
     prediction_partition = {r.key.decode(): r.partition for r in predictions}
     assert len(prediction_partition) == 400
+    assert all(r.partition == (murmur2(r.key) & 0x7FFFFFFF) % PARTITIONS for r in predictions)
     assert all(r.partition == prediction_partition[r.key.decode()] for r in outcomes)
     assert len({r.partition for r in predictions}) == PARTITIONS
 
@@ -123,7 +130,8 @@ def test_fraud_producer_publishes_co_partitioned_parseable_events() -> None:
         assert event["actual"] in (0, 1)
 
 
-def test_sigterm_stops_the_producer_cleanly_with_what_it_sent_flushed() -> None:
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_sigterm_stops_the_producer_cleanly_with_what_it_sent_flushed(client: str) -> None:
     servers = bootstrap_servers()
     with temporary_topics(servers, "sim-predictions", "sim-outcomes", partitions=PARTITIONS) as (
         predictions_topic,
@@ -135,6 +143,7 @@ def test_sigterm_stops_the_producer_cleanly_with_what_it_sent_flushed() -> None:
             "--rate", "200",
             "--label-delay", "600",
             "--bootstrap", servers,
+            "--client", client,
             "--predictions-topic", predictions_topic,
             "--outcomes-topic", outcomes_topic,
         ]  # fmt: skip
@@ -162,3 +171,31 @@ def test_sigterm_stops_the_producer_cleanly_with_what_it_sent_flushed() -> None:
         assert 100 < sent < 100_000
         published = read_topic(servers, predictions_topic, sent, timeout_s=30)
     assert len(published) == sent
+
+
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_a_missing_topic_stops_the_producer_and_is_not_created(
+    client: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A topic created by a first send would get the broker's default partition
+    count and break co-partitioning: the producer refuses instead."""
+    servers = bootstrap_servers()
+    with temporary_topics(servers, "sim-predictions", partitions=PARTITIONS) as (predictions,):
+        missing = f"sim-outcomes-missing-{uuid.uuid4().hex[:8]}"
+        argv = [
+            "--events", "50",
+            "--rate", "0",
+            "--label-delay", "0",
+            "--bootstrap", servers,
+            "--client", client,
+            "--predictions-topic", predictions,
+            "--outcomes-topic", missing,
+        ]  # fmt: skip
+        assert fraud.main(argv) == 1
+        with admin_client(servers) as admin:
+            assert missing not in admin.list_topics()
+    failed = [
+        orjson.loads(t) for t in capsys.readouterr().out.splitlines() if "simulate.failed" in t
+    ]
+    assert len(failed) == 1
+    assert failed[0]["error"] == f"topic {missing!r} does not exist (stream-mlops topics create)"

@@ -7,7 +7,8 @@ import pickle
 
 import pytest
 
-from stream_mlops.retrain import Challenger, ModelSpec, PrequentialScore, RetrainInputError, Task
+from stream_mlops.model_task import Task
+from stream_mlops.retrain import Challenger, ModelSpec, PrequentialScore, RetrainInputError
 from stream_mlops.retrain.models import prepare_features, prepare_label
 from tests.retrain.streams import demand_stream, fraud_stream
 

@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
+import math
 import random
+from fractions import Fraction
 
 import pytest
-from scipy.stats import binomtest  # type: ignore[import-untyped]  # no stubs; a cross-check only
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binomtest
 
 from stream_mlops.retrain import PromotionPolicy, PromotionTest, sign_test_p_value
 
 
-@pytest.mark.parametrize(("positives", "negatives"), [(0, 0), (5, 5), (9, 1), (30, 10), (700, 620)])
-def test_sign_test_matches_scipys_exact_binomial_test(positives: int, negatives: int) -> None:
+def exact_upper_tail(positives: int, n: int) -> float:
+    """P(X >= positives), X ~ Binomial(n, 1/2), in exact integer arithmetic.
+
+    Each binomial coefficient from the previous one; one rounding, at the end.
+    """
+    term = math.comb(n, positives)
+    tail = 0
+    for k in range(positives, n + 1):
+        tail += term
+        term = term * (n - k) // (k + 1)
+    return float(Fraction(tail, 2**n))
+
+
+@pytest.mark.parametrize(
+    ("positives", "negatives"), [(0, 0), (0, 7), (5, 5), (9, 1), (30, 10), (700, 620), (1200, 800)]
+)
+def test_sign_test_matches_the_exact_binomial_tail_and_scipys_binomtest(
+    positives: int, negatives: int
+) -> None:
     n = positives + negatives
-    expected = 1.0 if n == 0 else binomtest(positives, n, 0.5, alternative="greater").pvalue
-    assert sign_test_p_value(positives, negatives) == pytest.approx(expected, rel=1e-9)
+    p_value = sign_test_p_value(positives, negatives)
+    assert p_value == pytest.approx(exact_upper_tail(positives, n), rel=1e-9)
+    if n:
+        test = binomtest(positives, n, 0.5, alternative="greater")
+        assert p_value == pytest.approx(test.pvalue, rel=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2000), st.integers(0, 2000))
+def test_sign_test_agrees_with_exact_arithmetic_up_to_the_promotion_bound(
+    positives: int, negatives: int
+) -> None:
+    expected = exact_upper_tail(positives, positives + negatives)
+    # Below ~1e-300 both round into the subnormals; nothing is decided there.
+    assert sign_test_p_value(positives, negatives) == pytest.approx(expected, rel=1e-9, abs=1e-300)
 
 
 def test_ties_do_not_count_and_both_sides_are_counted() -> None:

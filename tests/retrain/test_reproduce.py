@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from stream_mlops.model_task import Task
 from stream_mlops.registry import ModelRegistry
 from stream_mlops.retrain import (
     LabeledExample,
@@ -19,7 +20,6 @@ from stream_mlops.retrain import (
     ReproduceError,
     RetrainOrder,
     RetrainSession,
-    Task,
     record_promotion,
     reproduce,
 )
@@ -126,7 +126,7 @@ def test_the_hash_does_not_depend_on_the_process(tmp_path: Path) -> None:
             out.write(json.dumps(line) + "\n")
     script = (
         "import sys\n"
-        "from stream_mlops.registry.cli import _read_jsonl\n"
+        "from stream_mlops.models_cli import _read_jsonl\n"
         "from stream_mlops.registry import ModelRegistry\n"
         "from stream_mlops.retrain import reproduce\n"
         "from pathlib import Path\n"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from stream_mlops.model_task import Task
 from stream_mlops.registry import ModelRegistry
 from stream_mlops.retrain import (
     Decision,
@@ -23,7 +24,6 @@ from stream_mlops.retrain import (
     RetrainSession,
     Running,
     ServedPrediction,
-    Task,
     event_loss,
     record_promotion,
 )

@@ -4,12 +4,7 @@ import argparse
 
 import pytest
 
-from stream_mlops.simulate.options import (
-    add_common_arguments,
-    bootstrap_from,
-    label_delay_from,
-    scenario_from,
-)
+from stream_mlops.simulate.options import add_common_arguments, label_delay_from, scenario_from
 from stream_mlops.simulate.scenario import DriftScenario, LabelDelay
 
 
@@ -24,7 +19,7 @@ def test_defaults() -> None:
     assert (args.events, args.rate, args.seed, args.malformed) == (123, 100.0, 0, 0.0)
     assert scenario_from(args) == DriftScenario()
     assert label_delay_from(args) == LabelDelay("exponential", 4.0, 0.0)
-    assert (args.predictions_topic, args.outcomes_topic) == ("predictions", "outcomes")
+    assert args.model_version == "v1"
 
 
 def test_scenario_options() -> None:
@@ -55,13 +50,3 @@ def test_bad_values_are_refused(argv: list[str], capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit):
         parse(*argv)
     assert "error" in capsys.readouterr().err
-
-
-def test_bootstrap_option_then_environment_then_local_broker(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
-    assert bootstrap_from(parse()) == "127.0.0.1:9092"
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", " kafka:9092 ")
-    assert bootstrap_from(parse()) == "kafka:9092"
-    assert bootstrap_from(parse("--bootstrap", "other:1")) == "other:1"

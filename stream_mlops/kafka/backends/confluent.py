@@ -12,21 +12,43 @@ Differences from kafka-python that this module hides:
   but the runtime treats them the same way (record, act after the poll).
 * A seek right after an assignment can fail with ``_STATE`` until the fetcher
   for the partition exists: retried briefly.
+* librdkafka connects lazily and prints its own log lines to stderr: every
+  client here logs through the standard library's ``logging`` instead (logger
+  ``stream_mlops.kafka.librdkafka``, shown by services at WARNING like
+  kafka-python's), and the producer, reader and admin ask for metadata once
+  at construction so that an unreachable cluster fails there, as it does with
+  kafka-python.
+
+Every client gets the transport's extra options (librdkafka's dotted names)
+under its own role settings, so no option can switch off what the role
+guarantees (idempotence, isolation, no auto-commit).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import confluent_kafka as ck
+import confluent_kafka.admin as ckadmin
 
+from stream_mlops.kafka.acls import AclRule
+from stream_mlops.kafka.backends.connection import Connection
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
+    BrokerUnreachableError,
+    DeliveryFailedError,
     Record,
+    StartAt,
+    TimestampedRecord,
+    TopicDescription,
+    TopicNotFoundError,
     TopicPartition,
+    TopicSpec,
     TransactionFailedError,
     TransportError,
 )
@@ -40,6 +62,83 @@ SEEK_RETRY_S = 10.0
 # Sends between two polls for delivery reports: bounds their queue (a commit
 # also drains it) without a poll call per message.
 SERVE_EVERY = 1000
+# Admin operations: the client's own default request timeout.
+ADMIN_TIMEOUT_S = 30.0
+
+# librdkafka's log lines, as standard-library records. The NullHandler keeps a
+# command that configured no logging quiet (no stderr noise around its one-line
+# error); a service's handlers still receive them.
+CLIENT_LOG = logging.getLogger("stream_mlops.kafka.librdkafka")
+CLIENT_LOG.addHandler(logging.NullHandler())
+
+
+def _config(connection: Connection, role: Mapping[str, Any]) -> dict[str, Any]:
+    """A client's configuration: the transport's options, then the role's own settings."""
+    return {
+        **connection.options,
+        "bootstrap.servers": connection.bootstrap_servers,
+        "client.id": connection.client_id,
+        "logger": CLIENT_LOG,
+        **role,
+    }
+
+
+class _ClientErrors:
+    """The client-level errors librdkafka reports (error_cb), the latest few.
+
+    They say why a cluster did not answer (refused, name not resolved, an
+    authentication failure) where the failed request only says it timed out.
+    """
+
+    def __init__(self) -> None:
+        self._seen: collections.deque[str] = collections.deque(maxlen=8)
+
+    def __call__(self, error: ck.KafkaError) -> None:
+        self._seen.append(error.str())
+
+    def latest(self) -> str | None:
+        return self._seen[-1] if self._seen else None
+
+
+def _connect(client: Any, errors: _ClientErrors, connection: Connection) -> None:
+    """Fail now, in one line, if no broker answers a metadata request in time."""
+    try:
+        client.list_topics(timeout=connection.connect_timeout_s)
+    except ck.KafkaException as exc:
+        client.poll(0)  # serve error_cb: the reason, if librdkafka reported one
+        reason = errors.latest() or exc.args[0].str()
+        raise BrokerUnreachableError(connection.bootstrap_servers, reason) from None
+
+
+def _produce(
+    producer: ck.Producer, topic: str, key: bytes | None, value: bytes | None, partition: int | None
+) -> None:
+    """One ``produce``, waiting for room when librdkafka's local queue is full."""
+    while True:
+        try:
+            if partition is None:
+                producer.produce(topic, value, key)
+            else:
+                producer.produce(topic, value, key, partition)
+            return
+        except BufferError:
+            # Local queue full: let librdkafka deliver, then retry.
+            producer.poll(0.05)
+
+
+def _partitions_of(client: Any, topic: str) -> list[TopicPartition]:
+    """The partitions of an existing topic; never creates one."""
+    try:
+        metadata = client.list_topics(topic, timeout=REQUEST_TIMEOUT_S).topics.get(topic)
+    except ck.KafkaException as exc:
+        raise TransportError(f"metadata of {topic!r}: {exc.args[0].str()}") from None
+    if metadata is not None and metadata.error is not None:
+        if metadata.error.code() != ck.KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise TransportError(f"metadata of {topic!r}: {metadata.error.str()}")
+        metadata = None
+    if metadata is None or not metadata.partitions:
+        raise TopicNotFoundError(topic)
+    return [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
 
 
 def _cktp(tp: TopicPartition, offset: int | None = None) -> ck.TopicPartition:
@@ -64,9 +163,8 @@ def _raise_for(msg: Any) -> None:
 class ConfluentGroupConsumer:
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: Connection,
         group_id: str,
-        client_id: str,
         max_poll_interval_ms: int,
         session_timeout_ms: int | None = None,
     ) -> None:
@@ -79,19 +177,20 @@ class ConfluentGroupConsumer:
             }
         )
         self._consumer = ck.Consumer(
-            {
-                **extra,
-                "bootstrap.servers": bootstrap_servers,
-                "group.id": group_id,
-                "client.id": client_id,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                # Same partition numbers of both input topics to one member.
-                "partition.assignment.strategy": "range",
-                "max.poll.interval.ms": max_poll_interval_ms,
-            }
+            _config(
+                connection,
+                {
+                    **extra,
+                    "group.id": group_id,
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed",
+                    "auto.offset.reset": "earliest",
+                    # Same partition numbers of both input topics to one member.
+                    "partition.assignment.strategy": "range",
+                    "max.poll.interval.ms": max_poll_interval_ms,
+                },
+            )
         )
 
     def subscribe(self, topics: Iterable[str], tracker: AssignmentTracker) -> None:
@@ -153,18 +252,19 @@ class ConfluentGroupConsumer:
 
 
 class ConfluentTransactionalProducer:
-    def __init__(self, bootstrap_servers: str, transactional_id: str, client_id: str) -> None:
+    def __init__(self, connection: Connection, transactional_id: str) -> None:
         self._producer = ck.Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "client.id": client_id,
-                "transactional.id": transactional_id,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                "partitioner": "murmur2_random",
-            }
+            _config(
+                connection,
+                {
+                    "transactional.id": transactional_id,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                    "partitioner": "murmur2_random",
+                },
+            )
         )
         self._unserved = 0
         self._call(lambda: self._producer.init_transactions(REQUEST_TIMEOUT_S))
@@ -194,17 +294,7 @@ class ConfluentTransactionalProducer:
     def send(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
     ) -> None:
-        produce = self._producer.produce
-        while True:
-            try:
-                if partition is None:
-                    produce(topic, value, key)
-                else:
-                    produce(topic, value, key, partition)
-                break
-            except BufferError:
-                # Local queue full: let librdkafka deliver, then retry.
-                self._producer.poll(0.05)
+        _produce(self._producer, topic, key, value, partition)
         # Serving delivery reports per message cost as much as producing it; we
         # set no callback (failures surface at commit), so drain now and then.
         self._unserved += 1
@@ -235,16 +325,17 @@ class ConfluentTransactionalProducer:
 
 
 class ConfluentPartitionReader:
-    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._consumer = ck.Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "client.id": client_id,
-                # Required by the client; this reader never joins or commits.
-                "group.id": f"{client_id}-reader",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
+            _config(
+                connection,
+                {
+                    # Required by the client; this reader never joins or commits.
+                    "group.id": f"{connection.client_id}-reader",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                },
+            )
         )
         self._partition_counts: dict[str, int] = {}
 
@@ -295,10 +386,316 @@ class ConfluentPartitionReader:
         self._consumer.close()
 
 
+class ConfluentProducer:
+    """The idempotent producer, partitioning keys as the Java client does."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._errors = _ClientErrors()
+        # Appended to by delivery reports, which run inside poll() and flush()
+        # on this thread.
+        self._failures: list[str] = []
+        self._producer = ck.Producer(
+            _config(
+                connection,
+                {
+                    "error_cb": self._errors,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    # The Java client's partitioner for keyed records (see the module doc).
+                    "partitioner": "murmur2_random",
+                    "allow.auto.create.topics": False,
+                    "on_delivery": self._delivered,
+                    "delivery.report.only.error": True,
+                },
+            )
+        )
+        _connect(self._producer, self._errors, connection)
+        self._topics: set[str] = set()
+        self._unserved = 0
+
+    def _delivered(self, error: ck.KafkaError | None, _msg: Any) -> None:
+        if error is not None:
+            self._failures.append(error.str())
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    ) -> None:
+        self._raise_failures()
+        if topic not in self._topics:
+            _partitions_of(self._producer, topic)
+            self._topics.add(topic)
+        try:
+            _produce(self._producer, topic, key, value, partition)
+        except ck.KafkaException as exc:
+            raise TransportError(f"send to {topic!r} failed: {exc.args[0].str()}") from None
+        self._unserved += 1
+        if self._unserved >= SERVE_EVERY:
+            self._unserved = 0
+            self._producer.poll(0)
+
+    def _raise_failures(self) -> None:
+        if self._failures:
+            count = len(self._failures)
+            first = self._failures[0]
+            del self._failures[:count]
+            raise DeliveryFailedError(count, first)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        remaining = self._producer.flush(timeout_s)
+        self._raise_failures()
+        if remaining:
+            raise DeliveryFailedError(None, f"{remaining} still queued after {timeout_s:g} s")
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self._producer.flush(timeout_s)
+
+
+def _timestamp(msg: ck.Message) -> int | None:
+    kind, value = msg.timestamp()
+    return None if kind == ck.TIMESTAMP_NOT_AVAILABLE else int(value)
+
+
+class ConfluentTopicReader:
+    def __init__(self, connection: Connection, *, read_committed: bool) -> None:
+        self._errors = _ClientErrors()
+        self._consumer = ck.Consumer(
+            _config(
+                connection,
+                {
+                    "error_cb": self._errors,
+                    # Required by the client; this reader never joins or commits.
+                    "group.id": f"{connection.client_id}-reader",
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+                    "allow.auto.create.topics": False,
+                    # A start that retention removed meanwhile: the oldest record left.
+                    "auto.offset.reset": "earliest",
+                },
+            )
+        )
+        _connect(self._consumer, self._errors, connection)
+
+    def partitions(self, topic: str) -> list[TopicPartition]:
+        return _partitions_of(self._consumer, topic)
+
+    def assign(self, starts: Mapping[TopicPartition, StartAt]) -> dict[TopicPartition, int]:
+        # Logical starts resolve only when the fetcher starts, after assign()
+        # returns: query them now, so "latest" is the end as of this call. The
+        # query honours isolation.level (the last stable offset when reading
+        # committed records).
+        resolved: dict[TopicPartition, int] = {}
+        for tp, start in starts.items():
+            if isinstance(start, str):  # "earliest" or "latest"
+                try:
+                    low, high = self._consumer.get_watermark_offsets(
+                        _cktp(tp), timeout=REQUEST_TIMEOUT_S, cached=False
+                    )
+                except ck.KafkaException as exc:
+                    raise TransportError(
+                        f"offsets of {tp.topic}[{tp.partition}]: {exc.args[0].str()}"
+                    ) from None
+                resolved[tp] = int(low if start == "earliest" else high)
+            else:
+                resolved[tp] = start
+        self._consumer.assign([_cktp(tp, offset) for tp, offset in resolved.items()])
+        return resolved
+
+    def poll(self, timeout_s: float, max_records: int = 500) -> list[TimestampedRecord]:
+        # As in the group consumer: wait for the first record only.
+        first = self._consumer.poll(timeout_s)
+        if first is None:
+            return []
+        more = self._consumer.consume(max_records - 1, 0) if max_records > 1 else []
+        out: list[TimestampedRecord] = []
+        for msg in [first, *more]:
+            if msg.error() is not None:
+                _raise_for(msg)
+                continue
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            assert topic is not None and partition is not None and offset is not None
+            out.append(
+                TimestampedRecord(topic, partition, offset, msg.key(), msg.value(), _timestamp(msg))
+            )
+        return out
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _kafka_error(exc: BaseException) -> ck.KafkaError | None:
+    if isinstance(exc, ck.KafkaException) and exc.args and isinstance(exc.args[0], ck.KafkaError):
+        return exc.args[0]
+    return None
+
+
+class ConfluentAdmin:
+    def __init__(self, connection: Connection) -> None:
+        self._errors = _ClientErrors()
+        self._admin = ckadmin.AdminClient(_config(connection, {"error_cb": self._errors}))
+        _connect(self._admin, self._errors, connection)
+
+    def list_topics(self) -> set[str]:
+        try:
+            return set(self._admin.list_topics(timeout=REQUEST_TIMEOUT_S).topics)
+        except ck.KafkaException as exc:
+            raise TransportError(f"listing topics failed: {exc.args[0].str()}") from None
+
+    def create_topics(self, topics: Iterable[TopicSpec]) -> list[str]:
+        specs = list(topics)
+        if not specs:
+            return []
+        futures = self._admin.create_topics(
+            [
+                ckadmin.NewTopic(
+                    s.name,
+                    num_partitions=s.partitions,
+                    replication_factor=s.replication_factor,
+                    config=dict(s.configs),
+                )
+                for s in specs
+            ],
+            operation_timeout=ADMIN_TIMEOUT_S,
+            request_timeout=ADMIN_TIMEOUT_S,
+        )
+        created: set[str] = set()
+        for name, future in futures.items():
+            try:
+                future.result()
+            except ck.KafkaException as exc:
+                error = _kafka_error(exc)
+                if error is not None and error.code() == ck.KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue
+                reason = error.str() if error is not None else str(exc)
+                raise TransportError(f"creating topic {name!r} failed: {reason}") from None
+            created.add(name)
+        self._wait_for_leaders(created)
+        return [s.name for s in specs if s.name in created]
+
+    def _wait_for_leaders(self, names: set[str]) -> None:
+        """Until each partition of each topic has a leader, as kafka-python's create waits."""
+        deadline = time.monotonic() + ADMIN_TIMEOUT_S
+        pending = set(names)
+        while pending:
+            for name in sorted(pending):
+                with contextlib.suppress(ck.KafkaException):
+                    meta = self._admin.list_topics(name, timeout=REQUEST_TIMEOUT_S).topics.get(name)
+                    if (
+                        meta is not None
+                        and meta.error is None
+                        and meta.partitions
+                        and all(p.leader >= 0 for p in meta.partitions.values())
+                    ):
+                        pending.discard(name)
+            if pending:
+                if time.monotonic() > deadline:
+                    raise TransportError(f"new topics without leaders: {sorted(pending)}")
+                time.sleep(0.1)
+
+    def describe_topics(self, names: Iterable[str]) -> dict[str, TopicDescription]:
+        wanted = list(names)
+        if not wanted:
+            return {}
+        described_partitions: dict[str, list[Any]] = {}
+        futures = self._admin.describe_topics(
+            ck.TopicCollection(wanted), request_timeout=ADMIN_TIMEOUT_S
+        )
+        for name, future in futures.items():
+            try:
+                described_partitions[name] = list(future.result().partitions)
+            except ck.KafkaException as exc:
+                error = _kafka_error(exc)
+                if error is not None and error.code() == ck.KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise TopicNotFoundError(name) from None
+                reason = error.str() if error is not None else str(exc)
+                raise TransportError(f"describing topic {name!r} failed: {reason}") from None
+        resources = {
+            name: ckadmin.ConfigResource(ckadmin.ResourceType.TOPIC, name) for name in wanted
+        }
+        config_futures = self._admin.describe_configs(
+            list(resources.values()), request_timeout=ADMIN_TIMEOUT_S
+        )
+        described = {}
+        for name in wanted:
+            try:
+                entries = config_futures[resources[name]].result()
+            except ck.KafkaException as exc:
+                error = _kafka_error(exc)
+                reason = error.str() if error is not None else str(exc)
+                raise TransportError(f"configs of topic {name!r}: {reason}") from None
+            partitions = described_partitions[name]
+            described[name] = TopicDescription(
+                name=name,
+                partitions=len(partitions),
+                replication_factor=min((len(p.replicas) for p in partitions), default=0),
+                configs={
+                    key: entry.value for key, entry in entries.items() if entry.value is not None
+                },
+            )
+        return described
+
+    def delete_topics(self, names: Iterable[str], *, missing_ok: bool = False) -> None:
+        wanted = list(names)
+        if not wanted:
+            return
+        futures = self._admin.delete_topics(
+            wanted, operation_timeout=ADMIN_TIMEOUT_S, request_timeout=ADMIN_TIMEOUT_S
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+            except ck.KafkaException as exc:
+                error = _kafka_error(exc)
+                if error is not None and error.code() == ck.KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    if missing_ok:
+                        continue
+                    raise TopicNotFoundError(name) from None
+                reason = error.str() if error is not None else str(exc)
+                raise TransportError(f"deleting topic {name!r} failed: {reason}") from None
+
+    def broker_count(self) -> int:
+        try:
+            cluster = self._admin.describe_cluster(request_timeout=ADMIN_TIMEOUT_S).result()
+        except ck.KafkaException as exc:
+            raise TransportError(f"describing the cluster failed: {exc.args[0].str()}") from None
+        return len(cluster.nodes)
+
+    def create_acls(self, rules: Iterable[AclRule]) -> None:
+        # The client refuses a request that names one binding twice.
+        bindings = list(
+            dict.fromkeys(
+                ckadmin.AclBinding(
+                    ckadmin.ResourceType[rule.resource],
+                    rule.name,
+                    ckadmin.ResourcePatternType[rule.pattern],
+                    rule.principal,
+                    "*",
+                    ckadmin.AclOperation[rule.operation],
+                    ckadmin.AclPermissionType.ALLOW,
+                )
+                for rule in rules
+            )
+        )
+        if not bindings:
+            return
+        futures = self._admin.create_acls(bindings, request_timeout=ADMIN_TIMEOUT_S)
+        for binding, future in futures.items():
+            try:
+                future.result()
+            except ck.KafkaException as exc:
+                error = _kafka_error(exc)
+                reason = error.str() if error is not None else str(exc)
+                raise TransportError(f"ACL binding {binding} refused: {reason}") from None
+
+    def close(self) -> None:
+        # The admin client holds no group or transaction: dropping it is enough.
+        self._admin.poll(0)
+
+
 class ConfluentTransport:
-    def __init__(self, bootstrap_servers: str, *, client_id: str) -> None:
-        self._bootstrap = bootstrap_servers
-        self._client_id = client_id
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def group_consumer(
         self,
@@ -308,11 +705,20 @@ class ConfluentTransport:
         session_timeout_ms: int | None = None,
     ) -> ConfluentGroupConsumer:
         return ConfluentGroupConsumer(
-            self._bootstrap, group_id, self._client_id, max_poll_interval_ms, session_timeout_ms
+            self._connection, group_id, max_poll_interval_ms, session_timeout_ms
         )
 
     def transactional_producer(self, transactional_id: str) -> ConfluentTransactionalProducer:
-        return ConfluentTransactionalProducer(self._bootstrap, transactional_id, self._client_id)
+        return ConfluentTransactionalProducer(self._connection, transactional_id)
 
     def partition_reader(self) -> ConfluentPartitionReader:
-        return ConfluentPartitionReader(self._bootstrap, self._client_id)
+        return ConfluentPartitionReader(self._connection)
+
+    def producer(self) -> ConfluentProducer:
+        return ConfluentProducer(self._connection)
+
+    def reader(self, *, read_committed: bool = True) -> ConfluentTopicReader:
+        return ConfluentTopicReader(self._connection, read_committed=read_committed)
+
+    def admin(self) -> ConfluentAdmin:
+        return ConfluentAdmin(self._connection)

@@ -1,4 +1,10 @@
-"""The kafka-python 3.x backend (pure Python; the default client)."""
+"""The kafka-python 3.x backend (pure Python; the default client).
+
+Every client this module creates gets the transport's extra options (the
+connection settings ``open_transport`` derives from the configuration) under
+its own role settings, so no option can switch off what the role guarantees
+(idempotence, isolation, no auto-commit).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,34 @@ from typing import Any
 
 import kafka
 import kafka.errors as kerrors
+from kafka.admin import (
+    ACL,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ConfigResource,
+    ConfigResourceType,
+    ResourcePattern,
+    ResourceType,
+)
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.partitioner.default import murmur2
 from kafka.structs import MemberState, OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTopicPartition
 
+from stream_mlops.kafka.acls import AclRule
+from stream_mlops.kafka.backends.connection import Connection
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
+    BrokerUnreachableError,
+    DeliveryFailedError,
     Record,
+    StartAt,
+    TimestampedRecord,
+    TopicDescription,
+    TopicNotFoundError,
     TopicPartition,
+    TopicSpec,
     TransactionFailedError,
     TransportError,
 )
@@ -31,26 +56,61 @@ TRANSACTION_TIMEOUT_MS = 10_000
 # How long a restore read may wait for records it knows exist before it gives
 # up with a clear error instead of hanging.
 READ_TIMEOUT_S = 60.0
+# Admin requests: creating a topic on a cluster takes a controller round trip
+# and a leader election per partition; 30 s is the client's own default.
+ADMIN_TIMEOUT_MS = 30_000
+# A plain producer's send waits this long for buffer space before failing; a
+# live broker drains the buffer in milliseconds.
+MAX_BLOCK_MS = 30_000
+# Kafka's error codes that the admin role turns into outcomes, not failures.
+_UNKNOWN_TOPIC = kerrors.UnknownTopicOrPartitionError.errno
+_TOPIC_EXISTS = kerrors.TopicAlreadyExistsError.errno
 
 
 def _ktp(tp: TopicPartition) -> KafkaTopicPartition:
     return KafkaTopicPartition(tp.topic, tp.partition)
 
 
+def _config(connection: Connection, **role: Any) -> dict[str, Any]:
+    """A client's configuration: the transport's options, then the role's own settings."""
+    return {
+        **connection.options,
+        "bootstrap_servers": connection.bootstrap_servers,
+        "client_id": connection.client_id,
+        **role,
+    }
+
+
+def _connect_timeout_ms(connection: Connection) -> int:
+    return int(connection.connect_timeout_s * 1000)
+
+
+@contextlib.contextmanager
+def _bootstrapping(servers: str) -> Iterator[None]:
+    """kafka-python clients bootstrap in their constructor: a cluster that never
+    answers raises a timeout there, which is this one-line error instead."""
+    try:
+        yield
+    except kerrors.KafkaError as exc:  # a timeout, or e.g. an authentication failure
+        raise BrokerUnreachableError(servers, str(exc)) from None
+
+
 class KafkaPythonGroupConsumer:
-    def __init__(self, bootstrap_servers: str, group_id: str, client_id: str, **extra: Any) -> None:
-        self._consumer = kafka.KafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
-            client_id=client_id,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            # Range gives one member the same partition numbers of predictions
-            # and outcomes, which the per-partition join needs.
-            partition_assignment_strategy=[RangePartitionAssignor],
-            **extra,
-        )
+    def __init__(self, connection: Connection, group_id: str, **session: Any) -> None:
+        with _bootstrapping(connection.bootstrap_servers):
+            self._consumer = kafka.KafkaConsumer(
+                **_config(
+                    connection,
+                    **session,
+                    group_id=group_id,
+                    enable_auto_commit=False,
+                    isolation_level="read_committed",
+                    auto_offset_reset="earliest",
+                    # Range gives one member the same partition numbers of predictions
+                    # and outcomes, which the per-partition join needs.
+                    partition_assignment_strategy=[RangePartitionAssignor],
+                )
+            )
         self._tracker: AssignmentTracker | None = None
         self._generation: tuple[int, str, frozenset[KafkaTopicPartition]] = (-1, "", frozenset())
 
@@ -113,18 +173,20 @@ class KafkaPythonGroupConsumer:
 
 
 class KafkaPythonTransactionalProducer:
-    def __init__(self, bootstrap_servers: str, transactional_id: str, client_id: str) -> None:
-        self._producer = kafka.KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            transactional_id=transactional_id,
-            # Explicit, so that no other setting can silently turn it off.
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            batch_size=256 * 1024,
-            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
-        )
+    def __init__(self, connection: Connection, transactional_id: str) -> None:
+        with _bootstrapping(connection.bootstrap_servers):
+            self._producer = kafka.KafkaProducer(
+                **_config(
+                    connection,
+                    transactional_id=transactional_id,
+                    # Explicit, so that no other setting can silently turn it off.
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=5,
+                    batch_size=256 * 1024,
+                    transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+                )
+            )
         self._partitions: dict[tuple[str, bytes], int] = {}
         # Fences any earlier instance with this id and aborts what it left open.
         self._producer.init_transactions()
@@ -187,14 +249,16 @@ class KafkaPythonTransactionalProducer:
 
 
 class KafkaPythonPartitionReader:
-    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
-        self._consumer = kafka.KafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
+    def __init__(self, connection: Connection) -> None:
+        with _bootstrapping(connection.bootstrap_servers):
+            self._consumer = kafka.KafkaConsumer(
+                **_config(
+                    connection,
+                    group_id=None,
+                    enable_auto_commit=False,
+                    isolation_level="read_committed",
+                )
+            )
         self._partition_counts: dict[str, int] = {}
 
     def end_offset(self, tp: TopicPartition) -> int:
@@ -241,10 +305,276 @@ class KafkaPythonPartitionReader:
         self._consumer.close(autocommit=False)
 
 
+class KafkaPythonProducer:
+    """The idempotent producer; kafka-python's default partitioner is murmur2."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._servers = connection.bootstrap_servers
+        with _bootstrapping(self._servers):
+            self._producer = kafka.KafkaProducer(
+                **_config(
+                    connection,
+                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
+                    # Explicit, so that no other setting can silently turn it off.
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=5,
+                    max_block_ms=MAX_BLOCK_MS,
+                )
+            )
+        # kafka-python 3.0.12's producer asks for topic metadata with automatic
+        # creation on, whatever allow_auto_create_topics says (its cluster
+        # metadata never receives the setting): a send to a missing topic would
+        # create it with the broker's default partition count. A consumer's
+        # metadata request does honour it, so topics are checked through one.
+        self._metadata_config = _config(
+            connection,
+            bootstrap_timeout_ms=_connect_timeout_ms(connection),
+            group_id=None,
+            enable_auto_commit=False,
+            allow_auto_create_topics=False,
+        )
+        self._topics: set[str] = set()
+        # Appended to on the client's IO thread (list.append is atomic).
+        self._failures: list[BaseException] = []
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    ) -> None:
+        self._raise_failures()
+        if topic not in self._topics:
+            self._check_topic(topic)
+        try:
+            future = self._producer.send(topic, value=value, key=key, partition=partition)
+        except kerrors.KafkaTimeoutError as exc:
+            raise TransportError(
+                f"Kafka at {self._servers} did not take a record for {topic!r} "
+                f"within {MAX_BLOCK_MS} ms ({exc})"
+            ) from None
+        except kerrors.KafkaError as exc:
+            raise TransportError(f"send to {topic!r} failed: {type(exc).__name__}: {exc}") from None
+        future.add_errback(self._failures.append)
+
+    def _check_topic(self, topic: str) -> None:
+        with _bootstrapping(self._servers):
+            consumer = kafka.KafkaConsumer(**self._metadata_config)
+        try:
+            if not consumer.partitions_for_topic(topic):
+                raise TopicNotFoundError(topic)
+        finally:
+            consumer.close(autocommit=False)
+        self._topics.add(topic)
+
+    def _raise_failures(self) -> None:
+        if self._failures:
+            count = len(self._failures)
+            first = self._failures[0]
+            del self._failures[:count]
+            raise DeliveryFailedError(count, f"{type(first).__name__}: {first}")
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except kerrors.KafkaTimeoutError:
+            self._raise_failures()
+            raise DeliveryFailedError(None, f"still queued after {timeout_s:g} s") from None
+        self._raise_failures()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        with contextlib.suppress(kerrors.KafkaError):
+            self._producer.close(timeout=timeout_s)
+
+
+def _timestamp(value: int) -> int | None:
+    # kafka-python reports a missing timestamp as -1.
+    return value if value >= 0 else None
+
+
+class KafkaPythonTopicReader:
+    def __init__(self, connection: Connection, *, read_committed: bool) -> None:
+        with _bootstrapping(connection.bootstrap_servers):
+            self._consumer = kafka.KafkaConsumer(
+                **_config(
+                    connection,
+                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
+                    group_id=None,
+                    enable_auto_commit=False,
+                    isolation_level="read_committed" if read_committed else "read_uncommitted",
+                    allow_auto_create_topics=False,
+                )
+            )
+
+    def partitions(self, topic: str) -> list[TopicPartition]:
+        # An empty set, not None, for a topic the cluster does not have.
+        found = self._consumer.partitions_for_topic(topic)
+        if not found:
+            raise TopicNotFoundError(topic)
+        return [TopicPartition(topic, p) for p in sorted(found)]
+
+    def assign(self, starts: Mapping[TopicPartition, StartAt]) -> dict[TopicPartition, int]:
+        ktps = {tp: _ktp(tp) for tp in starts}
+        self._consumer.assign(list(ktps.values()))
+        for tp, start in starts.items():
+            if start == "earliest":
+                self._consumer.seek_to_beginning(ktps[tp])
+            elif start == "latest":
+                self._consumer.seek_to_end(ktps[tp])
+            else:
+                self._consumer.seek(ktps[tp], start)
+        # position() resolves the seeks now (a ListOffsets request honouring the
+        # isolation level), so "latest" means the end as of this call.
+        return {tp: int(self._consumer.position(ktp)) for tp, ktp in ktps.items()}
+
+    def poll(self, timeout_s: float, max_records: int = 500) -> list[TimestampedRecord]:
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except kerrors.KafkaError as exc:
+            raise TransportError(f"read failed: {type(exc).__name__}: {exc}") from None
+        return [
+            TimestampedRecord(
+                r.topic, r.partition, r.offset, r.key, r.value, _timestamp(r.timestamp)
+            )
+            for records in batches.values()
+            for r in records
+        ]
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+class KafkaPythonAdmin:
+    def __init__(self, connection: Connection) -> None:
+        with _bootstrapping(connection.bootstrap_servers):
+            self._admin = kafka.KafkaAdminClient(
+                **_config(connection, bootstrap_timeout_ms=_connect_timeout_ms(connection))
+            )
+
+    def list_topics(self) -> set[str]:
+        with _admin_errors("listing topics"):
+            return set(self._admin.list_topics())
+
+    def create_topics(self, topics: Iterable[TopicSpec]) -> list[str]:
+        specs = list(topics)
+        if not specs:
+            return []
+        request = {
+            s.name: {
+                "num_partitions": s.partitions,
+                "replication_factor": s.replication_factor,
+                "configs": dict(s.configs),
+            }
+            for s in specs
+        }
+        with _admin_errors("creating topics"):
+            result = self._admin.create_topics(
+                request, timeout_ms=ADMIN_TIMEOUT_MS, raise_errors=False
+            )
+        created: set[str] = set()
+        for topic in result["topics"]:
+            code = topic["error_code"]
+            if code == 0:
+                created.add(topic["name"])
+            elif code != _TOPIC_EXISTS:
+                reason = topic.get("error_message") or kerrors.for_code(code).__name__
+                raise TransportError(f"creating topic {topic['name']!r} failed: {reason}")
+        if created:
+            with _admin_errors("waiting for new topics"):
+                self._admin.wait_for_topics(sorted(created), timeout_ms=ADMIN_TIMEOUT_MS)
+        return [s.name for s in specs if s.name in created]
+
+    def describe_topics(self, names: Iterable[str]) -> dict[str, TopicDescription]:
+        wanted = list(names)
+        if not wanted:
+            return {}
+        with _admin_errors("describing topics"):
+            topics = {t["name"]: t for t in self._admin.describe_topics(wanted)}
+            for name in wanted:
+                found = topics.get(name)
+                if found is None or found["error_code"] == _UNKNOWN_TOPIC:
+                    raise TopicNotFoundError(name)
+                if found["error_code"]:
+                    error = kerrors.for_code(found["error_code"]).__name__
+                    raise TransportError(f"describing topic {name!r} failed: {error}")
+            configs = self._admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted],
+                config_filter="all",
+            )["topic"]
+        described = {}
+        for name in wanted:
+            partitions = topics[name]["partitions"]
+            described[name] = TopicDescription(
+                name=name,
+                partitions=len(partitions),
+                replication_factor=min((len(p["replica_nodes"]) for p in partitions), default=0),
+                configs={
+                    key: entry["value"]
+                    for key, entry in configs.get(name, {}).items()
+                    if entry.get("value") is not None
+                },
+            )
+        return described
+
+    def delete_topics(self, names: Iterable[str], *, missing_ok: bool = False) -> None:
+        wanted = list(names)
+        if not wanted:
+            return
+        with _admin_errors("deleting topics"):
+            result = self._admin.delete_topics(
+                wanted, timeout_ms=ADMIN_TIMEOUT_MS, raise_errors=False
+            )
+        for topic in result["topics"]:
+            code = topic["error_code"]
+            if code == _UNKNOWN_TOPIC:
+                if not missing_ok:
+                    raise TopicNotFoundError(topic["name"])
+            elif code:
+                reason = topic.get("error_message") or kerrors.for_code(code).__name__
+                raise TransportError(f"deleting topic {topic['name']!r} failed: {reason}")
+
+    def broker_count(self) -> int:
+        with _admin_errors("describing the cluster"):
+            return len(self._admin.describe_cluster()["brokers"])
+
+    def create_acls(self, rules: Iterable[AclRule]) -> None:
+        acls = [
+            ACL(
+                principal=rule.principal,
+                host="*",
+                operation=ACLOperation[rule.operation],
+                permission_type=ACLPermissionType.ALLOW,
+                resource_pattern=ResourcePattern(
+                    ResourceType[rule.resource], rule.name, ACLResourcePatternType[rule.pattern]
+                ),
+            )
+            for rule in dict.fromkeys(rules)
+        ]
+        if not acls:
+            return
+        with _admin_errors("creating ACLs"):
+            result = self._admin.create_acls(acls)
+        # kafka-python 3.0.12 lists the failures as error classes, in request order,
+        # without the binding each belongs to.
+        failed = result.get("failed") or []
+        if failed:
+            first = failed[0]
+            reason = first.__name__ if isinstance(first, type) else str(first)
+            raise TransportError(f"{len(failed)} of {len(acls)} ACL bindings refused: {reason}")
+
+    def close(self) -> None:
+        self._admin.close()
+
+
+@contextlib.contextmanager
+def _admin_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except kerrors.KafkaError as exc:
+        raise TransportError(f"{action} failed: {type(exc).__name__}: {exc}") from None
+
+
 class KafkaPythonTransport:
-    def __init__(self, bootstrap_servers: str, *, client_id: str) -> None:
-        self._bootstrap = bootstrap_servers
-        self._client_id = client_id
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def group_consumer(
         self,
@@ -255,7 +585,7 @@ class KafkaPythonTransport:
     ) -> KafkaPythonGroupConsumer:
         # kafka-python warns below a third of the session timeout: a member must
         # get a few heartbeats in before the group gives up on it.
-        extra = (
+        session = (
             {}
             if session_timeout_ms is None
             else {
@@ -264,15 +594,20 @@ class KafkaPythonTransport:
             }
         )
         return KafkaPythonGroupConsumer(
-            self._bootstrap,
-            group_id,
-            self._client_id,
-            max_poll_interval_ms=max_poll_interval_ms,
-            **extra,
+            self._connection, group_id, max_poll_interval_ms=max_poll_interval_ms, **session
         )
 
     def transactional_producer(self, transactional_id: str) -> KafkaPythonTransactionalProducer:
-        return KafkaPythonTransactionalProducer(self._bootstrap, transactional_id, self._client_id)
+        return KafkaPythonTransactionalProducer(self._connection, transactional_id)
 
     def partition_reader(self) -> KafkaPythonPartitionReader:
-        return KafkaPythonPartitionReader(self._bootstrap, self._client_id)
+        return KafkaPythonPartitionReader(self._connection)
+
+    def producer(self) -> KafkaPythonProducer:
+        return KafkaPythonProducer(self._connection)
+
+    def reader(self, *, read_committed: bool = True) -> KafkaPythonTopicReader:
+        return KafkaPythonTopicReader(self._connection, read_committed=read_committed)
+
+    def admin(self) -> KafkaPythonAdmin:
+        return KafkaPythonAdmin(self._connection)

@@ -1,92 +1,83 @@
 """The few admin requests the broker commands make: is it up, how many nodes, grant ACLs.
 
-kafka-python is imported inside each function, so ``broker status`` and ``--help``
-do not pay for it.
+All go through the transport's admin role (``open_transport``), like every other
+client of the project, with the security settings of the user they connect as.
+The transport is imported inside each function, so ``broker status`` and ``--help``
+do not pay for a Kafka client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
+from stream_mlops.config import KafkaSecurity, KafkaSettings
 from stream_mlops.kafka.acls import AclRule
 from stream_mlops.kafka.broker.exceptions import BrokerError
 
+__all__ = ["grant", "live_brokers", "metadata_answers"]
+
+# The broker check's client id, as the broker's logs show it.
+_CHECK_CLIENT_ID = "stream-mlops-broker-check"
+
+
+def _connection(bootstrap_servers: str, security: KafkaSecurity | None) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=bootstrap_servers, security=security or KafkaSecurity())
+
 
 def live_brokers(
-    bootstrap_servers: str, timeout_s: float = 5.0, options: Mapping[str, Any] | None = None
+    bootstrap_servers: str, timeout_s: float = 5.0, security: KafkaSecurity | None = None
 ) -> int:
-    """How many brokers the cluster's metadata lists; 0 if it does not answer.
+    """How many brokers the cluster's metadata lists; 0 if it does not answer in time.
 
-    ``options`` are extra kafka-python settings (``stream_mlops.kafka.security``'s).
+    ``security``: how to connect (None: PLAINTEXT), with its secrets resolved.
     """
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
+    from stream_mlops.kafka.backends import open_transport
+    from stream_mlops.kafka.transport import TransportError
 
-    timeout_ms = int(timeout_s * 1000)
+    transport = open_transport(
+        _connection(bootstrap_servers, security),
+        client_id=_CHECK_CLIENT_ID,
+        connect_timeout_s=timeout_s,
+    )
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers,
-            client_id="stream-mlops-broker-check",
-            bootstrap_timeout_ms=timeout_ms,
-            request_timeout_ms=timeout_ms,
-            **(options or {}),
-        )
-    except (KafkaError, OSError):
+        admin = transport.admin()
+    except (TransportError, OSError):
         return 0
     try:
-        return len(admin.describe_cluster().get("brokers") or ())
-    except (KafkaError, OSError):
+        return admin.broker_count()
+    except (TransportError, OSError):
         return 0
     finally:
         admin.close()
 
 
 def metadata_answers(
-    bootstrap_servers: str, timeout_s: float = 5.0, options: Mapping[str, Any] | None = None
+    bootstrap_servers: str, timeout_s: float = 5.0, security: KafkaSecurity | None = None
 ) -> bool:
     """True if the cluster answers a metadata request listing at least one broker."""
-    return live_brokers(bootstrap_servers, timeout_s, options) > 0
+    return live_brokers(bootstrap_servers, timeout_s, security) > 0
 
 
-def grant(rules: Iterable[AclRule], bootstrap_servers: str, options: Mapping[str, Any]) -> int:
-    """Create the ALLOW bindings of ``rules`` (existing ones stay); how many were asked for."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import (
-        ACL,
-        ACLOperation,
-        ACLPermissionType,
-        ACLResourcePatternType,
-        ResourcePattern,
-        ResourceType,
+def grant(rules: Iterable[AclRule], bootstrap_servers: str, security: KafkaSecurity) -> int:
+    """Create the ALLOW bindings of ``rules`` (existing ones stay); how many were asked for.
+
+    ``security`` must be a super user's (the broker's ``admin``).
+    """
+    from stream_mlops.kafka.backends import open_transport
+    from stream_mlops.kafka.transport import TransportError
+
+    wanted = list(rules)
+    transport = open_transport(
+        _connection(bootstrap_servers, security), client_id="stream-mlops-broker-acls"
     )
-    from kafka.errors import KafkaError
-
-    acls = [
-        ACL(
-            principal=rule.principal,
-            host="*",
-            operation=ACLOperation[rule.operation],
-            permission_type=ACLPermissionType.ALLOW,
-            resource_pattern=ResourcePattern(
-                ResourceType[rule.resource], rule.name, ACLResourcePatternType[rule.pattern]
-            ),
-        )
-        for rule in rules
-    ]
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers, client_id="stream-mlops-broker-acls", **options
-        )
-    except KafkaError as exc:
-        raise BrokerError(f"cannot connect as admin to grant the services' ACLs: {exc}") from exc
+        admin = transport.admin()
+    except TransportError as exc:
+        raise BrokerError(f"cannot connect as admin to grant the services' ACLs: {exc}") from None
     try:
-        result = admin.create_acls(acls)
-    except KafkaError as exc:
-        raise BrokerError(f"granting the services' ACLs failed: {exc}") from exc
+        admin.create_acls(wanted)
+    except TransportError as exc:
+        raise BrokerError(f"granting the services' ACLs failed: {exc}") from None
     finally:
         admin.close()
-    failed = result.get("failed") or []
-    if failed:
-        raise BrokerError(f"{len(failed)} of the services' ACLs were refused: {failed[0]}")
-    return len(acls)
+    return len(wanted)

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from stream_mlops.config import KafkaSecurity, Settings
 from stream_mlops.kafka import acls
@@ -36,7 +35,6 @@ from stream_mlops.kafka.broker.settings import (
     render_server_properties,
 )
 from stream_mlops.kafka.broker.tls import write_private
-from stream_mlops.kafka.security import kafka_python_options
 
 __all__ = [
     "BrokerStatus",
@@ -121,10 +119,6 @@ class LocalBroker:
             return KafkaSecurity()
         return self.credentials.security(user)
 
-    def client_options(self, user: str = ADMIN_USER) -> dict[str, Any]:
-        """kafka-python settings that connect to this broker as ``user``."""
-        return kafka_python_options(self.client_security(user))
-
     def status(self) -> BrokerStatus:
         nodes = []
         for node in self.settings.all_nodes:
@@ -162,7 +156,7 @@ class LocalBroker:
             )
             self._wait_ready(started, timeout)
             if s.secure:
-                grant(acls.service_acls(Settings()), s.bootstrap_servers, self.client_options())
+                grant(acls.service_acls(Settings()), s.bootstrap_servers, self.client_security())
         except BaseException:
             for node_id, process in started.items():
                 if process.poll() is None:
@@ -297,7 +291,7 @@ class LocalBroker:
     def _wait_ready(self, started: Mapping[int, subprocess.Popen[bytes]], timeout_s: float) -> None:
         s = self.settings
         deadline = time.monotonic() + timeout_s
-        options = self.client_options()
+        security = self.client_security()
         while time.monotonic() < deadline:
             for node_id, process in started.items():
                 code = process.poll()
@@ -309,7 +303,7 @@ class LocalBroker:
                         log_tail=self.log_tail(node_id),
                     )
             if all(_port_answers(n.port) for n in s.all_nodes) and (
-                live_brokers(s.bootstrap_servers, 5.0, options) >= s.nodes
+                live_brokers(s.bootstrap_servers, 5.0, security) >= s.nodes
             ):
                 return
             time.sleep(_POLL_INTERVAL_S)

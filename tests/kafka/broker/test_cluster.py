@@ -124,7 +124,7 @@ def run_cluster_scenario(
         )
         assert created.returncode == 0, created.stderr
         assert f"created predictions-{suffix}: 2 partitions, 3 replicas" in created.stdout
-        assert f"exists  {alerts}: 1 partitions, 1 replicas (not 2 partitions" in created.stdout
+        assert f"exists  {alerts}: 1 partitions, 1 replica (not 2 partitions" in created.stdout
         assert "fewer than 3 replicas" in created.stdout
         resource = ConfigResource(ConfigResourceType.TOPIC, f"predictions-{suffix}")
         described = admin.describe_configs([resource])["topic"][f"predictions-{suffix}"]

@@ -1,0 +1,254 @@
+"""The transport's producer, reader and admin roles against a real broker, on both backends.
+
+Each test runs once per client library: the roles must behave the same on
+kafka-python and confluent-kafka. What the transport wrote is checked where
+it matters with an independent client (kafka-python's own, used directly).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kafka.partitioner.default import murmur2
+
+from stream_mlops.config import KafkaSettings
+from stream_mlops.kafka.backends import BACKENDS, open_transport
+from stream_mlops.kafka.transport import (
+    Admin,
+    DeliveryFailedError,
+    TimestampedRecord,
+    TopicNotFoundError,
+    TopicPartition,
+    TopicReader,
+    TopicSpec,
+    Transport,
+    TransportError,
+)
+from tests.kafka.cluster import write_transactions
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(params=BACKENDS)
+def transport(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Transport:
+    return open_transport(
+        KafkaSettings(bootstrap_servers=kafka_bootstrap, client=request.param),
+        client_id=f"test-transport-{request.param}",
+    )
+
+
+@pytest.fixture
+def admin(transport: Transport) -> Iterator[Admin]:
+    client = transport.admin()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def topics(admin: Admin) -> Iterator[list[str]]:
+    """Names of topics a test may create; whichever exist at the end are deleted."""
+    created: list[str] = []
+    try:
+        yield created
+    finally:
+        admin.delete_topics(created, missing_ok=True)
+
+
+def new_topic(admin: Admin, topics: list[str], partitions: int = 1, **configs: str) -> str:
+    name = f"test-transport-{uuid.uuid4().hex[:10]}"
+    topics.append(name)
+    assert admin.create_topics([TopicSpec(name, partitions, configs)]) == [name]
+    return name
+
+
+def read(reader: TopicReader, count: int, timeout_s: float = 30.0) -> list[TimestampedRecord]:
+    """Poll until ``count`` records arrived, then once more to catch any extra."""
+    records: list[TimestampedRecord] = []
+    deadline = time.monotonic() + timeout_s
+    while len(records) < count and time.monotonic() < deadline:
+        records.extend(reader.poll(0.5))
+    records.extend(reader.poll(0.5))
+    return records
+
+
+def test_producer_partitions_keys_like_the_java_client_and_the_reader_reads_them_back(
+    transport: Transport, admin: Admin, topics: list[str]
+) -> None:
+    topic = new_topic(admin, topics, partitions=3)
+    keys = [f"txn-{i:04d}".encode() for i in range(60)]
+    producer = transport.producer()
+    before_ms = int(time.time() * 1000)
+    try:
+        for key in keys:
+            producer.send(topic, key, b"v-" + key)
+        producer.send(topic, b"pinned", b"to partition 2", partition=2)
+        producer.flush()
+    finally:
+        producer.close()
+    after_ms = int(time.time() * 1000)
+
+    reader = transport.reader()
+    try:
+        partitions = reader.partitions(topic)
+        assert partitions == [TopicPartition(topic, p) for p in range(3)]
+        assert reader.assign(dict.fromkeys(partitions, "earliest")) == dict.fromkeys(partitions, 0)
+        records = read(reader, len(keys) + 1)
+    finally:
+        reader.close()
+
+    assert len(records) == len(keys) + 1
+    by_key = {r.key: r for r in records}
+    for key in keys:
+        # The Java client's (and kafka-python's) default partitioner.
+        assert by_key[key].partition == (murmur2(key) & 0x7FFFFFFF) % 3, key
+        assert by_key[key].value == b"v-" + key
+    assert by_key[b"pinned"].partition == 2
+    assert all(r.timestamp_ms is not None for r in records)
+    assert all(before_ms - 1000 <= r.timestamp_ms <= after_ms + 1000 for r in records)  # type: ignore[operator]
+    # Offsets are in order within each partition.
+    for p in range(3):
+        offsets = [r.offset for r in records if r.partition == p]
+        assert offsets == sorted(offsets) == list(range(len(offsets)))
+
+
+def test_sending_to_a_missing_topic_fails_and_creates_nothing(
+    transport: Transport, admin: Admin
+) -> None:
+    missing = f"test-transport-missing-{uuid.uuid4().hex[:10]}"
+    producer = transport.producer()
+    started = time.monotonic()
+    try:
+        with pytest.raises(TopicNotFoundError, match=f"topic '{missing}' does not exist"):
+            producer.send(missing, b"k", b"v")
+    finally:
+        producer.close()
+    assert time.monotonic() - started < 15
+    assert missing not in admin.list_topics()
+
+
+def test_a_record_the_broker_refuses_is_reported_by_flush(
+    transport: Transport, admin: Admin, topics: list[str]
+) -> None:
+    topic = new_topic(admin, topics, **{"max.message.bytes": "2000"})
+    producer = transport.producer()
+    try:
+        producer.send(topic, b"k", b"x" * 10_000)
+        with pytest.raises(DeliveryFailedError, match="1 record was not delivered") as failed:
+            producer.flush(30)
+        assert failed.value.failed == 1
+        assert "large" in str(failed.value).lower()
+    finally:
+        producer.close()
+    reader = transport.reader()
+    try:
+        reader.assign(dict.fromkeys(reader.partitions(topic), "earliest"))
+        assert reader.poll(2.0) == []
+    finally:
+        reader.close()
+
+
+def test_reader_starts_where_it_is_told(
+    transport: Transport, admin: Admin, topics: list[str]
+) -> None:
+    topic = new_topic(admin, topics)
+    tp = TopicPartition(topic, 0)
+    producer = transport.producer()
+    reader = transport.reader()
+    try:
+        for i in range(5):
+            producer.send(topic, None, f"old-{i}".encode(), partition=0)
+        producer.flush()
+        # "latest" is the end as of assign(): records sent after it are read, none before.
+        assert reader.assign({tp: "latest"}) == {tp: 5}
+        producer.send(topic, None, b"new-0", partition=0)
+        producer.flush()
+        assert [r.value for r in read(reader, 1)] == [b"new-0"]
+        # An offset, and back to the start.
+        assert reader.assign({tp: 3}) == {tp: 3}
+        assert [r.offset for r in read(reader, 3)] == [3, 4, 5]
+        reader.assign({tp: "earliest"})
+        assert [r.value for r in read(reader, 6)][:2] == [b"old-0", b"old-1"]
+    finally:
+        reader.close()
+        producer.close()
+
+
+def test_reader_reads_committed_records_only_unless_told_otherwise(
+    transport: Transport, admin: Admin, topics: list[str], kafka_bootstrap: str
+) -> None:
+    topic = new_topic(admin, topics)
+    write_transactions(
+        kafka_bootstrap,
+        topic,
+        [(b"committed-1", True), (b"aborted", False), (b"committed-2", True)],
+    )
+
+    seen = {}
+    for committed in (True, False):
+        reader = transport.reader(read_committed=committed)
+        try:
+            reader.assign(dict.fromkeys(reader.partitions(topic), "earliest"))
+            seen[committed] = [r.value for r in read(reader, 3 if not committed else 2)]
+        finally:
+            reader.close()
+    assert seen[True] == [b"committed-1", b"committed-2"]
+    assert seen[False] == [b"committed-1", b"aborted", b"committed-2"]
+
+
+def test_reader_of_a_missing_topic_fails_and_creates_nothing(
+    transport: Transport, admin: Admin
+) -> None:
+    missing = f"test-transport-missing-{uuid.uuid4().hex[:10]}"
+    reader = transport.reader()
+    try:
+        with pytest.raises(TopicNotFoundError):
+            reader.partitions(missing)
+    finally:
+        reader.close()
+    assert missing not in admin.list_topics()
+
+
+def test_admin_creates_describes_and_deletes_topics(admin: Admin, topics: list[str]) -> None:
+    name = f"test-transport-{uuid.uuid4().hex[:10]}"
+    topics.append(name)
+    spec = TopicSpec(name, 4, {"cleanup.policy": "compact", "retention.ms": "3600000"})
+    assert admin.create_topics([spec]) == [name]
+    assert name in admin.list_topics()
+    # Creating again is not an error and changes nothing.
+    assert admin.create_topics([TopicSpec(name, 7)]) == []
+
+    described = admin.describe_topics([name])[name]
+    assert (described.name, described.partitions, described.replication_factor) == (name, 4, 1)
+    assert described.configs["cleanup.policy"] == "compact"
+    assert described.configs["retention.ms"] == "3600000"
+    assert "min.insync.replicas" in described.configs  # defaults are reported too
+
+    assert admin.broker_count() >= 1
+
+    admin.delete_topics([name])
+    deadline = time.monotonic() + 30
+    while name in admin.list_topics() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert name not in admin.list_topics()
+    with pytest.raises(TopicNotFoundError):
+        admin.delete_topics([name])
+    admin.delete_topics([name], missing_ok=True)
+    with pytest.raises(TopicNotFoundError):
+        admin.describe_topics([name])
+
+
+def test_admin_names_the_topic_it_cannot_create(admin: Admin, topics: list[str]) -> None:
+    bad_config = f"test-transport-{uuid.uuid4().hex[:10]}"
+    too_many_replicas = f"test-transport-{uuid.uuid4().hex[:10]}"
+    topics.extend([bad_config, too_many_replicas])
+    with pytest.raises(TransportError, match=f"creating topic '{bad_config}' failed"):
+        admin.create_topics([TopicSpec(bad_config, 1, {"cleanup.policy": "sometimes"})])
+    replicas = admin.broker_count() + 1
+    with pytest.raises(TransportError, match=f"creating topic '{too_many_replicas}' failed"):
+        admin.create_topics([TopicSpec(too_many_replicas, 1, replication_factor=replicas)])
+    assert not {bad_config, too_many_replicas} & admin.list_topics()
