@@ -59,6 +59,7 @@ def main(
         path=str(config_path) if config_path else None,
         bootstrap_servers=settings.kafka.bootstrap_servers,
         client=settings.kafka.client,
+        security=settings.kafka.security.redacted(),
         group_id=settings.kafka.group_id,
         instance_id=instance,
         topics=settings.kafka.topics.model_dump(),

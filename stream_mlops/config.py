@@ -311,6 +311,26 @@ a SASL mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)
     def uses_tls(self) -> bool:
         return self.protocol in ("SSL", "SASL_SSL")
 
+    def redacted(self) -> dict[str, str | bool]:
+        """The settings as a log line shows them: what is set, each secret as stars.
+
+        >>> KafkaSecurity().redacted()
+        {'protocol': 'PLAINTEXT'}
+        >>> KafkaSecurity(protocol="SASL_SSL", sasl_mechanism="PLAIN", username="svc").with_secrets(
+        ...     password=SecretStr("s3cret")).redacted()  # doctest: +NORMALIZE_WHITESPACE
+        {'protocol': 'SASL_SSL', 'sasl_mechanism': 'PLAIN', 'username': 'svc',
+         'check_hostname': True, 'password': '**********'}
+        """
+        shown: dict[str, str | bool] = {
+            name: value if isinstance(value, bool) else str(value)
+            for name, value in self.model_dump(exclude_none=True).items()
+            if name != "check_hostname" or self.uses_tls
+        }
+        for name in ("password", "key_password"):
+            if getattr(self, name) is not None:
+                shown[name] = "**********"
+        return shown
+
     def with_secrets(
         self, password: SecretStr | None = None, key_password: SecretStr | None = None
     ) -> KafkaSecurity:

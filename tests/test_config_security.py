@@ -226,3 +226,18 @@ def test_with_secrets_keeps_what_is_not_replaced() -> None:
     again = security.with_secrets(key_password=SecretStr("b"))
     assert again.password is not None
     assert again.password.get_secret_value() == "a"
+
+
+def test_redacted_shows_what_is_set_and_stars_for_each_secret(tmp_path: Path) -> None:
+    key_password = write(tmp_path, "key-" + SECRET, "kp")
+    cert, key = write(tmp_path, "cert", "c.pem"), write(tmp_path, "key", "k.pem")
+    path = scram_toml(
+        tmp_path,
+        f'cert_file = "{cert}"\nkey_file = "{key}"\nkey_password_file = "{key_password}"',
+    )
+    settings = load_settings(path, environ={"KAFKA_SASL_PASSWORD": SECRET})
+    shown = settings.kafka.security.redacted()
+    assert shown["password"] == shown["key_password"] == "**********"
+    assert shown["username"] == "engine"
+    assert shown["key_password_file"] == str(key_password)
+    assert SECRET not in json.dumps(shown)

@@ -19,7 +19,7 @@ from pathlib import Path
 from stream_mlops.config import ConfigError, KafkaTopics, load_settings
 from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.bootstrap import connection_settings
-from stream_mlops.kafka.transport import Admin, TopicSpec, TransportError
+from stream_mlops.kafka.transport import Admin, BrokerUnreachableError, TopicSpec, TransportError
 
 __all__ = [
     "TopicOutcome",
@@ -140,12 +140,15 @@ def command(
         return 2
     try:
         admin = transport.admin()
-    except TransportError as exc:
+    except BrokerUnreachableError as exc:
         print(
             f"stream-mlops topics create: {exc} "
             "(start one with `stream-mlops broker start`, or set KAFKA_BOOTSTRAP_SERVERS)",
             file=sys.stderr,
         )
+        return 1
+    except TransportError as exc:  # e.g. the cluster refused our login
+        print(f"stream-mlops topics create: {exc}", file=sys.stderr)
         return 1
     try:
         specs = topic_specs(settings.kafka.topics, count, admin.broker_count())

@@ -40,9 +40,11 @@ command:
 * ``Admin``: list, create, describe and delete topics, count the brokers, and
   grant ACLs (the secured local broker's service rules).
 
-Every role of the three fails to construct with ``BrokerUnreachableError``
-(one line naming the servers) when no broker answers within the connect
-timeout.
+Every role fails to construct with ``BrokerUnreachableError`` (one line
+naming the servers) when no broker answers within the connect timeout, and
+with ``AuthenticationFailedError`` (one line naming the user and the likely
+causes, never a secret) when the cluster refuses the login or the TLS
+handshake.
 """
 
 from __future__ import annotations
@@ -109,6 +111,20 @@ class BrokerUnreachableError(TransportError):
         message = f"no Kafka broker answers at {servers}"
         if detail:
             message += f" ({detail})"
+        super().__init__(message)
+        self.servers = servers
+
+
+class AuthenticationFailedError(TransportError):
+    """The cluster answered but refused this client: its SASL login, or the TLS
+    handshake (a broker certificate the client does not trust).
+
+    Retrying cannot help, so clients give up at once where the library says so:
+    the connection settings (``[kafka.security]``) must change. The message
+    names the user, the mechanism and the trusted CA file, never a secret.
+    """
+
+    def __init__(self, servers: str, message: str) -> None:
         super().__init__(message)
         self.servers = servers
 

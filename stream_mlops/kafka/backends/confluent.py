@@ -15,9 +15,11 @@ Differences from kafka-python that this module hides:
 * librdkafka connects lazily and prints its own log lines to stderr: every
   client here logs through the standard library's ``logging`` instead (logger
   ``stream_mlops.kafka.librdkafka``, shown by services at WARNING like
-  kafka-python's), and the producer, reader and admin ask for metadata once
-  at construction so that an unreachable cluster fails there, as it does with
-  kafka-python.
+  kafka-python's), and every client asks for metadata once at construction so
+  that an unreachable cluster fails there, as it does with kafka-python.
+* librdkafka retries a refused login or an untrusted certificate for ever,
+  telling only the error callback: that first metadata request watches the
+  callback and ends at once with ``AuthenticationFailedError``.
 
 Every client gets the transport's extra options (librdkafka's dotted names)
 under its own role settings, so no option can switch off what the role
@@ -38,6 +40,7 @@ import confluent_kafka.admin as ckadmin
 
 from stream_mlops.kafka.acls import AclRule
 from stream_mlops.kafka.backends.connection import Connection
+from stream_mlops.kafka.backends.refusals import Refusal, librdkafka_refusal, refusal_error
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
     BrokerUnreachableError,
@@ -64,6 +67,9 @@ SEEK_RETRY_S = 10.0
 SERVE_EVERY = 1000
 # Admin operations: the client's own default request timeout.
 ADMIN_TIMEOUT_S = 30.0
+# How often a client waiting for the cluster's first answer looks for a refused
+# login or certificate: a refusal arrives within a second, and is final.
+_CONNECT_SLICE_S = 0.25
 
 # librdkafka's log lines, as standard-library records. The NullHandler keeps a
 # command that configured no logging quiet (no stderr noise around its one-line
@@ -91,23 +97,46 @@ class _ClientErrors:
     """
 
     def __init__(self) -> None:
-        self._seen: collections.deque[str] = collections.deque(maxlen=8)
+        self._seen: collections.deque[tuple[str, str]] = collections.deque(maxlen=8)
 
     def __call__(self, error: ck.KafkaError) -> None:
-        self._seen.append(error.str())
+        self._seen.append((error.name(), error.str()))
 
     def latest(self) -> str | None:
-        return self._seen[-1] if self._seen else None
+        return self._seen[-1][1] if self._seen else None
+
+    def refusal(self) -> tuple[Refusal, str] | None:
+        """A refused login or certificate among the errors seen, if any."""
+        for name, text in reversed(self._seen):
+            refusal = librdkafka_refusal(name, text)
+            if refusal is not None:
+                return refusal
+        return None
 
 
 def _connect(client: Any, errors: _ClientErrors, connection: Connection) -> None:
-    """Fail now, in one line, if no broker answers a metadata request in time."""
-    try:
-        client.list_topics(timeout=connection.connect_timeout_s)
-    except ck.KafkaException as exc:
-        client.poll(0)  # serve error_cb: the reason, if librdkafka reported one
-        reason = errors.latest() or exc.args[0].str()
-        raise BrokerUnreachableError(connection.bootstrap_servers, reason) from None
+    """Fail now, in one line, if no broker answers a metadata request in time, or at
+    once if the cluster refuses the login or the TLS handshake.
+
+    librdkafka retries a refused login for ever and only tells the error callback,
+    so the wait is cut into slices and the callback's errors checked after each.
+    """
+    deadline = time.monotonic() + connection.connect_timeout_s
+    while True:
+        wait = max(0.0, min(_CONNECT_SLICE_S, deadline - time.monotonic()))
+        try:
+            client.list_topics(timeout=wait)
+            return
+        except ck.KafkaException as exc:
+            client.poll(0)  # serve error_cb: the reason, if librdkafka reported one
+            refusal = errors.refusal()
+            if refusal is not None:
+                raise refusal_error(
+                    connection.bootstrap_servers, connection.security, *refusal
+                ) from None
+            if time.monotonic() >= deadline:
+                reason = errors.latest() or exc.args[0].str()
+                raise BrokerUnreachableError(connection.bootstrap_servers, reason) from None
 
 
 def _produce(
@@ -176,11 +205,13 @@ class ConfluentGroupConsumer:
                 "heartbeat.interval.ms": min(3000, session_timeout_ms // 3),
             }
         )
+        errors = _ClientErrors()
         self._consumer = ck.Consumer(
             _config(
                 connection,
                 {
                     **extra,
+                    "error_cb": errors,
                     "group.id": group_id,
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
@@ -192,6 +223,7 @@ class ConfluentGroupConsumer:
                 },
             )
         )
+        _connect(self._consumer, errors, connection)
 
     def subscribe(self, topics: Iterable[str], tracker: AssignmentTracker) -> None:
         self._consumer.subscribe(
@@ -253,10 +285,12 @@ class ConfluentGroupConsumer:
 
 class ConfluentTransactionalProducer:
     def __init__(self, connection: Connection, transactional_id: str) -> None:
+        errors = _ClientErrors()
         self._producer = ck.Producer(
             _config(
                 connection,
                 {
+                    "error_cb": errors,
                     "transactional.id": transactional_id,
                     "enable.idempotence": True,
                     "acks": "all",
@@ -267,6 +301,9 @@ class ConfluentTransactionalProducer:
             )
         )
         self._unserved = 0
+        # init_transactions retries a refused login until its timeout, and _call
+        # retries a timeout: find out first whether the cluster lets us in.
+        _connect(self._producer, errors, connection)
         self._call(lambda: self._producer.init_transactions(REQUEST_TIMEOUT_S))
 
     def _call(self, action: Any) -> None:
@@ -326,10 +363,12 @@ class ConfluentTransactionalProducer:
 
 class ConfluentPartitionReader:
     def __init__(self, connection: Connection) -> None:
+        errors = _ClientErrors()
         self._consumer = ck.Consumer(
             _config(
                 connection,
                 {
+                    "error_cb": errors,
                     # Required by the client; this reader never joins or commits.
                     "group.id": f"{connection.client_id}-reader",
                     "enable.auto.commit": False,
@@ -337,6 +376,7 @@ class ConfluentPartitionReader:
                 },
             )
         )
+        _connect(self._consumer, errors, connection)
         self._partition_counts: dict[str, int] = {}
 
     def end_offset(self, tp: TopicPartition) -> int:

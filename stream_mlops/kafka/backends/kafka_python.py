@@ -8,7 +8,9 @@ its own role settings, so no option can switch off what the role guarantees
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -32,6 +34,7 @@ from kafka.structs import TopicPartition as KafkaTopicPartition
 
 from stream_mlops.kafka.acls import AclRule
 from stream_mlops.kafka.backends.connection import Connection
+from stream_mlops.kafka.backends.refusals import kafka_python_refusal, refusal_error
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
     BrokerUnreachableError,
@@ -72,11 +75,17 @@ def _ktp(tp: TopicPartition) -> KafkaTopicPartition:
 
 
 def _config(connection: Connection, **role: Any) -> dict[str, Any]:
-    """A client's configuration: the transport's options, then the role's own settings."""
+    """A client's configuration: the transport's options, then the role's own settings.
+
+    Every client gives up bootstrapping after the connect timeout: kafka-python
+    retries a refused login until then (30 s by default), and a service should
+    report it as promptly as a command.
+    """
     return {
         **connection.options,
         "bootstrap_servers": connection.bootstrap_servers,
         "client_id": connection.client_id,
+        "bootstrap_timeout_ms": _connect_timeout_ms(connection),
         **role,
     }
 
@@ -85,19 +94,44 @@ def _connect_timeout_ms(connection: Connection) -> int:
     return int(connection.connect_timeout_s * 1000)
 
 
+class _BootstrapLog(logging.Handler):
+    """kafka-python's log lines while a client bootstraps: the only record of why it
+    failed (its timeout error says just "Unable to bootstrap")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: collections.deque[str] = collections.deque(maxlen=64)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # a handler must never break the client
+            self.messages.append(record.getMessage())
+
+
 @contextlib.contextmanager
-def _bootstrapping(servers: str) -> Iterator[None]:
+def _bootstrapping(connection: Connection) -> Iterator[None]:
     """kafka-python clients bootstrap in their constructor: a cluster that never
-    answers raises a timeout there, which is this one-line error instead."""
+    answers raises a timeout there, which becomes ``BrokerUnreachableError``, and a
+    refused login or certificate becomes ``AuthenticationFailedError``."""
+    logger = logging.getLogger("kafka")
+    seen = _BootstrapLog()
+    logger.addHandler(seen)
     try:
         yield
     except kerrors.KafkaError as exc:  # a timeout, or e.g. an authentication failure
-        raise BrokerUnreachableError(servers, str(exc)) from None
+        said = [*seen.messages, f"{type(exc).__name__}: {exc}"]
+        refusal = kafka_python_refusal(said, connection.security)
+        if refusal is not None:
+            raise refusal_error(
+                connection.bootstrap_servers, connection.security, *refusal
+            ) from None
+        raise BrokerUnreachableError(connection.bootstrap_servers, str(exc)) from None
+    finally:
+        logger.removeHandler(seen)
 
 
 class KafkaPythonGroupConsumer:
     def __init__(self, connection: Connection, group_id: str, **session: Any) -> None:
-        with _bootstrapping(connection.bootstrap_servers):
+        with _bootstrapping(connection):
             self._consumer = kafka.KafkaConsumer(
                 **_config(
                     connection,
@@ -174,7 +208,7 @@ class KafkaPythonGroupConsumer:
 
 class KafkaPythonTransactionalProducer:
     def __init__(self, connection: Connection, transactional_id: str) -> None:
-        with _bootstrapping(connection.bootstrap_servers):
+        with _bootstrapping(connection):
             self._producer = kafka.KafkaProducer(
                 **_config(
                     connection,
@@ -250,7 +284,7 @@ class KafkaPythonTransactionalProducer:
 
 class KafkaPythonPartitionReader:
     def __init__(self, connection: Connection) -> None:
-        with _bootstrapping(connection.bootstrap_servers):
+        with _bootstrapping(connection):
             self._consumer = kafka.KafkaConsumer(
                 **_config(
                     connection,
@@ -309,12 +343,12 @@ class KafkaPythonProducer:
     """The idempotent producer; kafka-python's default partitioner is murmur2."""
 
     def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._servers = connection.bootstrap_servers
-        with _bootstrapping(self._servers):
+        with _bootstrapping(connection):
             self._producer = kafka.KafkaProducer(
                 **_config(
                     connection,
-                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
                     # Explicit, so that no other setting can silently turn it off.
                     enable_idempotence=True,
                     acks="all",
@@ -329,7 +363,6 @@ class KafkaPythonProducer:
         # metadata request does honour it, so topics are checked through one.
         self._metadata_config = _config(
             connection,
-            bootstrap_timeout_ms=_connect_timeout_ms(connection),
             group_id=None,
             enable_auto_commit=False,
             allow_auto_create_topics=False,
@@ -356,7 +389,7 @@ class KafkaPythonProducer:
         future.add_errback(self._failures.append)
 
     def _check_topic(self, topic: str) -> None:
-        with _bootstrapping(self._servers):
+        with _bootstrapping(self._connection):
             consumer = kafka.KafkaConsumer(**self._metadata_config)
         try:
             if not consumer.partitions_for_topic(topic):
@@ -392,11 +425,10 @@ def _timestamp(value: int) -> int | None:
 
 class KafkaPythonTopicReader:
     def __init__(self, connection: Connection, *, read_committed: bool) -> None:
-        with _bootstrapping(connection.bootstrap_servers):
+        with _bootstrapping(connection):
             self._consumer = kafka.KafkaConsumer(
                 **_config(
                     connection,
-                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
                     group_id=None,
                     enable_auto_commit=False,
                     isolation_level="read_committed" if read_committed else "read_uncommitted",
@@ -444,10 +476,8 @@ class KafkaPythonTopicReader:
 
 class KafkaPythonAdmin:
     def __init__(self, connection: Connection) -> None:
-        with _bootstrapping(connection.bootstrap_servers):
-            self._admin = kafka.KafkaAdminClient(
-                **_config(connection, bootstrap_timeout_ms=_connect_timeout_ms(connection))
-            )
+        with _bootstrapping(connection):
+            self._admin = kafka.KafkaAdminClient(**_config(connection))
 
     def list_topics(self) -> set[str]:
         with _admin_errors("listing topics"):
