@@ -183,10 +183,22 @@ def _record(msg: ck.Message) -> Record:
     return Record(topic, partition, offset, msg.key(), msg.value())
 
 
-def _raise_for(msg: Any) -> None:
+# Errors about the consumer group, which a reader names only because the client
+# requires a group.id: librdkafka still looks up that group's coordinator, and
+# on a secured cluster the reader's principal rightly has no ACL for a group it
+# never joins or commits in. The records arrive all the same.
+_UNUSED_GROUP_ERRORS = frozenset({ck.KafkaError.GROUP_AUTHORIZATION_FAILED})
+
+
+def _raise_for(msg: Any, *, in_group: bool = True) -> None:
+    """Raise a consumed error message as ``TransportError``; ``in_group`` False (a
+    reader) skips the errors of the group it names but never uses."""
     err = msg.error()
-    if err is not None and err.code() != ck.KafkaError._PARTITION_EOF:
-        raise TransportError(f"consume failed: {err.str()}")
+    if err is None or err.code() == ck.KafkaError._PARTITION_EOF:
+        return
+    if not in_group and err.code() in _UNUSED_GROUP_ERRORS:
+        return
+    raise TransportError(f"consume failed: {err.str()}")
 
 
 class ConfluentGroupConsumer:
@@ -405,7 +417,7 @@ class ConfluentPartitionReader:
             while True:
                 for msg in self._consumer.consume(num_messages=5000, timeout=0.5):
                     if msg.error() is not None:
-                        _raise_for(msg)
+                        _raise_for(msg, in_group=False)
                         continue
                     record = _record(msg)
                     if record.offset >= end:
@@ -551,7 +563,7 @@ class ConfluentTopicReader:
         out: list[TimestampedRecord] = []
         for msg in [first, *more]:
             if msg.error() is not None:
-                _raise_for(msg)
+                _raise_for(msg, in_group=False)
                 continue
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
             assert topic is not None and partition is not None and offset is not None

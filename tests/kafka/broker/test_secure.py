@@ -1,8 +1,9 @@
 """The secured local broker (``broker start --secure``), over TCP, with both client libraries.
 
-One broker for the module: SASL_SSL with SCRAM-SHA-512, the users and ACLs it
-creates. Each client library is used directly (this tests the broker, not our
-transport), configured from the client files the broker writes.
+The session's secured broker (``conftest.py``): SASL_SSL with SCRAM-SHA-512, the
+users and ACLs it creates. Each client library is used directly (this tests the
+broker, not our transport), configured from the client files the broker writes;
+``test_secure_services.py`` runs our commands on it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import logging
 import stat
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,39 +21,16 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from pydantic import SecretStr
 
-from stream_mlops.config import KafkaSecurity, load_settings
-from stream_mlops.kafka.broker import BrokerSettings
+from stream_mlops.config import KafkaSecurity
 from stream_mlops.kafka.broker.tls import generate
 from stream_mlops.kafka.security import kafka_python_options, librdkafka_options
-from tests.kafka.broker.managed import broker_env, cli, own_broker
+from tests.kafka.broker.conftest import SecureBroker
+from tests.kafka.broker.managed import broker_env, cli
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 # A refused client must say so within seconds, not after a default half-minute wait.
 FAIL_FAST_S = 10.0
-
-
-@dataclass(frozen=True)
-class SecureBroker:
-    settings: BrokerSettings
-    start_output: str
-
-    @property
-    def servers(self) -> str:
-        return self.settings.bootstrap_servers
-
-    def security(self, user: str) -> KafkaSecurity:
-        """What a user's generated client config loads to (the password from its file)."""
-        path = self.settings.client_dir / f"{user}.toml"
-        return load_settings(path, environ={}).kafka.security
-
-
-@pytest.fixture(scope="module")
-def secure_broker() -> Iterator[SecureBroker]:
-    with own_broker("secure", secure=True) as (env, settings, _pids):
-        started = cli(env, "broker", "start", "--secure")
-        assert started.returncode == 0, started.stderr
-        yield SecureBroker(settings, started.stdout)
 
 
 def unique(prefix: str) -> str:
