@@ -1,14 +1,17 @@
 """Detection quality on generated streams with known change points.
 
     PYTHONPATH=. python benchmarks/detection.py [--seeds 30] [--stationary-seeds 5]
-        [--stationary-length 100000] [--jobs 2]
+        [--stationary-length 100000] [--jobs 2] [--family-wise 20000000]
+        [--calibration 1000000] [--replay-check 10]
 
 Every stream runs through the engine's core exactly as ``stream-mlops replay``
-runs it (``Engine(Settings())``, default settings, events in file order) and,
-side by side on the same values, through river's ``ADWIN()`` and
-``PageHinkley()`` with their default parameters, fed the raw signal (for a
-categorical feature: one detector per category indicator, the feature alarms
-when any of them does).
+runs it (events in file order), twice: with the default settings (``new``: the
+GLR CUSUM bank, half the budget to the error) and with the previous defaults
+(``old``: ADWIN on the error, score, estimated error and features, the budget
+split equally); and, side by side on the same values, through river's
+``ADWIN()`` and ``PageHinkley()`` with their default parameters, fed the raw
+signal (for a categorical feature: one detector per category indicator, the
+feature alarms when any of them does).
 
 Streams (the change is at prediction ``--tau``, default 10,000; the horizon is
 the ``--horizon`` observations of the signal after it, default 10,000):
@@ -31,31 +34,47 @@ alarmed within the horizon, the median and mean delay (signal observations
 from the change to the alarm, over the detected seeds), false alarms (alarms
 on any signal that did not change, and on the changed one before the change)
 per million signal observations, and mean delay / (ln(ARL) / KL(after||before)),
-the CUSUM lower bound on the delay of any detector with that false-alarm rate
-that even knows both distributions (Lorden 1971). ARL is the detector's
-achieved mean run length to a false alarm over all stationary observations of
-the run (stationary streams and pre-change parts); with no false alarm it is
-the number of observations, an underestimate, so the ratio is then an upper
-bound (pessimistic for the detector). Gradual changes have no single KL: "-".
+the CUSUM bound on the delay of a detector with that false-alarm rate that
+knows both distributions (Lorden 1971). For the engine's two configurations
+ARL is the changed signal's calibrated run length (1 / the false-alarm rate its
+detectors were given from the model's budget); for raw river detectors, which
+have no calibration, it is their achieved mean run length to a false alarm
+over all stationary observations of the run (with no false alarm, the number
+of observations). Gradual changes have no single KL: "-".
+
+``--family-wise N`` also runs the new default alone on N stationary predictions
+(the stationary stream: error, score, estimated error, five features) and
+reports its false alarms per 10M predictions of the model against the budget
+(1 per 10M). ``--calibration N`` runs each GLR model on N stationary values at a
+high rate (1e-4, so that false alarms can be counted) and reports the achieved
+rate and average run length next to the target. ``--replay-check S`` runs
+``stream-mlops replay`` (the CLI, default configuration) on S generated files
+per change: a classifier's error steps at prediction 20,000 of 40,000, outcomes
+arrive 20 predictions late.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import multiprocessing
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from river.drift import ADWIN, PageHinkley
 
-from stream_mlops.config import Settings
+from stream_mlops.config import Settings, parse_settings
+from stream_mlops.detectors import GlrDetector
 from stream_mlops.engine import Engine
 from stream_mlops.events import DriftAlert, InputEvent, OutcomeEvent, PredictionEvent
 
@@ -64,7 +83,18 @@ MERCHANTS = ("grocery", "fuel", "travel", "online", "cash")
 MERCHANT_BEFORE = (0.40, 0.25, 0.15, 0.12, 0.08)
 MERCHANT_AFTER = (0.32, 0.25, 0.15, 0.12, 0.16)
 RAMP = 5_000  # predictions over which a gradual change ramps up
-DETECTORS = ("engine", "adwin", "page_hinkley")
+DETECTORS = ("old", "new", "adwin", "page_hinkley")
+ENGINES = ("old", "new")
+# The defaults before the GLR bank: ADWIN everywhere, the budget split equally.
+OLD_DEFAULTS = {
+    "defaults": {
+        "retrain_budget_share": None,
+        "detectors": {
+            signal: [{"name": "adwin"}]
+            for signal in ("error", "estimated_error", "score", "feature:*")
+        },
+    }
+}
 
 # One prediction of a generated stream: the event(s) for the engine, and the
 # signal values the raw detectors see (the same values the engine derives).
@@ -196,14 +226,14 @@ def _merchant(rng: random.Random, probs: tuple[float, ...]) -> str:
     return MERCHANTS[-1]
 
 
-def label_free(change: str) -> Scenario:
+def label_free(change: str, shift: float = 0.25) -> Scenario:
     """4 N(0, 1) features and a categorical one, no outcomes; one changes at tau."""
 
     def x0(rng: random.Random, changed: bool) -> float:
         if not changed or change in ("merchant",):
             return rng.gauss(0.0, 1.0)
         if change == "mean":
-            return rng.gauss(0.25, 1.0)
+            return rng.gauss(shift, 1.0)
         if change == "variance":
             return rng.gauss(0.0, 1.5)
         return rng.gauss(BIMODAL_MU if rng.random() < 0.5 else -BIMODAL_MU, BIMODAL_SD)
@@ -231,11 +261,13 @@ def label_free(change: str) -> Scenario:
             make,
         )
     after = {
-        "mean": normal_pdf(0.25, 1.0),
+        "mean": normal_pdf(shift, 1.0),
         "variance": normal_pdf(0.0, 1.5),
         "shape": bimodal_pdf,
     }[change]
-    label = {"mean": "mean +0.25 SD", "variance": "SD x1.5", "shape": "shape (bimodal)"}[change]
+    label = {"mean": f"mean +{shift:g} SD", "variance": "SD x1.5", "shape": "shape (bimodal)"}[
+        change
+    ]
     return Scenario(f"feature {label}", "feature:x0", kl_numeric(after, normal_pdf(0.0, 1.0)), make)
 
 
@@ -305,7 +337,9 @@ def scenarios() -> list[Scenario]:
         found.append(classifier_error(0.05, after, gradual=True))
     found.append(regression_error(0.5, 1.0, "mean (bias 0.5 SD)"))
     found.append(regression_error(0.0, 1.5, "variance (SD x1.5)"))
-    for change in ("mean", "variance", "shape", "merchant"):
+    for shift in (0.25, 0.5, 1.0):
+        found.append(label_free("mean", shift))
+    for change in ("variance", "shape", "merchant"):
         found.append(label_free(change))
     found.append(estimated_error())
     return found
@@ -349,22 +383,46 @@ class RunResult:
     false_alarms: dict[str, int] = field(default_factory=dict)
     # per detector: false alarms by signal (where the false alarms come from)
     by_signal: dict[str, dict[str, int]] = field(default_factory=dict)
+    # the engines: the changed signal's calibrated false alarms per observation
+    calibrated: dict[str, float] = field(default_factory=dict)
     # stationary signal observations (every signal but the changed one after tau)
     observations: int = 0
     seconds: float = 0.0
 
 
-def run_one(job: tuple[str, int, int, int, int]) -> RunResult:
-    scenario_name, seed, tau, horizon, length = job
+def _calibrated_rate(engine: Engine, signal: str) -> float | None:
+    """False alarms per observation the engine's budget gave ``signal``'s detectors."""
+    state = engine._models.get(("m", "v1"))
+    if state is None or not signal:
+        return None
+    if signal.startswith("feature:"):
+        name = signal.removeprefix("feature:")
+        track = state.features.get(name) or state.categorical.get(name)
+    else:
+        track = getattr(state, signal)
+    if track is None:
+        return None
+    model = engine.settings.model("m")
+    per = state.retrain_false_alarm_rate if model.retrains_on(signal) else state.false_alarm_rate
+    return None if per is None else per * len(track.detectors)
+
+
+def run_one(job: tuple[str, int, int, int, int, tuple[str, ...]]) -> RunResult:
+    scenario_name, seed, tau, horizon, length, names = job
     scenario = SCENARIOS[scenario_name]
     start = time.process_time()
     rng = random.Random(seed * 1_000_003 + zlib.crc32(scenario.name.encode()))
-    engine = Engine(Settings(), labeled_events=False)
+    engines = {
+        "old": Engine(parse_settings(OLD_DEFAULTS), labeled_events=False),
+        "new": Engine(Settings(), labeled_events=False),
+    }
+    engines = {name: engine for name, engine in engines.items() if name in names}
     raw = {"adwin": RawBank(ADWIN), "page_hinkley": RawBank(PageHinkley)}
+    raw = {name: bank for name, bank in raw.items() if name in names}
     result = RunResult(scenario.name, seed)
-    result.delay = dict.fromkeys(DETECTORS)
-    result.false_alarms = dict.fromkeys(DETECTORS, 0)
-    result.by_signal = {name: {} for name in DETECTORS}
+    result.delay = dict.fromkeys(names)
+    result.false_alarms = dict.fromkeys(names, 0)
+    result.by_signal = {name: {} for name in names}
     changed = {scenario.target, *scenario.also_changed}
     target_seen = 0  # observations of the target signal after the change
     for i, (events, signals) in enumerate(scenario.make(rng, tau, length)):
@@ -374,12 +432,14 @@ def run_one(job: tuple[str, int, int, int, int]) -> RunResult:
         # Signals the engine watches are those it has detectors for; the raw
         # detectors watch every value we hand them, counted the same way.
         result.observations += sum(1 for s in signals if not (after and s in changed))
-        fired: set[str] = set()
-        for event in events:
-            for out in engine.process(event):
-                if isinstance(out, DriftAlert) and out.severity == "drift":
-                    fired.add(out.signal)
-        outcomes = {"engine": fired}
+        outcomes: dict[str, set[str]] = {}
+        for name, engine in engines.items():
+            fired: set[str] = set()
+            for event in events:
+                for out in engine.process(event):
+                    if isinstance(out, DriftAlert) and out.severity == "drift":
+                        fired.add(out.signal)
+            outcomes[name] = fired
         for name, bank in raw.items():
             outcomes[name] = {s for s, v in signals.items() if bank.update(s, v)}
         for name, signals_fired in outcomes.items():
@@ -393,6 +453,10 @@ def run_one(job: tuple[str, int, int, int, int]) -> RunResult:
                     counts[signal] = counts.get(signal, 0) + 1
         if after and target_seen >= horizon and all(d is not None for d in result.delay.values()):
             break
+    for name, engine in engines.items():
+        rate = _calibrated_rate(engine, scenario.target)
+        if rate is not None:
+            result.calibrated[name] = rate
     result.seconds = time.process_time() - start
     return result
 
@@ -410,28 +474,49 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=10_000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
+    parser.add_argument(
+        "--family-wise", type=int, default=0, help="stationary predictions for the new default"
+    )
+    parser.add_argument("--calibration", type=int, default=0, help="values per GLR model")
+    parser.add_argument("--replay-check", type=int, default=0, help="seeds per change")
+    parser.add_argument("--cost", type=int, default=0, help="values per detector, us per update")
+    parser.add_argument("--skip-table", action="store_true", help="only the extra checks")
     args = parser.parse_args()
 
+    wall = time.perf_counter()
+    cpu = 0.0
+    with multiprocessing.Pool(args.jobs) as pool:
+        if not args.skip_table:
+            cpu += table(pool, args)
+        if args.calibration:
+            cpu += calibration(pool, args.calibration)
+        if args.family_wise:
+            cpu += family_wise(pool, args.family_wise, args.jobs)
+        if args.replay_check:
+            cpu += replay_check(pool, args.replay_check)
+    if args.cost:
+        cpu += cost(args.cost)
+    wall = time.perf_counter() - wall
+    print(f"\n{cpu:.0f} s CPU, {wall:.0f} s wall on {args.jobs} processes")
+
+
+def table(pool: Any, args: argparse.Namespace) -> float:
     change = [s for s in scenarios() if args.only in s.name]
-    jobs: list[tuple[str, int, int, int, int]] = [
-        (s.name, seed, args.tau, args.horizon, args.tau + args.horizon)
+    jobs: list[tuple[str, int, int, int, int, tuple[str, ...]]] = [
+        (s.name, seed, args.tau, args.horizon, args.tau + args.horizon, DETECTORS)
         for s in change
         for seed in range(args.seeds)
     ]
     still = stationary()
     jobs += [
-        (still.name, seed, 0, 0, args.stationary_length) for seed in range(args.stationary_seeds)
+        (still.name, seed, 0, 0, args.stationary_length, DETECTORS)
+        for seed in range(args.stationary_seeds)
     ]
     # Longest first, so the pool does not end waiting for one long job.
     jobs.sort(key=lambda job: -job[4])
-    wall = time.perf_counter()
-    with multiprocessing.Pool(args.jobs) as pool:
-        results = pool.map(run_one, jobs, chunksize=1)
-    wall = time.perf_counter() - wall
-
+    results = pool.map(run_one, jobs, chunksize=1)
     report(results, [*change, still], args)
-    cpu = sum(r.seconds for r in results)
-    print(f"\n{len(jobs)} runs, {cpu:.0f} s CPU, {wall:.0f} s wall on {args.jobs} processes")
+    return sum(r.seconds for r in results)
 
 
 def report(results: list[RunResult], streams: list[Scenario], args: argparse.Namespace) -> None:
@@ -449,34 +534,49 @@ def report(results: list[RunResult], streams: list[Scenario], args: argparse.Nam
         f"\ndetection on generated streams: change at prediction {args.tau:,}, horizon "
         f"{args.horizon:,} observations, {args.seeds} seeds per stream; stationary: "
         f"{args.stationary_seeds} x {args.stationary_length:,} predictions\n"
+        "old: the previous defaults (ADWIN, equal split); new: the defaults (GLR bank); "
+        "adwin, page_hinkley: river's, on their defaults\n"
+        "bound: ln(ARL) / KL, ARL calibrated (old, new) or achieved (adwin, page_hinkley)\n"
     )
     header = (
-        f"{'stream':<44} | {'detector':<12} | {'detected':>8} | {'median':>6} | {'mean':>6} "
-        f"| {'FA/1M':>7} | {'bound':>6} | {'ratio':>5}"
+        f"{'stream':<40} | {'detector':<12} | {'detected':>8} | {'median':>6} | {'mean':>6} "
+        f"| {'FA':>4} | {'FA/1M':>7} | {'ARL':>8} | {'bound':>6} | {'ratio':>5}"
     )
     print(header)
     print("-" * len(header))
+    slower: list[str] = []
     for s in streams:
         runs = by_scenario.get(s.name)
         if not runs:
             continue
         obs = sum(r.observations for r in runs)
+        means: dict[str, float | None] = {}
+        alarms_of: dict[str, int] = {}
         for name in DETECTORS:
             alarms = sum(r.false_alarms[name] for r in runs)
+            alarms_of[name] = alarms
             fa = alarms / obs * 1e6
+            calibrated = [r.calibrated[name] for r in runs if name in r.calibrated]
+            run_length = 1.0 / statistics.fmean(calibrated) if calibrated else arl[name]
             if s.target:
                 delays = [r.delay[name] for r in runs if r.delay[name] is not None]
                 rate = f"{len(delays)}/{len(runs)}"
                 median = statistics.median(delays) if delays else None
                 mean = statistics.fmean(delays) if delays else None
-                bound = math.log(arl[name]) / s.kl if s.kl else None
+                bound = math.log(run_length) / s.kl if s.kl else None
                 ratio = mean / bound if mean is not None and bound else None
             else:
                 rate, median, mean, bound, ratio = "", None, None, None, None
+            means[name] = mean
             print(
-                f"{s.name:<44} | {name:<12} | {rate:>8} | {fmt(median):>6} | {fmt(mean):>6} "
-                f"| {fa:7.2f} | {fmt(bound):>6} | {fmt(ratio, '.2f'):>5}"
+                f"{s.name:<40} | {name:<12} | {rate:>8} | {fmt(median):>6} | {fmt(mean):>6} "
+                f"| {alarms:>4} | {fa:7.2f} | {run_length:8.1e} | {fmt(bound):>6} "
+                f"| {fmt(ratio, '.2f'):>5}"
             )
+        new, adwin = means.get("new"), means.get("adwin")
+        quiet = alarms_of.get("new") == 0 and alarms_of.get("adwin") == 0
+        if s.target and quiet and new is not None and adwin is not None and new > adwin:
+            slower.append(f"{s.name} ({new:,.0f} vs {adwin:,.0f})")
     print()
     for name in DETECTORS:
         alarms = sum(r.false_alarms[name] for r in results)
@@ -487,9 +587,251 @@ def report(results: list[RunResult], streams: list[Scenario], args: argparse.Nam
         top = ", ".join(f"{s} {c}" for s, c in sorted(where.items(), key=lambda kv: -kv[1])[:6])
         print(
             f"{name:<12}: {alarms} false alarms in {total_obs:,} stationary signal observations "
-            f"({alarms / total_obs * 1e6:.2f} per million), ARL used for the bound "
-            f"{arl[name]:,.0f}; by signal: {top or 'none'}"
+            f"({alarms / total_obs * 1e6:.2f} per million); by signal: {top or 'none'}"
         )
+    print(
+        "\nnew default slower than raw ADWIN where neither raised a false alarm: "
+        + ("; ".join(slower) if slower else "none")
+    )
+
+
+# -- calibration by simulation --------------------------------------------------------
+
+CALIBRATION_RATE = 1e-4
+
+
+def _calibration_one(job: tuple[str, int, int]) -> tuple[str, int, int, float]:
+    kind, n, seed = job
+    rng = random.Random(seed)
+    params, draw = CALIBRATION_STREAMS[kind]
+    detector = GlrDetector(false_alarm_rate=CALIBRATION_RATE, **params)
+    start = time.process_time()
+    alarms = sum(1 for _ in range(n) if detector.update(draw(rng)))
+    return kind, n, alarms, time.process_time() - start
+
+
+def _codes(rng: random.Random) -> float:
+    return float(MERCHANTS.index(_merchant(rng, MERCHANT_BEFORE)))
+
+
+CALIBRATION_STREAMS: dict[str, tuple[dict[str, Any], Callable[[random.Random], float]]] = {
+    "bernoulli up, 0/1 at 5%": (
+        {"model": "bernoulli", "direction": "up"},
+        lambda r: float(r.random() < 0.05),
+    ),
+    "bernoulli both, 0/1 at 30%": (
+        {"model": "bernoulli", "direction": "both"},
+        lambda r: float(r.random() < 0.3),
+    ),
+    "normal both, continuous ranks": ({"model": "normal"}, lambda r: r.random()),
+    "normal both, mid-ranks of 24 values": (
+        {"model": "normal"},
+        lambda r: (int(r.random() * 24) + 0.5) / 24,
+    ),
+    "normal both, a 5% flag's mid-ranks": (
+        {"model": "normal"},
+        lambda r: 0.975 if r.random() < 0.05 else 0.475,
+    ),
+    "halfnormal up, continuous ranks": (
+        {"model": "halfnormal", "direction": "up"},
+        lambda r: r.random(),
+    ),
+    "categorical, 5 categories": ({"model": "categorical"}, _codes),
+}
+
+
+def calibration(pool: Any, n: int) -> float:
+    jobs = [(kind, n, seed) for kind in CALIBRATION_STREAMS for seed in (1, 2)]
+    results = pool.map(_calibration_one, jobs, chunksize=1)
+    print(
+        f"\nGLR calibration by simulation: target {CALIBRATION_RATE:g} false alarms per value "
+        f"(ARL {1 / CALIBRATION_RATE:,.0f}), {2 * n:,} stationary values per model"
+    )
+    print(f"{'stream':<34} | {'alarms':>6} | {'per value':>9} | {'ARL':>9} | {'/target':>7}")
+    for kind in CALIBRATION_STREAMS:
+        mine = [r for r in results if r[0] == kind]
+        values = sum(r[1] for r in mine)
+        alarms = sum(r[2] for r in mine)
+        rate = alarms / values
+        run_length = values / alarms if alarms else math.inf
+        print(
+            f"{kind:<34} | {alarms:>6} | {rate:9.2e} | {run_length:9,.0f} | "
+            f"{rate / CALIBRATION_RATE:7.2f}"
+        )
+    return sum(r[3] for r in results)
+
+
+# -- cost per update --------------------------------------------------------------------
+
+
+def cost(n: int) -> float:
+    """CPU microseconds per update, side by side in one process (best of 3)."""
+    from stream_mlops import detectors
+
+    rng = random.Random(0)
+    ranks = [rng.random() for _ in range(n)]
+    errors = [float(rng.random() < 0.05) for _ in range(n)]
+    codes = [_codes(rng) for _ in range(n)]
+    rows: list[tuple[str, Callable[[], Any], list[float]]] = [
+        ("river ADWIN(), ranks", ADWIN, ranks),
+        (
+            "adwin adapter (engine delta), ranks",
+            lambda: detectors.build("adwin", {"delta": 1e-5}),
+            ranks,
+        ),
+        ("distribution, ranks", lambda: detectors.build("distribution", {}), ranks),
+        ("glr normal both (features, score)", GlrDetector, ranks),
+        (
+            "glr halfnormal up (regression error)",
+            lambda: GlrDetector(model="halfnormal", direction="up"),
+            ranks,
+        ),
+        ("river ADWIN(), 0/1 at 5%", ADWIN, errors),
+        (
+            "adwin adapter (engine delta), 0/1",
+            lambda: detectors.build("adwin", {"delta": 5e-5}),
+            errors,
+        ),
+        (
+            "glr bernoulli up (classifier error)",
+            lambda: GlrDetector(model="bernoulli", direction="up"),
+            errors,
+        ),
+        ("glr categorical (5 categories)", lambda: GlrDetector(model="categorical"), codes),
+    ]
+    total = 0.0
+    print(f"\ncost per update, {n:,} values each, CPU time, best of 3")
+    for label, make, values in rows:
+        best = math.inf
+        for _ in range(3):
+            detector = make()
+            start = time.process_time()
+            for x in values:
+                detector.update(x)
+            spent = time.process_time() - start
+            total += spent
+            best = min(best, spent)
+        print(f"{label:<40} {best / n * 1e6:6.2f} us")
+    return total
+
+
+# -- the family-wise false-alarm rate of the new default -----------------------------
+
+
+def family_wise(pool: Any, predictions: int, jobs: int) -> float:
+    still = stationary()
+    chunks = max(jobs, 1) * 2
+    size = predictions // chunks
+    work = [(still.name, 1000 + seed, 0, 0, size, ("new",)) for seed in range(chunks)]
+    results = pool.map(run_one, work, chunksize=1)
+    alarms = sum(r.false_alarms["new"] for r in results)
+    total = size * chunks
+    where: dict[str, int] = {}
+    for r in results:
+        for signal, count in r.by_signal["new"].items():
+            where[signal] = where.get(signal, 0) + count
+    cpu = sum(r.seconds for r in results)
+    print(
+        f"\nfamily-wise, new default: {alarms} false alarms in {total:,} stationary "
+        f"predictions of one model ({chunks} streams; error, score, estimated error and "
+        f"5 features): {alarms / total * 1e7:.2f} per 10M predictions (budget 1); "
+        f"by signal: {where or 'none'}; {cpu:,.0f} s CPU"
+    )
+    return cpu
+
+
+# -- held-out style: the CLI's replay on generated files ------------------------------
+
+REPLAY_TAU = 20_000
+REPLAY_LAG = 20
+
+
+def _replay_one(job: tuple[float, int]) -> tuple[float, int, int | None, int, float]:
+    """(after, seed, delay, false alarms, wall seconds) of one replay file."""
+    after, seed = job
+    rng = random.Random(seed * 7919 + int(after * 1000))
+    lines: list[str] = []
+    waiting: list[tuple[int, str]] = []
+    for i in range(2 * REPLAY_TAU):
+        label = int(rng.random() < 0.5)
+        wrong = rng.random() < (0.05 if i < REPLAY_TAU else after)
+        score = rng.betavariate(2.0, 5.0) if label == 0 else rng.betavariate(5.0, 2.0)
+        event = {
+            "type": "prediction",
+            "event_id": f"e{i}",
+            "model_id": "m",
+            "model_version": "v1",
+            "ts": T0 + i,
+            "features": {"amount": rng.lognormvariate(3.0, 1.0), "hour": rng.randrange(24)},
+            "prediction": label,
+            "score": score,
+        }
+        lines.append(json.dumps(event))
+        actual = label ^ int(wrong)
+        waiting.append(
+            (
+                i,
+                json.dumps(
+                    {"type": "outcome", "event_id": f"e{i}", "ts": T0 + i + 0.5, "actual": actual}
+                ),
+            )
+        )
+        if len(waiting) > REPLAY_LAG:
+            lines.append(waiting.pop(0)[1])
+    lines += [line for _, line in waiting]
+    start = time.perf_counter()
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
+        handle.write("\n".join(lines) + "\n")
+        path = handle.name
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "stream_mlops", "replay", path],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        Path(path).unlink()
+    seconds = time.perf_counter() - start
+    delay: int | None = None
+    false_alarms = 0
+    for line in done.stdout.splitlines():
+        out = json.loads(line)
+        if out.get("type") != "drift_alert" or out.get("severity") != "drift":
+            continue
+        index = int(out["trigger_event_id"].removeprefix("e"))
+        if out["signal"] == "error" and index >= REPLAY_TAU:
+            if delay is None:
+                delay = index - REPLAY_TAU + 1
+        else:
+            false_alarms += 1
+    return after, seed, delay, false_alarms, seconds
+
+
+def replay_check(pool: Any, seeds: int) -> float:
+    changes = (0.075, 0.10, 0.20)
+    results = pool.map(_replay_one, [(a, s) for a in changes for s in range(seeds)], chunksize=1)
+    rate = 0.5 * Settings().defaults.false_alarm_budget  # type: ignore[operator]
+    print(
+        f"\nstream-mlops replay (default configuration) on generated files: error steps at "
+        f"prediction {REPLAY_TAU:,} of {2 * REPLAY_TAU:,}, outcomes {REPLAY_LAG} predictions "
+        f"late, {seeds} seeds; bound ln(ARL) / KL at the error's calibrated ARL "
+        f"({1 / rate:,.0f})"
+    )
+    print(
+        f"{'change':<12} | {'detected':>8} | {'mean':>6} | {'bound':>6} | {'ratio':>5} | {'FA':>3}"
+    )
+    for after in changes:
+        mine = [r for r in results if r[0] == after]
+        delays = [r[2] for r in mine if r[2] is not None]
+        mean = statistics.fmean(delays) if delays else None
+        bound = math.log(1 / rate) / kl_bernoulli(after, 0.05)
+        ratio = mean / bound if mean is not None else None
+        print(
+            f"5% -> {after:<6.1%} | {len(delays):>4}/{len(mine):<3} | {fmt(mean):>6} | "
+            f"{bound:6,.0f} | {fmt(ratio, '.2f'):>5} | {sum(r[3] for r in mine):>3}"
+        )
+    return sum(r[4] for r in results)
 
 
 if __name__ == "__main__":

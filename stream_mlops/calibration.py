@@ -2,11 +2,16 @@
 
 The user states one budget per model: false drift alarms per prediction, across
 all of the model's signals (``false_alarm_budget``, default 1e-7: one false
-alarm per ten million predictions). Each (signal, detector) pair gets an equal
-share (Bonferroni: the shares add up to the budget whatever the dependence
-between signals), so fifty features cost no more false alarms than five, only
-a little detection delay (every calibrated threshold grows with the log of its
-share, not linearly).
+alarm per ten million predictions). ``split`` divides it: a share
+(``retrain_budget_share``, default half) goes to the detectors of the signals
+that trigger retraining (the error), split equally among them, and the rest
+equally among all other detectors. The shares add up to the budget, so by the
+union bound the model's false alarms stay within it whatever the dependence
+between signals (Bonferroni with weights). The weights spend the budget where
+a false alarm costs most and speed matters most: the error of a model with
+fifty features keeps half the budget instead of a fifty-second of it. Fifty
+features cost no more false alarms than five, only a little detection delay
+(every calibrated threshold grows with the log of its share, not linearly).
 
 Each detector family turns its share (false alarms per observation) into its
 own parameters, from its own theory:
@@ -28,6 +33,9 @@ own parameters, from its own theory:
   to false alarm of at least ``exp(h)`` (Lorden 1971), two of them (up and
   down) in mode "both": ``threshold = ln(2 / rate)``. Valid for roughly
   Gaussian signals only.
+* ``glr``: its own ``false_alarm_rate``: split over its CUSUMs, each
+  threshold from the CUSUM's average run length (see
+  ``stream_mlops.detectors.glr``).
 * ``distribution``: its own ``false_alarm_rate`` (a union bound over its
   chi-square tests).
 * Other river detectors have no calibration; they keep their parameters and
@@ -37,6 +45,10 @@ A parameter the configuration sets explicitly is never overridden.
 
 >>> share(1e-7, 10)
 1e-08
+>>> split(1e-6, retrain=1, other=4, retrain_share=0.5)
+(5e-07, 1.25e-07)
+>>> split(1e-6, retrain=1, other=4, retrain_share=None)
+(2e-07, 2e-07)
 >>> calibrated("adwin", {}, 1e-8)
 {'delta': 1e-05}
 >>> calibrated("adwin", {"delta": 0.01}, 1e-8)
@@ -52,7 +64,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-__all__ = ["calibrated", "share"]
+__all__ = ["calibrated", "share", "split"]
 
 # False alarms per value per unit of ADWIN's delta: 4x the largest ratio that
 # benchmarks/adwin_calibration.py measured (2.5e-4), see above.
@@ -66,6 +78,22 @@ def share(budget: float, detectors: int) -> float:
     if budget <= 0.0:
         raise ValueError("budget must be positive")
     return budget / max(detectors, 1)
+
+
+def split(
+    budget: float, *, retrain: int, other: int, retrain_share: float | None
+) -> tuple[float, float]:
+    """False alarms per observation for each (retrain-signal detector, other detector).
+
+    ``retrain_share`` of the budget goes to the ``retrain`` detectors, the rest to
+    the ``other`` ones; None, or either group empty: an equal share for all.
+    """
+    if budget <= 0.0:
+        raise ValueError("budget must be positive")
+    if retrain_share is None or retrain == 0 or other == 0:
+        equal = share(budget, retrain + other)
+        return equal, equal
+    return budget * retrain_share / retrain, budget * (1.0 - retrain_share) / other
 
 
 def calibrated(name: str, params: dict[str, Any], rate: float) -> dict[str, Any]:
@@ -87,6 +115,6 @@ def calibrated(name: str, params: dict[str, Any], rate: float) -> dict[str, Any]
         if "threshold" not in out:
             sides = 2.0 if out.get("mode", "both") == "both" else 1.0
             out["threshold"] = math.log(sides / rate)
-    elif name == "distribution":
+    elif name in ("distribution", "glr"):
         out.setdefault("false_alarm_rate", rate)
     return out

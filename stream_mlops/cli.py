@@ -50,7 +50,24 @@ def _acls(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from stream_mlops import offline
 
-    return offline.command(args.file, config_path=args.config)
+    return offline.command(
+        args.file,
+        config_path=args.config,
+        now=args.wall_clock,
+        report_path=args.report,
+        summary_path=args.summary_json,
+    )
+
+
+def _wall_clock(text: str) -> float:
+    """``now`` (when the replay starts), epoch seconds, or ISO-8601 with a zone."""
+    if text == "now":
+        import time
+
+        return time.time()
+    from stream_mlops.models_cli import parse_time
+
+    return parse_time(text)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -107,13 +124,21 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from stream_mlops.demo.report import PlottingUnavailableError, pyplot
+    from stream_mlops.plotting import PlottingUnavailableError, pyplot
 
     try:
         pyplot()  # now, not after a run of a minute and a half
     except PlottingUnavailableError as exc:
         print(f"stream-mlops demo: {exc}", file=sys.stderr)
         return 2
+    if not args.no_ui:
+        from stream_mlops.ui.command import UiUnavailableError, require_ui_extra
+
+        try:
+            require_ui_extra()
+        except UiUnavailableError as exc:
+            print(f"stream-mlops demo: {exc}; or run without the page: --no-ui", file=sys.stderr)
+            return 2
     from stream_mlops.demo.run import DemoOptions, run_demo
 
     if not 0 < args.drift_at < args.events:
@@ -131,7 +156,21 @@ def _demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             out=args.out,
             client=args.client,
+            ui=not args.no_ui,
         )
+    )
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from stream_mlops.ui import command
+
+    return command.main(
+        args.config,
+        host=args.host,
+        port=args.port,
+        registry=args.registry,
+        client=args.client,
+        log_format=args.log_format,
     )
 
 
@@ -145,6 +184,12 @@ def _retrainer(args: argparse.Namespace) -> int:
         client=args.client,
         registry_dir=args.registry,
     )
+
+
+def _notify(args: argparse.Namespace) -> int:
+    from consumers import notifier
+
+    return notifier.main(config_path=args.config, log_format=args.log_format, client=args.client)
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -172,14 +217,30 @@ def _models(args: argparse.Namespace) -> int:
         return models.command(args, read_window=read_window)
 
 
-def _add_service_options(parser: argparse.ArgumentParser, role: str) -> None:
-    parser.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+def _add_log_format_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-format",
         choices=["json", "console"],
         default="json",
         help="json: one object per line for machines (default); console: for people",
     )
+
+
+def _add_registry_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        help=(
+            "model registry directory (default: [retrainer] registry in the config, "
+            "else $STREAM_MLOPS_REGISTRY, else ./registry)"
+        ),
+    )
+
+
+def _add_service_options(parser: argparse.ArgumentParser, role: str) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    _add_log_format_option(parser)
     parser.add_argument(
         "--instance-id",
         default=None,
@@ -299,6 +360,103 @@ def _add_acls_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     acls.set_defaults(handler=_acls)
 
 
+def _add_replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replay = sub.add_parser(
+        "replay",
+        help="run the engine's core on a JSONL file of events, without a broker",
+        description=(
+            "Reads prediction and outcome events in file order, writes the alerts and "
+            "retrain requests the engine would publish as JSONL on stdout and a summary "
+            "on stderr (with progress while it runs, when stderr is a terminal). "
+            "Deterministic: the same input (and --wall-clock) gives byte-identical output, "
+            "with or without --report and --summary-json. Events the engine refuses (too "
+            "far ahead in event time, over a limit, an unknown model) are reported by line "
+            "and counted, as malformed lines are."
+        ),
+    )
+    replay.add_argument("file", type=Path, help="JSONL file, one event per line ('-' for stdin)")
+    replay.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    replay.add_argument(
+        "--wall-clock",
+        type=_wall_clock,
+        default=None,
+        metavar="TIME",
+        help=(
+            "judge events against this wall clock too ('now', epoch seconds or ISO-8601): "
+            "an event later than it by more than [join] max_ahead_of_wall_clock_seconds "
+            "is refused. Default: none, a file is judged by its own event time only"
+        ),
+    )
+    replay.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="FILE.html",
+        help=(
+            "also write a page: each model's signals over the input lines with a marker at "
+            "each alert (needs matplotlib: the demo extra)"
+        ),
+    )
+    replay.add_argument(
+        "--summary-json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=(
+            "also write the summary as JSON: counts, every alert and retrain request with its "
+            "line, refused lines, alerts per signal, timings (docs/contract.md)"
+        ),
+    )
+    replay.set_defaults(handler=_replay)
+
+
+def _add_notify_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    notify = sub.add_parser(
+        "notify",
+        help="forward drift alerts and promotions to webhooks (Slack-compatible or JSON)",
+        description=(
+            "Reads drift-alerts and model-updates with read_committed as the consumer group "
+            "[notify] group_id and POSTs each to the webhooks of [[notify.webhooks]] that want "
+            "it, retrying with backoff; after [notify] max_attempts failures (or a refusal) it "
+            "writes a dead letter. Offsets are committed after delivery: at least once, each "
+            "request carrying the notification's id as Idempotency-Key (docs/notify.md)."
+        ),
+    )
+    notify.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    _add_log_format_option(notify)
+    _add_client_option(notify)
+    notify.set_defaults(handler=_notify)
+
+
+def _add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ui = sub.add_parser(
+        "ui",
+        help="the live operator page: models, alerts, retraining, lag, dead letters",
+        description=(
+            "Serves one read-only web page that updates itself: each model's champion, "
+            "lineage and promotions (from the registry), its signals and their detectors' "
+            "state, the alerts with what moved, retrain requests and their outcome, the "
+            "engine's and the retrainer's throughput and lag, and dead letters by reason. "
+            "Reads the topics with read_committed. Loopback only unless --host says "
+            "otherwise; the page has no login. Needs the ui extra."
+        ),
+    )
+    ui.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    ui.add_argument(
+        "--host", default=None, help="address to listen on (default: [ui] host, else 127.0.0.1)"
+    )
+    ui.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port (default: [ui] port, else 8470; 0 picks a free one, logged as ui.started)",
+    )
+    _add_registry_option(ui)
+    _add_log_format_option(ui)
+    _add_client_option(ui)
+    ui.set_defaults(handler=_ui)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stream-mlops",
@@ -327,18 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_option(topics)
     topics.set_defaults(handler=_topics)
 
-    replay = sub.add_parser(
-        "replay",
-        help="run the engine's core on a JSONL file of events, without a broker",
-        description=(
-            "Reads prediction and outcome events in file order, writes the alerts and "
-            "retrain requests the engine would publish as JSONL on stdout and a summary "
-            "on stderr. Deterministic: the same input gives byte-identical output."
-        ),
-    )
-    replay.add_argument("file", type=Path, help="JSONL file, one event per line ('-' for stdin)")
-    replay.add_argument("--config", type=Path, default=None, help="TOML configuration file")
-    replay.set_defaults(handler=_replay)
+    _add_replay_parser(sub)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the events")
     schema.add_argument(
@@ -358,16 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the retraining service: retrain requests + labeled events -> model updates",
     )
     _add_service_options(retrainer, "retrainer")
-    retrainer.add_argument(
-        "--registry",
-        type=Path,
-        default=None,
-        help=(
-            "model registry directory (default: [retrainer] registry in the config, "
-            "else $STREAM_MLOPS_REGISTRY, else ./registry)"
-        ),
-    )
+    _add_registry_option(retrainer)
     retrainer.set_defaults(handler=_retrainer)
+
+    _add_notify_parser(sub)
 
     models = sub.add_parser("models", help="the model registry: list, show, search, reproduce")
     models.add_argument(
@@ -397,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(handler=_simulate)
 
     _add_tail_parser(sub)
+    _add_ui_parser(sub)
 
     demo = sub.add_parser(
         "demo",
@@ -404,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Starts the local broker if none answers, runs the engine, the retrainer and the "
             "fraud scoring service with an abrupt drift at a known transaction, shows progress, "
+            "serves the operator page on a free loopback port (its address is printed), "
             "and ends with a summary and demo-report.html (error rate over time, drift, alerts, "
             "promotion). Exit 0 when the drift was detected and a new version promoted."
         ),
@@ -420,6 +563,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=CLIENTS,
         default="kafka-python",
         help="Kafka client library of every client the demo runs (default kafka-python)",
+    )
+    demo.add_argument(
+        "--no-ui",
+        action="store_true",
+        help="do not serve the operator page (by default its address is printed at the start)",
     )
     demo.set_defaults(handler=_demo)
 

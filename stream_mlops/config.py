@@ -7,6 +7,16 @@ An example (every key optional; these are not the defaults)::
     [join]
     ttl_seconds = 86400              # event time a prediction waits for its outcome
     max_pending = 1000000            # predictions + outcomes waiting; oldest evicted
+    max_ahead_of_watermark_seconds = 86400   # later events are refused (inf: no bound)
+    max_ahead_of_wall_clock_seconds = 3600   # when the edge passes a wall clock
+    jump_after_events = 50           # ... unless this many in a row agree: a real gap
+
+    [limits]                         # beyond them an event is refused (a dead letter)
+    max_models_per_task = 200        # model versions with state in one engine
+    max_features_per_event = 500
+    max_features_per_model = 50      # more are counted, not tracked
+    max_name_length = 128            # feature names, model_version, event_id
+    max_string_length = 256          # string features and labels
 
     [defaults]
     min_observations = 500
@@ -14,13 +24,15 @@ An example (every key optional; these are not the defaults)::
     retrain_on = ["error"]
     retrain_interval_seconds = 3600
     false_alarm_budget = 1e-8        # false drift alarms per prediction, all signals
+
+    retrain_budget_share = 0.5       # of the budget, for the retrain_on signals
     distribution_checks = true       # variance, shape, category frequencies too
 
     [defaults.detectors]
-    error = [{name = "adwin", delta = 0.0002, warning_delta = 0.002}]
-    estimated_error = [{name = "adwin"}]   # from calibrated scores, before labels
-    score = [{name = "adwin"}]
-    "feature:*" = [{name = "adwin"}]
+    error = [{name = "glr"}]         # the model is chosen per signal (docs/detection.md)
+    estimated_error = [{name = "glr", direction = "up"}]   # from calibrated scores
+    score = [{name = "adwin", delta = 0.0002, warning_delta = 0.002}]
+    "feature:*" = [{name = "glr"}]
 
     [models.fraud]
     task = "classification"
@@ -38,11 +50,20 @@ An example (every key optional; these are not the defaults)::
     # password_file = "/run/secrets/kafka-engine"  # or $KAFKA_SASL_PASSWORD; never a literal
     # ca_file = "/etc/stream-mlops/ca.pem"         # unset: the system's trust store
 
+    [notify]                         # stream-mlops notify: alerts and promotions to webhooks
+    max_attempts = 8                 # per webhook and notification, then a dead letter
+
+    [[notify.webhooks]]
+    url_env = "SLACK_WEBHOOK_URL"    # the URL (a secret) from the environment; or url = "..."
+    name = "fraud-oncall"            # how logs name it (default: scheme and host only)
+    models = ["fraud*"]              # fnmatch patterns of model ids
+    min_severity = "drift"           # no warnings
+
 >>> settings = load_settings(None)
 >>> settings.join.ttl_seconds, settings.model("fraud").min_observations
 (86400.0, 500)
 >>> [spec.name for spec in settings.model("fraud").detectors_for("feature:amount")]
-['adwin']
+['glr']
 >>> parse_settings({"models": {"fraud": {"detectors": {"error": [{"name": "adwin", "delta": 0}]}}}})
 Traceback (most recent call last):
 ...
@@ -57,8 +78,10 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -66,6 +89,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from stream_mlops import detectors
@@ -79,10 +103,15 @@ __all__ = [
     "KafkaSecurity",
     "KafkaSettings",
     "KafkaTopics",
+    "LimitSettings",
     "ModelSettings",
+    "NotifySettings",
     "PromotionSettings",
     "RetrainerSettings",
     "Settings",
+    "UiSettings",
+    "WebhookSettings",
+    "check_webhook_url",
     "load_settings",
     "parse_settings",
     "resolve_security",
@@ -107,7 +136,7 @@ PASSWORD_ENV: Final = "KAFKA_SASL_PASSWORD"
 KEY_PASSWORD_ENV: Final = "KAFKA_SSL_KEY_PASSWORD"
 # Signal names a detector or retrain_on can name: the fixed signals, one feature,
 # or every feature.
-_SIGNAL = re.compile(r"^(error|estimated_error|score|prediction|feature:\*|feature:.+)$")
+_SIGNAL = re.compile(r"error|estimated_error|score|prediction|feature:\*|feature:.+")
 
 
 class ConfigError(ValueError):
@@ -115,7 +144,22 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: TOML has types, so `checkpoint_interval_ms = true` or `ttl_seconds =
+    # "60"` is a mistake to name, not a value to coerce (a float field still takes
+    # an integer).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _topic_name(value: str) -> str:
+    if value in (".", ".."):
+        raise ValueError("'.' and '..' are not topic names")
+    return value
+
+
+# Kafka's own rule for topic names (legal characters, at most 249 of them).
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$"), AfterValidator(_topic_name)]
+#: Group and transactional ids: any string Kafka accepts, but not an empty one.
+ClientId = Annotated[str, Field(min_length=1)]
 
 
 class JoinSettings(_Section):
@@ -124,6 +168,43 @@ class JoinSettings(_Section):
     ttl_seconds: Annotated[float, Field(gt=0)] = 86400.0
     #: Pending predictions plus outcomes; beyond it the oldest is evicted (counted).
     max_pending: Annotated[int, Field(gt=0)] = 1_000_000
+    #: An event further ahead of the watermark (the latest event time seen) is
+    #: refused, a dead letter: one record cannot move event time for everyone
+    #: (stream_mlops.event_time). A week: more than any label delay or quiet
+    #: spell of a live stream, far less than a mistyped year. inf: no bound.
+    max_ahead_of_watermark_seconds: Annotated[float, Field(gt=0)] = 7 * 86400.0
+    #: An event further ahead of the wall clock is refused, when the edge passes
+    #: one (the engine on Kafka: its host's clock; replay: --wall-clock).
+    #: A day: clock skew and time-zone mistakes, not more. inf: no bound.
+    max_ahead_of_wall_clock_seconds: Annotated[float, Field(gt=0)] = 86400.0
+    #: After this many events in a row beyond max_ahead_of_watermark_seconds the
+    #: stream is taken to have jumped (a gap, not one bad record): the last of
+    #: them is accepted and moves the watermark.
+    jump_after_events: Annotated[int, Field(gt=0)] = 100
+
+
+class LimitSettings(_Section):
+    """``[limits]``: what one engine (one partition) keeps, whatever the records say.
+
+    What exceeds a limit is refused (a dead letter naming the setting), except
+    features beyond ``max_features_per_model``: the prediction is kept and the
+    extra features are counted, not tracked (``stream_mlops.limits``). Memory
+    per tracked feature is about 20 KB (40 KB while its first reference fills),
+    so the defaults bound one engine's signal state near 1000 x 100 x 20 KB = 2 GB
+    in the worst case; size them to the deployment.
+    """
+
+    #: Model versions with state in one engine; a new one beyond it is refused
+    #: once the idle ones (no prediction for the join's TTL) are retired.
+    max_models_per_task: Annotated[int, Field(gt=0)] = 1000
+    #: Features one event may carry.
+    max_features_per_event: Annotated[int, Field(gt=0)] = 1000
+    #: Features tracked (with detectors) per model version; more are counted.
+    max_features_per_model: Annotated[int, Field(gt=0)] = 100
+    #: Characters of a feature name, a model_version, an event_id.
+    max_name_length: Annotated[int, Field(gt=0)] = 256
+    #: Characters of a string feature value or a string label.
+    max_string_length: Annotated[int, Field(gt=0)] = 1024
 
 
 class DetectorSpec(BaseModel):
@@ -149,18 +230,21 @@ class DetectorSpec(BaseModel):
         return detectors.build(self.name, self.params)
 
 
-def _adwin() -> list[DetectorSpec]:
-    return [DetectorSpec(name="adwin")]
+def _glr() -> list[DetectorSpec]:
+    return [DetectorSpec(name="glr")]
 
 
 def _default_detectors() -> dict[str, list[DetectorSpec]]:
-    # The issue's defaults: ADWIN on the error, the score and every numeric feature;
-    # and on the error estimated from calibrated scores, before labels arrive.
+    # The GLR CUSUM bank on the error, the score, every feature and the error
+    # estimated from calibrated scores: nearest to the optimal delay at the
+    # budget on benchmarks/detection.py (docs/detection.md). Its model (0/1
+    # rate, normal scores of ranks, half-normal scores, categories) follows the
+    # signal (stream_mlops.engine).
     return {
-        "error": _adwin(),
-        "estimated_error": _adwin(),
-        "score": _adwin(),
-        "feature:*": _adwin(),
+        "error": _glr(),
+        "estimated_error": _glr(),
+        "score": _glr(),
+        "feature:*": _glr(),
     }
 
 
@@ -169,7 +253,9 @@ class ModelSettings(_Section):
 
     #: None: inferred from the first prediction (a float prediction without a
     #: score means regression, anything else classification).
-    task: Task | None = None
+    # Lax for this one field: TOML gives the task's name as a string, which
+    # strict mode would refuse for an enum (unknown names are still errors).
+    task: Annotated[Task, Field(strict=False)] | None = None
     #: Detectors per signal: "error", "estimated_error" (min(score, 1 - score) of a
     #: classifier's calibrated score, see docs/detection.md), "score",
     #: "prediction", "feature:<name>", or "feature:*" for every numeric feature
@@ -186,10 +272,15 @@ class ModelSettings(_Section):
     retrain_interval_seconds: Annotated[float, Field(ge=0)] = 3600.0
     #: False drift alarms per prediction this model may raise, across all its
     #: signals and detectors (1e-7: one per ten million predictions). Split
-    #: equally across the model's detectors, each calibrated to its share
-    #: (stream_mlops.calibration); parameters set explicitly are kept. None: no
-    #: calibration, every detector keeps its own defaults.
+    #: across the model's detectors (``retrain_budget_share``), each calibrated to
+    #: its share (stream_mlops.calibration); parameters set explicitly are kept.
+    #: None: no calibration, every detector keeps its own defaults.
     false_alarm_budget: Annotated[float, Field(gt=0, lt=1)] | None = 1e-7
+    #: The share of the budget that goes to the detectors of the ``retrain_on``
+    #: signals (split equally among them); the rest is split equally among the
+    #: other detectors. None: every detector gets an equal share (Bonferroni).
+    #: Either way the shares add up to the budget.
+    retrain_budget_share: Annotated[float, Field(gt=0, lt=1)] | None = 0.5
     #: Also watch whole distributions, not only means: the "distribution"
     #: detector on the score and every numeric feature (variance, shape) and on
     #: every categorical (string) feature's category frequencies.
@@ -235,24 +326,26 @@ class ModelSettings(_Section):
 
 
 def _check_signal(signal: str) -> None:
-    if not _SIGNAL.match(signal):
+    if not _SIGNAL.fullmatch(signal):
         raise ValueError(
             f"unknown signal {signal!r}; use error, score, prediction, feature:<name> or feature:*"
         )
 
 
 class KafkaTopics(_Section):
-    predictions: str = "predictions"
-    outcomes: str = "outcomes"
-    drift_alerts: str = "drift-alerts"
-    retrain_requests: str = "retrain-requests"
-    model_updates: str = "model-updates"
-    labeled_events: str = "labeled-events"
-    dead_letters: str = "dead-letters"
-    state: str = "stream-mlops-state"
+    predictions: TopicName = "predictions"
+    outcomes: TopicName = "outcomes"
+    drift_alerts: TopicName = "drift-alerts"
+    retrain_requests: TopicName = "retrain-requests"
+    model_updates: TopicName = "model-updates"
+    labeled_events: TopicName = "labeled-events"
+    dead_letters: TopicName = "dead-letters"
+    state: TopicName = "stream-mlops-state"
 
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+# TOML has no path type: a path is a string, which strict validation would refuse.
+FilePath = Annotated[Path, Field(strict=False)]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 _SECRET_SOURCES: Final = {
     "password": f"{PASSWORD_ENV} or kafka.security.password_file",
@@ -282,14 +375,14 @@ a SASL mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)
     sasl_mechanism: SaslMechanism | None = None
     username: Annotated[str, Field(min_length=1)] | None = None
     #: A file holding the SASL password (one line; a final newline is dropped).
-    password_file: Path | None = None
+    password_file: FilePath | None = None
     #: PEM CA certificates to trust; None: the system's trust store.
-    ca_file: Path | None = None
+    ca_file: FilePath | None = None
     #: Mutual TLS: the client's PEM certificate (chain) and its private key.
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    cert_file: FilePath | None = None
+    key_file: FilePath | None = None
     #: A file holding the password of an encrypted ``key_file``.
-    key_password_file: Path | None = None
+    key_password_file: FilePath | None = None
     #: Check that the broker's certificate names the host connected to.
     check_hostname: bool = True
     # Resolved by load_settings from the environment or the files above; a value
@@ -344,10 +437,10 @@ a SASL mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)
 
 
 class KafkaSettings(_Section):
-    bootstrap_servers: str = "127.0.0.1:9092"
+    bootstrap_servers: ClientId = "127.0.0.1:9092"
     client: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
-    group_id: str = "stream-mlops-engine"
-    transactional_id_prefix: str = "stream-mlops-engine"
+    group_id: ClientId = "stream-mlops-engine"
+    transactional_id_prefix: ClientId = "stream-mlops-engine"
     partitions: Annotated[int, Field(gt=0)] = 3
     checkpoint_interval_ms: Annotated[int, Field(gt=0)] = 200
     checkpoint_max_events: Annotated[int, Field(gt=0)] = 10000
@@ -382,8 +475,8 @@ class RetrainerSettings(_Section):
     """``[retrainer]``: the retraining service (``stream-mlops retrainer``)."""
 
     #: Its own consumer group and transactional ids, apart from the engine's.
-    group_id: str = "stream-mlops-retrainer"
-    transactional_id_prefix: str = "stream-mlops-retrainer"
+    group_id: ClientId = "stream-mlops-retrainer"
+    transactional_id_prefix: ClientId = "stream-mlops-retrainer"
     #: Registry directory; ``--registry`` wins, then this, then
     #: ``$STREAM_MLOPS_REGISTRY``, else ``./registry``.
     registry: str | None = None
@@ -402,8 +495,126 @@ class RetrainerSettings(_Section):
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
 
 
+#: The events the notifier forwards, by their ``type``.
+NotifiedEvent = Literal["drift_alert", "model_update"]
+NOTIFIED_EVENTS: Final[tuple[NotifiedEvent, ...]] = ("drift_alert", "model_update")
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL; the error never repeats it (it may hold a token).
+
+    >>> check_webhook_url("https://hooks.example.com/services/T0/B0/secret")
+    'https://hooks.example.com/services/T0/B0/secret'
+    >>> check_webhook_url("hooks.example.com/secret")
+    Traceback (most recent call last):
+    ...
+    ValueError: must be an http:// or https:// URL with a host
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. a bad port or bracketed host
+        host = None
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise ValueError("must not contain spaces or control characters")
+    return url
+
+
+class WebhookSettings(_Section):
+    """``[[notify.webhooks]]``: one HTTP endpoint and what it receives."""
+
+    #: The endpoint. Webhook URLs usually carry a token: it is kept out of
+    #: reprs and logs (``url_env`` keeps it out of the file as well).
+    url: SecretStr | None = None
+    #: The environment variable that holds the URL, read when the notifier starts.
+    url_env: str | None = None
+    #: How logs and dead letters name the webhook (default: the URL's scheme and host).
+    name: str | None = None
+    #: "slack": a Slack-compatible body ({"text": ..., "blocks": [...]});
+    #: "json": the event itself, as on its topic.
+    format: Literal["slack", "json"] = "slack"
+    #: Which events: drift alerts, promotions (model updates), or both.
+    events: list[NotifiedEvent] = Field(default_factory=lambda: list(NOTIFIED_EVENTS), min_length=1)
+    #: Model ids, as fnmatch patterns ("fraud*"); default: every model.
+    models: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    #: Alerts below this severity are not sent ("warning": all of them).
+    min_severity: Literal["warning", "drift"] = "warning"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_webhook_url(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebhookSettings:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url and url_env")
+        return self
+
+
+class NotifySettings(_Section):
+    """``[notify]``: the notifier (``stream-mlops notify``), docs/notify.md."""
+
+    #: Its own consumer group: it commits its offsets after each delivery.
+    group_id: str = "stream-mlops-notifier"
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    #: HTTP attempts per webhook and notification (the first included) before
+    #: the notification becomes a dead letter. 8 attempts with the default
+    #: backoff span about two minutes: a webhook service's restart or a short
+    #: outage, not a long one (that is what the dead letters are for).
+    max_attempts: Annotated[int, Field(ge=1)] = 8
+    #: The wait after the first failure; each further failure multiplies it by
+    #: ``backoff_multiplier``, up to ``backoff_max_seconds``.
+    backoff_initial_seconds: Annotated[float, Field(gt=0)] = 1.0
+    backoff_multiplier: Annotated[float, Field(ge=1)] = 2.0
+    backoff_max_seconds: Annotated[float, Field(gt=0)] = 60.0
+    #: Each wait is shortened by a random fraction up to this (0: none, 1: "full
+    #: jitter"), so notifiers retrying the same endpoint do not retry in step.
+    backoff_jitter: Annotated[float, Field(ge=0, le=1)] = 0.5
+    #: One HTTP request's timeout (connect and response).
+    timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    #: Records read but not yet settled (delivered or dead-lettered) at most;
+    #: beyond, the notifier stops fetching until deliveries catch up.
+    max_in_flight: Annotated[int, Field(ge=1)] = 1000
+    #: How long the group waits for a silent notifier (a killed one) before its
+    #: partitions move; None keeps the client's default (45 s). The broker
+    #: accepts 6000 and up (group.min.session.timeout.ms).
+    session_timeout_ms: Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _backoff_bounds(self) -> NotifySettings:
+        if self.backoff_max_seconds < self.backoff_initial_seconds:
+            raise ValueError("backoff_max_seconds must be at least backoff_initial_seconds")
+        return self
+
+
+class UiSettings(_Section):
+    """``[ui]``: the operator page (``stream-mlops ui``)."""
+
+    #: The address it listens on. Loopback by default: the page has no login,
+    #: so only this machine (or an SSH tunnel) reaches it.
+    host: str = "127.0.0.1"
+    #: Its port; 0 picks a free one (the address is logged as ``ui.started``).
+    port: Annotated[int, Field(ge=0, le=65535)] = 8470
+    #: How often the page re-reads offsets, the registry and a sample of
+    #: labeled events, and how often an open page asks for fresh panels.
+    refresh_seconds: Annotated[float, Field(ge=0.2, le=60)] = 2.0
+    #: Newest alerts kept for the timeline and the alert table.
+    alerts_kept: Annotated[int, Field(gt=0, le=10_000)] = 200
+    #: Labeled events read per partition per refresh (the newest since the
+    #: last one) for the signals' recent values: bounds the page's reading
+    #: whatever the stream's rate.
+    sample_events: Annotated[int, Field(gt=0, le=100_000)] = 200
+
+
 class Settings(_Section):
     join: JoinSettings = Field(default_factory=JoinSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     defaults: ModelSettings = Field(default_factory=ModelSettings)
     models: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")], ModelSettings] = Field(
         default_factory=dict
@@ -412,6 +623,8 @@ class Settings(_Section):
     unknown_models: Literal["accept", "reject"] = "accept"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     retrainer: RetrainerSettings = Field(default_factory=RetrainerSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
 
     def model(self, model_id: str) -> ModelSettings:
         """The effective settings of one model: [defaults] merged with its section."""
@@ -502,8 +715,8 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
             raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    overrides = {
-        field: value.strip()
+    overrides: dict[str, str | bool] = {
+        field: _from_environment(field, value.strip())
         for field, name in SECURITY_ENV.items()
         if (value := env.get(name, "")).strip()
     }
@@ -521,7 +734,17 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     return settings.model_copy(update={"kafka": kafka})
 
 
-def _with_security_overrides(data: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+def _from_environment(field: str, value: str) -> str | bool:
+    """An environment variable's text as its field's type: TOML has booleans, the
+    environment only text, and the settings are strict."""
+    if field == "check_hostname" and value.lower() in ("true", "1", "false", "0"):
+        return value.lower() in ("true", "1")
+    return value
+
+
+def _with_security_overrides(
+    data: dict[str, Any], overrides: Mapping[str, str | bool]
+) -> dict[str, Any]:
     kafka = data.get("kafka", {})
     if not isinstance(kafka, Mapping) or not isinstance(kafka.get("security", {}), Mapping):
         return data  # not tables: validation names the field
@@ -529,7 +752,7 @@ def _with_security_overrides(data: dict[str, Any], overrides: dict[str, str]) ->
     return {**data, "kafka": {**kafka, "security": security}}
 
 
-def _name_the_variables(message: str, overrides: Mapping[str, str]) -> str:
+def _name_the_variables(message: str, overrides: Mapping[str, str | bool]) -> str:
     """``kafka.security.protocol (KAFKA_SECURITY_PROTOCOL): ...`` where the environment set it."""
     for field in overrides:
         message = message.replace(

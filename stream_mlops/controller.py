@@ -11,13 +11,22 @@ are limited per model to one per ``retrain_interval_seconds`` of event time.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from stream_mlops.config import ModelSettings
 from stream_mlops.detectors import Detection, Detector
 from stream_mlops.events import AlertStats, DriftAlert, RetrainRequest, SignalShift, WindowStart
+from stream_mlops.plain_data import (
+    FieldError,
+    Fields,
+    check_int,
+    check_list,
+    float_data,
+    read_float,
+)
 from stream_mlops.signals import SignalTrack
 
 __all__ = ["AlertPolicy", "content_id"]
@@ -62,6 +71,46 @@ class AlertPolicy:
         self.retrain_suppressed = 0
         self._signals: dict[tuple[str, str, str], _SignalPolicy] = {}
         self._last_retrain: dict[str, float] = {}
+
+    def state(self) -> dict[str, Any]:
+        """The policy as plain data (the partition is the task's, not the state's)."""
+        return {
+            "suppressed": self.suppressed,
+            "retrain_suppressed": self.retrain_suppressed,
+            "signals": [
+                [*key, policy.last_drift, policy.last_warning]
+                for key, policy in self._signals.items()
+            ],
+            "last_retrain": [[m, float_data(epoch)] for m, epoch in self._last_retrain.items()],
+        }
+
+    @classmethod
+    def from_state(cls, fields: Fields, partition: int | None) -> AlertPolicy:
+        """The policy ``state()`` wrote; FieldError (a ValueError) naming the field otherwise."""
+        policy = cls(partition)
+        policy.suppressed = fields.integer("suppressed", low=0)
+        policy.retrain_suppressed = fields.integer("retrain_suppressed", low=0)
+        for i, entry in enumerate(fields.items("signals")):
+            at = f"{fields.at('signals')}[{i}]"
+            parts = check_list(entry, at)
+            if len(parts) != 5 or any(type(p) is not str for p in parts[:3]):
+                raise FieldError(
+                    f"{at}: expected [model_id, model_version, signal, last_drift, last_warning]"
+                )
+            last_drift, last_warning = (
+                None if v is None else check_int(v, f"{at}[{j}]", low=0)
+                for j, v in enumerate(parts[3:], start=3)
+            )
+            key = (str(parts[0]), str(parts[1]), str(parts[2]))
+            policy._signals[key] = _SignalPolicy(last_drift, last_warning)
+        for i, entry in enumerate(fields.items("last_retrain")):
+            at = f"{fields.at('last_retrain')}[{i}]"
+            parts = check_list(entry, at)
+            if len(parts) != 2 or type(parts[0]) is not str:
+                raise FieldError(f"{at}: expected [model_id, epoch]")
+            policy._last_retrain[parts[0]] = read_float(parts[1], f"{at}[1]")
+        fields.done()
+        return policy
 
     def review(
         self,
@@ -126,6 +175,28 @@ class AlertPolicy:
                 shifts=ranked[:_MAX_SHIFTS],
             ),
         )
+
+    def forget(
+        self,
+        versions: Iterable[tuple[str, str]],
+        retrain_intervals: Mapping[str, float],
+        *,
+        now: float,
+    ) -> None:
+        """Drop what the policy keeps for retired model versions.
+
+        ``retrain_intervals`` names the models that have no version left, with
+        their ``retrain_interval_seconds``: a model's retrain rate limit goes
+        once it has run out at ``now`` (event time), so a model that comes back
+        is limited as before.
+        """
+        gone = set(versions)
+        if gone:
+            self._signals = {k: v for k, v in self._signals.items() if (k[0], k[1]) not in gone}
+        for model_id, interval in retrain_intervals.items():
+            last = self._last_retrain.get(model_id)
+            if last is not None and now - last >= interval:
+                del self._last_retrain[model_id]
 
     def retrain(
         self,

@@ -17,18 +17,16 @@ settings and the same events give the same outputs, byte for byte.
 
 from __future__ import annotations
 
+import base64
 import math
-import pickle
-import struct
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Final, Literal
 
-import river
-
-from stream_mlops import calibration, detectors
+from stream_mlops import calibration, detectors, snapshot
 from stream_mlops.config import DetectorSpec, ModelSettings, Settings
 from stream_mlops.controller import AlertPolicy
-from stream_mlops.detectors import Detection, Detector
+from stream_mlops.detectors import Detection, Detector, GlrDetector
+from stream_mlops.event_time import EventTimeBound, EventTimeCounts
 from stream_mlops.events import (
     DriftAlert,
     EventError,
@@ -40,9 +38,11 @@ from stream_mlops.events import (
     WindowStart,
     utc_datetime,
 )
-from stream_mlops.join import DUPLICATE, Match, PendingJoin
+from stream_mlops.join import DUPLICATE, JoinCounts, Match, PendingJoin
+from stream_mlops.limits import EventLimitError, EventLimits
 from stream_mlops.model_task import Task
 from stream_mlops.offsets import OffsetSet
+from stream_mlops.plain_data import FieldError, Fields, float_data
 from stream_mlops.signals import (
     ModelState,
     SignalTrack,
@@ -51,28 +51,22 @@ from stream_mlops.signals import (
     infer_task,
     numeric,
 )
+from stream_mlops.snapshot import SnapshotError
 
 __all__ = ["Engine", "EngineStats", "Output", "SnapshotError", "UnknownModelError"]
 
 Output = DriftAlert | RetrainRequest | LabeledEvent
 
-SNAPSHOT_MAGIC: Final = b"SMLOPS"
-# 3: signal tracks with ranks, distributions and categorical features, the
-# estimated error and the budget share; a format-1 snapshot's detectors saw raw
-# values, so it cannot continue here. (2 is skipped: tests use it as "unknown".)
-SNAPSHOT_FORMAT: Final = 3
-_HEADER: Final = struct.Struct(">6sH")
 # How often (in events) idle model versions are looked for: a scan of the few
 # (model, version) states, so every 10,000 events costs nothing measurable.
 _SWEEP_EVERY: Final = 10_000
+# Notices waiting for the edge to take them: one per model version that hit a
+# counted limit; beyond this many untaken, only the counts go on.
+_MAX_NOTICES: Final = 100
 
 
 class UnknownModelError(EventError):
     """An event for a model the configuration does not list, with unknown_models=reject."""
-
-
-class SnapshotError(ValueError):
-    """A snapshot this engine cannot restore (unreadable, or another format/river)."""
 
 
 @dataclass(slots=True)
@@ -92,17 +86,17 @@ class EngineStats:
     unscored_joins: int = 0
     #: model versions whose state was dropped after their traffic stopped
     versions_retired: int = 0
+    #: signal values beyond +-signals.LARGEST_VALUE, taken at that size (or NaN, ignored)
+    clamped_values: int = 0
+    #: feature values not tracked: their model version had max_features_per_model already
+    untracked_feature_values: int = 0
+    #: events refused for their time (stream_mlops.event_time), and jumps let through
+    refused_ahead_of_watermark: int = 0
+    refused_ahead_of_wall_clock: int = 0
+    watermark_jumps: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _river_version() -> str:
-    return str(river.__version__)  # type: ignore[attr-defined]
-
-
-def _river_minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
 
 
 class Engine:
@@ -119,7 +113,15 @@ class Engine:
         self.labeled_events = labeled_events
         self.settings = settings
         self.partition = partition
-        self._join = PendingJoin(settings.join.ttl_seconds, settings.join.max_pending)
+        join = settings.join
+        self._join = PendingJoin(
+            join.ttl_seconds, join.max_pending, start_within=join.max_ahead_of_watermark_seconds
+        )
+        self._event_time = EventTimeBound(
+            max_ahead=join.max_ahead_of_watermark_seconds,
+            max_ahead_of_wall_clock=join.max_ahead_of_wall_clock_seconds,
+            jump_after=join.jump_after_events,
+        )
         self._policy = AlertPolicy(partition)
         self._models: dict[tuple[str, str], ModelState] = {}
         self._model_settings: dict[str, ModelSettings] = {}
@@ -129,6 +131,12 @@ class Engine:
         self._alerts_by_signal: dict[str, int] = {}
         self._retrain_requests = 0
         self._versions_retired = 0
+        # clamped_values and untracked_feature_values of the versions already retired
+        self._retired_clamped = 0
+        self._retired_untracked = 0
+        self._limits = EventLimits(settings.limits)
+        self._max_features = settings.limits.max_features_per_model
+        self._notices: list[str] = []
         self._until_sweep = _SWEEP_EVERY
         # Drift alerts of the current event that ask for retraining, with where
         # their post-drift data starts (epoch, event_id), if known.
@@ -136,26 +144,40 @@ class Engine:
 
     # -- the core -----------------------------------------------------------------
 
-    def process(self, event: InputEvent, offset: int | None = None) -> list[Output]:
+    def process(
+        self, event: InputEvent, offset: int | None = None, *, now: float | None = None
+    ) -> list[Output]:
         """Join, signals, detectors, controller for one event.
 
         Returns the LabeledEvent of a join, then alerts, then a retrain request.
+        ``now`` is the wall clock (epoch seconds) where the caller has one: an
+        event too far ahead of it is refused (``stream_mlops.event_time``).
+        An event the engine refuses raises an ``EventError`` (``UnknownModelError``,
+        ``EventLimitError``, ``EventTimeError``) before the join or a detector
+        has seen it.
         """
         if type(event) is PredictionEvent:
             self._check_model(event.model_id)
+            self._limits.check_prediction(event)
             epoch = event.epoch
+            self._event_time.check(epoch, watermark=self._join.watermark, now=now)
+            found = self._models.get((event.model_id, event.model_version))
+            if found is None:
+                self._make_room(event, epoch)
             result = self._join.add_prediction(event, epoch, offset)
             self._predictions += 1
             if result is DUPLICATE:
                 return []
-            state = self._state(event.model_id, event.model_version, event)
+            state = found or self._state(event.model_id, event.model_version, event)
             state.last_prediction_epoch = max(state.last_prediction_epoch, epoch)
             alerts = self._label_free(state, event, epoch)
         else:
             assert isinstance(event, OutcomeEvent)
             if event.model_id is not None:
                 self._check_model(event.model_id)
+            self._limits.check_outcome(event)
             epoch = event.epoch
+            self._event_time.check(epoch, watermark=self._join.watermark, now=now)
             result = self._join.add_outcome(event, epoch, offset)
             self._outcomes += 1
             if result is DUPLICATE:
@@ -180,24 +202,77 @@ class Engine:
             outputs.append(request)
         return outputs
 
-    def _retire_idle_versions(self) -> None:
-        """Drop the state of a model version that a newer one replaced.
+    def _retire_idle_versions(self, epoch: float = -math.inf) -> None:
+        """Drop the state of every model version whose traffic stopped.
 
-        A version is retired once another version of its model has served a
-        prediction since, and its own last prediction is older than the join's
-        time-to-live: no outcome can join it any more, so its detectors have
-        nothing left to see. A model update therefore gets fresh detectors (new
-        version, new state) and the old state goes when its traffic stops.
+        A version is retired once its last prediction is older than the join's
+        time-to-live behind the watermark: no outcome can join it any more, so
+        its detectors have nothing left to see. A model update therefore gets
+        fresh detectors (new version, new state) and the old state goes when
+        its traffic stops; a model that falls silent for longer than the TTL
+        goes too (before, the newest version of every model ever seen stayed
+        for good), and starts afresh if it comes back (a new reference, its
+        first ``min_observations`` without alerts). ``epoch`` is the time of an
+        accepted event the watermark is about to move to.
         """
-        horizon = self._join.watermark - self.settings.join.ttl_seconds
-        newest: dict[str, float] = {}
-        for (model_id, _version), state in self._models.items():
-            newest[model_id] = max(newest.get(model_id, -math.inf), state.last_prediction_epoch)
-        for key, state in list(self._models.items()):
-            last = state.last_prediction_epoch
-            if last < horizon and last < newest[key[0]]:
-                del self._models[key]
-                self._versions_retired += 1
+        watermark = max(self._join.watermark, epoch)
+        horizon = watermark - self.settings.join.ttl_seconds
+        retired = [
+            key for key, state in self._models.items() if state.last_prediction_epoch < horizon
+        ]
+        if not retired:
+            return
+        for key in retired:
+            state = self._models.pop(key)
+            self._versions_retired += 1
+            self._retired_clamped += sum(t.clamped for t in state.tracks())
+            self._retired_untracked += state.untracked
+        remaining = {model_id for model_id, _ in self._models}
+        gone = {model_id for model_id, _ in retired} - remaining
+        self._policy.forget(
+            retired,
+            {m: self._settings(m).retrain_interval_seconds for m in gone},
+            now=watermark,
+        )
+        for model_id in gone:
+            self._model_settings.pop(model_id, None)
+
+    def _make_room(self, event: PredictionEvent, epoch: float) -> None:
+        """Room for the state of a new model version, or ``EventLimitError``.
+
+        At ``[limits] max_models_per_task`` the versions idle at the event's
+        time are retired first; a new version is refused only when all of them
+        still serve.
+        """
+        limit = self.settings.limits.max_models_per_task
+        if len(self._models) < limit:
+            return
+        self._retire_idle_versions(epoch)
+        if len(self._models) >= limit:
+            raise EventLimitError(
+                f"model_version: {event.model_id} {event.model_version} is new, and this "
+                f"engine keeps {limit} model versions already, [limits] "
+                f"max_models_per_task={limit} (none idle for the join's TTL)"
+            )
+
+    def take_notices(self) -> list[str]:
+        """One-line notices since the last call, for the edge to log (the core has no I/O).
+
+        Each says once per model version what the engine counts instead of
+        refusing (features beyond ``max_features_per_model``); the counts are
+        in ``stats``.
+        """
+        notices, self._notices = self._notices, []
+        return notices
+
+    def _untracked(self, state: ModelState) -> None:
+        state.untracked += 1
+        if state.untracked == 1 and len(self._notices) < _MAX_NOTICES:
+            limit = self.settings.limits.max_features_per_model
+            self._notices.append(
+                f"{state.model_id} {state.model_version}: more than {limit} features; the "
+                "others are counted, not tracked ([limits] max_features_per_model)"
+            )
 
     def _check_model(self, model_id: str) -> None:
         if self.settings.unknown_models == "reject" and model_id not in self.settings.models:
@@ -216,8 +291,13 @@ class Engine:
             state = self._models[(model_id, version)] = ModelState(model_id, version, task)
             model = self._settings(model_id)
             if model.false_alarm_budget is not None:
-                count = _detector_count(model, task, first)
-                state.false_alarm_rate = calibration.share(model.false_alarm_budget, count)
+                retrain, other = _detector_count(model, task, first)
+                state.retrain_false_alarm_rate, state.false_alarm_rate = calibration.split(
+                    model.false_alarm_budget,
+                    retrain=retrain,
+                    other=other,
+                    retrain_share=model.retrain_budget_share,
+                )
             state.score = self._track(model, "score", state)
             state.prediction = self._track(model, "prediction", state)
             state.error = self._track(model, "error", state)
@@ -233,7 +313,10 @@ class Engine:
         self, model: ModelSettings, signal: str, state: ModelState, *, categorical: bool = False
     ) -> SignalTrack:
         task = state.task
-        specs = [] if categorical else model.detectors_for(signal)
+        specs = model.detectors_for(signal)
+        if categorical:
+            # Only the GLR bank (per-category rates) reads category codes.
+            specs = [spec for spec in specs if spec.name == "glr"]
         # Label-free signals get the distribution test too (a feature whose
         # detectors are disabled does not); a categorical feature only it.
         label_free = signal in ("score", "prediction") or signal.startswith("feature:")
@@ -243,26 +326,31 @@ class Engine:
         if model.distribution_checks and wants_distribution:
             spec = DetectorSpec.model_validate({"name": "distribution", "categorical": categorical})
             specs = [*specs, spec]
+        retrains = model.retrains_on(signal)
+        rate = state.retrain_false_alarm_rate if retrains else state.false_alarm_rate
+        binary = signal == "error" and task == "classification"
         built: list[Detector] = []
         for spec in specs:
             # Binary detectors only see 0/1: a regression's error is not.
             if signal == "error" and task == "regression" and detectors.is_binary(spec.name):
                 continue
             params = spec.params
-            if state.false_alarm_rate is not None:
-                params = calibration.calibrated(spec.name, params, state.false_alarm_rate)
+            if spec.name == "glr":
+                params = _glr_model(params, signal, binary=binary, categorical=categorical)
+            if rate is not None:
+                params = calibration.calibrated(spec.name, params, rate)
             built.append(detectors.build(spec.name, params))
-        # Values outside [0, 1] reach detectors as ranks (see SignalTrack).
-        bounded = signal in ("score", "estimated_error") or (
-            signal == "error" and task == "classification"
-        )
+        # Values outside [0, 1] reach detectors as ranks (see SignalTrack); so do
+        # all but 0/1 values where a GLR bank reads them as normal scores.
+        bounded = signal in ("score", "estimated_error") or binary
+        glr = any(spec.name == "glr" for spec in specs)
         return SignalTrack(
             signal,
             built,
             reference_observations=model.reference_observations,
             recent_span=model.recent_span,
-            marks=model.retrains_on(signal),
-            ranked=not bounded,
+            marks=retrains,
+            ranked=not bounded or (glr and not binary),
             binned=label_free,
             categorical=categorical,
         )
@@ -296,6 +384,9 @@ class Engine:
                     if name in state.categorical:
                         continue  # a string feature first: stays categorical
                     model = self._settings(state.model_id)
+                    if len(tracks) + len(state.categorical) >= self._max_features:
+                        self._untracked(state)
+                        continue
                     track = tracks[name] = self._track(model, f"feature:{name}", state)
                 fired = track.observe(float(value), event_id, epoch)  # type: ignore[arg-type]
             elif value_kind is str:
@@ -312,7 +403,12 @@ class Engine:
     def _categorical(self, state: ModelState, name: str) -> SignalTrack | None:
         """A new categorical feature's track (None: not watched)."""
         model = self._settings(state.model_id)
-        if not model.distribution_checks or name in state.features:
+        if name in state.features or not (
+            model.distribution_checks or _watches_categories(model, f"feature:{name}")
+        ):
+            return None
+        if len(state.features) + len(state.categorical) >= self._max_features:
+            self._untracked(state)
             return None
         track = self._track(model, f"feature:{name}", state, categorical=True)
         state.categorical[name] = track
@@ -346,7 +442,8 @@ class Engine:
         alerts: list[Output] = []
         for detector, found in fired:
             detection = found
-            if track.ranked or track.categorical:
+            located = type(detector) is GlrDetector
+            if track.categorical or (track.ranked and not located):
                 # The detector saw ranks or codes; the alert reports the signal's
                 # own means (reference and recent), as for any other signal.
                 shift = track.shift()
@@ -371,8 +468,12 @@ class Engine:
             if detection.severity == "drift":
                 track.rebase()
                 if model.retrains_on(track.name):
-                    window = (detection.window_before or 0) + (detection.window_after or 0)
-                    post_change = track.post_change(window) or detection.window_after
+                    if located:
+                        # The likelihood that raised the alarm placed the change.
+                        post_change = detection.window_after
+                    else:
+                        window = (detection.window_before or 0) + (detection.window_after or 0)
+                        post_change = track.post_change(window) or detection.window_after
                     start = track.window_start(post_change)
                     self._retrain_reasons.append((alert, start))
         return alerts
@@ -416,6 +517,11 @@ class Engine:
             suppressed_retrain_requests=self._policy.retrain_suppressed,
             unscored_joins=self._unscored,
             versions_retired=self._versions_retired,
+            clamped_values=self._retired_clamped
+            + sum(t.clamped for state in self._models.values() for t in state.tracks()),
+            untracked_feature_values=self._retired_untracked
+            + sum(state.untracked for state in self._models.values()),
+            **self._event_time.counts.as_dict(),
         )
 
     # -- checkpoints --------------------------------------------------------------
@@ -429,32 +535,43 @@ class Engine:
     def snapshot(self) -> bytes:
         """Detectors, controller, counters, watermark, pending offsets; no pending entries.
 
-        Also not included: the join's memory of already-joined ids (it can be as
-        large as the pending entries). After a restore, a duplicate of an event
-        joined before the snapshot is not recognised as one.
+        Plain data (``stream_mlops.snapshot``; "Snapshot format" in
+        docs/runtime.md): restoring one runs no code from the record. Not
+        included: the join's memory of already-joined ids (it can be as large as
+        the pending entries). After a restore, a duplicate of an event joined
+        before the snapshot is not recognised as one.
         """
         join = self._join
-        state = {
-            "river": _river_version(),
-            "models": self._models,
-            "policy": self._policy,
-            "versions_retired": self._versions_retired,
-            "counters": (
-                self._predictions,
-                self._outcomes,
-                self._unscored,
-                self._alerts_by_signal,
-                self._retrain_requests,
-            ),
-            "join": (
-                join.watermark,
-                join.counts,
-                join.prediction_offsets.to_bytes(),
-                join.outcome_offsets.to_bytes(),
-            ),
-        }
-        header = _HEADER.pack(SNAPSHOT_MAGIC, SNAPSHOT_FORMAT)
-        return header + pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return snapshot.encode(
+            {
+                "river": snapshot.river_version(),
+                "counters": {
+                    "predictions": self._predictions,
+                    "outcomes": self._outcomes,
+                    "unscored_joins": self._unscored,
+                    "retrain_requests": self._retrain_requests,
+                    "versions_retired": self._versions_retired,
+                    "alerts_by_signal": dict(self._alerts_by_signal),
+                    "retired_clamped": self._retired_clamped,
+                    "retired_untracked": self._retired_untracked,
+                },
+                "event_time": {
+                    "run": self._event_time.run,
+                    **self._event_time.counts.as_dict(),
+                },
+                "join": {
+                    "watermark": float_data(join.watermark),
+                    "first_epoch": None
+                    if join.first_epoch is None
+                    else float_data(join.first_epoch),
+                    "counts": join.counts.as_dict(),
+                    "prediction_offsets": _offsets_data(join.prediction_offsets),
+                    "outcome_offsets": _offsets_data(join.outcome_offsets),
+                },
+                "policy": self._policy.state(),
+                "models": [state.state() for state in self._models.values()],
+            }
+        )
 
     @classmethod
     def restore(
@@ -466,54 +583,65 @@ class Engine:
         labeled_events: bool = True,
     ) -> Engine:
         """An engine in the state of ``snapshot()``; pending entries come from
-        ``restore_pending``. SnapshotError if the data is not ours to read.
+        ``restore_pending``.
 
-        The snapshot is a pickle: restore only snapshots this engine wrote (the
-        state topic is internal).
+        Any bytes that are not such a snapshot (another format or river version,
+        corrupt, forged) raise ``SnapshotError`` naming ``partition`` and the
+        cause, and nothing else: never another exception, never a reset.
         """
-        if len(data) < _HEADER.size:
-            raise SnapshotError("not an engine snapshot (too short)")
-        magic, version = _HEADER.unpack_from(data)
-        if magic != SNAPSHOT_MAGIC:
-            raise SnapshotError("not an engine snapshot (bad magic)")
-        if version != SNAPSHOT_FORMAT:
-            raise SnapshotError(
-                f"snapshot format {version} is not supported (this engine reads {SNAPSHOT_FORMAT})"
-            )
         try:
-            state = pickle.loads(data[_HEADER.size :])
-            written_with = state["river"]
-        except Exception as exc:
-            raise SnapshotError(f"unreadable engine snapshot: {exc}") from None
-        running = _river_version()
-        if _river_minor(written_with) != _river_minor(running):
-            raise SnapshotError(
-                f"snapshot written with river {written_with}, this engine runs "
-                f"river {running}: detector state does not carry across minor versions"
-            )
-        engine = cls(settings, partition=partition, labeled_events=labeled_events)
-        engine._models = state["models"]
-        engine._policy = state["policy"]
-        engine._versions_retired = state.get("versions_retired", 0)
-        engine._policy.partition = partition
-        (
-            engine._predictions,
-            engine._outcomes,
-            engine._unscored,
-            engine._alerts_by_signal,
-            engine._retrain_requests,
-        ) = state["counters"]
-        join = engine._join
-        watermark, join.counts, predictions, outcomes = state["join"]
-        join.watermark = watermark
+            document = snapshot.decode(data)
+            engine = cls(settings, partition=partition, labeled_events=labeled_events)
+            engine._load(document)
+        except snapshot.NEVER_CAUGHT:
+            raise
+        except ValueError as exc:  # FieldError, SnapshotError, orjson's, zlib's...
+            raise SnapshotError(str(exc), partition=partition) from None
+        except BaseException as exc:  # a bug or a native panic: still only a SnapshotError
+            raise SnapshotError(f"{type(exc).__name__}: {exc}", partition=partition) from exc
+        return engine
+
+    def _load(self, document: Fields) -> None:
+        counters = document.child("counters")
+        self._predictions = counters.integer("predictions", low=0)
+        self._outcomes = counters.integer("outcomes", low=0)
+        self._unscored = counters.integer("unscored_joins", low=0)
+        self._retrain_requests = counters.integer("retrain_requests", low=0)
+        self._versions_retired = counters.integer("versions_retired", low=0)
+        alerts = counters.child("alerts_by_signal")
+        self._alerts_by_signal = {name: alerts.integer(name, low=0) for name in alerts.keys()}  # noqa: SIM118 (Fields)
+        self._retired_clamped = counters.integer("retired_clamped", low=0)
+        self._retired_untracked = counters.integer("retired_untracked", low=0)
+        counters.done()
+        event_time = document.child("event_time")
+        bound = self._event_time
+        bound.run = event_time.integer("run", low=0, high=bound.jump_after)
+        bound.counts = EventTimeCounts(
+            **{f.name: event_time.integer(f.name, low=0) for f in fields(EventTimeCounts)}
+        )
+        event_time.done()
+        join_fields = document.child("join")
+        join = self._join
+        join.watermark = join_fields.number("watermark")
+        join.first_epoch = join_fields.optional_number("first_epoch")
+        counts = join_fields.child("counts")
+        join.counts = JoinCounts(
+            **{f.name: counts.integer(f.name, low=0) for f in fields(JoinCounts)}
+        )
+        counts.done()
         # pending_offsets() answers with the restored sets at once, so the edge
         # knows where to re-read from; restore_pending re-adds the same offsets.
-        try:
-            join.prediction_offsets = OffsetSet.from_bytes(predictions)
-            join.outcome_offsets = OffsetSet.from_bytes(outcomes)
-        except ValueError as exc:
-            raise SnapshotError(f"unreadable engine snapshot: {exc}") from None
-        return engine
+        join.prediction_offsets = _offsets(join_fields, "prediction_offsets")
+        join.outcome_offsets = _offsets(join_fields, "outcome_offsets")
+        join_fields.done()
+        self._policy = AlertPolicy.from_state(document.child("policy"), self.partition)
+        for i, model in enumerate(document.items("models")):
+            state = ModelState.from_state(Fields(model, f"models[{i}]"))
+            key = (state.model_id, state.model_version)
+            if key in self._models:
+                raise FieldError(f"models[{i}]: {key} appears twice")
+            self._models[key] = state
+        document.done()
 
     def restore_pending(self, event: InputEvent, offset: int) -> None:
         """Re-insert one entry pending at the snapshot: no outputs, counters or detectors."""
@@ -524,22 +652,71 @@ class Engine:
             self._join.restore_outcome(event, event.epoch, offset)
 
 
-def _detector_count(model: ModelSettings, task: Task, first: PredictionEvent) -> int:
-    """How many detectors the budget is split across, from the model's first prediction.
+def _offsets_data(offsets: OffsetSet) -> str:
+    return base64.b64encode(offsets.to_bytes()).decode("ascii")
+
+
+def _offsets(fields: Fields, key: str) -> OffsetSet:
+    text = fields.string(key)
+    try:
+        return OffsetSet.from_bytes(base64.b64decode(text, validate=True))
+    except ValueError as exc:  # binascii.Error is one
+        raise FieldError(f"{fields.at(key)}: {exc}") from None
+
+
+def _glr_model(
+    params: dict[str, Any], signal: str, *, binary: bool, categorical: bool
+) -> dict[str, Any]:
+    """The GLR bank's model for a signal, unless the configuration names one.
+
+    A classifier's error is a 0/1 rate that matters when it rises; a regression's
+    absolute error matters when it grows (half-normal scores of its ranks); the
+    estimated error when it rises; categorical features by their categories;
+    every other signal (ranks) both ways, mean and spread.
+    """
+    out = dict(params)
+    if "model" in out:
+        return out
+    if categorical:
+        out["model"] = "categorical"
+    elif signal == "error":
+        out["model"] = "bernoulli" if binary else "halfnormal"
+        out.setdefault("direction", "up")
+    else:
+        out["model"] = "normal"
+        if signal == "estimated_error":
+            out.setdefault("direction", "up")
+    return out
+
+
+def _watches_categories(model: ModelSettings, signal: str) -> bool:
+    return any(spec.name == "glr" for spec in model.detectors_for(signal))
+
+
+def _detector_count(model: ModelSettings, task: Task, first: PredictionEvent) -> tuple[int, int]:
+    """How many detectors the budget is split across, from the model's first
+    prediction: (those of signals that retrain, the others).
 
     Features that first appear later get the same share (so the budget holds as
     long as the first prediction carries the usual features).
     """
     distribution = 1 if model.distribution_checks else 0
-    count = len(model.detectors_for("error")) + len(model.detectors_for("prediction"))
+    counts = [0, 0]
+
+    def add(signal: str, detectors_: int) -> None:
+        counts[0 if model.retrains_on(signal) else 1] += detectors_
+
+    add("error", len(model.detectors_for("error")))
+    add("prediction", len(model.detectors_for("prediction")))
     if first.score is not None:
-        count += len(model.detectors_for("score")) + distribution
+        add("score", len(model.detectors_for("score")) + distribution)
         if task == "classification":
-            count += len(model.detectors_for("estimated_error"))
+            add("estimated_error", len(model.detectors_for("estimated_error")))
     for name, value in first.features.items():
+        signal = f"feature:{name}"
         if numeric(value) is not None:
-            specs = len(model.detectors_for(f"feature:{name}"))
-            count += specs + (distribution if specs else 0)
+            specs = len(model.detectors_for(signal))
+            add(signal, specs + (distribution if specs else 0))
         elif type(value) is str:
-            count += distribution
-    return count
+            add(signal, distribution + (1 if _watches_categories(model, signal) else 0))
+    return counts[0], counts[1]

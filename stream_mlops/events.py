@@ -105,6 +105,9 @@ _MODEL_ID_PATTERN: Final = r"^[A-Za-z0-9._-]{1,128}$"
 EventId = Annotated[str, Field(min_length=1, max_length=_EVENT_ID_MAX_LENGTH)]
 ModelId = Annotated[str, Field(pattern=_MODEL_ID_PATTERN)]
 ModelVersion = Annotated[str, Field(min_length=1)]
+# Strict: a number, as the contract says; `true` and `"0.5"` are errors, not 1.0
+# and 0.5 (an integer 0 or 1 is a number and becomes a float).
+Score = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
 
 
 def _utc(value: datetime) -> datetime:
@@ -157,7 +160,7 @@ class PredictionEvent(_InputEvent):
     ts: Timestamp
     features: Features
     prediction: Label
-    score: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    score: Score | None = None
 
     @property
     def epoch(self) -> float:

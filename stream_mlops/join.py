@@ -105,6 +105,7 @@ HOT_PREDICTIONS: Final = 20_000
 _Prediction = tuple[PredictionEvent, float, int | None]
 _PendingPrediction = bytes | _Prediction
 _Outcome = tuple[OutcomeEvent, float, int | None]
+_NO_WATERMARK: Final = float("-inf")
 
 
 class PendingJoin:
@@ -118,6 +119,12 @@ class PendingJoin:
 
     Joined ids are remembered (as long as the TTL, at most ``max_pending`` of them)
     so a replayed prediction or outcome is recognised as a duplicate.
+
+    With ``start_within``, the watermark starts only when two events agree: the
+    later of the first two whose event times are at most ``start_within``
+    apart (``stream_mlops.event_time``); before, the watermark is -inf and
+    nothing expires. A first event from the far future is then one pending
+    entry, not the end of every join.
     """
 
     __slots__ = (
@@ -129,16 +136,23 @@ class PendingJoin:
         "_packer",
         "_predictions",
         "counts",
+        "first_epoch",
         "hot_predictions",
         "max_pending",
         "outcome_offsets",
         "prediction_offsets",
+        "start_within",
         "ttl_seconds",
         "watermark",
     )
 
     def __init__(
-        self, ttl_seconds: float, max_pending: int, *, hot_predictions: int = HOT_PREDICTIONS
+        self,
+        ttl_seconds: float,
+        max_pending: int,
+        *,
+        hot_predictions: int = HOT_PREDICTIONS,
+        start_within: float | None = None,
     ) -> None:
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be greater than 0")
@@ -147,6 +161,9 @@ class PendingJoin:
         self.ttl_seconds = ttl_seconds
         self.max_pending = max_pending
         self.watermark = float("-inf")
+        self.start_within = start_within
+        #: the event time that waits for a second one to start the watermark
+        self.first_epoch: float | None = None
         self.counts = JoinCounts()
         self.prediction_offsets = OffsetSet()
         self.outcome_offsets = OffsetSet()
@@ -296,6 +313,12 @@ class PendingJoin:
 
     def _advance(self, epoch: float) -> None:
         if epoch > self.watermark:
+            if self.watermark == _NO_WATERMARK and self.start_within is not None:
+                first = self.first_epoch
+                if first is None or abs(epoch - first) > self.start_within:
+                    self.first_epoch = epoch  # wait for an event that agrees
+                    return
+                epoch = max(epoch, first)
             self.watermark = epoch
             self._expire()
 

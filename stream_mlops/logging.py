@@ -51,7 +51,10 @@ def configure(log_format: LogFormat = "json", level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # No file argument: each logger writes to sys.stdout as it is when the
+        # logger is made, so a replaced stdout (tests capturing output, a
+        # closed capture afterwards) never holds on to a stale stream.
+        logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=False,
     )
     # kafka-python logs through the standard library; keep its warnings, as JSON-free lines

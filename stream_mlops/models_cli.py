@@ -256,6 +256,7 @@ def _reproduce(
 ) -> int:
     # Imported here: the retraining core pulls in river, which list/show/search
     # do not need, so those stay fast.
+    from stream_mlops.retrain.challenger import keeps_sets
     from stream_mlops.retrain.exceptions import ReproduceError
     from stream_mlops.retrain.reproduce import reproduce
     from stream_mlops.retrain.session import library_versions
@@ -295,6 +296,13 @@ def _reproduce(
         out.write(f"  recorded  {record.content_hash}\n  rebuilt   {rebuilt}\n")
         for name, (recorded, now) in sorted(differing.items()):
             out.write(f"  note: recorded with {name} {recorded}, rebuilt with {now}\n")
+        parent = record.parent_version
+        if not matches and parent is not None and keeps_sets(registry.artifact(args.model, parent)):
+            out.write(
+                f"  note: the parent {parent} holds sets (e.g. river's Select or OneHotEncoder),"
+                " which iterate in the order of the process's string hash seed: a model grown"
+                " from it can differ between processes\n"
+            )
     return 0 if matches else 1
 
 

@@ -20,12 +20,22 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections import deque
-from typing import Final
+from typing import Any, Final
 
+from stream_mlops import detectors as detector_registry
 from stream_mlops.changepoint import post_change_count
-from stream_mlops.detectors import Detection, Detector
+from stream_mlops.detectors import Detection, Detector, GlrDetector
 from stream_mlops.events import LabelValue, PredictionEvent, SignalShift
 from stream_mlops.model_task import Task
+from stream_mlops.plain_data import (
+    FieldError,
+    Fields,
+    check_int,
+    check_list,
+    float_data,
+    floats_data,
+    read_float,
+)
 
 __all__ = [
     "ModelState",
@@ -52,6 +62,15 @@ _RANK_EDGES: Final = 64
 # Categorical features: codes for the first 20 distinct values, the rest "other"
 # (a frequency test needs tens of values per category; IDs are not categories).
 _MAX_CATEGORIES: Final = 20
+# Values are taken at most this large (about 3e144): the square of a difference
+# of two such values is below 2**962, so the reference's sum of squares stays
+# finite for any reference sample below 2**60 values, and so do every mean and
+# effect size. Near 1e308 a difference alone overflowed to inf, then to NaN,
+# and an alert went out with "reference_mean": null. No real feature is that
+# large; the detectors see ranks anyway, which clamping leaves in place.
+LARGEST_VALUE: Final = 2.0**480
+# The effect size reported for a shift against a reference without spread.
+_UNBOUNDED_EFFECT: Final = 1e9
 
 
 def numeric(value: LabelValue | None) -> float | None:
@@ -110,12 +129,18 @@ class SignalTrack:
     ``ranked=True`` (unbounded signals: features, a regression's error) feeds the
     detectors the value's mid-rank in the first reference sample, in [0, 1],
     instead of the value: ADWIN's false-alarm bound holds only for values in
-    [0, 1], and heavy tails (amounts) otherwise set it off. Detectors start
-    after that first reference.
+    [0, 1], and heavy tails (amounts) otherwise set it off; the GLR bank
+    reads ranks as normal scores, so the engine ranks every signal it watches
+    but a 0/1 error. Detectors start after that first reference.
 
     ``categorical=True`` takes strings: the first ``_MAX_CATEGORIES`` distinct
     values get codes 0, 1, ...; later ones share one "other" code. Detectors get
     the code.
+
+    Values beyond ``LARGEST_VALUE`` in size are taken as ``LARGEST_VALUE`` (with
+    their sign) and counted in ``clamped``; a NaN (only the Python API can
+    pass one: JSON has none) is counted there and otherwise ignored. Every
+    statistic stays finite, so every alert validates against its own schema.
     """
 
     __slots__ = (
@@ -132,11 +157,13 @@ class SignalTrack:
         "_sample",
         "binned",
         "categorical",
+        "clamped",
         "detectors",
         "marks",
         "name",
         "observations",
         "ranked",
+        "recent_span",
         "reference_observations",
         "values",
     )
@@ -156,8 +183,11 @@ class SignalTrack:
         self.name = name
         self.detectors = detectors
         self.reference_observations = reference_observations
+        self.recent_span = recent_span
         self._alpha = 2.0 / (recent_span + 1.0)
         self.observations = 0
+        #: values taken at +-LARGEST_VALUE, or ignored (NaN)
+        self.clamped = 0
         self.marks: deque[tuple[int, float, str]] | None = (
             deque(maxlen=_MARKS_KEPT) if marks else None
         )
@@ -203,10 +233,15 @@ class SignalTrack:
         return None if self._codes is None else len(self._codes)
 
     # Inlined on purpose: it runs for every value of every signal.
-    def observe(  # noqa: PLR0912
+    def observe(  # noqa: PLR0912, PLR0915
         self, x: float, event_id: str, epoch: float
     ) -> list[tuple[Detector, Detection]] | None:
         """Feed one value to the tracker and every detector; what fired, if any."""
+        if not -LARGEST_VALUE <= x <= LARGEST_VALUE:
+            self.clamped += 1
+            if math.isnan(x):  # nothing to learn from
+                return None
+            x = LARGEST_VALUE if x > 0.0 else -LARGEST_VALUE
         self.observations += 1
         in_reference = self._ref_n < self.reference_observations
         if in_reference:
@@ -252,7 +287,12 @@ class SignalTrack:
                     self._recent_bins.append(b)  # type: ignore[union-attr]
         fired = None
         for detector in self.detectors:
-            detection = detector.update(value)
+            # The GLR bank locates the change: it also takes the signal's own
+            # value, to report the means before and after in its units.
+            if type(detector) is GlrDetector:
+                detection = detector.observe(value, x)
+            else:
+                detection = detector.update(value)
             if detection is not None:
                 if fired is None:
                     fired = []
@@ -322,7 +362,9 @@ class SignalTrack:
         else:
             # A constant reference: any move is infinitely many SDs; report the raw
             # difference's sign at a large finite size (JSON has no infinity).
-            effect = 0.0 if diff == 0.0 else math.copysign(1e9, diff)
+            effect = 0.0 if diff == 0.0 else math.copysign(_UNBOUNDED_EFFECT, diff)
+        if not math.isfinite(effect):  # a spread so small that the quotient overflows
+            effect = math.copysign(_UNBOUNDED_EFFECT, diff)
         return SignalShift(
             signal=self.name,
             effect_size=effect,
@@ -351,6 +393,130 @@ class SignalTrack:
                 break
         return found[1], found[2]
 
+    # -- snapshots ------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """The track as plain data (see ``stream_mlops.plain_data``), detectors included."""
+        marks = self.marks
+        return {
+            "name": self.name,
+            "reference_observations": self.reference_observations,
+            "recent_span": self.recent_span,
+            "keeps_marks": marks is not None,
+            "ranked": self.ranked,
+            "binned": self.binned,
+            "categorical": self.categorical,
+            "observations": self.observations,
+            "clamped": self.clamped,
+            "reference_seen": self._ref_n,
+            "reference_mean": float_data(self._ref_mean),
+            "reference_m2": float_data(self._ref_m2),
+            "recent": float_data(self._recent),
+            "marks": None if marks is None else [[n, float_data(e), i] for n, e, i in marks],
+            "values": None if self.values is None else floats_data(self.values),
+            # Codes are 0, 1, ... in the order values first came: the list says it all.
+            "categories": None if self._codes is None else list(self._codes),
+            "edges": None if self._edges is None else floats_data(self._edges),
+            "sample": None if self._sample is None else floats_data(self._sample),
+            "recent_bins": None if self._recent_bins is None else list(self._recent_bins),
+            # Pairs in the reference's own order: dict order is part of the state.
+            "reference_bins": [[b, c] for b, c in self._ref_bins.items()],
+            "detectors": [
+                {"name": d.name, "params": d.params(), "state": d.state()} for d in self.detectors
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, fields: Fields) -> SignalTrack:
+        """The track ``state()`` wrote; FieldError (a ValueError) naming the field otherwise."""
+        track = cls(
+            fields.string("name"),
+            [
+                _detector(f, fields.at(f"detectors[{i}]"))
+                for i, f in enumerate(fields.items("detectors"))
+            ],
+            reference_observations=fields.integer("reference_observations", low=1),
+            recent_span=fields.integer("recent_span", low=1),
+            marks=fields.boolean("keeps_marks"),
+            ranked=fields.boolean("ranked"),
+            binned=fields.boolean("binned"),
+            categorical=fields.boolean("categorical"),
+        )
+        track.observations = fields.integer("observations", low=0)
+        track.clamped = fields.integer("clamped", low=0)
+        track._ref_n = fields.integer("reference_seen", low=0, high=track.reference_observations)
+        track._ref_mean = fields.number("reference_mean")
+        track._ref_m2 = fields.number("reference_m2")
+        track._recent = fields.number("recent")
+        track._load_history(fields)
+        track._load_distribution(fields)
+        fields.done()
+        return track
+
+    def _load_history(self, fields: Fields) -> None:
+        marks = fields.optional_items("marks", max_len=_MARKS_KEPT)
+        values = fields.optional_numbers("values", max_len=2 * _VALUES_KEPT)
+        if (marks is None) != (self.marks is None) or (values is None) != (self.values is None):
+            expected = "lists" if self.marks is not None else "null"
+            raise FieldError(f"{fields.at('marks')}, values: expected {expected} (keeps_marks)")
+        if self.marks is not None and marks is not None and values is not None:
+            for i, mark in enumerate(marks):
+                at = f"{fields.at('marks')}[{i}]"
+                parts = check_list(mark, at)
+                if len(parts) != 3 or type(parts[2]) is not str:
+                    raise FieldError(f"{at}: expected [observation, epoch, event_id]")
+                observation = check_int(parts[0], f"{at}[0]", low=1)
+                self.marks.append((observation, read_float(parts[1], f"{at}[1]"), parts[2]))
+            self.values = values
+
+    def _load_distribution(self, fields: Fields) -> None:
+        categories = fields.optional_items("categories", max_len=_MAX_CATEGORIES)
+        if (categories is None) != (self._codes is None):
+            raise FieldError(f"{fields.at('categories')}: expected a list exactly when categorical")
+        if categories is not None:
+            if any(type(v) is not str for v in categories) or len(set(categories)) != len(
+                categories
+            ):
+                raise FieldError(f"{fields.at('categories')}: expected distinct strings")
+            self._codes = {str(value): code for code, value in enumerate(categories)}
+        edges = fields.optional_numbers("edges", max_len=_RANK_EDGES + 1)
+        sample = fields.optional_numbers("sample", max_len=self.reference_observations - 1)
+        if edges is not None:
+            if self.categorical or len(edges) != _RANK_EDGES + 1 or edges != sorted(edges):
+                raise FieldError(
+                    f"{fields.at('edges')}: expected {_RANK_EDGES + 1} ascending numbers "
+                    "(numeric tracks only)"
+                )
+            self._edges = edges
+            self._half_step = 1.0 / (2.0 * len(edges))
+        if sample is not None and (edges is not None or self._sample is None):
+            raise FieldError(f"{fields.at('sample')}: no sample is kept here")
+        self._sample = sample
+        bins = fields.optional_items("recent_bins", max_len=self.recent_span)
+        if (bins is None) != (self._recent_bins is None):
+            raise FieldError(f"{fields.at('recent_bins')}: expected a list exactly when binned")
+        if self._recent_bins is not None and bins is not None:
+            self._recent_bins.extend(
+                check_int(b, f"{fields.at('recent_bins')}[{i}]", low=0, high=_MAX_CATEGORIES)
+                for i, b in enumerate(bins)
+            )
+        self._ref_bins = fields.counts(
+            "reference_bins", max_len=_MAX_CATEGORIES + 1, high=_MAX_CATEGORIES
+        )
+
+
+def _detector(state: object, path: str) -> Detector:
+    fields = Fields(state, path)
+    name = fields.string("name")
+    params = fields.mapping("params")
+    try:
+        detector = detector_registry.build(name, dict(params))
+        detector.load_state(fields.mapping("state"))
+    except ValueError as exc:
+        raise FieldError(f"{path} ({name}): {exc}") from None
+    fields.done()
+    return detector
+
 
 class ModelState:
     """Everything the engine keeps for one (model_id, model_version)."""
@@ -365,8 +531,10 @@ class ModelState:
         "model_id",
         "model_version",
         "prediction",
+        "retrain_false_alarm_rate",
         "score",
         "task",
+        "untracked",
     )
 
     def __init__(self, model_id: str, model_version: str, task: Task) -> None:
@@ -382,8 +550,18 @@ class ModelState:
         #: Numeric (and bool) features, and categorical (string) ones.
         self.features: dict[str, SignalTrack] = {}
         self.categorical: dict[str, SignalTrack] = {}
-        #: Each detector's share of the model's false-alarm budget (None: uncalibrated).
+        #: Each detector's share of the model's false-alarm budget (None:
+        #: uncalibrated), for the signals that retrain and for the others.
         self.false_alarm_rate: float | None = None
+        self.retrain_false_alarm_rate: float | None = None
+        #: Feature values not tracked: the version had [limits] max_features_per_model.
+        self.untracked = 0
+
+    def tracks(self) -> list[SignalTrack]:
+        """Every signal track of this model version."""
+        fixed = (self.score, self.prediction, self.error, self.estimated_error)
+        tracks = [t for t in fixed if t is not None]
+        return [*tracks, *self.features.values(), *self.categorical.values()]
 
     def label_free(self) -> list[SignalTrack]:
         """The tracks alerts rank by how far they moved.
@@ -394,6 +572,62 @@ class ModelState:
         tracks = [t for t in (self.score, self.prediction) if t is not None]
         tracks += self.features.values()
         return tracks + [t for t in self.categorical.values() if t.categories() != 1]
+
+    def state(self) -> dict[str, Any]:
+        """The model version's state as plain data: its tracks and their detectors."""
+
+        def track(t: SignalTrack | None) -> dict[str, Any] | None:
+            return None if t is None else t.state()
+
+        return {
+            "model_id": self.model_id,
+            "model_version": self.model_version,
+            "task": self.task,
+            "last_prediction_epoch": float_data(self.last_prediction_epoch),
+            "false_alarm_rate": None
+            if self.false_alarm_rate is None
+            else float_data(self.false_alarm_rate),
+            "retrain_false_alarm_rate": None
+            if self.retrain_false_alarm_rate is None
+            else float_data(self.retrain_false_alarm_rate),
+            "error": track(self.error),
+            "estimated_error": track(self.estimated_error),
+            "score": track(self.score),
+            "prediction": track(self.prediction),
+            "features": {name: t.state() for name, t in self.features.items()},
+            "categorical": {name: t.state() for name, t in self.categorical.items()},
+            "untracked": self.untracked,
+        }
+
+    @classmethod
+    def from_state(cls, fields: Fields) -> ModelState:
+        """The state ``state()`` wrote; FieldError (a ValueError) naming the field otherwise."""
+        state = cls(
+            fields.string("model_id"),
+            fields.string("model_version"),
+            Task(fields.string("task", choices=tuple(Task))),
+        )
+        state.untracked = fields.integer("untracked", low=0)
+        state.last_prediction_epoch = fields.number("last_prediction_epoch")
+        state.false_alarm_rate = fields.optional_number("false_alarm_rate")
+        state.retrain_false_alarm_rate = fields.optional_number("retrain_false_alarm_rate")
+        for signal in ("error", "estimated_error", "score", "prediction"):
+            found = fields.optional_child(signal)
+            if found is not None:
+                setattr(state, signal, _named_track(found, signal))
+        for group, tracks in (("features", state.features), ("categorical", state.categorical)):
+            at = fields.at(group)
+            for name, data in fields.mapping(group).items():
+                tracks[name] = _named_track(Fields(data, f"{at}[{name!r}]"), f"feature:{name}")
+        fields.done()
+        return state
+
+
+def _named_track(fields: Fields, name: str) -> SignalTrack:
+    track = SignalTrack.from_state(fields)
+    if track.name != name:
+        raise FieldError(f"{fields.at('name')}: expected {name!r}, got {track.name!r}")
+    return track
 
 
 def estimated_error(prediction: LabelValue, score: float) -> float:

@@ -19,8 +19,9 @@ def test_defaults_without_a_file() -> None:
     assert settings.unknown_models == "accept"
     assert settings.kafka.topics.state == "stream-mlops-state"
     model = settings.model("anything")
-    assert [s.name for s in model.detectors_for("error")] == ["adwin"]
-    assert [s.name for s in model.detectors_for("feature:x")] == ["adwin"]
+    assert [s.name for s in model.detectors_for("error")] == ["glr"]
+    assert [s.name for s in model.detectors_for("feature:x")] == ["glr"]
+    assert model.retrain_budget_share == 0.5
     assert model.detectors_for("prediction") == []
     assert model.retrains_on("error")
     assert not model.retrains_on("score")
@@ -56,7 +57,7 @@ score = []
     assert [s.name for s in fraud.detectors_for("error")] == ["hddm_a", "adwin"]
     assert fraud.detectors_for("error")[1].params == {"delta": 0.001, "warning_delta": 0.01}
     assert [s.name for s in fraud.detectors_for("feature:amount")] == ["page_hinkley"]
-    assert [s.name for s in fraud.detectors_for("feature:other")] == ["adwin"]
+    assert [s.name for s in fraud.detectors_for("feature:other")] == ["glr"]
     assert fraud.detectors_for("score") == []
     assert fraud.retrains_on("feature:amount")
     assert settings.model("demand").cooldown_observations == 1000
@@ -96,6 +97,30 @@ score = []
         ('[kafka]\nclient = "java"', "kafka.client: Input should be"),
         ("[kafka.topics]\nalerts = 'x'", "kafka.topics.alerts: Extra inputs are not permitted"),
         ("not toml [", "not valid TOML"),
+        # Strict types: TOML says what a value is, nothing is coerced.
+        (
+            "[kafka]\ncheckpoint_interval_ms = true",
+            "kafka.checkpoint_interval_ms: Input should be a valid integer",
+        ),
+        (
+            "[kafka]\npublish_labeled_events = 1",
+            "kafka.publish_labeled_events: Input should be a valid boolean",
+        ),
+        ('[join]\nttl_seconds = "60"', "join.ttl_seconds: Input should be a valid number"),
+        ("[join]\nmax_pending = 1.5", "join.max_pending: Input should be a valid integer"),
+        (
+            "[defaults]\ndistribution_checks = 0",
+            "defaults.distribution_checks: Input should be a valid boolean",
+        ),
+        ('[kafka]\ngroup_id = ""', "kafka.group_id: String should have at least 1 character"),
+        (
+            '[retrainer]\ngroup_id = ""',
+            "retrainer.group_id: String should have at least 1 character",
+        ),
+        ('[kafka.topics]\noutcomes = ""', "kafka.topics.outcomes: String should match pattern"),
+        ('[kafka.topics]\nstate = "a b"', "kafka.topics.state: String should match pattern"),
+        ('[kafka.topics]\nstate = ".."', "kafka.topics.state: '.' and '..' are not topic names"),
+        ('[defaults]\nretrain_on = ["error\\n"]', "defaults.retrain_on: unknown signal 'error\\n'"),
     ],
 )
 def test_bad_config_names_the_field(tmp_path: Path, text: str, message: str) -> None:
@@ -148,3 +173,9 @@ def test_the_documented_example_is_valid(tmp_path: Path) -> None:
     assert [s.name for s in fraud.detectors_for("error")] == ["hddm_a"]
     assert fraud.detectors_for("feature:amount")[0].params == {"warmup": 1000, "threshold": 20}
     assert fraud.detectors_for("score") == []
+
+
+def test_a_float_setting_still_takes_an_integer() -> None:
+    settings = parse_settings({"join": {"ttl_seconds": 60}})
+    assert settings.join.ttl_seconds == 60.0
+    assert isinstance(settings.join.ttl_seconds, float)

@@ -22,10 +22,14 @@ from stream_mlops.config import (
     KafkaSecurity,
     KafkaSettings,
     KafkaTopics,
+    LimitSettings,
     ModelSettings,
+    NotifySettings,
     PromotionSettings,
     RetrainerSettings,
     Settings,
+    UiSettings,
+    WebhookSettings,
 )
 from stream_mlops.events import _ALL_MODELS, _INPUT_MODELS, decode_input, dumps
 
@@ -78,8 +82,12 @@ def _fields(model: type[BaseModel]) -> list[str]:
         ("[join]", JoinSettings),
         ("[kafka]", KafkaSettings),
         ("[kafka.security]", KafkaSecurity),
+        ("[limits]", LimitSettings),
         ("[retrainer]", RetrainerSettings),
         ("[retrainer.promotion]", PromotionSettings),
+        ("[notify]", NotifySettings),
+        ("[[notify.webhooks]]", WebhookSettings),
+        ("[ui]", UiSettings),
     ],
 )
 def test_every_key_of_a_section_is_listed(section: str, model: type[BaseModel]) -> None:

@@ -33,9 +33,12 @@ def test_error_step_from_5_to_10_percent_is_flagged_within_3000_joins() -> None:
     assert flagged_at is not None
     assert 10_000 < flagged_at <= 13_000
     assert alert.severity == "drift"
-    assert alert.detector == "adwin"
+    assert alert.detector == "glr"
     assert alert.stats.mean_after is not None and alert.stats.mean_before is not None
     assert alert.stats.mean_after > alert.stats.mean_before
+    # The means are around the located change: the error rates of each side.
+    assert 0.03 < alert.stats.mean_before < 0.07
+    assert alert.stats.mean_after > 0.08
     assert engine.stats.retrain_requests == 1
 
 
@@ -56,6 +59,31 @@ def test_retrain_request_points_near_the_change_and_is_rate_limited() -> None:
     assert 0 < start <= 10_000
     assert requests[0].window_start.ts.timestamp() == T0 + start
     assert requests[0].reason_alert_ids
+
+
+def test_retrain_window_starts_where_the_glr_placed_the_change() -> None:
+    # The error's GLR bank places the change where its likelihood ratio is
+    # largest: the request's window starts near the step, within a detection
+    # window of it, on either side (ADWIN's split was only ever before it).
+    starts, alerts = [], []
+    for seed in range(4):
+        engine = Engine(Settings(), labeled_events=False)
+        step = lambda i: 0.05 if i < 10_000 else 0.25  # noqa: E731
+        for event in classifier(13_000, error_rate=step, seed=seed):
+            for out in engine.process(event):
+                if isinstance(out, RetrainRequest):
+                    starts.append(int(out.window_start.event_id.removeprefix("e")))
+                elif isinstance(out, DriftAlert):
+                    alerts.append(out)
+    assert len(starts) == 4
+    assert all(9_850 <= start <= 10_150 for start in starts), starts
+    # The alert's means are the error rates on either side of that point.
+    error_alerts = [a for a in alerts if a.signal == "error"]
+    assert len(error_alerts) == 4
+    for alert in error_alerts:
+        assert alert.stats.mean_before is not None and alert.stats.mean_after is not None
+        assert 0.035 < alert.stats.mean_before < 0.065
+        assert 0.15 < alert.stats.mean_after < 0.45
 
 
 def test_one_sd_mean_shift_in_one_feature_without_outcomes_is_flagged_on_it() -> None:

@@ -59,11 +59,14 @@ def test_variance_change_alerts_and_ranks_the_feature_by_distance() -> None:
 
     alerts = alerts_of(Engine(Settings()), predictions(25_000, draw, seed=2))
     assert [a.signal for a in alerts] == ["feature:x1"]
-    assert 15_000 <= int(alerts[0].trigger_event_id.removeprefix("e")) < 16_000
+    # The GLR bank's scale CUSUMs see a doubled SD within a few dozen values.
+    assert 15_000 <= int(alerts[0].trigger_event_id.removeprefix("e")) < 15_100
     ranked = alerts[0].stats.shifts
+    # So early, the last recent_span values are still mostly pre-change: the
+    # feature leads the ranking, by less than it would later.
     assert ranked[0].signal == "feature:x1"
     assert ranked[0].distance is not None and ranked[1].distance is not None
-    assert ranked[0].distance > 2 * ranked[1].distance
+    assert ranked[0].distance > ranked[1].distance
     # The alert reports the signal's own means, not the ranks the detector saw.
     assert alerts[0].stats.mean_before is not None
     assert 9.0 < alerts[0].stats.mean_before < 11.0

@@ -65,6 +65,9 @@ def test_default_type_comes_from_the_caller_when_missing() -> None:
         (raw(features={"amount": [1]}), r"^features\.amount: value must be number, string"),
         (raw(features={"amount": {"a": 1}}), r"^features\.amount: value must be"),
         (raw(score=1.5), r"^score: Input should be less than or equal to 1"),
+        # The contract says a number: no bool, no numeric string.
+        (raw(score=True), r"^score: Input should be a valid number"),
+        (raw(score="0.5"), r"^score: Input should be a valid number"),
         (raw(model_id="bad id"), r"^model_id: String should match pattern"),
         (raw(event_id="x" * 257), r"^event_id: String should have at most 256"),
         (raw(ts="2026-11-27T13:00:00"), r"^ts: Input should have timezone info"),

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import pickle
+import sys
 from pathlib import Path
 
 import pytest
+from river import compose
 
 from stream_mlops.model_task import Task
 from stream_mlops.models_cli import add_arguments, command
@@ -172,3 +175,33 @@ def test_reproduce_from_a_jsonl_file_and_from_a_window_reader(tmp_path: Path) ->
     _write_jsonl(events_file, events[:100])
     code, _ = _run([*argv, "--events", str(events_file)])
     assert code == 1
+
+
+def test_a_mismatch_under_a_parent_with_sets_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.register("fraud", pickle.dumps(compose.Select("amount", "hour")), created_ts=0.0)
+    window = TrainingWindow(
+        ranges=(OffsetRange(topic="labeled", partition=0, first_offset=0, last_offset=9),),
+        start_ts=0.0,
+    )
+    spec = ModelSpec.for_task(Task.CLASSIFICATION)
+    registry.register(
+        "fraud",
+        b"a child",
+        created_ts=1.0,
+        parent_version="v1",
+        training_window=window,
+        config={"model": dict(spec.to_config())},
+    )
+    # A rebuild in another process (another hash seed) that came out different.
+    # (The package exports the function under the module's name: take the module.)
+    monkeypatch.setattr(
+        sys.modules["stream_mlops.retrain.reproduce"], "reproduce", lambda *_: "0" * 64
+    )
+    argv = ["--registry", str(tmp_path / "registry"), "reproduce", "fraud", "v2"]
+    code, out = _run([*argv, "--events", str(tmp_path / "unused.jsonl")])
+    assert code == 1
+    assert "DIFFERENT content hash" in out
+    assert "the parent v1 holds sets" in out

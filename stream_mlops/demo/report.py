@@ -7,40 +7,41 @@ the alerts, retrain requests and model updates read back with
 detected, what was promoted, how the error rate moved), a text rendering, and
 an HTML page with the error-rate plot embedded as a PNG.
 
-The plot needs matplotlib, which only the demo uses: it is the ``demo`` extra
-(``pip install 'stream-mlops[demo]'``; ``make demo`` installs it), imported when
-a plot is drawn.
+The plot and the page are drawn by ``stream_mlops.plotting`` (as the replay's
+report is), with matplotlib: the ``demo`` extra.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
-DEMO_EXTRA = "pip install 'stream-mlops[demo]' (make demo installs it)"
+from stream_mlops.plotting import (
+    Curve,
+    Line,
+    Panel,
+    PlottingUnavailableError,
+    html_page,
+    pyplot,
+)
+from stream_mlops.plotting import (
+    plot_png as plot_panels,
+)
 
-
-class PlottingUnavailableError(RuntimeError):
-    """matplotlib, the demo extra, is not installed."""
-
-
-def pyplot() -> ModuleType:
-    """matplotlib's pyplot on the file-only Agg backend, or a clear error naming the extra."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise PlottingUnavailableError(
-            f"the demo report draws its plot with matplotlib, which is not installed: {DEMO_EXTRA}"
-        ) from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+__all__ = [
+    "DemoSummary",
+    "Marker",
+    "PlottingUnavailableError",
+    "ServedOutcome",
+    "error_curve",
+    "event_index",
+    "plot_png",
+    "pyplot",
+    "render_html",
+    "render_text",
+    "summarize",
+]
 
 
 @dataclass(frozen=True)
@@ -243,57 +244,31 @@ def error_curve(outcomes: Sequence[ServedOutcome], window: int) -> tuple[list[in
 
 def plot_png(summary: DemoSummary, outcomes: Sequence[ServedOutcome], window: int = 500) -> bytes:
     """The error rate over time with markers for drift, alerts and promotion, as PNG."""
-    plt = pyplot()
     xs, ys = error_curve(outcomes, window)
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
-    ax.plot(
-        xs,
-        [100 * y for y in ys],
-        color="#1f4e79",
-        linewidth=1.4,
-        label=f"error rate ({window}-event window)",
-    )
     colors = {"drift injected": "#c00000"}
-    for marker in summary.markers:
-        color = colors.get(
-            marker.label, "#e69f00" if marker.label.startswith("alert") else "#2e7d32"
-        )
-        ax.axvline(marker.index, color=color, linestyle="--", linewidth=1)
-        ax.text(
+    lines = [
+        Line(
             marker.index,
-            0.98,
-            f" {marker.label}",
-            transform=ax.get_xaxis_transform(),
-            rotation=90,
-            va="top",
+            marker.label,
+            colors.get(marker.label, "#e69f00" if marker.label.startswith("alert") else "#2e7d32"),
             # Detection and promotion are often close: their labels go on
             # opposite sides of their lines.
-            ha="left" if marker.label.endswith("serving") else "right",
-            fontsize=8,
-            color=color,
+            align="left" if marker.label.endswith("serving") else "right",
         )
-    ax.set_xlabel("transaction")
-    ax.set_ylabel("error rate (%)")
-    ax.set_title("stream-mlops demo: fraud model error, drift, detection and promotion")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+        for marker in summary.markers
+    ]
+    curve = Curve(xs, [100 * y for y in ys], f"error rate ({window}-event window)")
+    return plot_panels(
+        [Panel("error rate (%)", [curve], lines)],
+        title="stream-mlops demo: fraud model error, drift, detection and promotion",
+        xlabel="transaction",
+    )
 
 
 def render_html(summary: DemoSummary, png: bytes) -> str:
     """A self-contained page: the summary and the plot (embedded, no files beside it)."""
-    rows = "".join(f"<li>{html.escape(line)}</li>" for line in render_text(summary).splitlines())
-    image = base64.b64encode(png).decode("ascii")
-    return (
-        "<!doctype html>\n<html><head><meta charset='utf-8'><title>stream-mlops demo report</title>"
-        "<style>body{font-family:sans-serif;max-width:1040px;margin:2em auto;color:#222}"
-        "li{margin:.3em 0}</style></head><body>"
-        "<h1>stream-mlops demo report</h1>"
-        f"<ul>{rows}</ul>"
-        f"<img alt='error rate over time' src='data:image/png;base64,{image}'>"
-        "</body></html>\n"
+    return html_page(
+        "stream-mlops demo report",
+        render_text(summary).splitlines(),
+        [("error rate over time", png)],
     )

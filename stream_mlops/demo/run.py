@@ -10,7 +10,10 @@ What runs, all on this machine:
 * the fraud scoring service in this process: it serves the registry's
   champion, hot-swaps on ``model-updates``, and injects an abrupt concept
   drift at a known transaction;
-* a collector reading every output topic with ``read_committed``.
+* a collector reading every output topic with ``read_committed``;
+* the operator page (``stream-mlops ui``, unless ``--no-ui``) as a child
+  process on a free loopback port: the demo prints its address, and stops it
+  at the end with the services.
 
 Every run gets its own topics, groups and registry under ``.demo/<run id>/``,
 so runs never see each other's state.
@@ -71,6 +74,8 @@ class DemoOptions:
     workdir: Path = Path(".demo")
     client: str = "kafka-python"
     progress: bool = True
+    #: serve the operator page while the demo runs
+    ui: bool = True
 
 
 @dataclass
@@ -227,6 +232,16 @@ def _prepare_run(
     return topics, config, champion
 
 
+def _start_page(opts: DemoOptions, config: Path, run_dir: Path) -> ServiceProcess:
+    """The operator page on a free loopback port; prints its address once it serves."""
+    page = ServiceProcess(
+        "ui", ["ui", "--config", str(config), "--port", "0"], run_dir / "ui.log"
+    ).start()
+    started = page.wait_for_log("ui.started", 60)
+    _say(opts, f"operator page: {started['url']}  (open it in a browser; it stops with the demo)")
+    return page
+
+
 def run_demo(opts: DemoOptions) -> int:
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
     run_dir = (opts.workdir / run_id).resolve()
@@ -244,6 +259,8 @@ def run_demo(opts: DemoOptions) -> int:
     try:
         topics, config, champion = _prepare_run(opts, run_id, run_dir, servers, transport)
         registry_dir = run_dir / "registry"
+        if opts.ui:
+            children.append(_start_page(opts, config, run_dir))
         for name, command in (("engine", "run"), ("retrainer", "retrainer")):
             children.append(
                 ServiceProcess(
@@ -253,7 +270,8 @@ def run_demo(opts: DemoOptions) -> int:
                 ).start()
             )
         for child in children:
-            child.wait_for_log("partitions.assigned", 90)
+            if child.name != "ui":
+                child.wait_for_log("partitions.assigned", 90)
 
         collected = Collected()
         collector = threading.Thread(

@@ -1,7 +1,8 @@
 """Drift detectors behind one interface, looked up by name.
 
-``adwin``, ``page_hinkley`` and ``distribution`` are our adapters (window
-statistics, scale calibration, whole-distribution tests); every other river
+``glr``, ``adwin``, ``page_hinkley`` and ``distribution`` are our adapters (a
+CUSUM bank over shift sizes, window statistics, scale calibration,
+whole-distribution tests); every other river
 detector is available by its name, e.g.
 ``kswin``, ``ddm``, ``eddm``, ``hddm_a``, ``hddm_w``, ``fhddm``.
 
@@ -19,6 +20,7 @@ stream_mlops.detectors.base.ParamError: delta: must be in (0, 1)
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from river import base as river_base
@@ -26,6 +28,7 @@ from river import base as river_base
 from stream_mlops.detectors.adwin import AdwinDetector
 from stream_mlops.detectors.base import Detection, Detector, ParamError
 from stream_mlops.detectors.distribution import DistributionDetector
+from stream_mlops.detectors.glr import GlrDetector
 from stream_mlops.detectors.page_hinkley import PageHinkleyDetector
 from stream_mlops.detectors.river_family import RiverDetector, river_classes
 
@@ -34,6 +37,7 @@ __all__ = [
     "Detection",
     "Detector",
     "DistributionDetector",
+    "GlrDetector",
     "PageHinkleyDetector",
     "ParamError",
     "RiverDetector",
@@ -43,10 +47,13 @@ __all__ = [
     "known_names",
 ]
 
-_ADAPTERS: dict[str, type[AdwinDetector | PageHinkleyDetector | DistributionDetector]] = {
+_ADAPTERS: dict[
+    str, type[AdwinDetector | PageHinkleyDetector | DistributionDetector | GlrDetector]
+] = {
     "adwin": AdwinDetector,
     "page_hinkley": PageHinkleyDetector,
     "distribution": DistributionDetector,
+    "glr": GlrDetector,
 }
 
 
@@ -76,13 +83,25 @@ def is_binary(name: str) -> bool:
     return issubclass(river_classes()[canonical], river_base.BinaryDriftDetector)
 
 
+_SIGNATURES: dict[type[Detector], Mapping[str, inspect.Parameter]] = {}
+
+
+def _signature(adapter: type[Detector]) -> Mapping[str, inspect.Parameter]:
+    # Cached: a restore builds every detector of a snapshot (hundreds of
+    # thousands for thousands of models), and inspect.signature is slow.
+    found = _SIGNATURES.get(adapter)
+    if found is None:
+        found = _SIGNATURES[adapter] = inspect.signature(adapter).parameters
+    return found
+
+
 def build(name: str, params: dict[str, Any]) -> Detector:
     """A fresh detector; ParamError names the offending parameter."""
     canonical = canonical_name(name)
     adapter = _ADAPTERS.get(canonical)
     if adapter is None:
         return RiverDetector(canonical, params)
-    allowed = inspect.signature(adapter).parameters
+    allowed = _signature(adapter)
     for key, value in params.items():
         if key not in allowed:
             raise ParamError(key, f"unexpected parameter; expected one of {', '.join(allowed)}")

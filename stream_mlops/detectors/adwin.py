@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from river.drift import ADWIN
 
 from stream_mlops.detectors.base import Detection, Detector, ParamError
+from stream_mlops.detectors.river_state import load_object_state, object_state, scalar_params
+from stream_mlops.plain_data import FieldError, Fields, float_data
 
 __all__ = ["AdwinDetector"]
 
@@ -67,12 +70,16 @@ class AdwinDetector(Detector):
             raise ParamError("warning_delta", "must be in (delta, 1)")
         for field, value in (
             ("clock", clock),
-            ("max_buckets", max_buckets),
             ("min_window_length", min_window_length),
             ("grace_period", grace_period),
         ):
             if value < 1:
                 raise ParamError(field, "must be at least 1")
+        if max_buckets < 2:
+            # river 0.26's Rust window panics (a BaseException, past any
+            # `except Exception`) on the first cut after a drift with one bucket
+            # per level: the engine would die on an ordinary value.
+            raise ParamError("max_buckets", "must be at least 2")
         self.delta = delta
         self.clock = clock
         self.max_buckets = max_buckets
@@ -102,6 +109,37 @@ class AdwinDetector(Detector):
             "grace_period": self.grace_period,
             "warning_delta": self.warning_delta,
         }
+
+    def state(self) -> dict[str, Any]:
+        warning = self._warning
+        return {
+            "observations": self.observations,
+            "count": self._count,
+            "sum": float_data(self._sum),
+            "adwin": object_state(self._adwin, skip=scalar_params(self._adwin)),
+            "warning": None
+            if warning is None
+            else object_state(warning, skip=scalar_params(warning)),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        fields = Fields(state, "state")
+        self.observations = fields.integer("observations", low=0)
+        self._count = fields.integer("count", low=0, high=self.observations)
+        self._sum = fields.number("sum")
+        adwin = self._adwin
+        load_object_state(adwin, fields.raw("adwin"), fields.at("adwin"), skip=scalar_params(adwin))
+        warning = fields.raw("warning")
+        if self._warning is None:
+            if warning is not None:
+                raise FieldError("state.warning: this detector has no warning_delta")
+        else:
+            if warning is None:
+                raise FieldError("state.warning: missing (the detector has a warning_delta)")
+            load_object_state(
+                self._warning, warning, fields.at("warning"), skip=scalar_params(self._warning)
+            )
+        fields.done()
 
     def update(self, x: float) -> Detection | None:
         # The hot path: river's Rust window directly (its update returns whether

@@ -38,7 +38,8 @@ class Detector(ABC):
     """One drift detector on one signal.
 
     ``update`` runs for every observation, so adapters keep it lean and only do
-    real work on the rare update that fires. Every adapter pickles (checkpoints).
+    real work on the rare update that fires. Every adapter writes its state as
+    plain data for checkpoints (``state`` / ``load_state``).
     """
 
     #: Canonical name, the ``detector`` of an alert.

@@ -14,11 +14,20 @@ import bisect
 import itertools
 import math
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, Final
 
 from scipy.stats import chi2
 
 from stream_mlops.detectors.base import Detection, Detector, ParamError
+from stream_mlops.plain_data import (
+    FieldError,
+    Fields,
+    check_int,
+    check_list,
+    float_data,
+    floats_data,
+)
 
 __all__ = ["DistributionDetector"]
 
@@ -114,6 +123,48 @@ class DistributionDetector(Detector):
             "categorical": self.categorical,
             "false_alarm_rate": self.false_alarm_rate,
         }
+
+    def state(self) -> dict[str, Any]:
+        sample = self._sample
+        return {
+            "observations": self.observations,
+            "sample": None if sample is None else floats_data(sample),
+            "edges": floats_data(self._edges),
+            # Pairs, in the reference's own order (dict order is part of the state).
+            "reference_bins": [[b, c] for b, c in self._ref.items()],
+            "reference_seen": self._ref_n,
+            "reference_sum": float_data(self._ref_sum),
+            "block": list(self._block),
+            "blocks": [list(block) for block in self._blocks],
+            "block_filled": self._filled,
+            "count": self._count,
+            "sum": float_data(self._sum),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        fields = Fields(state, "state")
+        self.observations = fields.integer("observations", low=0)
+        sample = fields.optional_numbers("sample", max_len=min(_EDGE_SAMPLE, self.reference))
+        if sample is not None and self.categorical:
+            raise FieldError("state.sample: a categorical detector keeps no sample")
+        self._sample = sample
+        self._edges = fields.numbers("edges", max_len=self.bins - 1)
+        if self._edges != sorted(self._edges):
+            raise FieldError("state.edges: expected ascending bin edges")
+        self._ref = fields.counts("reference_bins")
+        self._ref_n = fields.integer("reference_seen", low=0, high=self.reference)
+        self._ref_sum = fields.number("reference_sum")
+        self._block = fields.integers("block", low=0)
+        kept = self._blocks_per_window[-1]
+        self._blocks = deque(maxlen=kept)
+        for i, block in enumerate(fields.items("blocks", max_len=kept)):
+            at = f"state.blocks[{i}]"
+            counts = check_list(block, at)
+            self._blocks.append([check_int(c, f"{at}[{j}]", low=0) for j, c in enumerate(counts)])
+        self._filled = fields.integer("block_filled", low=0, high=self.windows[0] - 1)
+        self._count = fields.integer("count", low=0, high=self.observations)
+        self._sum = fields.number("sum")
+        fields.done()
 
     def _bin(self, x: float) -> int:
         if self.categorical:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from river.drift import PageHinkley
 
 from stream_mlops.detectors.base import Detection, Detector, ParamError
+from stream_mlops.detectors.river_state import load_object_state, object_state, scalar_params
+from stream_mlops.plain_data import Fields, float_data
 
 __all__ = ["PageHinkleyDetector"]
 
@@ -102,6 +105,35 @@ class PageHinkleyDetector(Detector):
             "min_instances": self.min_instances,
             "mode": self.mode,
         }
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "observations": self.observations,
+            "warmup_seen": self._n,
+            "warmup_mean": float_data(self._mean),
+            "warmup_m2": float_data(self._m2),
+            "center": float_data(self._center),
+            "scale": float_data(self._scale),
+            "count": self._count,
+            "sum": float_data(self._sum),
+            "page_hinkley": object_state(self._ph, skip=scalar_params(self._ph)),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        fields = Fields(state, "state")
+        self.observations = fields.integer("observations", low=0)
+        self._n = fields.integer("warmup_seen", low=0, high=self.warmup)
+        self._mean = fields.number("warmup_mean")
+        self._m2 = fields.number("warmup_m2")
+        self._center = fields.number("center")
+        self._scale = fields.number("scale")
+        self._count = fields.integer("count", low=0, high=self.observations)
+        self._sum = fields.number("sum")
+        ph = self._ph
+        load_object_state(
+            ph, fields.raw("page_hinkley"), fields.at("page_hinkley"), skip=scalar_params(ph)
+        )
+        fields.done()
 
     def update(self, x: float) -> Detection | None:
         self.observations += 1

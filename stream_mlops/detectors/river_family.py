@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from river import base as river_base
@@ -11,6 +12,8 @@ from river import drift as river_drift
 from river.drift import binary as river_binary
 
 from stream_mlops.detectors.base import Detection, Detector, ParamError
+from stream_mlops.detectors.river_state import load_object_state, object_state, scalar_params
+from stream_mlops.plain_data import Fields, float_data
 
 __all__ = ["RiverDetector", "river_classes"]
 
@@ -92,6 +95,30 @@ class RiverDetector(Detector):
     def __repr__(self) -> str:
         return f"RiverDetector({self._family!r}, {self._params!r})"
 
+    def state(self) -> dict[str, Any]:
+        """The adapter's counters and river's detector, walked attribute by attribute
+        (see ``stream_mlops.detectors.river_state``)."""
+        detector = self._detector
+        return {
+            "observations": self.observations,
+            "count": self._count,
+            "sum": float_data(self._sum),
+            "in_warning": self._in_warning,
+            "river": object_state(detector, skip=scalar_params(detector)),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        fields = Fields(state, "state")
+        self.observations = fields.integer("observations", low=0)
+        self._count = fields.integer("count", low=0, high=self.observations)
+        self._sum = fields.number("sum")
+        self._in_warning = fields.boolean("in_warning")
+        detector = self._detector
+        load_object_state(
+            detector, fields.raw("river"), fields.at("river"), skip=scalar_params(detector)
+        )
+        fields.done()
+
     def update(self, x: float) -> Detection | None:
         self.observations += 1
         detector = self._detector
@@ -119,13 +146,23 @@ class RiverDetector(Detector):
         return None
 
 
+_ALLOWED: dict[type[Any], dict[str, inspect.Parameter]] = {}
+
+
+def _allowed(cls: type[Any]) -> dict[str, inspect.Parameter]:
+    # Cached: inspect.signature is slow, and a restore builds many detectors.
+    found = _ALLOWED.get(cls)
+    if found is None:
+        found = _ALLOWED[cls] = {
+            name: p
+            for name, p in inspect.signature(cls).parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name != "window"
+        }
+    return found
+
+
 def _checked(cls: type[Any], params: dict[str, Any]) -> dict[str, Any]:
-    signature = inspect.signature(cls)
-    allowed = {
-        name: p
-        for name, p in signature.parameters.items()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name != "window"
-    }
+    allowed = _allowed(cls)
     out: dict[str, Any] = {}
     for key, value in params.items():
         if key not in allowed:

@@ -10,7 +10,7 @@ learn from, comes back as the one-line reason a dead letter carries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -28,14 +28,8 @@ from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.bootstrap import connection_settings
 from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition
 from stream_mlops.registry.records import TrainingWindow
-from stream_mlops.retrain import (
-    LabeledExample,
-    ModelSpec,
-    RetrainInputError,
-    RetrainOrder,
-    SourcePosition,
-)
-from stream_mlops.retrain.models import prepare_features, prepare_label
+from stream_mlops.retrain import LabeledExample, RetrainInputError, SourcePosition
+from stream_mlops.retrain.models import prepare_features
 
 E = TypeVar("E", bound=BaseModel)
 
@@ -60,30 +54,15 @@ def decode_request(record: Record) -> RetrainRequest:
     return _validate(record, RetrainRequest)
 
 
-def retrain_order(request: RetrainRequest) -> RetrainOrder:
-    return RetrainOrder(
-        model_id=request.model_id,
-        model_version=request.model_version,
-        window_start_ts=request.window_start.ts.timestamp(),
-        window_start_event_id=request.window_start.event_id,
-        request_id=request.request_id,
-    )
-
-
-def decode_labeled(
-    record: Record, spec_of: Callable[[str], ModelSpec | None] | None = None
-) -> LabeledExample:
+def decode_labeled(record: Record) -> LabeledExample:
     """A labeled event as the core learns it.
 
     Raises ``EventError`` for bytes that are not a valid ``LabeledEvent`` and
-    ``RetrainInputError`` for features no model can take or, when ``spec_of``
-    knows the model's spec, a label its task cannot learn.
+    ``RetrainInputError`` for features no model can take (whether the model's
+    task can learn the label is the core's call: ``Retrainer.labeled``).
     """
     event = _validate(record, LabeledEvent)
     prepare_features(event.features)
-    spec = spec_of(event.model_id) if spec_of is not None else None
-    if spec is not None:
-        prepare_label(spec.task, event.actual)
     return LabeledExample(
         event_id=event.event_id,
         model_id=event.model_id,

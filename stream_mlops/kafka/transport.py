@@ -1,6 +1,6 @@
 """The client-agnostic transport interface between the runtime and a Kafka client.
 
-The runtime (``stream_mlops.kafka.runtime``) speaks only these protocols, so a
+The runtime (``stream_mlops.kafka.task_runtime``) speaks only these protocols, so a
 second client library (confluent-kafka, for speed) is one more backend module,
 not a change to the runtime. Backends live in ``stream_mlops.kafka.backends``.
 
@@ -19,6 +19,12 @@ Semantics every backend must keep:
   metadata captured by the caller (KIP-447 fencing) and commits; any failure
   leaves the transaction aborted or abortable and is raised as
   ``TransactionFailedError``.
+* A group member that is not transactional (the notifier: its effect is an
+  HTTP call, which no Kafka transaction can cover) commits its offsets itself
+  with ``GroupConsumer.commit``, synchronously, after the effect; a commit the
+  group refuses (it moved on) raises ``OffsetCommitFailedError``. It bounds
+  what it holds with ``pause`` / ``resume``, which keep it polling, and so in
+  the group, without fetching more.
 
 Besides the runtime's three roles, every command's other Kafka work goes
 through three more, so that a client setting (``[kafka] client``, and the
@@ -37,8 +43,9 @@ command:
   offset or at a given one, resolved when assigned, so nothing published after
   ``assign`` returns is missed; ``read_committed`` or not; records carry their
   timestamp.
-* ``Admin``: list, create, describe and delete topics, count the brokers, and
-  grant ACLs (the secured local broker's service rules).
+* ``Admin``: list, create, describe and delete topics, count the brokers,
+  read a consumer group's committed offsets (without joining it), and grant
+  ACLs (the secured local broker's service rules).
 
 Every role fails to construct with ``BrokerUnreachableError`` (one line
 naming the servers) when no broker answers within the connect timeout, and
@@ -166,6 +173,14 @@ class TransactionFailedError(TransportError):
         self.fenced = fenced
 
 
+class OffsetCommitFailedError(TransportError):
+    """``GroupConsumer.commit`` did not store the offsets (e.g. the group rebalanced).
+
+    Nothing is lost: the records after the last stored offsets are read again
+    by whichever member owns their partitions next.
+    """
+
+
 class AssignmentTracker:
     """Records assignment changes from the client's callback thread.
 
@@ -176,7 +191,6 @@ class AssignmentTracker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._changed = False
-        self._lost = False
 
     def revoked(self) -> None:
         with self._lock:
@@ -189,12 +203,11 @@ class AssignmentTracker:
     def lost(self) -> None:
         with self._lock:
             self._changed = True
-            self._lost = True
 
     def take(self) -> bool:
         """True once after each change; clears the flag."""
         with self._lock:
-            changed, self._changed, self._lost = self._changed, False, False
+            changed, self._changed = self._changed, False
             return changed
 
 
@@ -214,6 +227,23 @@ class GroupConsumer(Protocol):
     def group_metadata(self) -> object:
         """An opaque snapshot of the membership, passed back to ``commit``."""
         ...
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Store ``offsets`` (next offset to read) as the group's, synchronously.
+
+        For members that are not transactional. Raises ``OffsetCommitFailedError``
+        when the group did not take them (it rebalanced meanwhile).
+        """
+        ...
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        """Fetch nothing more from these partitions until ``resume``; polls go on.
+
+        A rebalance may resume them: pause again after an assignment change.
+        """
+        ...
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None: ...
 
     def close(self) -> None:
         """Leave the group promptly, committing nothing."""
@@ -370,6 +400,14 @@ class Admin(Protocol):
 
         Needs a principal the cluster lets alter ACLs (a super user). A refused
         binding raises ``TransportError`` naming it and the broker's reason.
+        """
+        ...
+
+    def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        """The offsets a consumer group committed, for every partition it committed one.
+
+        Read without joining the group (the operator page's lag). Empty for a
+        group that committed nothing or does not exist.
         """
         ...
 

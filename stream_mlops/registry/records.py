@@ -32,7 +32,7 @@ def version_number(version: str) -> int:
     >>> version_number("v12")
     12
     """
-    if not _VERSION_RE.match(version):
+    if not _VERSION_RE.fullmatch(version):
         raise ValueError(f"version {version!r}: expected 'v' followed by a positive integer")
     return int(version[1:])
 

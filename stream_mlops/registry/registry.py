@@ -18,8 +18,8 @@ from stream_mlops.registry.records import (
 )
 from stream_mlops.registry.store import DirectoryStore, ModelStore
 
-# A writer that loses the race for a version name retries with the next one; more
-# collisions than this in a row means something else is wrong (a runaway writer).
+# A version name found taken is retried with the next one; more collisions than
+# this in a row means something else is wrong (a runaway writer outside the lock).
 _MAX_NAME_ATTEMPTS = 100
 
 
@@ -86,22 +86,29 @@ class ModelRegistry:
             return existing
         if parent_version is not None:
             self.get(model_id, parent_version)  # raises for an unknown parent
-        for _ in range(_MAX_NAME_ATTEMPTS):
-            numbers = [v.number for v in self.store.versions(model_id)]
-            record = ModelVersion(
-                model_id=model_id,
-                version=f"v{max(numbers, default=0) + 1}",
-                parent_version=parent_version,
-                training_window=window,
-                config=dict(config or {}),
-                library_versions=dict(library_versions or {}),
-                metrics=dict(metrics or {}),
-                created_ts=created_ts,
-                content_hash=digest,
-                artifact_bytes=len(artifact),
-            )
-            if self.store.create_version(record, artifact):
-                return record
+        with self.store.writer(model_id):
+            # Again under the lock: another writer may have stored it meanwhile.
+            existing = self.find(model_id, digest, parent_version, window)
+            if existing is not None:
+                return existing
+            # The loop only matters for a writer that does not take the lock (a
+            # hand-made copy of a version): its name is taken, try the next.
+            for _ in range(_MAX_NAME_ATTEMPTS):
+                numbers = [v.number for v in self.store.versions(model_id)]
+                record = ModelVersion(
+                    model_id=model_id,
+                    version=f"v{max(numbers, default=0) + 1}",
+                    parent_version=parent_version,
+                    training_window=window,
+                    config=dict(config or {}),
+                    library_versions=dict(library_versions or {}),
+                    metrics=dict(metrics or {}),
+                    created_ts=created_ts,
+                    content_hash=digest,
+                    artifact_bytes=len(artifact),
+                )
+                if self.store.create_version(record, artifact):
+                    return record
         raise RuntimeError(f"{model_id}: no free version name after {_MAX_NAME_ATTEMPTS} tries")
 
     def promote(
@@ -109,17 +116,18 @@ class ModelRegistry:
     ) -> ChampionPointer:
         """Make ``version`` the champion (a no-op when it already is)."""
         self.get(model_id, version)
-        current = self.store.read_champion(model_id)
-        if current is not None and current.version == version:
-            return current
-        history = current.history if current is not None else ()
-        pointer = ChampionPointer(
-            model_id=model_id,
-            version=version,
-            history=(*history, Promotion(version=version, ts=ts, reason=reason)),
-        )
-        self.store.write_champion(pointer)
-        return pointer
+        with self.store.writer(model_id):
+            current = self.store.read_champion(model_id)
+            if current is not None and current.version == version:
+                return current
+            history = current.history if current is not None else ()
+            pointer = ChampionPointer(
+                model_id=model_id,
+                version=version,
+                history=(*history, Promotion(version=version, ts=ts, reason=reason)),
+            )
+            self.store.write_champion(pointer)
+            return pointer
 
     # -- reading -----------------------------------------------------------
 

@@ -2,13 +2,15 @@
 
 The store knows nothing about version numbering or idempotency (that is the
 registry's job); it only promises that a version appears whole or not at all,
-and that the champion pointer is replaced in one step.
+that the champion pointer is replaced in one step, and a per-model writer lock
+under which the registry's read-then-write steps run one writer at a time.
 
 Layout of a ``DirectoryStore``::
 
     <root>/<model_id>/versions/<version>/version.json   the ModelVersion record
     <root>/<model_id>/versions/<version>/model.pkl      the artifact bytes
     <root>/<model_id>/champion.json                     the ChampionPointer
+    <root>/<model_id>/.writer.lock                      the writers' lock file
     <root>/<model_id>/.tmp-<pid>-<random>[...]          a write in progress
 
 A version is written into a ``.tmp-`` directory, each file and the directory
@@ -18,16 +20,27 @@ lock for the version name), then ``versions/`` is fsynced so the rename itself
 survives a power cut. Readers never look at dot-names, so a crash at any point
 leaves either no version or a complete one; a ``.tmp-`` entry whose writer
 process is gone is removed by ``clean_abandoned()``.
+
+Writers of one model take an exclusive ``flock`` on ``.writer.lock`` for each
+read-then-write step (``writer()``): without it, two processes promoting at
+once each appended to the history they had read and one entry was lost, and
+two registering the same artifact both found it absent and stored it twice.
+The kernel drops the lock when its holder exits, so a killed writer leaves no
+stale lock. ``flock`` works between processes on one host; a registry on a
+network file system shared by several hosts is not covered.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -46,6 +59,7 @@ ARTIFACT_FILE = "model.pkl"
 CHAMPION_FILE = "champion.json"
 VERSIONS_DIR = "versions"
 TEMP_PREFIX = ".tmp-"
+LOCK_FILE = ".writer.lock"
 _MODEL_ID_RE = re.compile(MODEL_ID_PATTERN)
 
 
@@ -74,6 +88,10 @@ class ModelStore(Protocol):
 
     def write_champion(self, pointer: ChampionPointer) -> None:
         """Replace the champion pointer atomically."""
+        ...
+
+    def writer(self, model_id: str) -> AbstractContextManager[None]:
+        """Held while a writer reads and then writes a model (blocks other writers)."""
         ...
 
 
@@ -105,10 +123,8 @@ def _pid_alive(pid: int) -> bool:
 class DirectoryStore:
     """A ``ModelStore`` on a local directory (created on first write).
 
-    Built for one writer per model at a time (the retrainer) and any number of
-    readers (the CLI, producers loading a version). Two concurrent writers
-    cannot corrupt a version, but could each register an equal artifact under
-    two version names.
+    Any number of readers (the CLI, producers loading a version) and writers;
+    the registry's writes of one model take turns under ``writer()``.
     """
 
     def __init__(self, root: Path | str) -> None:
@@ -119,7 +135,7 @@ class DirectoryStore:
 
     def _model_dir(self, model_id: str) -> Path:
         # Names become paths: refuse anything that could leave the root.
-        if not _MODEL_ID_RE.match(model_id):
+        if not _MODEL_ID_RE.fullmatch(model_id):
             raise ValueError(f"model_id {model_id!r}: must match {MODEL_ID_PATTERN}")
         return self.root / model_id
 
@@ -218,6 +234,22 @@ class DirectoryStore:
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(model_dir)
+
+    @contextlib.contextmanager
+    def writer(self, model_id: str) -> Iterator[None]:
+        """The model's writer lock: an exclusive ``flock`` on its ``.writer.lock``.
+
+        Not re-entrant: a second ``writer()`` of the same model in the same
+        process, while the first is held, waits forever.
+        """
+        model_dir = self._model_dir(model_id)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(model_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     def clean_abandoned(self) -> list[Path]:
         """Remove temp entries whose writing process is gone; returns what was removed.

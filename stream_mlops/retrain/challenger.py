@@ -11,6 +11,7 @@ could keep a needed promotion from happening.
 from __future__ import annotations
 
 import pickle
+import pickletools
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -49,6 +50,26 @@ def dump_artifact(model: OnlineModel) -> bytes:
     """
     once = pickle.dumps(model, protocol=PICKLE_PROTOCOL)
     return pickle.dumps(pickle.loads(once), protocol=PICKLE_PROTOCOL)  # our own bytes
+
+
+# How protocol 4 and later write a set or a frozenset.
+_SET_OPCODES = frozenset({"EMPTY_SET", "ADDITEMS", "FROZENSET"})
+
+
+def keeps_sets(artifact: bytes) -> bool:
+    """Whether a pickled model holds sets (river's ``Select``, ``OneHotEncoder``, ...).
+
+    A set of strings iterates in the order of the process's string hash seed,
+    so what a model computes from one (the order of a sum, of new dict keys)
+    and the bytes it pickles to can differ between processes: a version grown
+    from such a parent may not reproduce to the same content hash elsewhere.
+    Only protocol 4 and later pickles are read this way (what Python writes
+    by default, and ``dump_artifact``).
+
+    >>> keeps_sets(pickle.dumps({"weights": {"a": 1.0}})), keeps_sets(pickle.dumps({"a"}))
+    (False, True)
+    """
+    return any(opcode.name in _SET_OPCODES for opcode, _, _ in pickletools.genops(artifact))
 
 
 class Challenger:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from stream_mlops.registry.records import ModelVersion
-from stream_mlops.registry.registry import ModelRegistry
+from stream_mlops.retrain.registry_view import RegistryView
 from stream_mlops.retrain.session import Promoted
 
 
-def record_promotion(registry: ModelRegistry, promoted: Promoted, *, ts: float) -> ModelVersion:
+def record_promotion(registry: RegistryView, promoted: Promoted, *, ts: float) -> ModelVersion:
     """Register the promoted challenger and make it the champion; safe to repeat.
 
     Both steps are idempotent: a retrainer that crashed between them (or

@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import JsonValue
 
 from stream_mlops.registry.records import TrainingWindow
-from stream_mlops.registry.registry import ModelRegistry, content_hash
+from stream_mlops.registry.registry import content_hash
 from stream_mlops.retrain.challenger import (
     PICKLE_PROTOCOL,
     Challenger,
@@ -32,6 +32,7 @@ from stream_mlops.retrain.challenger import (
 from stream_mlops.retrain.inputs import LabeledExample, RetrainOrder
 from stream_mlops.retrain.models import ModelSpec, prepare_label
 from stream_mlops.retrain.promotion import PromotionPolicy, PromotionTest, Verdict
+from stream_mlops.retrain.registry_view import RegistryView
 from stream_mlops.retrain.scoring import PrequentialScore
 from stream_mlops.retrain.window import WindowRecorder
 
@@ -127,7 +128,7 @@ class RetrainSession:
     @classmethod
     def from_registry(
         cls,
-        registry: ModelRegistry,
+        registry: RegistryView,
         order: RetrainOrder,
         *,
         spec: ModelSpec,

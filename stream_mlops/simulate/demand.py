@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
-from river import compose, linear_model, optim, preprocessing
+from river import compose, linear_model, optim
 
 from stream_mlops.simulate.champion import Champion, score
 from stream_mlops.simulate.malformed import corrupt
@@ -183,13 +183,32 @@ def _expm1(y: float) -> float:
     return math.expm1(min(y, 50.0))
 
 
+def categorical_indicators(inputs: dict[str, Any]) -> dict[str, float]:
+    """Store, item and weekday one-hot, without state (a pipeline step).
+
+    >>> categorical_indicators({"store": "s1", "item": "i2", "dow": "3", "promo": 0.0})
+    {'store_s1': 1.0, 'item_i2': 1.0, 'dow_3': 1.0}
+    """
+    return {f"{name}_{inputs[name]}": 1.0 for name in ("store", "item", "dow")}
+
+
+def promo_input(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The promo flag (a pipeline step)."""
+    return {"promo": inputs["promo"]}
+
+
 def new_model() -> Any:
     """An untrained forecaster: one-hot store, item and weekday, promo flag,
-    linear regression on log demand (the factors multiply, so their logs add)."""
-    categorical = compose.Select("store", "item", "dow") | preprocessing.OneHotEncoder()
+    linear regression on log demand (the factors multiply, so their logs add).
+
+    No river ``Select`` or ``OneHotEncoder``: their sets iterate in the order of
+    the process's string hash seed (see ``simulate.fraud.new_model``).
+    """
     regressor = (
         compose.FuncTransformer(model_inputs)
-        | compose.TransformerUnion(categorical, compose.Select("promo"))
+        | compose.TransformerUnion(
+            compose.FuncTransformer(categorical_indicators), compose.FuncTransformer(promo_input)
+        )
         | linear_model.LinearRegression(
             optimizer=optim.SGD(BOOTSTRAP_LEARNING_RATE), intercept_lr=BOOTSTRAP_LEARNING_RATE
         )

@@ -212,11 +212,34 @@ _NUMERIC_INPUTS: Final = (
 )
 
 
+def numeric_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The numeric model inputs, always in the same order (a pipeline step)."""
+    return {name: inputs[name] for name in _NUMERIC_INPUTS}
+
+
+def merchant_indicator(inputs: dict[str, Any]) -> dict[str, float]:
+    """The merchant one-hot, without state (a pipeline step).
+
+    >>> merchant_indicator({"merchant": "grocery"})
+    {'merchant_grocery': 1.0}
+    """
+    return {f"merchant_{inputs['merchant']}": 1.0}
+
+
 def new_model() -> Any:
-    """An untrained champion-to-be: scaled numeric inputs, one-hot merchant, logistic regression."""
+    """An untrained champion-to-be: scaled numeric inputs, one-hot merchant, logistic regression.
+
+    Built from steps that keep no set (``numeric_inputs`` rather than river's
+    ``Select``, ``merchant_indicator`` rather than its ``OneHotEncoder``): a
+    set iterates in the order of the process's string hash seed, so the sums
+    of the model's dot product, the last bits of its weights and the bytes of
+    its pickle would differ between processes, and a version the retrainer
+    trained from this champion could not be reproduced in another process
+    (``stream-mlops models reproduce``).
+    """
     inputs = compose.FuncTransformer(model_inputs)
-    numeric = compose.Select(*_NUMERIC_INPUTS) | preprocessing.StandardScaler()
-    merchant = compose.Select("merchant") | preprocessing.OneHotEncoder()
+    numeric = compose.FuncTransformer(numeric_inputs) | preprocessing.StandardScaler()
+    merchant = compose.FuncTransformer(merchant_indicator)
     return (
         inputs
         | compose.TransformerUnion(numeric, merchant)

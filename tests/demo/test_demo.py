@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,9 +33,12 @@ def test_demo_detects_the_drift_promotes_a_version_and_writes_the_report(
     )
     printed = capsys.readouterr().out
     assert code == 0, printed
+    # The operator page served while the demo ran, on a free loopback port.
+    assert re.search(r"operator page: http://127\.0\.0\.1:\d+/", printed), printed
     assert re.search(r"drift detected at transaction [\d,]+ \(delay [\d,]+ transactions", printed)
     assert "retrain request: " in printed
-    assert re.search(r"promoted version: v\d+ \(serving from transaction", printed)
+    promoted_version = re.search(r"promoted version: (v\d+) \(serving from transaction", printed)
+    assert promoted_version is not None, printed
     rates = re.search(
         r"before drift ([\d.]+)%, after drift ([\d.]+)%, after promotion ([\d.]+)%", printed
     )
@@ -44,3 +50,27 @@ def test_demo_detects_the_drift_promotes_a_version_and_writes_the_report(
     image = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
     assert image is not None
     assert base64.b64decode(image.group(1)).startswith(b"\x89PNG")
+
+    # The promoted version rebuilds from its parent and the window read back from
+    # the broker, in another process (another string hash seed than the retrainer's).
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    reproduced = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stream_mlops",
+            "models",
+            "--registry",
+            str(run_dir / "registry"),
+            "reproduce",
+            "fraud",
+            promoted_version.group(1),
+        ],
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
+    assert "same content hash" in reproduced.stdout

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-import pickle
 import random
 
+import orjson
 import pytest
 
 from stream_mlops.detectors import AdwinDetector, DistributionDetector, ParamError
@@ -63,13 +63,18 @@ def test_detection_reports_the_window_and_restarts_the_reference() -> None:
     assert detections[0].mean_after == pytest.approx(104.5)
 
 
-def test_pickled_detector_continues_identically() -> None:
+@pytest.mark.parametrize("categorical", [False, True])
+def test_detector_rebuilt_from_its_state_continues_identically(categorical: bool) -> None:
     rng = random.Random(5)
-    values = [rng.gauss(0.0, 1.0 if i < 5000 else 2.0) for i in range(8000)]
-    detector = DistributionDetector()
+    if categorical:
+        values = [float(rng.randrange(4 if i < 5000 else 6)) for i in range(8000)]
+    else:
+        values = [rng.gauss(0.0, 1.0 if i < 5000 else 2.0) for i in range(8000)]
+    detector = DistributionDetector(categorical=categorical)
     for x in values[:4100]:
         detector.update(x)
-    copy = pickle.loads(pickle.dumps(detector))
+    copy = DistributionDetector(**detector.params())
+    copy.load_state(orjson.loads(orjson.dumps(detector.state())))
     rest = values[4100:]
     assert [detector.update(x) for x in rest] == [copy.update(x) for x in rest]
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,16 +11,6 @@ from stream_mlops.kafka.memory import GC_THRESHOLDS, freeze_long_lived, tune_gc
 class Node:
     def __init__(self) -> None:
         self.me = self  # a reference cycle: only the collector frees it
-
-
-@pytest.fixture
-def restored_gc() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
 
 
 @pytest.mark.usefixtures("restored_gc")

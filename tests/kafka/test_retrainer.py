@@ -26,7 +26,8 @@ from stream_mlops.cli import main as cli_main
 from stream_mlops.config import KafkaSettings, load_settings
 from stream_mlops.events import LabeledEvent, RetrainRequest, WindowStart, encode, utc_datetime
 from stream_mlops.kafka.backends import open_transport
-from stream_mlops.kafka.retrainer_runtime import RetrainerRuntime
+from stream_mlops.kafka.retrainer_service import RetrainerService
+from stream_mlops.kafka.task_runtime import RuntimeConfig, TaskRuntime
 from stream_mlops.kafka.transport import (
     GroupConsumer,
     PartitionReader,
@@ -45,6 +46,7 @@ from stream_mlops.retrain import (
 )
 from stream_mlops.retrain.bootstrap import bootstrap_champion
 from stream_mlops.retrain.models import prepare_label
+from stream_mlops.retrain.retrainer import Retrainer, RetrainTask
 from tests.kafka.engine_process import EngineProcess
 from tests.kafka.streams import Deployment, create_deployment, delete_deployment, read_all
 from tests.retrain.streams import fraud_stream
@@ -281,7 +283,7 @@ def test_kill_9_during_training_then_restart_gives_one_version_and_one_update(
     with setup.retrainer() as retrainer:
         retrainer.wait_for_log("session.started", request_id=request_id)
         setup.wait_committed()
-        retrainer.wait_for_log("checkpoint", sessions=1)
+        retrainer.wait_for_log("checkpoint", sessions={"fraud": "running"})
         retrainer.kill()
         assert not any(e["event"] == "promotion" for e in retrainer.log_events())
 
@@ -294,7 +296,7 @@ def test_kill_9_during_training_then_restart_gives_one_version_and_one_update(
         assert restarted.terminate() == 0
         log = restarted.log_events()
 
-    assert restored["buffer_rebuilt"] == first
+    assert restored["buffered"] == first
     assert not any(e["event"] == "request.received" for e in log)  # resumed, not restarted
     assert [(u["model_version"], u["parent_version"]) for u in updates] == [("v2", "v1")]
     assert [(v.version, v.parent_version) for v in setup.registry.list("fraud")] == [
@@ -415,7 +417,7 @@ class CrashingTransport:
 
 
 def run_in_thread(
-    runtime: RetrainerRuntime,
+    runtime: TaskRuntime[RetrainTask],
 ) -> tuple[threading.Thread, threading.Event, list[BaseException]]:
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -446,13 +448,15 @@ def test_a_crash_while_acting_on_a_promotion_registers_and_publishes_once(
     settings = load_settings(setup.config)
     policy = PromotionPolicy(**settings.retrainer.promotion.overrides())  # type: ignore[arg-type]
 
-    def runtime(registry: ModelRegistry, *, crash_on_commit: bool) -> RetrainerRuntime:
+    def runtime(registry: ModelRegistry, *, crash_on_commit: bool) -> TaskRuntime[RetrainTask]:
         transport = open_transport(
             KafkaSettings(bootstrap_servers=deployment.bootstrap), client_id="test-retrainer"
         )
         if crash_on_commit:
             transport = CrashingTransport(transport, setup.topic("model_updates"))
-        return RetrainerRuntime(settings, transport, registry, instance_id="crash", policy=policy)
+        service = RetrainerService(Retrainer(settings, registry, policy), settings)
+        config = RuntimeConfig.for_group(settings.kafka, settings.retrainer, instance_id="crash")
+        return TaskRuntime(service, transport, config)
 
     first = (
         runtime(CrashAfterRegister(setup.registry_dir), crash_on_commit=False)
@@ -467,16 +471,18 @@ def test_a_crash_while_acting_on_a_promotion_registers_and_publishes_once(
     assert champion is not None and champion.version == ("v1" if crash_at == "registry" else "v2")
 
     restarted = runtime(ModelRegistry(setup.registry_dir), crash_on_commit=False)
+    service = restarted.service
+    assert isinstance(service, RetrainerService)
     thread, stop, errors = run_in_thread(restarted)
     deadline = time.monotonic() + 60
-    while restarted.stats.promoted == 0 and thread.is_alive():
+    while service.core.stats.promoted == 0 and thread.is_alive():
         assert time.monotonic() < deadline, "no promotion after the restart"
         time.sleep(0.1)
     setup.wait_committed()
     stop.set()
     thread.join(timeout=30)
     assert not errors, errors
-    assert restarted.stats.requests == 0  # the request's offset was committed with the decision
+    assert service.core.stats.requests == 0  # the request's offset was committed with the decision
 
     updates = read_all(deployment.bootstrap, setup.topic("model_updates"))
     assert [(u["model_version"], u["parent_version"]) for u in updates] == [("v2", "v1")]

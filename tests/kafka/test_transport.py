@@ -11,8 +11,11 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import kafka
 import pytest
 from kafka.partitioner.default import murmur2
+from kafka.structs import OffsetAndMetadata
+from kafka.structs import TopicPartition as KafkaTopicPartition
 
 from stream_mlops.config import KafkaSettings
 from stream_mlops.kafka.backends import BACKENDS, open_transport
@@ -252,3 +255,25 @@ def test_admin_names_the_topic_it_cannot_create(admin: Admin, topics: list[str])
     with pytest.raises(TransportError, match=f"creating topic '{too_many_replicas}' failed"):
         admin.create_topics([TopicSpec(too_many_replicas, 1, replication_factor=replicas)])
     assert not {bad_config, too_many_replicas} & admin.list_topics()
+
+
+def test_admin_reads_a_groups_committed_offsets_without_joining_it(
+    admin: Admin, topics: list[str], kafka_bootstrap: str
+) -> None:
+    topic = new_topic(admin, topics, partitions=3)
+    group = f"test-transport-group-{uuid.uuid4().hex[:10]}"
+    assert admin.group_offsets(group) == {}
+    # The commit comes from an independent client; partition 2 gets none.
+    committer = kafka.KafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    try:
+        committer.commit(
+            {
+                KafkaTopicPartition(topic, 0): OffsetAndMetadata(7, "", -1),
+                KafkaTopicPartition(topic, 1): OffsetAndMetadata(0, "", -1),
+            }
+        )
+    finally:
+        committer.close(autocommit=False)
+    assert admin.group_offsets(group) == {TopicPartition(topic, 0): 7, TopicPartition(topic, 1): 0}

@@ -12,6 +12,7 @@ from stream_mlops.registry import (
     RegistryCorruptError,
     TrainingWindow,
     VersionNotFoundError,
+    version_number,
 )
 
 
@@ -155,13 +156,20 @@ def test_a_damaged_artifact_is_detected_by_its_hash(
 
 
 def test_model_ids_that_are_not_safe_directory_names_are_refused(registry: ModelRegistry) -> None:
-    for bad in ("../etc", ".hidden", "a/b", ""):
+    # re.match with "$" took "fraud\n" (a directory name with a newline).
+    for bad in ("../etc", ".hidden", "a/b", "", "..", ".", "fraud\n", "fraud\n\n"):
         with pytest.raises(ValueError, match="model_id"):
             registry.register(bad, b"x", created_ts=1.0)
 
 
 def test_reads_with_a_path_like_model_id_are_refused(registry: ModelRegistry) -> None:
-    with pytest.raises(ValueError, match="model_id"):
-        registry.get("../fraud", "v1")
+    for bad in ("../fraud", "..", "fraud\n"):
+        with pytest.raises(ValueError, match="model_id"):
+            registry.get(bad, "v1")
     with pytest.raises(VersionNotFoundError):
         registry.store.read_artifact("fraud", "../../x")
+
+
+def test_version_names_are_matched_whole() -> None:
+    with pytest.raises(ValueError, match="version"):
+        version_number("v1\n")

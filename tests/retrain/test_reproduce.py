@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stream_mlops.model_task import Task
-from stream_mlops.registry import ModelRegistry
+from stream_mlops.registry import ModelRegistry, ModelVersion
 from stream_mlops.retrain import (
     LabeledExample,
     ModelSpec,
@@ -20,9 +21,11 @@ from stream_mlops.retrain import (
     ReproduceError,
     RetrainOrder,
     RetrainSession,
+    SourcePosition,
     record_promotion,
     reproduce,
 )
+from stream_mlops.simulate import fraud as fraud_world
 from tests.retrain.conftest import CHAMPION_EVENTS, register_champion
 from tests.retrain.streams import TOPIC, demand_stream, fraud_stream
 
@@ -64,13 +67,18 @@ def _promote(
     ]
     order = RetrainOrder(model_id, "v1", CHANGE_TS, "start", request_id="rq")
     session = RetrainSession.from_registry(registry, order, spec=spec, fresh=fresh)
+    return _retrain_until_promoted(registry, session, topic).version, topic
+
+
+def _retrain_until_promoted(
+    registry: ModelRegistry, session: RetrainSession, topic: list[LabeledExample]
+) -> ModelVersion:
     for event in topic:
         if isinstance(session.observe(event), Promoted):
             break
     decision = session.decision
     assert isinstance(decision, Promoted)
-    version = record_promotion(registry, decision, ts=1.0)
-    return version.version, topic
+    return record_promotion(registry, decision, ts=1.0)
 
 
 @pytest.mark.parametrize("task", list(Task))
@@ -104,12 +112,8 @@ def test_a_version_without_a_training_window_cannot_be_reproduced(tmp_path: Path
         reproduce(registry, "fraud", "v1", iter([]))
 
 
-def test_the_hash_does_not_depend_on_the_process(tmp_path: Path) -> None:
-    """Another interpreter, another string hash seed, features decoded from JSON: same hash."""
-    registry = ModelRegistry(tmp_path)
-    version, topic = _promote(registry, Task.CLASSIFICATION)
-    events_file = tmp_path / "window.jsonl"
-    with events_file.open("w") as out:
+def _write_window(topic: list[LabeledExample], path: Path) -> None:
+    with path.open("w") as out:
         for e in topic:
             line = {
                 "event_id": e.event_id,
@@ -124,15 +128,21 @@ def test_the_hash_does_not_depend_on_the_process(tmp_path: Path) -> None:
                 "offset": e.source.offset,
             }
             out.write(json.dumps(line) + "\n")
+
+
+def _hashes_in_other_processes(
+    registry_dir: Path, model_id: str, version: str, events_file: Path
+) -> set[str]:
+    """``reproduce`` in two interpreters with different string hash seeds."""
     script = (
         "import sys\n"
         "from stream_mlops.models_cli import _read_jsonl\n"
         "from stream_mlops.registry import ModelRegistry\n"
         "from stream_mlops.retrain import reproduce\n"
         "from pathlib import Path\n"
-        f"registry = ModelRegistry({str(tmp_path)!r})\n"
+        f"registry = ModelRegistry({str(registry_dir)!r})\n"
         f"events = _read_jsonl(Path({str(events_file)!r}))\n"
-        f"print(reproduce(registry, 'fraud', {version!r}, events))\n"
+        f"print(reproduce(registry, {model_id!r}, {version!r}, events))\n"
     )
     hashes = set()
     for seed in ("1", "2"):
@@ -146,4 +156,54 @@ def test_the_hash_does_not_depend_on_the_process(tmp_path: Path) -> None:
             check=True,
         )
         hashes.add(child.stdout.strip())
+    return hashes
+
+
+def test_the_hash_does_not_depend_on_the_process(tmp_path: Path) -> None:
+    """Another interpreter, another string hash seed, features decoded from JSON: same hash."""
+    registry = ModelRegistry(tmp_path)
+    version, topic = _promote(registry, Task.CLASSIFICATION)
+    events_file = tmp_path / "window.jsonl"
+    _write_window(topic, events_file)
+    hashes = _hashes_in_other_processes(tmp_path, "fraud", version, events_file)
     assert hashes == {registry.get("fraud", version).content_hash}
+
+
+def test_a_version_grown_from_the_demo_champion_reproduces_in_any_process(
+    tmp_path: Path,
+) -> None:
+    """The demo's v1 is the fraud simulator's bootstrap model, registered as a pickle.
+
+    Its river ``Select`` and ``OneHotEncoder`` kept feature names and merchants
+    in sets, which iterate in the order of the process's string hash seed: the
+    challenger's dot products summed in another order, and ``models reproduce``
+    of the demo's v2 found a different content hash.
+    """
+    registry = ModelRegistry(tmp_path / "registry")
+    v1 = registry.register("fraud", pickle.dumps(fraud_world.bootstrap_model(7)), created_ts=0.0)
+    registry.promote("fraud", v1.version, ts=0.0, reason="demo bootstrap")
+    topic = [
+        LabeledExample(
+            event_id=f"txn-{i}",
+            model_id="fraud",
+            model_version="v1",
+            ts=CHANGE_TS + i,
+            features=features,
+            prediction=0,
+            actual=int(actual),
+            source=SourcePosition(TOPIC, 0, i),
+        )
+        for i, (features, actual) in enumerate(
+            fraud_world.training_sample(3, 4000, after_drift=True)
+        )
+    ]
+    spec = ModelSpec.for_task(Task.CLASSIFICATION)
+    order = RetrainOrder("fraud", "v1", CHANGE_TS, "txn-0", request_id="rq")
+    session = RetrainSession.from_registry(registry, order, spec=spec)
+    version = _retrain_until_promoted(registry, session, topic)
+    events_file = tmp_path / "window.jsonl"
+    _write_window(topic, events_file)
+    hashes = _hashes_in_other_processes(
+        tmp_path / "registry", "fraud", version.version, events_file
+    )
+    assert hashes == {version.content_hash}

@@ -45,6 +45,7 @@ from stream_mlops.kafka.transport import (
     AssignmentTracker,
     BrokerUnreachableError,
     DeliveryFailedError,
+    OffsetCommitFailedError,
     Record,
     StartAt,
     TimestampedRecord,
@@ -290,6 +291,28 @@ class ConfluentGroupConsumer:
 
     def group_metadata(self) -> object:
         return self._consumer.consumer_group_metadata()
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        try:
+            stored = self._consumer.commit(
+                offsets=[_cktp(tp, off) for tp, off in offsets.items()], asynchronous=False
+            )
+        except ck.KafkaException as exc:
+            raise OffsetCommitFailedError(f"offset commit failed: {exc.args[0].str()}") from None
+        # A commit can succeed as a request and still fail for some partitions.
+        for tp in stored or ():
+            if tp.error is not None:
+                raise OffsetCommitFailedError(
+                    f"offset commit failed for {tp.topic}[{tp.partition}]: {tp.error.str()}"
+                )
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.pause([_cktp(tp) for tp in partitions])
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.resume([_cktp(tp) for tp in partitions])
 
     def close(self) -> None:
         self._consumer.close()
@@ -739,6 +762,25 @@ class ConfluentAdmin:
                 error = _kafka_error(exc)
                 reason = error.str() if error is not None else str(exc)
                 raise TransportError(f"ACL binding {binding} refused: {reason}") from None
+
+    def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        futures = self._admin.list_consumer_group_offsets(
+            [ck.ConsumerGroupTopicPartitions(group_id)], request_timeout=ADMIN_TIMEOUT_S
+        )
+        try:
+            listed = futures[group_id].result()
+        except ck.KafkaException as exc:
+            error = _kafka_error(exc)
+            reason = error.str() if error is not None else str(exc)
+            raise TransportError(
+                f"reading the offsets of group {group_id!r} failed: {reason}"
+            ) from None
+        # A partition listed without a commit reads OFFSET_INVALID (-1001).
+        return {
+            TopicPartition(tp.topic, tp.partition): int(tp.offset)
+            for tp in listed.topic_partitions or ()
+            if tp.offset >= 0
+        }
 
     def close(self) -> None:
         # The admin client holds no group or transaction: dropping it is enough.

@@ -39,6 +39,7 @@ from stream_mlops.kafka.transport import (
     AssignmentTracker,
     BrokerUnreachableError,
     DeliveryFailedError,
+    OffsetCommitFailedError,
     Record,
     StartAt,
     TimestampedRecord,
@@ -201,6 +202,24 @@ class KafkaPythonGroupConsumer:
 
     def group_metadata(self) -> object:
         return self._consumer.group_metadata()
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(
+                {_ktp(tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
+            )
+        except kerrors.KafkaError as exc:  # CommitFailedError after a rebalance, a timeout
+            raise OffsetCommitFailedError(
+                f"offset commit failed: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.pause(*(_ktp(tp) for tp in partitions))
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.resume(*(_ktp(tp) for tp in partitions))
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
@@ -589,6 +608,16 @@ class KafkaPythonAdmin:
             first = failed[0]
             reason = first.__name__ if isinstance(first, type) else str(first)
             raise TransportError(f"{len(failed)} of {len(acls)} ACL bindings refused: {reason}")
+
+    def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        with _admin_errors(f"reading the offsets of group {group_id!r}"):
+            committed = self._admin.list_group_offsets({group_id: None}).get(group_id, {})
+        # A partition listed without a commit reads -1.
+        return {
+            TopicPartition(tp.topic, tp.partition): int(meta.offset)
+            for tp, meta in committed.items()
+            if meta.offset >= 0
+        }
 
     def close(self) -> None:
         self._admin.close()

@@ -1,0 +1,1 @@
+"""Operations: what people on call see and receive (the notifier: ``notify_*``)."""
