@@ -76,6 +76,7 @@ _CONNECT_SLICE_S = 0.25
 # command that configured no logging quiet (no stderr noise around its one-line
 # error); a service's handlers still receive them.
 CLIENT_LOG = logging.getLogger("stream_mlops.kafka.librdkafka")
+_log = logging.getLogger(__name__)
 CLIENT_LOG.addHandler(logging.NullHandler())
 
 
@@ -318,15 +319,36 @@ class ConfluentGroupConsumer:
         self._consumer.close()
 
 
+# Fatal errors that mean another process owns our transactional id now (or may
+# never use it): this one must stop. Any other fatal error (librdkafka's
+# INVALID_TXN_STATE after a transaction whose messages timed out while a
+# partition leader was being re-elected) leaves the id ours, and a new producer
+# with it takes over cleanly.
+_FENCING_CODES = frozenset(
+    {
+        ck.KafkaError._FENCED,
+        ck.KafkaError.PRODUCER_FENCED,
+        ck.KafkaError.INVALID_PRODUCER_EPOCH,
+        ck.KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
+
+
 class ConfluentTransactionalProducer:
     def __init__(self, connection: Connection, transactional_id: str) -> None:
-        errors = _ClientErrors()
-        self._producer = ck.Producer(
+        self._connection = connection
+        self._transactional_id = transactional_id
+        self._errors = _ClientErrors()
+        self._unserved = 0
+        self._producer = self._new_producer()
+
+    def _new_producer(self) -> Any:
+        producer = ck.Producer(
             _config(
-                connection,
+                self._connection,
                 {
-                    "error_cb": errors,
-                    "transactional.id": transactional_id,
+                    "error_cb": self._errors,
+                    "transactional.id": self._transactional_id,
                     "enable.idempotence": True,
                     "acks": "all",
                     "linger.ms": 5,
@@ -335,33 +357,57 @@ class ConfluentTransactionalProducer:
                 },
             )
         )
-        self._unserved = 0
         # init_transactions retries a refused login until its timeout, and _call
         # retries a timeout: find out first whether the cluster lets us in.
-        _connect(self._producer, errors, connection)
-        self._call(lambda: self._producer.init_transactions(REQUEST_TIMEOUT_S))
+        _connect(producer, self._errors, self._connection)
+        self._producer = producer
+        self._call(lambda: producer.init_transactions(REQUEST_TIMEOUT_S))
+        return producer
 
-    def _call(self, action: Any) -> None:
-        """Run a transactional call, mapping librdkafka's error classes."""
+    def _renew(self, cause: str) -> None:
+        """A new producer in place of one librdkafka put in a fatal state.
+
+        Its init_transactions bumps the epoch of our transactional id, which aborts
+        whatever transaction the old one left open, as a restarted process would.
+        """
+        _log.warning(
+            "transactional producer %s renewed after a fatal error: %s",
+            self._transactional_id,
+            cause,
+        )
+        with contextlib.suppress(ck.KafkaException, RuntimeError):
+            self._producer.purge()
+        self._new_producer()
+
+    def _call(self, action: Any) -> bool:
+        """Run a transactional call, mapping librdkafka's error classes.
+
+        True if the producer had to be renewed (its transaction, if any, is void).
+        """
         while True:
             try:
                 action()
-                return
+                return False
             except ck.KafkaException as exc:
                 err = exc.args[0]
                 if err.retriable():
                     continue
                 if err.fatal():
-                    raise TransactionFailedError(
-                        f"producer fenced or fatal: {err.str()}", fenced=True
-                    ) from exc
+                    if err.code() in _FENCING_CODES:
+                        raise TransactionFailedError(
+                            f"producer fenced or fatal: {err.str()}", fenced=True
+                        ) from exc
+                    self._renew(err.str())
+                    return True
                 if err.txn_requires_abort():
                     self._abort_quietly()
                     raise TransactionFailedError(f"transaction aborted: {err.str()}") from exc
                 raise TransportError(err.str()) from exc
 
     def begin(self) -> None:
-        self._call(self._producer.begin_transaction)
+        if self._call(self._producer.begin_transaction):
+            # Nothing was open: begin on the new producer.
+            self._call(self._producer.begin_transaction)
 
     def send(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
@@ -375,16 +421,23 @@ class ConfluentTransactionalProducer:
             self._producer.poll(0)
 
     def commit(self, offsets: Mapping[TopicPartition, int], group_metadata: object) -> None:
+        renewed = False
         if offsets:
             tps = [_cktp(tp, off) for tp, off in offsets.items()]
-            self._call(
+            renewed = self._call(
                 lambda: self._producer.send_offsets_to_transaction(
                     tps, group_metadata, REQUEST_TIMEOUT_S
                 )
             )
-        self._call(lambda: self._producer.commit_transaction(REQUEST_TIMEOUT_S))
+        if not renewed:
+            renewed = self._call(lambda: self._producer.commit_transaction(REQUEST_TIMEOUT_S))
+        if renewed:
+            raise TransactionFailedError(
+                "transaction aborted: the producer failed and was renewed (see its log line)"
+            )
 
     def abort(self) -> None:
+        # A renewed producer has no transaction open: the abort is done either way.
         self._call(lambda: self._producer.abort_transaction(REQUEST_TIMEOUT_S))
 
     def _abort_quietly(self) -> None:
