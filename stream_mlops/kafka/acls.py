@@ -8,7 +8,8 @@ group ids and transactional-id prefixes of ``[kafka]`` and ``[retrainer]``:
   consumer group, and runs transactions under its transactional-id prefix;
 * the retrainer reads retrain requests and labeled events, writes model updates,
   reads and writes the state topic, with its own group and prefix;
-* an operator (``tail``, the notifier) only reads the outputs;
+* an operator (``tail``) only reads the outputs (the notifier, which commits as a
+  group and writes dead letters, has no role here yet: docs/security.md);
 * a scoring service writes predictions and outcomes and reads model updates.
 
 Only the engine and the retrainer may write the state topic: a restored snapshot
