@@ -35,6 +35,15 @@ default config and a producer at half that config's measured rate. The
 latency stream switches its error rate every ``--segment`` pairs (2% <-> 50%)
 so that ADWIN fires about once per segment: enough alerts for a p99.
 
+With ``--secure-config`` (a client TOML of a SASL_SSL cluster, such as
+``<data-dir>/client/admin.toml`` that ``stream-mlops broker start --secure``
+writes; its user must create and delete topics), the same input is produced
+on that cluster too and the confluent-kafka column gains rows for it: the raw
+consume of both input topics and the engine (same job, default config) over
+SASL_SSL with SCRAM, and their ratio to the PLAINTEXT figures of the same run:
+the cost of encryption and authentication on one machine. The two clusters
+are different brokers of the same Kafka version on the same machine.
+
 Targets (issue 8), checked on the last lines: with confluent-kafka, >= 100k
 events/s per engine process and >= 3x Quix's exactly-once rate on the same
 job; with kafka-python, >= 0.8x the raw consume rate of the predictions topic;
@@ -42,6 +51,7 @@ p99 alert latency < 250 ms at half load.
 
 Usage: python benchmarks/throughput.py [--events 50000] [--bootstrap HOST:PORT]
            [--quix-python PATH] [--record FILE] [--no-metrics] [--scrape-interval S]
+           [--secure-config FILE]
 Needs a broker (``stream-mlops broker start``, or KAFKA_BOOTSTRAP_SERVERS).
 Quix Streams is a benchmark-only dependency (``pip install '.[bench]'``); it
 pins confluent-kafka below the engine's, so it may live in its own virtualenv:
@@ -74,6 +84,8 @@ from kafka.structs import TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from stream_mlops.config import KafkaSecurity, load_settings
+from stream_mlops.kafka.security import kafka_python_options, librdkafka_options
 from stream_mlops.service_process import ServiceProcess
 from tests.kafka.engine_process import EngineProcess
 from tests.kafka.streams import (
@@ -81,6 +93,7 @@ from tests.kafka.streams import (
     create_deployment,
     delete_deployment,
     fraud_stream,
+    partition_of,
     produce,
 )
 
@@ -134,7 +147,7 @@ TARGET_ALERT_P99_MS = 250.0
 
 def raw_consume_rate(client: str, bootstrap: str, topics: list[str], expected: int) -> float:
     if client == "confluent-kafka":
-        return raw_confluent_rate(bootstrap, topics, expected)
+        return raw_confluent_rate(bootstrap, topics, expected, {})
     consumer = kafka.KafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -157,11 +170,15 @@ def raw_consume_rate(client: str, bootstrap: str, topics: list[str], expected: i
     return seen / (time.perf_counter() - started)
 
 
-def raw_confluent_rate(bootstrap: str, topics: list[str], expected: int) -> float:
+def raw_confluent_rate(
+    bootstrap: str, topics: list[str], expected: int, options: dict[str, str]
+) -> float:
+    """``options``: the connection's security settings (librdkafka_options)."""
     import confluent_kafka as ck
 
     consumer = ck.Consumer(
         {
+            **options,
             "bootstrap.servers": bootstrap,
             "group.id": f"raw-{time.time_ns()}",
             "auto.offset.reset": "earliest",
@@ -200,11 +217,15 @@ def peak_rss_mb(pid: int | None) -> int | None:
     return None
 
 
-def fresh_run(dep: Deployment, client: str, name: str) -> Deployment:
-    """The deployment with its own group and an empty state topic: a clean start."""
+def fresh_run(
+    dep: Deployment, client: str, name: str, options: dict[str, object] | None = None
+) -> Deployment:
+    """The deployment with its own group and an empty state topic: a clean start.
+
+    ``options``: kafka-python's security keyword arguments (kafka_python_options)."""
     suffix = f"{name}-{client}-{time.time_ns() % 10**9}"
     state = f"{dep.topics['state']}-{suffix}"
-    admin = KafkaAdminClient(bootstrap_servers=dep.bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=dep.bootstrap, **(options or {}))
     try:
         admin.create_topics(
             [NewTopic(state, dep.partitions, 1, topic_configs={"cleanup.policy": "compact"})]
@@ -219,17 +240,24 @@ def fresh_run(dep: Deployment, client: str, name: str) -> Deployment:
     )
 
 
-def delete_topics(bootstrap: str, names: list[str]) -> None:
+def delete_topics(
+    bootstrap: str, names: list[str], options: dict[str, object] | None = None
+) -> None:
     if not names:
         return
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
     try:
         admin.delete_topics(names)
     finally:
         admin.close()
 
 
-def consumed_rate(dep: Deployment, group: str, alive: Callable[[], bool]) -> float:
+def consumed_rate(
+    dep: Deployment,
+    group: str,
+    alive: Callable[[], bool],
+    options: dict[str, object] | None = None,
+) -> float:
     """Input records/s between the group's first commit and its commit of both topics' ends.
 
     The same clock for the engine and Quix, from their committed offsets alone:
@@ -237,7 +265,7 @@ def consumed_rate(dep: Deployment, group: str, alive: Callable[[], bool]) -> flo
     the records of the first commit (up to one checkpoint interval's worth).
     """
     consumer = kafka.KafkaConsumer(
-        bootstrap_servers=dep.bootstrap, group_id=group, enable_auto_commit=False
+        bootstrap_servers=dep.bootstrap, group_id=group, enable_auto_commit=False, **(options or {})
     )
     try:
         tps = [
@@ -284,16 +312,22 @@ def engine_rate(
     extra: str,
     tmp: Path,
     scrape_interval_s: float | None = None,
+    security: KafkaSecurity | None = None,
 ) -> tuple[float, int | None]:
     """Records/s of the engine (see consumed_rate), and its peak RSS.
 
     ``scrape_interval_s``: the config turns ``[metrics]`` on, and ``/metrics``
-    is scraped that often while the engine runs.
+    is scraped that often while the engine runs. ``security``: the cluster's
+    connection settings, for the engine's config and the benchmark's own
+    clients (None: PLAINTEXT).
     """
-    run = fresh_run(dep, client, name)
+    options = kafka_python_options(security) if security else None
+    if security is not None:
+        extra = f"{extra}\n{security_toml(security)}"
+    run = fresh_run(dep, client, name, options)
     try:
         # The same job as Quix publishes alerts only: no labeled events.
-        kafka_extra = "publish_labeled_events = false" if name == "same" else ""
+        kafka_extra = "publish_labeled_events = false" if name.endswith("same") else ""
         config = run.write_config(
             tmp / f"engine-{name}-{client}.toml", extra=extra, kafka_extra=kafka_extra
         )
@@ -308,7 +342,7 @@ def engine_rate(
                 )
                 scraper.start()
             try:
-                rate = consumed_rate(run, run.group_id, engine.running)
+                rate = consumed_rate(run, run.group_id, engine.running, options)
             finally:
                 stop.set()
                 if scraper is not None:
@@ -316,7 +350,67 @@ def engine_rate(
             rss = peak_rss_mb(engine.pid)
         return rate, rss
     finally:
-        delete_topics(dep.bootstrap, [run.topics["state"]])
+        delete_topics(dep.bootstrap, [run.topics["state"]], options)
+
+
+# -- SASL_SSL -----------------------------------------------------------------------
+
+
+def security_toml(security: KafkaSecurity) -> str:
+    """``[kafka.security]`` for an engine's config: the settings, never a secret (the
+    password comes from its file, or from the environment the engine inherits)."""
+    lines = ["[kafka.security]"]
+    for name, value in security.model_dump(exclude_none=True).items():
+        text = str(value).lower() if isinstance(value, bool) else f'"{value}"'
+        lines.append(f"{name} = {text}")
+    return "\n".join(lines)
+
+
+def secured_deployment(
+    servers: str, security: KafkaSecurity, partitions: int, like: Deployment
+) -> Deployment:
+    """The PLAINTEXT deployment's topics again, on the secured cluster."""
+    admin = KafkaAdminClient(bootstrap_servers=servers, **kafka_python_options(security))
+    try:
+        admin.create_topics(
+            [
+                NewTopic(
+                    name,
+                    partitions,
+                    1,
+                    topic_configs={"cleanup.policy": "compact"} if key == "state" else {},
+                )
+                for key, name in like.topics.items()
+            ]
+        )
+    finally:
+        admin.close()
+    return dataclasses.replace(like, bootstrap=servers)
+
+
+def produce_secured(
+    servers: str,
+    security: KafkaSecurity,
+    topic: str,
+    events: list[dict[str, object]],
+    partitions: int,
+) -> None:
+    """As tests.kafka.streams.produce places them (the same partitions), over SASL_SSL."""
+    import confluent_kafka as ck
+
+    producer = ck.Producer(
+        {**librdkafka_options(security), "bootstrap.servers": servers, "linger.ms": 5}
+    )
+    for i, event in enumerate(events):
+        producer.produce(
+            topic,
+            orjson.dumps(event),
+            key=str(event["event_id"]).encode(),
+            partition=partition_of(i, partitions),
+        )
+        producer.poll(0)
+    if producer.flush(120) != 0:
+        raise AssertionError(f"{topic}: not every record was delivered to the secured cluster")
 
 
 def quix_interpreter(requested: str | None) -> tuple[str | None, str]:
@@ -637,6 +731,15 @@ def main() -> None:
     )
     parser.add_argument("--record", type=Path, help="also write the table, as Markdown, here")
     parser.add_argument(
+        "--secure-config",
+        type=Path,
+        help=(
+            "a client TOML of a SASL_SSL cluster (e.g. <data-dir>/client/admin.toml of "
+            "`stream-mlops broker start --secure`): adds SASL_SSL rows to the "
+            "confluent-kafka column"
+        ),
+    )
+    parser.add_argument(
         "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     )
     args = parser.parse_args()
@@ -646,6 +749,14 @@ def main() -> None:
     for client in clients:
         if client not in CLIENTS:
             parser.error(f"unknown client {client!r}; use {', '.join(CLIENTS)}")
+    secured: tuple[str, KafkaSecurity] | None = None
+    if args.secure_config is not None:
+        if "confluent-kafka" not in clients:
+            parser.error("--secure-config compares on confluent-kafka: keep it in --clients")
+        secure_kafka = load_settings(args.secure_config).kafka
+        if secure_kafka.security.protocol != "SASL_SSL":
+            parser.error(f"{args.secure_config}: [kafka.security] protocol is not SASL_SSL")
+        secured = (secure_kafka.bootstrap_servers, secure_kafka.security)
     tmp = Path(tempfile.mkdtemp(prefix="smlops-bench-"))
     pairs = args.events
     records = 2 * pairs
@@ -661,13 +772,21 @@ def main() -> None:
     default: dict[str, tuple[float, int | None]] = {}
     with_metrics: dict[str, tuple[float, int | None]] = {}
     quix: tuple[float, int | None, dict[str, object]] | None = None
+    secure_raw = 0.0
+    secure_engine: dict[str, tuple[float, int | None]] = {}
     dep = create_deployment(args.bootstrap, args.partitions)
+    secure_dep: Deployment | None = None
     try:
         predictions, outcomes = fraud_stream(
             pairs, drift_at=pairs // 2, error_before=0.05, error_after=0.3, seed=7
         )
         produce(args.bootstrap, dep.topics["predictions"], predictions, args.partitions)
         produce(args.bootstrap, dep.topics["outcomes"], outcomes, args.partitions)
+        if secured is not None:
+            servers, security = secured
+            secure_dep = secured_deployment(servers, security, args.partitions, dep)
+            for kind, events in (("predictions", predictions), ("outcomes", outcomes)):
+                produce_secured(servers, security, dep.topics[kind], events, args.partitions)
         del predictions, outcomes
         inputs = [dep.topics["predictions"], dep.topics["outcomes"]]
         for client in clients:
@@ -700,6 +819,27 @@ def main() -> None:
             default[client] = best(runs)
             if metered:
                 with_metrics[client] = best(metered)
+        if secured is not None and secure_dep is not None:
+            servers, security = secured
+            print("SASL_SSL: raw consume and engine, confluent-kafka", file=sys.stderr)
+            secure_raw = max(
+                raw_confluent_rate(servers, inputs, records, librdkafka_options(security))
+                for _ in range(args.repeat)
+            )
+            for name, extra in (("same", SAME_JOB_CONFIG), ("default", "")):
+                secure_engine[name] = best(
+                    [
+                        engine_rate(
+                            secure_dep,
+                            "confluent-kafka",
+                            f"sasl-{name}",
+                            extra,
+                            tmp,
+                            security=security,
+                        )
+                        for _ in range(args.repeat)
+                    ]
+                )
         if quix_python is not None:
             print("Quix Streams same job", file=sys.stderr)
             quix = max(
@@ -712,6 +852,10 @@ def main() -> None:
                 )
     finally:
         delete_deployment(dep)
+        if secured is not None and secure_dep is not None:
+            delete_topics(
+                secured[0], list(secure_dep.topics.values()), kafka_python_options(secured[1])
+            )
 
     lat: dict[str, tuple[float, list[float], list[float]]] = {}
     if not args.no_latency:
@@ -765,6 +909,23 @@ def main() -> None:
     row("peak RSS engine same job (MB)", each(lambda c: rss(same[c][1])))
     row("peak RSS engine default (MB)", each(lambda c: rss(default[c][1])))
     row("peak RSS Quix Streams (MB) *", each(lambda c: rss(quix[1]) if quix else no_quix))
+    if secured is not None:
+
+        def sasl(c: str, value: float, plain: float) -> str:
+            return f"{value:,.0f} ({value / plain:.2f}x)" if c == "confluent-kafka" else "-"
+
+        row(
+            "SASL_SSL raw consume, both input topics (records/s, x PLAINTEXT)",
+            each(lambda c: sasl(c, secure_raw, raw_both[c])),
+        )
+        row(
+            "SASL_SSL engine same job, exactly-once (events/s, x PLAINTEXT)",
+            each(lambda c: sasl(c, secure_engine["same"][0], same[c][0])),
+        )
+        row(
+            "SASL_SSL engine default config, exactly-once (events/s, x PLAINTEXT)",
+            each(lambda c: sasl(c, secure_engine["default"][0], default[c][0])),
+        )
     if lat:
         row("latency load, default config (records/s)", each(lambda c: f"{lat[c][0]:,.0f}"))
         row(
@@ -845,6 +1006,11 @@ def main() -> None:
     lines.append(
         f"* Quix measured once (on confluent-kafka), compared with each column; {quix_note}"
     )
+    if secured is not None:
+        lines.append(
+            f"  SASL_SSL: {secured[1].sasl_mechanism} over TLS at {secured[0]}, a broker of "
+            f"its own on this machine; x PLAINTEXT: the same row of this run at {args.bootstrap}"
+        )
     if quix:
         lines.append(
             f"  Quix joined {quix[2].get('joined')} pairs, {quix[2].get('alerts')} alerts;"

@@ -71,6 +71,7 @@ def main(
         path=str(config_path) if config_path else None,
         bootstrap_servers=kafka.bootstrap_servers,
         client=kafka.client,
+        security=kafka.security.redacted(),
         group_id=kafka.group_id,
         instance_id=instance,
         topics=kafka.topics.model_dump(),

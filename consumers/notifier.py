@@ -54,6 +54,7 @@ def main(
         path=str(config_path) if config_path else None,
         bootstrap_servers=kafka.bootstrap_servers,
         client=kafka.client,
+        security=kafka.security.redacted(),
         group_id=notify.group_id,
         topics={
             "drift_alerts": kafka.topics.drift_alerts,

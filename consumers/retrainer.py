@@ -66,6 +66,7 @@ def main(
         path=str(config_path) if config_path else None,
         bootstrap_servers=kafka.bootstrap_servers,
         client=kafka.client,
+        security=kafka.security.redacted(),
         group_id=settings.retrainer.group_id,
         instance_id=instance,
         registry=str(registry_path),

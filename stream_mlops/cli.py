@@ -24,7 +24,7 @@ CLIENTS = ("kafka-python", "confluent-kafka")
 def _broker(args: argparse.Namespace) -> int:
     from stream_mlops.kafka import broker
 
-    return broker.command(args.action, data_dir=args.data_dir)
+    return broker.command(args.action, data_dir=args.data_dir, nodes=args.nodes, secure=args.secure)
 
 
 def _topics(args: argparse.Namespace) -> int:
@@ -32,6 +32,18 @@ def _topics(args: argparse.Namespace) -> int:
 
     return topics.command(
         args.action, partitions=args.partitions, config_path=args.config, client=args.client
+    )
+
+
+def _acls(args: argparse.Namespace) -> int:
+    from stream_mlops.kafka import acls
+
+    return acls.command(
+        args.config,
+        bootstrap=args.bootstrap_server,
+        command_config=args.command_config,
+        roles=args.role,
+        principals=args.principal or (),
     )
 
 
@@ -319,6 +331,70 @@ def _add_tail_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     tail.set_defaults(handler=_tail)
 
 
+def _add_broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    broker = sub.add_parser("broker", help="the managed local Apache Kafka broker")
+    broker.add_argument("action", choices=["start", "stop", "status"])
+    broker.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the broker keeps its config, data, pid and log (default: .kafka/)",
+    )
+    broker.add_argument(
+        "--nodes",
+        type=int,
+        default=None,
+        help=(
+            "start: a KRaft cluster of N nodes, each its own JVM, on ports PORT+2k and "
+            "CONTROLLER_PORT+2k; topics then get min(3, N) replicas (default: 1, or what "
+            "the data dir holds; stop and status always cover every node)"
+        ),
+    )
+    broker.add_argument(
+        "--secure",
+        action="store_true",
+        default=None,
+        help=(
+            "start: SASL_SSL (SCRAM-SHA-512) for clients, mutual TLS between nodes, ACLs; "
+            "writes the CA, the users' passwords and client configs into the data dir "
+            "(docs/security.md)"
+        ),
+    )
+    broker.set_defaults(handler=_broker)
+
+
+def _add_acls_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    acls = sub.add_parser(
+        "acls",
+        help="print the kafka-acls.sh commands that grant the services their ACLs",
+        description=(
+            "The ACLs the engine, the retrainer, an operator (tail) and a scoring service "
+            "need, from the topic names, group ids and transactional-id prefixes of the "
+            "config, as kafka-acls.sh lines to run as an admin (docs/security.md)."
+        ),
+    )
+    acls.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    acls.add_argument("--bootstrap-server", default="localhost:9093", help="for kafka-acls.sh")
+    acls.add_argument(
+        "--command-config",
+        default="admin.properties",
+        help="the admin's client properties file, for kafka-acls.sh",
+    )
+    acls.add_argument(
+        "--role",
+        action="append",
+        choices=["engine", "retrainer", "operator", "scorer"],
+        help="only these roles (repeatable; default: all four)",
+    )
+    acls.add_argument(
+        "--principal",
+        action="append",
+        metavar="ROLE=PRINCIPAL",
+        help="a role's principal if not User:<role>, e.g. engine=User:svc-engine",
+    )
+    acls.set_defaults(handler=_acls)
+
+
 def _add_replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay = sub.add_parser(
         "replay",
@@ -430,15 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    broker = sub.add_parser("broker", help="the managed local Apache Kafka broker")
-    broker.add_argument("action", choices=["start", "stop", "status"])
-    broker.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="where the broker keeps its config, data, pid and log (default: .kafka/)",
-    )
-    broker.set_defaults(handler=_broker)
+    _add_broker_parser(sub)
+    _add_acls_parser(sub)
 
     topics = sub.add_parser("topics", help="create the topics of the interface contract")
     topics.add_argument("action", choices=["create"])

@@ -42,6 +42,14 @@ An example (every key optional; these are not the defaults)::
     "feature:amount" = [{name = "page_hinkley", warmup = 1000, threshold = 20}]
     score = []                       # no detector on the score
 
+    # On a secured cluster (docs/security.md), for every client of every command:
+    # [kafka.security]
+    # protocol = "SASL_SSL"          # PLAINTEXT (default), SSL, SASL_PLAINTEXT, SASL_SSL
+    # sasl_mechanism = "SCRAM-SHA-512"             # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    # username = "engine"
+    # password_file = "/run/secrets/kafka-engine"  # or $KAFKA_SASL_PASSWORD; never a literal
+    # ca_file = "/etc/stream-mlops/ca.pem"         # unset: the system's trust store
+
     [notify]                         # stream-mlops notify: alerts and promotions to webhooks
     max_attempts = 8                 # per webhook and notification, then a dead letter
 
@@ -85,6 +93,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -98,6 +107,7 @@ __all__ = [
     "ConfigError",
     "DetectorSpec",
     "JoinSettings",
+    "KafkaSecurity",
     "KafkaSettings",
     "KafkaTopics",
     "LimitSettings",
@@ -112,9 +122,26 @@ __all__ = [
     "check_webhook_url",
     "load_settings",
     "parse_settings",
+    "resolve_security",
 ]
 
 BOOTSTRAP_ENV: Final = "KAFKA_BOOTSTRAP_SERVERS"
+#: Environment overrides of ``[kafka.security]``, by field: the names the Kafka
+#: tooling and container images commonly use, like ``KAFKA_BOOTSTRAP_SERVERS``.
+SECURITY_ENV: Final = {
+    "protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "username": "KAFKA_SASL_USERNAME",
+    "password_file": "KAFKA_SASL_PASSWORD_FILE",
+    "ca_file": "KAFKA_SSL_CAFILE",
+    "cert_file": "KAFKA_SSL_CERTFILE",
+    "key_file": "KAFKA_SSL_KEYFILE",
+    "key_password_file": "KAFKA_SSL_KEY_PASSWORD_FILE",
+    "check_hostname": "KAFKA_SSL_CHECK_HOSTNAME",
+}
+#: The secrets themselves, which only the environment or a file may give.
+PASSWORD_ENV: Final = "KAFKA_SASL_PASSWORD"
+KEY_PASSWORD_ENV: Final = "KAFKA_SSL_KEY_PASSWORD"
 # Signal names a detector or retrain_on can name: the fixed signals, one feature,
 # or every feature.
 _SIGNAL = re.compile(r"error|estimated_error|score|prediction|feature:\*|feature:.+")
@@ -324,6 +351,99 @@ class KafkaTopics(_Section):
     state: TopicName = "stream-mlops-state"
 
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+# TOML has no path type: a path is a string, which strict validation would refuse.
+FilePath = Annotated[Path, Field(strict=False)]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+_SECRET_SOURCES: Final = {
+    "password": f"{PASSWORD_ENV} or kafka.security.password_file",
+    "key_password": f"{KEY_PASSWORD_ENV} or kafka.security.key_password_file",
+}
+
+
+class KafkaSecurity(_Section):
+    """``[kafka.security]``: how every client authenticates and encrypts.
+
+    The secrets (``password``, ``key_password``) are never read from the TOML file,
+    which is committed, copied into images and pasted into bug reports: a literal
+    one there is refused, not merely discouraged. They come from the environment
+    (``KAFKA_SASL_PASSWORD``, ``KAFKA_SSL_KEY_PASSWORD``) or from a file the TOML
+    names (``password_file``: a mounted secret, readable by the service alone), are
+    ``SecretStr`` (``'**********'`` in every repr) and left out of every dump.
+    Relative paths are relative to the working directory, like ``[retrainer] registry``.
+
+    >>> s = parse_settings({"kafka": {"security": {"protocol": "SASL_SSL"}}})
+    Traceback (most recent call last):
+    ...
+    stream_mlops.config.ConfigError: kafka.security.sasl_mechanism: protocol SASL_SSL needs \
+a SASL mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)
+    """
+
+    protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    username: Annotated[str, Field(min_length=1)] | None = None
+    #: A file holding the SASL password (one line; a final newline is dropped).
+    password_file: FilePath | None = None
+    #: PEM CA certificates to trust; None: the system's trust store.
+    ca_file: FilePath | None = None
+    #: Mutual TLS: the client's PEM certificate (chain) and its private key.
+    cert_file: FilePath | None = None
+    key_file: FilePath | None = None
+    #: A file holding the password of an encrypted ``key_file``.
+    key_password_file: FilePath | None = None
+    #: Check that the broker's certificate names the host connected to.
+    check_hostname: bool = True
+    # Resolved by load_settings from the environment or the files above; a value
+    # given in the TOML is refused by _not_from_the_file.
+    password: SecretStr | None = Field(default=None, exclude=True)
+    key_password: SecretStr | None = Field(default=None, exclude=True)
+
+    @field_validator("password", "key_password", mode="before")
+    @classmethod
+    def _not_from_the_file(cls, _value: object, info: ValidationInfo) -> None:
+        field = str(info.field_name)
+        raise ValueError(f"a secret is not read from the config file; use {_SECRET_SOURCES[field]}")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    def redacted(self) -> dict[str, str | bool]:
+        """The settings as a log line shows them: what is set, each secret as stars.
+
+        >>> KafkaSecurity().redacted()
+        {'protocol': 'PLAINTEXT'}
+        >>> KafkaSecurity(protocol="SASL_SSL", sasl_mechanism="PLAIN", username="svc").with_secrets(
+        ...     password=SecretStr("s3cret")).redacted()  # doctest: +NORMALIZE_WHITESPACE
+        {'protocol': 'SASL_SSL', 'sasl_mechanism': 'PLAIN', 'username': 'svc',
+         'check_hostname': True, 'password': '**********'}
+        """
+        shown: dict[str, str | bool] = {
+            name: value if isinstance(value, bool) else str(value)
+            for name, value in self.model_dump(exclude_none=True).items()
+            if name != "check_hostname" or self.uses_tls
+        }
+        for name in ("password", "key_password"):
+            if getattr(self, name) is not None:
+                shown[name] = "**********"
+        return shown
+
+    def with_secrets(
+        self, password: SecretStr | None = None, key_password: SecretStr | None = None
+    ) -> KafkaSecurity:
+        """These settings holding the given secrets (None keeps the current one)."""
+        update = {
+            key: value
+            for key, value in (("password", password), ("key_password", key_password))
+            if value is not None
+        }
+        return self.model_copy(update=update)
+
+
 class KafkaSettings(_Section):
     bootstrap_servers: ClientId = "127.0.0.1:9092"
     client: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
@@ -337,6 +457,7 @@ class KafkaSettings(_Section):
     #: retrainer learns from. Without a retrainer, false saves that traffic.
     publish_labeled_events: bool = True
     topics: KafkaTopics = Field(default_factory=KafkaTopics)
+    security: KafkaSecurity = Field(default_factory=KafkaSecurity)
 
 
 class PromotionSettings(_Section):
@@ -568,7 +689,39 @@ def parse_settings(data: Mapping[str, Any]) -> Settings:
     for model_id, section in settings.models.items():
         _check_detectors(f"models.{model_id}", section)
         _check_detectors(f"models.{model_id}", settings.model(model_id))
+    _check_security(settings.kafka.security)
     return settings
+
+
+def _check_security(security: KafkaSecurity) -> None:
+    # Settings that the chosen protocol would ignore are refused: a forgotten
+    # `protocol` would otherwise connect in plain text while the file looks secured.
+    where = "kafka.security"
+    sasl_fields = ("sasl_mechanism", "username", "password_file")
+    tls_fields = ("ca_file", "cert_file", "key_file", "key_password_file")
+    for name in (*sasl_fields, *tls_fields):
+        given = getattr(security, name) is not None
+        needed = security.uses_sasl if name in sasl_fields else security.uses_tls
+        if given and not needed:
+            kind = "SASL_PLAINTEXT or SASL_SSL" if name in sasl_fields else "SSL or SASL_SSL"
+            raise ConfigError(
+                f"{where}.{name}: only used with protocol {kind}, not {security.protocol}"
+            )
+    if security.uses_sasl:
+        if security.sasl_mechanism is None:
+            raise ConfigError(
+                f"{where}.sasl_mechanism: protocol {security.protocol} needs a SASL mechanism "
+                "(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
+        if security.username is None:
+            raise ConfigError(f"{where}.username: protocol {security.protocol} needs a user name")
+    if (security.cert_file is None) != (security.key_file is None):
+        raise ConfigError(
+            f"{where}.{'key_file' if security.key_file is None else 'cert_file'}: "
+            "mutual TLS needs both cert_file and key_file"
+        )
+    if security.key_password_file is not None and security.key_file is None:
+        raise ConfigError(f"{where}.key_password_file: given without a key_file")
 
 
 def _check_detectors(where: str, section: ModelSettings) -> None:
@@ -591,11 +744,15 @@ def _check_detectors(where: str, section: ModelSettings) -> None:
                 )
 
 
-def load_settings(path: Path | None) -> Settings:
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from a TOML file (None: defaults), with environment overrides.
 
-    Only connection settings come from the environment: ``KAFKA_BOOTSTRAP_SERVERS``.
+    Only connection settings come from the environment: ``KAFKA_BOOTSTRAP_SERVERS``,
+    the ``[kafka.security]`` fields named in ``SECURITY_ENV``, and the secrets
+    (``KAFKA_SASL_PASSWORD``, ``KAFKA_SSL_KEY_PASSWORD``, or the files the settings
+    name), which are read here.
     """
+    env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -605,9 +762,99 @@ def load_settings(path: Path | None) -> Settings:
             raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    settings = parse_settings(data)
-    bootstrap = os.environ.get(BOOTSTRAP_ENV)
+    overrides: dict[str, str | bool] = {
+        field: _from_environment(field, value.strip())
+        for field, name in SECURITY_ENV.items()
+        if (value := env.get(name, "")).strip()
+    }
+    if overrides:
+        data = _with_security_overrides(data, overrides)
+    try:
+        settings = parse_settings(data)
+    except ConfigError as exc:
+        raise ConfigError(_name_the_variables(str(exc), overrides)) from None
+    security = resolve_security(settings.kafka.security, env)
+    kafka = settings.kafka.model_copy(update={"security": security})
+    bootstrap = env.get(BOOTSTRAP_ENV)
     if bootstrap:
-        kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
-        settings = settings.model_copy(update={"kafka": kafka})
-    return settings
+        kafka = kafka.model_copy(update={"bootstrap_servers": bootstrap})
+    return settings.model_copy(update={"kafka": kafka})
+
+
+def _from_environment(field: str, value: str) -> str | bool:
+    """An environment variable's text as its field's type: TOML has booleans, the
+    environment only text, and the settings are strict."""
+    if field == "check_hostname" and value.lower() in ("true", "1", "false", "0"):
+        return value.lower() in ("true", "1")
+    return value
+
+
+def _with_security_overrides(
+    data: dict[str, Any], overrides: Mapping[str, str | bool]
+) -> dict[str, Any]:
+    kafka = data.get("kafka", {})
+    if not isinstance(kafka, Mapping) or not isinstance(kafka.get("security", {}), Mapping):
+        return data  # not tables: validation names the field
+    security = {**kafka.get("security", {}), **overrides}
+    return {**data, "kafka": {**kafka, "security": security}}
+
+
+def _name_the_variables(message: str, overrides: Mapping[str, str | bool]) -> str:
+    """``kafka.security.protocol (KAFKA_SECURITY_PROTOCOL): ...`` where the environment set it."""
+    for field in overrides:
+        message = message.replace(
+            f"kafka.security.{field}:", f"kafka.security.{field} ({SECURITY_ENV[field]}):"
+        )
+    return message
+
+
+def resolve_security(
+    security: KafkaSecurity, environ: Mapping[str, str] | None = None
+) -> KafkaSecurity:
+    """``security`` holding its password and key password, from the environment or files.
+
+    This is where the files of ``[kafka.security]`` are checked and read, so that
+    ``parse_settings`` stays free of I/O. The environment wins over a file. SASL
+    without a password is refused here, where both sources are known.
+    """
+    env = os.environ if environ is None else environ
+    for name in ("ca_file", "cert_file", "key_file", "password_file", "key_password_file"):
+        path = getattr(security, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"kafka.security.{name}: no such file: {path}")
+    password = _secret(env, PASSWORD_ENV, security.password_file, "password_file")
+    key_password = _secret(env, KEY_PASSWORD_ENV, security.key_password_file, "key_password_file")
+    if security.uses_sasl and password is None and security.password is None:
+        raise ConfigError(
+            f"kafka.security.password_file: protocol {security.protocol} needs a password: "
+            f"set {_SECRET_SOURCES['password']}"
+        )
+    if key_password is not None and security.key_file is None:
+        raise ConfigError(f"kafka.security.key_file: {KEY_PASSWORD_ENV} is set without a key_file")
+    if password is not None and not security.uses_sasl:
+        raise ConfigError(
+            f"kafka.security.protocol: {PASSWORD_ENV} is set but protocol "
+            f"{security.protocol} does not use SASL"
+        )
+    return security.with_secrets(password, key_password)
+
+
+def _secret(
+    env: Mapping[str, str], variable: str, file: Path | None, field: str
+) -> SecretStr | None:
+    value = env.get(variable)
+    if value:
+        return SecretStr(value)
+    if file is None:
+        return None
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"kafka.security.{field}: cannot read {file} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"kafka.security.{field}: {file} is not UTF-8 text") from None
+    # One line; editors and `echo` add a final newline that is no part of the secret.
+    secret = text.removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise ConfigError(f"kafka.security.{field}: {file} is empty")
+    return SecretStr(secret)

@@ -20,6 +20,7 @@ from stream_mlops import detectors
 from stream_mlops.cli import build_parser
 from stream_mlops.config import (
     JoinSettings,
+    KafkaSecurity,
     KafkaSettings,
     KafkaTopics,
     LimitSettings,
@@ -94,6 +95,7 @@ def _fields(model: type[BaseModel]) -> list[str]:
     [
         ("[join]", JoinSettings),
         ("[kafka]", KafkaSettings),
+        ("[kafka.security]", KafkaSecurity),
         ("[limits]", LimitSettings),
         ("[retrainer]", RetrainerSettings),
         ("[retrainer.promotion]", PromotionSettings),

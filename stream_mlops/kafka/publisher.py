@@ -257,6 +257,7 @@ def serve(
         "simulate.started",
         bootstrap_servers=kafka.bootstrap_servers,
         client=kafka.client,
+        security=kafka.security.redacted(),
         predictions_topic=kafka.topics.predictions,
         outcomes_topic=kafka.topics.outcomes,
         rate=rate,

@@ -44,11 +44,14 @@ command:
   ``assign`` returns is missed; ``read_committed`` or not; records carry their
   timestamp.
 * ``Admin``: list, create, describe and delete topics, count the brokers,
-  and read a consumer group's committed offsets (without joining it).
+  read a consumer group's committed offsets (without joining it), and grant
+  ACLs (the secured local broker's service rules).
 
-Every role of the three fails to construct with ``BrokerUnreachableError``
-(one line naming the servers) when no broker answers within the connect
-timeout.
+Every role fails to construct with ``BrokerUnreachableError`` (one line
+naming the servers) when no broker answers within the connect timeout, and
+with ``AuthenticationFailedError`` (one line naming the user and the likely
+causes, never a secret) when the cluster refuses the login or the TLS
+handshake.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol, TypeAlias
+
+from stream_mlops.kafka.acls import AclRule
 
 # How long a command waits for a first answer from the cluster before it
 # reports that no broker answers: a broker that is up answers within
@@ -117,6 +122,20 @@ class BrokerUnreachableError(TransportError):
         message = f"no Kafka broker answers at {servers}"
         if detail:
             message += f" ({detail})"
+        super().__init__(message)
+        self.servers = servers
+
+
+class AuthenticationFailedError(TransportError):
+    """The cluster answered but refused this client: its SASL login, or the TLS
+    handshake (a broker certificate the client does not trust).
+
+    Retrying cannot help, so clients give up at once where the library says so:
+    the connection settings (``[kafka.security]``) must change. The message
+    names the user, the mechanism and the trusted CA file, never a secret.
+    """
+
+    def __init__(self, servers: str, message: str) -> None:
         super().__init__(message)
         self.servers = servers
 
@@ -389,6 +408,14 @@ class Admin(Protocol):
 
     def broker_count(self) -> int:
         """How many brokers the cluster has (the replication factor's ceiling)."""
+        ...
+
+    def create_acls(self, rules: Iterable[AclRule]) -> None:
+        """Add an ALLOW binding for each rule, from any host; one that exists stays.
+
+        Needs a principal the cluster lets alter ACLs (a super user). A refused
+        binding raises ``TransportError`` naming it and the broker's reason.
+        """
         ...
 
     def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:

@@ -174,6 +174,7 @@ def main(
         url=url,
         bootstrap_servers=kafka.bootstrap_servers,
         client=kafka.client,
+        security=kafka.security.redacted(),
         registry=str(registry_dir),
         refresh_seconds=options.refresh_seconds,
     )

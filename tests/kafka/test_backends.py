@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
-from stream_mlops.config import KafkaSettings
+from stream_mlops.config import KafkaSecurity, KafkaSettings
 from stream_mlops.kafka import backends
 from stream_mlops.kafka.backends import BACKENDS, open_transport
 from stream_mlops.kafka.transport import BrokerUnreachableError, Transport
@@ -135,12 +136,57 @@ def test_client_options_reach_every_client_under_the_roles_own_settings(
     assert {c[isolation] for c in consumers} == {"read_committed"}
 
 
+PLAINTEXT = {
+    "kafka-python": ("security_protocol", "PLAINTEXT"),
+    "confluent-kafka": ("security.protocol", "plaintext"),
+}
+
+
 @pytest.mark.parametrize("client", BACKENDS)
-def test_without_options_a_client_gets_only_its_role_settings(client: str, made: Made) -> None:
-    assert backends.client_options(KafkaSettings(client=client), client) == {}  # type: ignore[arg-type]
+def test_without_security_settings_a_client_gets_plaintext_and_its_role_settings(
+    client: str, made: Made
+) -> None:
+    key, value = PLAINTEXT[client]
+    assert backends.client_options(KafkaSettings(client=client), client) == {key: value}  # type: ignore[arg-type]
     every_role(open_transport(KafkaSettings(client=client), client_id="c"))
-    key, _value = CONNECTION[client]
-    assert made and all(key not in config for _kind, config in made)
+    assert made and all(config[key] == value for _kind, config in made)
+    assert not any("sasl" in k or "ssl" in k for _kind, config in made for k in config)
+
+
+# [kafka.security] as each library spells it, password included.
+SASL_SSL = {
+    "kafka-python": {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "engine",
+        "sasl_plain_password": "pw-of-engine",
+        "ssl_cafile": "/etc/ca.pem",
+        "ssl_check_hostname": True,
+    },
+    "confluent-kafka": {
+        "security.protocol": "sasl_ssl",
+        "sasl.mechanisms": "SCRAM-SHA-512",
+        "sasl.username": "engine",
+        "sasl.password": "pw-of-engine",
+        "ssl.ca.location": "/etc/ca.pem",
+        "ssl.endpoint.identification.algorithm": "https",
+    },
+}
+
+
+@pytest.mark.parametrize("client", BACKENDS)
+def test_the_security_settings_reach_every_client_of_every_role(client: str, made: Made) -> None:
+    security = KafkaSecurity(
+        protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        username="engine",
+        ca_file=Path("/etc/ca.pem"),
+    ).with_secrets(password=SecretStr("pw-of-engine"))
+    kafka = KafkaSettings(bootstrap_servers="k:1", client=client, security=security)
+    every_role(open_transport(kafka, client_id="c"))
+    assert len(made) == 6
+    for kind, config in made:
+        assert {k: config.get(k) for k in SASL_SSL[client]} == SASL_SSL[client], kind
 
 
 @pytest.fixture

@@ -75,6 +75,27 @@ def test_creating_twice_leaves_existing_topics_as_they_are(
     assert [(o.created, o.partitions) for o in again] == [(False, 2)] * len(topic_names(names))
 
 
+@pytest.mark.parametrize(
+    ("brokers", "replication", "min_insync"),
+    [(None, -1, None), (1, 1, None), (2, 2, None), (3, 3, "2"), (5, 3, "2")],
+)
+def test_specs_replicate_to_fit_the_cluster(
+    brokers: int | None, replication: int, min_insync: str | None
+) -> None:
+    specs = topic_specs(KafkaTopics(), partitions=3, brokers=brokers)
+    assert {s.replication_factor for s in specs} == {replication}
+    assert {s.configs.get("min.insync.replicas") for s in specs} == {min_insync}
+    # Durability settings never replace the state topic's compaction.
+    assert specs[-1].configs["cleanup.policy"] == "compact"
+
+
+@pytest.mark.kafka
+def test_outcomes_report_the_replication_found(admin: Admin, names: KafkaTopics) -> None:
+    brokers = admin.broker_count()
+    outcomes = create_topics(admin, topic_specs(names, partitions=1, brokers=brokers))
+    assert {o.replication for o in outcomes} == {min(3, brokers)}
+
+
 @pytest.mark.kafka
 @pytest.mark.parametrize("client", BACKENDS)
 def test_the_command_creates_the_configured_topics_with_the_chosen_client(
@@ -90,10 +111,14 @@ def test_the_command_creates_the_configured_topics_with_the_chosen_client(
     config = tmp_path / "c.toml"
     topic_lines = "\n".join(f'{k} = "{v}"' for k, v in names.model_dump().items())
     config.write_text(f"[kafka]\npartitions = 2\n[kafka.topics]\n{topic_lines}\n")
+    replicas = min(3, len(kafka_admin.describe_cluster()["brokers"]))
+    copies = "1 replica" if replicas == 1 else f"{replicas} replicas"
     assert command("create", config_path=config, client=client) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"created {n}: 2 partitions" for n in topic_names(names)]
+    assert out == [f"created {n}: 2 partitions, {copies}" for n in topic_names(names)]
     assert set(topic_names(names)) <= set(kafka_admin.list_topics())
     assert command("create", partitions=3, config_path=config, client=client) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"exists  {names.predictions}: 2 partitions (not 3: left as it is)"
+    assert out[0] == (
+        f"exists  {names.predictions}: 2 partitions, {copies} (not 3 partitions: left as it is)"
+    )

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from stream_mlops.config import KafkaSettings
 from stream_mlops.kafka.backends.connection import Connection
+from stream_mlops.kafka.security import kafka_python_options, librdkafka_options
 from stream_mlops.kafka.transport import CONNECT_TIMEOUT_S, Transport
 
 BACKENDS = ("kafka-python", "confluent-kafka")
@@ -26,14 +27,19 @@ def client_options(kafka: KafkaSettings, library: Library) -> dict[str, Any]:
 
     kafka-python takes keyword names (``security_protocol``), librdkafka dotted
     ones (``security.protocol``). The backends merge these into each client they
-    create, under the role's own settings. This is where the connection
-    security settings (``[kafka.security]``) plug in; today nothing is added.
+    create, under the role's own settings. Today they are the connection
+    security of ``[kafka.security]`` (``stream_mlops.kafka.security``): the
+    protocol, the SASL login and the TLS files. The mapping holds the secrets in
+    clear, as the libraries need them: it goes to a client and nowhere else.
 
     >>> client_options(KafkaSettings(), "kafka-python")
-    {}
+    {'security_protocol': 'PLAINTEXT'}
+    >>> client_options(KafkaSettings(), "confluent-kafka")
+    {'security.protocol': 'plaintext'}
     """
-    del kafka, library  # no connection option is configurable yet
-    return {}
+    if library == "kafka-python":
+        return kafka_python_options(kafka.security)
+    return dict(librdkafka_options(kafka.security))
 
 
 def open_transport(
@@ -59,6 +65,7 @@ def open_transport(
                 client_id,
                 client_options(kafka, "kafka-python"),
                 connect_timeout_s,
+                kafka.security,
             )
         )
     if kafka.client == "confluent-kafka":
@@ -75,6 +82,7 @@ def open_transport(
                 client_id,
                 client_options(kafka, "confluent-kafka"),
                 connect_timeout_s,
+                kafka.security,
             )
         )
     known = ", ".join(BACKENDS)

@@ -15,9 +15,11 @@ Differences from kafka-python that this module hides:
 * librdkafka connects lazily and prints its own log lines to stderr: every
   client here logs through the standard library's ``logging`` instead (logger
   ``stream_mlops.kafka.librdkafka``, shown by services at WARNING like
-  kafka-python's), and the producer, reader and admin ask for metadata once
-  at construction so that an unreachable cluster fails there, as it does with
-  kafka-python.
+  kafka-python's), and every client asks for metadata once at construction so
+  that an unreachable cluster fails there, as it does with kafka-python.
+* librdkafka retries a refused login or an untrusted certificate for ever,
+  telling only the error callback: that first metadata request watches the
+  callback and ends at once with ``AuthenticationFailedError``.
 
 Every client gets the transport's extra options (librdkafka's dotted names)
 under its own role settings, so no option can switch off what the role
@@ -36,7 +38,9 @@ from typing import Any
 import confluent_kafka as ck
 import confluent_kafka.admin as ckadmin
 
+from stream_mlops.kafka.acls import AclRule
 from stream_mlops.kafka.backends.connection import Connection
+from stream_mlops.kafka.backends.refusals import Refusal, librdkafka_refusal, refusal_error
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
     BrokerUnreachableError,
@@ -64,11 +68,15 @@ SEEK_RETRY_S = 10.0
 SERVE_EVERY = 1000
 # Admin operations: the client's own default request timeout.
 ADMIN_TIMEOUT_S = 30.0
+# How often a client waiting for the cluster's first answer looks for a refused
+# login or certificate: a refusal arrives within a second, and is final.
+_CONNECT_SLICE_S = 0.25
 
 # librdkafka's log lines, as standard-library records. The NullHandler keeps a
 # command that configured no logging quiet (no stderr noise around its one-line
 # error); a service's handlers still receive them.
 CLIENT_LOG = logging.getLogger("stream_mlops.kafka.librdkafka")
+_log = logging.getLogger(__name__)
 CLIENT_LOG.addHandler(logging.NullHandler())
 
 
@@ -91,23 +99,46 @@ class _ClientErrors:
     """
 
     def __init__(self) -> None:
-        self._seen: collections.deque[str] = collections.deque(maxlen=8)
+        self._seen: collections.deque[tuple[str, str]] = collections.deque(maxlen=8)
 
     def __call__(self, error: ck.KafkaError) -> None:
-        self._seen.append(error.str())
+        self._seen.append((error.name(), error.str()))
 
     def latest(self) -> str | None:
-        return self._seen[-1] if self._seen else None
+        return self._seen[-1][1] if self._seen else None
+
+    def refusal(self) -> tuple[Refusal, str] | None:
+        """A refused login or certificate among the errors seen, if any."""
+        for name, text in reversed(self._seen):
+            refusal = librdkafka_refusal(name, text)
+            if refusal is not None:
+                return refusal
+        return None
 
 
 def _connect(client: Any, errors: _ClientErrors, connection: Connection) -> None:
-    """Fail now, in one line, if no broker answers a metadata request in time."""
-    try:
-        client.list_topics(timeout=connection.connect_timeout_s)
-    except ck.KafkaException as exc:
-        client.poll(0)  # serve error_cb: the reason, if librdkafka reported one
-        reason = errors.latest() or exc.args[0].str()
-        raise BrokerUnreachableError(connection.bootstrap_servers, reason) from None
+    """Fail now, in one line, if no broker answers a metadata request in time, or at
+    once if the cluster refuses the login or the TLS handshake.
+
+    librdkafka retries a refused login for ever and only tells the error callback,
+    so the wait is cut into slices and the callback's errors checked after each.
+    """
+    deadline = time.monotonic() + connection.connect_timeout_s
+    while True:
+        wait = max(0.0, min(_CONNECT_SLICE_S, deadline - time.monotonic()))
+        try:
+            client.list_topics(timeout=wait)
+            return
+        except ck.KafkaException as exc:
+            client.poll(0)  # serve error_cb: the reason, if librdkafka reported one
+            refusal = errors.refusal()
+            if refusal is not None:
+                raise refusal_error(
+                    connection.bootstrap_servers, connection.security, *refusal
+                ) from None
+            if time.monotonic() >= deadline:
+                reason = errors.latest() or exc.args[0].str()
+                raise BrokerUnreachableError(connection.bootstrap_servers, reason) from None
 
 
 def _produce(
@@ -162,10 +193,22 @@ def _record(msg: ck.Message) -> Record:
     )
 
 
-def _raise_for(msg: Any) -> None:
+# Errors about the consumer group, which a reader names only because the client
+# requires a group.id: librdkafka still looks up that group's coordinator, and
+# on a secured cluster the reader's principal rightly has no ACL for a group it
+# never joins or commits in. The records arrive all the same.
+_UNUSED_GROUP_ERRORS = frozenset({ck.KafkaError.GROUP_AUTHORIZATION_FAILED})
+
+
+def _raise_for(msg: Any, *, in_group: bool = True) -> None:
+    """Raise a consumed error message as ``TransportError``; ``in_group`` False (a
+    reader) skips the errors of the group it names but never uses."""
     err = msg.error()
-    if err is not None and err.code() != ck.KafkaError._PARTITION_EOF:
-        raise TransportError(f"consume failed: {err.str()}")
+    if err is None or err.code() == ck.KafkaError._PARTITION_EOF:
+        return
+    if not in_group and err.code() in _UNUSED_GROUP_ERRORS:
+        return
+    raise TransportError(f"consume failed: {err.str()}")
 
 
 class ConfluentGroupConsumer:
@@ -184,11 +227,13 @@ class ConfluentGroupConsumer:
                 "heartbeat.interval.ms": min(3000, session_timeout_ms // 3),
             }
         )
+        errors = _ClientErrors()
         self._consumer = ck.Consumer(
             _config(
                 connection,
                 {
                     **extra,
+                    "error_cb": errors,
                     "group.id": group_id,
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
@@ -200,6 +245,7 @@ class ConfluentGroupConsumer:
                 },
             )
         )
+        _connect(self._consumer, errors, connection)
 
     def subscribe(self, topics: Iterable[str], tracker: AssignmentTracker) -> None:
         self._consumer.subscribe(
@@ -293,13 +339,36 @@ class ConfluentGroupConsumer:
         self._consumer.close()
 
 
+# Fatal errors that mean another process owns our transactional id now (or may
+# never use it): this one must stop. Any other fatal error (librdkafka's
+# INVALID_TXN_STATE after a transaction whose messages timed out while a
+# partition leader was being re-elected) leaves the id ours, and a new producer
+# with it takes over cleanly.
+_FENCING_CODES = frozenset(
+    {
+        ck.KafkaError._FENCED,
+        ck.KafkaError.PRODUCER_FENCED,
+        ck.KafkaError.INVALID_PRODUCER_EPOCH,
+        ck.KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
+
+
 class ConfluentTransactionalProducer:
     def __init__(self, connection: Connection, transactional_id: str) -> None:
-        self._producer = ck.Producer(
+        self._connection = connection
+        self._transactional_id = transactional_id
+        self._errors = _ClientErrors()
+        self._unserved = 0
+        self._producer = self._new_producer()
+
+    def _new_producer(self) -> Any:
+        producer = ck.Producer(
             _config(
-                connection,
+                self._connection,
                 {
-                    "transactional.id": transactional_id,
+                    "error_cb": self._errors,
+                    "transactional.id": self._transactional_id,
                     "enable.idempotence": True,
                     "acks": "all",
                     "linger.ms": 5,
@@ -308,30 +377,57 @@ class ConfluentTransactionalProducer:
                 },
             )
         )
-        self._unserved = 0
-        self._call(lambda: self._producer.init_transactions(REQUEST_TIMEOUT_S))
+        # init_transactions retries a refused login until its timeout, and _call
+        # retries a timeout: find out first whether the cluster lets us in.
+        _connect(producer, self._errors, self._connection)
+        self._producer = producer
+        self._call(lambda: producer.init_transactions(REQUEST_TIMEOUT_S))
+        return producer
 
-    def _call(self, action: Any) -> None:
-        """Run a transactional call, mapping librdkafka's error classes."""
+    def _renew(self, cause: str) -> None:
+        """A new producer in place of one librdkafka put in a fatal state.
+
+        Its init_transactions bumps the epoch of our transactional id, which aborts
+        whatever transaction the old one left open, as a restarted process would.
+        """
+        _log.warning(
+            "transactional producer %s renewed after a fatal error: %s",
+            self._transactional_id,
+            cause,
+        )
+        with contextlib.suppress(ck.KafkaException, RuntimeError):
+            self._producer.purge()
+        self._new_producer()
+
+    def _call(self, action: Any) -> bool:
+        """Run a transactional call, mapping librdkafka's error classes.
+
+        True if the producer had to be renewed (its transaction, if any, is void).
+        """
         while True:
             try:
                 action()
-                return
+                return False
             except ck.KafkaException as exc:
                 err = exc.args[0]
                 if err.retriable():
                     continue
                 if err.fatal():
-                    raise TransactionFailedError(
-                        f"producer fenced or fatal: {err.str()}", fenced=True
-                    ) from exc
+                    if err.code() in _FENCING_CODES:
+                        raise TransactionFailedError(
+                            f"producer fenced or fatal: {err.str()}", fenced=True
+                        ) from exc
+                    self._renew(err.str())
+                    return True
                 if err.txn_requires_abort():
                     self._abort_quietly()
                     raise TransactionFailedError(f"transaction aborted: {err.str()}") from exc
                 raise TransportError(err.str()) from exc
 
     def begin(self) -> None:
-        self._call(self._producer.begin_transaction)
+        if self._call(self._producer.begin_transaction):
+            # Nothing was open: begin on the new producer.
+            self._call(self._producer.begin_transaction)
 
     def send(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
@@ -345,16 +441,23 @@ class ConfluentTransactionalProducer:
             self._producer.poll(0)
 
     def commit(self, offsets: Mapping[TopicPartition, int], group_metadata: object) -> None:
+        renewed = False
         if offsets:
             tps = [_cktp(tp, off) for tp, off in offsets.items()]
-            self._call(
+            renewed = self._call(
                 lambda: self._producer.send_offsets_to_transaction(
                     tps, group_metadata, REQUEST_TIMEOUT_S
                 )
             )
-        self._call(lambda: self._producer.commit_transaction(REQUEST_TIMEOUT_S))
+        if not renewed:
+            renewed = self._call(lambda: self._producer.commit_transaction(REQUEST_TIMEOUT_S))
+        if renewed:
+            raise TransactionFailedError(
+                "transaction aborted: the producer failed and was renewed (see its log line)"
+            )
 
     def abort(self) -> None:
+        # A renewed producer has no transaction open: the abort is done either way.
         self._call(lambda: self._producer.abort_transaction(REQUEST_TIMEOUT_S))
 
     def _abort_quietly(self) -> None:
@@ -368,10 +471,12 @@ class ConfluentTransactionalProducer:
 
 class ConfluentPartitionReader:
     def __init__(self, connection: Connection) -> None:
+        errors = _ClientErrors()
         self._consumer = ck.Consumer(
             _config(
                 connection,
                 {
+                    "error_cb": errors,
                     # Required by the client; this reader never joins or commits.
                     "group.id": f"{connection.client_id}-reader",
                     "enable.auto.commit": False,
@@ -379,6 +484,7 @@ class ConfluentPartitionReader:
                 },
             )
         )
+        _connect(self._consumer, errors, connection)
         self._partition_counts: dict[str, int] = {}
 
     def end_offset(self, tp: TopicPartition) -> int:
@@ -407,7 +513,7 @@ class ConfluentPartitionReader:
             while True:
                 for msg in self._consumer.consume(num_messages=5000, timeout=0.5):
                     if msg.error() is not None:
-                        _raise_for(msg)
+                        _raise_for(msg, in_group=False)
                         continue
                     record = _record(msg)
                     if record.offset >= end:
@@ -553,7 +659,7 @@ class ConfluentTopicReader:
         out: list[TimestampedRecord] = []
         for msg in [first, *more]:
             if msg.error() is not None:
-                _raise_for(msg)
+                _raise_for(msg, in_group=False)
                 continue
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
             assert topic is not None and partition is not None and offset is not None
@@ -702,6 +808,33 @@ class ConfluentAdmin:
         except ck.KafkaException as exc:
             raise TransportError(f"describing the cluster failed: {exc.args[0].str()}") from None
         return len(cluster.nodes)
+
+    def create_acls(self, rules: Iterable[AclRule]) -> None:
+        # The client refuses a request that names one binding twice.
+        bindings = list(
+            dict.fromkeys(
+                ckadmin.AclBinding(
+                    ckadmin.ResourceType[rule.resource],
+                    rule.name,
+                    ckadmin.ResourcePatternType[rule.pattern],
+                    rule.principal,
+                    "*",
+                    ckadmin.AclOperation[rule.operation],
+                    ckadmin.AclPermissionType.ALLOW,
+                )
+                for rule in rules
+            )
+        )
+        if not bindings:
+            return
+        futures = self._admin.create_acls(bindings, request_timeout=ADMIN_TIMEOUT_S)
+        for binding, future in futures.items():
+            try:
+                future.result()
+            except ck.KafkaException as exc:
+                error = _kafka_error(exc)
+                reason = error.str() if error is not None else str(exc)
+                raise TransportError(f"ACL binding {binding} refused: {reason}") from None
 
     def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
         futures = self._admin.list_consumer_group_offsets(

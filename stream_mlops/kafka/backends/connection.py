@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream_mlops.config import KafkaSecurity
 from stream_mlops.kafka.transport import CONNECT_TIMEOUT_S
 
 
@@ -18,5 +19,8 @@ class Connection:
     #: library-specific client options (kafka-python's keyword names, librdkafka's
     #: dotted ones), merged into every client under the role's own settings
     options: Mapping[str, Any] = field(default_factory=dict)
-    #: how long a producer, reader or admin waits for a first answer from the cluster
+    #: how long a client waits for a first answer from the cluster
     connect_timeout_s: float = CONNECT_TIMEOUT_S
+    #: the settings ``options`` were derived from: what a refusal's message names
+    #: (the user, the mechanism, the CA file; never the secrets it holds)
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)

@@ -8,20 +8,33 @@ its own role settings, so no option can switch off what the role guarantees
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import kafka
 import kafka.errors as kerrors
-from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.admin import (
+    ACL,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ConfigResource,
+    ConfigResourceType,
+    ResourcePattern,
+    ResourceType,
+)
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.partitioner.default import murmur2
 from kafka.structs import MemberState, OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTopicPartition
 
+from stream_mlops.kafka.acls import AclRule
 from stream_mlops.kafka.backends.connection import Connection
+from stream_mlops.kafka.backends.refusals import kafka_python_refusal, refusal_error
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
     BrokerUnreachableError,
@@ -63,11 +76,17 @@ def _ktp(tp: TopicPartition) -> KafkaTopicPartition:
 
 
 def _config(connection: Connection, **role: Any) -> dict[str, Any]:
-    """A client's configuration: the transport's options, then the role's own settings."""
+    """A client's configuration: the transport's options, then the role's own settings.
+
+    Every client gives up bootstrapping after the connect timeout: kafka-python
+    retries a refused login until then (30 s by default), and a service should
+    report it as promptly as a command.
+    """
     return {
         **connection.options,
         "bootstrap_servers": connection.bootstrap_servers,
         "client_id": connection.client_id,
+        "bootstrap_timeout_ms": _connect_timeout_ms(connection),
         **role,
     }
 
@@ -76,19 +95,44 @@ def _connect_timeout_ms(connection: Connection) -> int:
     return int(connection.connect_timeout_s * 1000)
 
 
+class _BootstrapLog(logging.Handler):
+    """kafka-python's log lines while a client bootstraps: the only record of why it
+    failed (its timeout error says just "Unable to bootstrap")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: collections.deque[str] = collections.deque(maxlen=64)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # a handler must never break the client
+            self.messages.append(record.getMessage())
+
+
 @contextlib.contextmanager
-def _bootstrapping(servers: str) -> Iterator[None]:
+def _bootstrapping(connection: Connection) -> Iterator[None]:
     """kafka-python clients bootstrap in their constructor: a cluster that never
-    answers raises a timeout there, which is this one-line error instead."""
+    answers raises a timeout there, which becomes ``BrokerUnreachableError``, and a
+    refused login or certificate becomes ``AuthenticationFailedError``."""
+    logger = logging.getLogger("kafka")
+    seen = _BootstrapLog()
+    logger.addHandler(seen)
     try:
         yield
     except kerrors.KafkaError as exc:  # a timeout, or e.g. an authentication failure
-        raise BrokerUnreachableError(servers, str(exc)) from None
+        said = [*seen.messages, f"{type(exc).__name__}: {exc}"]
+        refusal = kafka_python_refusal(said, connection.security)
+        if refusal is not None:
+            raise refusal_error(
+                connection.bootstrap_servers, connection.security, *refusal
+            ) from None
+        raise BrokerUnreachableError(connection.bootstrap_servers, str(exc)) from None
+    finally:
+        logger.removeHandler(seen)
 
 
 class KafkaPythonGroupConsumer:
     def __init__(self, connection: Connection, group_id: str, **session: Any) -> None:
-        with _bootstrapping(connection.bootstrap_servers):
+        with _bootstrapping(connection):
             self._consumer = kafka.KafkaConsumer(
                 **_config(
                     connection,
@@ -201,7 +245,7 @@ class KafkaPythonGroupConsumer:
 
 class KafkaPythonTransactionalProducer:
     def __init__(self, connection: Connection, transactional_id: str) -> None:
-        with _bootstrapping(connection.bootstrap_servers):
+        with _bootstrapping(connection):
             self._producer = kafka.KafkaProducer(
                 **_config(
                     connection,
@@ -277,7 +321,7 @@ class KafkaPythonTransactionalProducer:
 
 class KafkaPythonPartitionReader:
     def __init__(self, connection: Connection) -> None:
-        with _bootstrapping(connection.bootstrap_servers):
+        with _bootstrapping(connection):
             self._consumer = kafka.KafkaConsumer(
                 **_config(
                     connection,
@@ -336,12 +380,12 @@ class KafkaPythonProducer:
     """The idempotent producer; kafka-python's default partitioner is murmur2."""
 
     def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._servers = connection.bootstrap_servers
-        with _bootstrapping(self._servers):
+        with _bootstrapping(connection):
             self._producer = kafka.KafkaProducer(
                 **_config(
                     connection,
-                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
                     # Explicit, so that no other setting can silently turn it off.
                     enable_idempotence=True,
                     acks="all",
@@ -356,7 +400,6 @@ class KafkaPythonProducer:
         # metadata request does honour it, so topics are checked through one.
         self._metadata_config = _config(
             connection,
-            bootstrap_timeout_ms=_connect_timeout_ms(connection),
             group_id=None,
             enable_auto_commit=False,
             allow_auto_create_topics=False,
@@ -383,7 +426,7 @@ class KafkaPythonProducer:
         future.add_errback(self._failures.append)
 
     def _check_topic(self, topic: str) -> None:
-        with _bootstrapping(self._servers):
+        with _bootstrapping(self._connection):
             consumer = kafka.KafkaConsumer(**self._metadata_config)
         try:
             if not consumer.partitions_for_topic(topic):
@@ -419,11 +462,10 @@ def _timestamp(value: int) -> int | None:
 
 class KafkaPythonTopicReader:
     def __init__(self, connection: Connection, *, read_committed: bool) -> None:
-        with _bootstrapping(connection.bootstrap_servers):
+        with _bootstrapping(connection):
             self._consumer = kafka.KafkaConsumer(
                 **_config(
                     connection,
-                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
                     group_id=None,
                     enable_auto_commit=False,
                     isolation_level="read_committed" if read_committed else "read_uncommitted",
@@ -471,10 +513,8 @@ class KafkaPythonTopicReader:
 
 class KafkaPythonAdmin:
     def __init__(self, connection: Connection) -> None:
-        with _bootstrapping(connection.bootstrap_servers):
-            self._admin = kafka.KafkaAdminClient(
-                **_config(connection, bootstrap_timeout_ms=_connect_timeout_ms(connection))
-            )
+        with _bootstrapping(connection):
+            self._admin = kafka.KafkaAdminClient(**_config(connection))
 
     def list_topics(self) -> set[str]:
         with _admin_errors("listing topics"):
@@ -561,6 +601,31 @@ class KafkaPythonAdmin:
     def broker_count(self) -> int:
         with _admin_errors("describing the cluster"):
             return len(self._admin.describe_cluster()["brokers"])
+
+    def create_acls(self, rules: Iterable[AclRule]) -> None:
+        acls = [
+            ACL(
+                principal=rule.principal,
+                host="*",
+                operation=ACLOperation[rule.operation],
+                permission_type=ACLPermissionType.ALLOW,
+                resource_pattern=ResourcePattern(
+                    ResourceType[rule.resource], rule.name, ACLResourcePatternType[rule.pattern]
+                ),
+            )
+            for rule in dict.fromkeys(rules)
+        ]
+        if not acls:
+            return
+        with _admin_errors("creating ACLs"):
+            result = self._admin.create_acls(acls)
+        # kafka-python 3.0.12 lists the failures as error classes, in request order,
+        # without the binding each belongs to.
+        failed = result.get("failed") or []
+        if failed:
+            first = failed[0]
+            reason = first.__name__ if isinstance(first, type) else str(first)
+            raise TransportError(f"{len(failed)} of {len(acls)} ACL bindings refused: {reason}")
 
     def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
         with _admin_errors(f"reading the offsets of group {group_id!r}"):

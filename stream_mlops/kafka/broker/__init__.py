@@ -1,19 +1,28 @@
 """The managed local Apache Kafka broker (``stream-mlops broker start|stop|status``).
 
-A single KRaft node built from the Kafka jars on Maven (``pom.xml`` next to this
-file), with its config, data, pid file and log under one data dir (``.kafka/``).
+A single KRaft node, or a cluster of them (``--nodes 3``), built from the Kafka
+jars on Maven (``pom.xml`` next to this file), with config, data, pid files and
+logs under one data dir (``.kafka/``); ``--secure`` adds SASL_SSL, SCRAM users and
+ACLs (docs/security.md).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 # A module import, not a name import: bootstrap imports this package's settings.
 from stream_mlops.kafka import bootstrap
 from stream_mlops.kafka.broker.exceptions import BrokerError
+from stream_mlops.kafka.broker.layout import recorded_layout
 from stream_mlops.kafka.broker.process import BrokerStatus, LocalBroker
-from stream_mlops.kafka.broker.settings import BrokerSettings, BrokerSettingsError
+from stream_mlops.kafka.broker.settings import (
+    NODES_ENV,
+    SECURE_ENV,
+    BrokerSettings,
+    BrokerSettingsError,
+)
 
 __all__ = [
     "EXIT_NOT_RUNNING",
@@ -21,6 +30,7 @@ __all__ = [
     "BrokerSettings",
     "BrokerStatus",
     "LocalBroker",
+    "broker_settings",
     "command",
 ]
 
@@ -28,10 +38,21 @@ __all__ = [
 EXIT_NOT_RUNNING = 3
 
 
-def command(action: str, data_dir: Path | None = None) -> int:
-    """Run ``broker start|stop|status`` and return the process exit code."""
+def command(
+    action: str,
+    data_dir: Path | None = None,
+    *,
+    nodes: int | None = None,
+    secure: bool | None = None,
+) -> int:
+    """Run ``broker start|stop|status`` and return the process exit code.
+
+    ``nodes`` and ``secure`` (``--nodes``, ``--secure``) matter to ``start``; unset,
+    they come from ``STREAM_MLOPS_BROKER_NODES`` / ``_SECURE``, else from what the data
+    dir already holds. ``stop`` and ``status`` always cover what the data dir holds.
+    """
     try:
-        broker = LocalBroker(BrokerSettings.from_env(data_dir))
+        broker = LocalBroker(broker_settings(action, data_dir, nodes, secure))
         if action == "start":
             return _start(broker)
         if action == "stop":
@@ -49,6 +70,24 @@ def command(action: str, data_dir: Path | None = None) -> int:
     raise ValueError(f"unknown broker action {action!r}")
 
 
+def broker_settings(
+    action: str, data_dir: Path | None, nodes: int | None, secure: bool | None
+) -> BrokerSettings:
+    """The settings of a command: the arguments, else the environment, else the data dir's
+    recorded layout (for ``stop`` and ``status``, the recorded layout always wins)."""
+    settings = BrokerSettings.from_env(data_dir, nodes=nodes, secure=secure)
+    recorded = recorded_layout(settings)
+    if recorded is None:
+        return settings
+    if action != "start":
+        return BrokerSettings.from_env(data_dir, nodes=recorded.nodes, secure=recorded.secure)
+    if nodes is None and not os.environ.get(NODES_ENV, "").strip():
+        nodes = recorded.nodes
+    if secure is None and not os.environ.get(SECURE_ENV, "").strip():
+        secure = recorded.secure
+    return BrokerSettings.from_env(data_dir, nodes=nodes, secure=secure)
+
+
 def _start(broker: LocalBroker) -> int:
     external = bootstrap.external_bootstrap_servers()
     if external is not None:
@@ -59,15 +98,22 @@ def _start(broker: LocalBroker) -> int:
         return 0
     if broker.start():
         print(f"broker started: {broker.status().describe()}, data in {broker.settings.data_dir}")
+        if broker.settings.secure:
+            client_dir = broker.settings.client_dir
+            print(
+                f"clients: CA {broker.settings.certificates.ca_file}, passwords in "
+                f"{broker.settings.secrets_dir}/, configs in {client_dir}/ "
+                f"(e.g. --config {broker.credentials.client_config('engine')})"
+            )
     else:
         print(f"broker already {broker.status().describe()}")
     return 0
 
 
 def _stop(broker: LocalBroker) -> int:
-    pid = broker.status().pid
+    pids = [node.pid for node in broker.status().nodes if node.pid is not None]
     if broker.stop():
-        print(f"broker stopped (pid {pid})")
+        print(f"broker stopped (pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids))})")
     else:
         print(f"broker not running (data dir {broker.settings.data_dir})")
     return 0

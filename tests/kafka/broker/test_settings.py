@@ -66,3 +66,72 @@ def test_environment_overrides_defaults_and_argument_overrides_environment(
 def test_bad_settings_name_what_is_wrong(env: dict[str, str], message: str) -> None:
     with pytest.raises(BrokerSettingsError, match=message):
         BrokerSettings.from_env(environ=env)
+
+
+def test_a_cluster_renders_every_voter_and_three_replicas(tmp_path: Path) -> None:
+    settings = BrokerSettings(data_dir=tmp_path, port=29110, controller_port=29111, nodes=3)
+    node2 = parse(render_server_properties(settings, node_id=2))
+    assert node2["node.id"] == "2"
+    assert node2["listeners"] == "PLAINTEXT://127.0.0.1:29112,CONTROLLER://127.0.0.1:29113"
+    assert node2["controller.quorum.voters"] == (
+        "1@127.0.0.1:29111,2@127.0.0.1:29113,3@127.0.0.1:29115"
+    )
+    assert node2["log.dirs"] == str(tmp_path / "node-2" / "data")
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "default.replication.factor",
+    ):
+        assert node2[key] == "3"
+    assert node2["transaction.state.log.min.isr"] == node2["min.insync.replicas"] == "2"
+    assert settings.node_heap == "384m"
+    assert BrokerSettings(data_dir=tmp_path, nodes=2).replication_factor == 2
+    assert BrokerSettings(data_dir=tmp_path, nodes=2).min_insync_replicas == 1
+
+
+def test_a_secured_broker_renders_sasl_ssl_for_clients_and_mutual_tls_for_controllers(
+    tmp_path: Path,
+) -> None:
+    settings = BrokerSettings(data_dir=tmp_path, secure=True)
+    props = parse(render_server_properties(settings, inter_broker_password="pw"))
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert props["listener.security.protocol.map"] == "CONTROLLER:SSL,SASL_SSL:SASL_SSL"
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["listener.name.controller.ssl.client.auth"] == "required"
+    assert props["ssl.keystore.location"] == str(tmp_path / "tls" / "node.pem")
+    assert props["ssl.truststore.location"] == str(tmp_path / "tls" / "ca.pem")
+    assert props["super.users"] == "User:broker;User:admin"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert (
+        'username="broker" password="pw"'
+        in props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    )
+    with pytest.raises(ValueError, match="password"):
+        render_server_properties(settings)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"nodes": 0}, "nodes must be in"),
+        ({"nodes": 3, "port": 29092, "controller_port": 29094}, "ports overlap"),
+        ({"nodes": 3, "port": 65532, "controller_port": 65533}, "port must be in"),
+    ],
+)
+def test_bad_cluster_settings_name_what_is_wrong(fields: dict[str, int], message: str) -> None:
+    with pytest.raises(BrokerSettingsError, match=message):
+        BrokerSettings(**fields)  # type: ignore[arg-type]
+
+
+def test_nodes_and_secure_come_from_the_environment_unless_given() -> None:
+    env = {"STREAM_MLOPS_BROKER_NODES": "3", "STREAM_MLOPS_BROKER_SECURE": "1"}
+    assert (
+        BrokerSettings.from_env(environ=env).nodes,
+        BrokerSettings.from_env(environ=env).secure,
+    ) == (3, True)
+    given = BrokerSettings.from_env(environ=env, nodes=1, secure=False)
+    assert (given.nodes, given.secure) == (1, False)
+    with pytest.raises(BrokerSettingsError, match="STREAM_MLOPS_BROKER_SECURE"):
+        BrokerSettings.from_env(environ={"STREAM_MLOPS_BROKER_SECURE": "maybe"})
