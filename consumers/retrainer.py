@@ -12,14 +12,13 @@ from pathlib import Path
 
 import structlog
 
-from consumers.engine import default_instance_id, with_connection
+from consumers.engine import default_instance_id, runtime_config, with_connection
 from stream_mlops.config import ConfigError, load_settings
 from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.retrainer_service import RetrainerService
 from stream_mlops.kafka.state import StateError
 from stream_mlops.kafka.task_runtime import (
     FencedError,
-    RuntimeConfig,
     TaskRuntime,
     stop_on_signals,
 )
@@ -63,6 +62,11 @@ def main(
         policy=policy.to_config(),
         buffer_events=settings.retrainer.buffer_events,
     )
+    config = runtime_config(
+        log, kafka, settings.retrainer, instance, settings.retrainer.session_timeout_ms
+    )
+    if config is None:
+        return 2
     stop = stop_on_signals(log, "retrainer")
     try:
         transport = open_transport(kafka, client_id=f"stream-mlops-retrainer-{instance}")
@@ -71,12 +75,6 @@ def main(
         log.error("retrainer.failed", error=str(exc))
         return 2
     service = RetrainerService(Retrainer(settings, registry, policy), settings)
-    config = RuntimeConfig.for_group(
-        kafka,
-        settings.retrainer,
-        instance_id=instance,
-        session_timeout_ms=settings.retrainer.session_timeout_ms,
-    )
     try:
         TaskRuntime(service, transport, config).run(stop)
     except (FencedError, StateError, RetrainStateError, TransportError, RegistryError) as exc:

@@ -51,6 +51,7 @@ from stream_mlops.kafka.transport import (
     TopicSpec,
     TransactionFailedError,
     TransportError,
+    check_instance_id,
 )
 
 # Same reasoning as the kafka-python backend: bound the read_committed stall a
@@ -167,8 +168,9 @@ class ConfluentGroupConsumer:
         group_id: str,
         max_poll_interval_ms: int,
         session_timeout_ms: int | None = None,
+        instance_id: str | None = None,
     ) -> None:
-        extra = (
+        extra: dict[str, Any] = (
             {}
             if session_timeout_ms is None
             else {
@@ -176,6 +178,10 @@ class ConfluentGroupConsumer:
                 "heartbeat.interval.ms": min(3000, session_timeout_ms // 3),
             }
         )
+        if instance_id is not None:
+            # Static membership (KIP-345): librdkafka sends no LeaveGroup when a
+            # static member closes, and treats being fenced as a fatal error.
+            extra["group.instance.id"] = check_instance_id(instance_id)
         self._consumer = ck.Consumer(
             _config(
                 connection,
@@ -717,9 +723,10 @@ class ConfluentTransport:
         *,
         max_poll_interval_ms: int,
         session_timeout_ms: int | None = None,
+        instance_id: str | None = None,
     ) -> ConfluentGroupConsumer:
         return ConfluentGroupConsumer(
-            self._connection, group_id, max_poll_interval_ms, session_timeout_ms
+            self._connection, group_id, max_poll_interval_ms, session_timeout_ms, instance_id
         )
 
     def transactional_producer(self, transactional_id: str) -> ConfluentTransactionalProducer:
