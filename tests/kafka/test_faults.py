@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 PARTITIONS = 3
 #: Longer than any restart may take: a restart that waited for the dead
 #: member's session (a dynamic member) could not pass the tests' bounds.
-SESSION_TIMEOUT_MS = 60_000
+SESSION_TIMEOUT_MS = 120_000
 
 
 @pytest.fixture(params=["kafka-python", "confluent-kafka"])
@@ -124,7 +124,8 @@ def test_kill9_at_random_moments_restarts_before_the_session_timeout_exactly_onc
 
     print(f"restart to assigned / first commit (s): {restarts}")
     for _assigned, committed in restarts:
-        # A dynamic member waits for the old session to expire (60 s here).
+        # A dynamic member waits for the old session to expire (120 s here); a
+        # static one needs seconds on a quiet machine, more at a load of 20.
         assert committed < SESSION_TIMEOUT_MS / 1000 / 2, restarts
     alerts = read_all(deployment.bootstrap, deployment.topics["drift_alerts"])
     ids = [str(a["alert_id"]) for a in alerts]
