@@ -51,6 +51,13 @@ def alerts_by_id(events: list[dict[str, object]]) -> dict[str, dict[str, object]
     return {str(e["alert_id"]): e for e in events if e["type"] == "drift_alert"}
 
 
+def assert_each_outcome_labeled_once(dep: Deployment, outcomes: list[dict[str, object]]) -> None:
+    labeled = read_all(dep.bootstrap, dep.topics["labeled_events"])
+    assert sorted(str(e["event_id"]) for e in labeled) == sorted(
+        str(o["event_id"]) for o in outcomes
+    )
+
+
 def wait_assigned_all(engine: EngineProcess, timeout: float) -> None:
     """Until the engine logs an assignment of every partition."""
     deadline = time.monotonic() + timeout
@@ -131,10 +138,7 @@ def test_kill9_at_random_moments_restarts_before_the_session_timeout_exactly_onc
     ids = [str(a["alert_id"]) for a in alerts]
     assert len(ids) == len(set(ids)), "an alert was published twice"
     assert alerts_by_id(alerts) == expected
-    labeled = read_all(deployment.bootstrap, deployment.topics["labeled_events"])
-    assert sorted(str(e["event_id"]) for e in labeled) == sorted(
-        str(o["event_id"]) for o in outcomes
-    )
+    assert_each_outcome_labeled_once(deployment, outcomes)
 
 
 def test_a_second_process_with_the_same_instance_id_fences_the_first(
@@ -163,10 +167,7 @@ def test_a_second_process_with_the_same_instance_id_fences_the_first(
             assert "took over" in error and "--instance-id" in error, failed
             wait_consumed(deployment)
             assert second.terminate() == 0
-    labeled = read_all(deployment.bootstrap, deployment.topics["labeled_events"])
-    assert sorted(str(e["event_id"]) for e in labeled) == sorted(
-        str(o["event_id"]) for o in outcomes
-    )
+    assert_each_outcome_labeled_once(deployment, outcomes)
 
 
 def test_fuzzed_records_all_become_dead_letters_and_the_good_ones_alert_as_replay(
