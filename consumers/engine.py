@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from stream_mlops.config import ConfigError, Settings, load_settings
+from stream_mlops.config import ConfigError, KafkaSettings, Settings, load_settings
 from stream_mlops.engine import SnapshotError
 from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.bootstrap import connection_settings
@@ -24,6 +24,7 @@ from stream_mlops.kafka.observer import RuntimeObserver
 from stream_mlops.kafka.state import StateError
 from stream_mlops.kafka.task_runtime import (
     FencedError,
+    GroupIdentity,
     RuntimeConfig,
     TaskRuntime,
     stop_on_signals,
@@ -38,8 +39,30 @@ from stream_mlops.ops.service_metrics import ServiceMetrics
 
 def default_instance_id() -> str:
     """Stable across restarts of the same process slot, so a restarted service
-    fences its killed predecessor's open transaction at once."""
+    fences its killed predecessor's open transaction and takes its partitions
+    back at once (static group membership)."""
     return os.environ.get("STREAM_MLOPS_INSTANCE_ID") or socket.gethostname()
+
+
+def runtime_config(
+    log: structlog.typing.FilteringBoundLogger,
+    kafka: KafkaSettings,
+    group: GroupIdentity,
+    instance_id: str,
+    session_timeout_ms: int | None = None,
+) -> RuntimeConfig | None:
+    """The service's ``RuntimeConfig``; None, after a ``config.invalid`` line,
+    if Kafka would refuse the instance id."""
+    try:
+        return RuntimeConfig.for_group(
+            kafka, group, instance_id=instance_id, session_timeout_ms=session_timeout_ms
+        )
+    except ValueError as exc:
+        log.error(
+            "config.invalid",
+            error=f"{exc} (--instance-id, else $STREAM_MLOPS_INSTANCE_ID, else the host name)",
+        )
+        return None
 
 
 def with_connection(settings: Settings, client: str | None) -> Settings:
@@ -78,13 +101,15 @@ def main(
         checkpoint_interval_ms=kafka.checkpoint_interval_ms,
         models=sorted(settings.models),
     )
+    config = runtime_config(log, kafka, kafka, instance, kafka.session_timeout_ms)
+    if config is None:
+        return 2
     stop = stop_on_signals(log, "engine")
     try:
         transport = open_transport(settings.kafka, client_id=f"stream-mlops-{instance}")
     except ValueError as exc:
         log.error("engine.failed", error=str(exc))
         return 2
-    config = RuntimeConfig.for_group(kafka, kafka, instance_id=instance)
     telemetry = ServiceMetrics(metrics, "engine") if metrics.enabled else None
     engine_metrics = EngineMetrics(telemetry.registry) if telemetry is not None else None
     service = EngineService(

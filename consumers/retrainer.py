@@ -13,7 +13,7 @@ from pathlib import Path
 
 import structlog
 
-from consumers.engine import default_instance_id, with_connection
+from consumers.engine import default_instance_id, runtime_config, with_connection
 from stream_mlops.config import ConfigError, load_settings
 from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.observer import RuntimeObserver
@@ -21,7 +21,6 @@ from stream_mlops.kafka.retrainer_service import RetrainerService
 from stream_mlops.kafka.state import StateError
 from stream_mlops.kafka.task_runtime import (
     FencedError,
-    RuntimeConfig,
     TaskRuntime,
     stop_on_signals,
 )
@@ -52,11 +51,10 @@ def main(
         settings = with_connection(load_settings(config_path), client)
         policy = PromotionPolicy(**settings.retrainer.promotion.overrides())  # type: ignore[arg-type]
         metrics = metrics_settings(settings.metrics, host=metrics_host, port=metrics_port)
-    except ConfigError as exc:
-        log.error("config.invalid", error=str(exc), path=str(config_path))
-        return 2
-    except ValueError as exc:  # PromotionPolicy names the field first
-        log.error("config.invalid", error=f"retrainer.promotion.{exc}", path=str(config_path))
+    except (ConfigError, ValueError) as exc:
+        # PromotionPolicy's ValueError names the field within its section.
+        where = "" if isinstance(exc, ConfigError) else "retrainer.promotion."
+        log.error("config.invalid", error=f"{where}{exc}", path=str(config_path))
         return 2
     kafka = settings.kafka
     registry_path = resolve_registry(registry_dir, settings.retrainer.registry)
@@ -74,6 +72,11 @@ def main(
         policy=policy.to_config(),
         buffer_events=settings.retrainer.buffer_events,
     )
+    config = runtime_config(
+        log, kafka, settings.retrainer, instance, settings.retrainer.session_timeout_ms
+    )
+    if config is None:
+        return 2
     stop = stop_on_signals(log, "retrainer")
     try:
         transport = open_transport(kafka, client_id=f"stream-mlops-retrainer-{instance}")
@@ -91,12 +94,6 @@ def main(
     observers: list[RuntimeObserver] = []
     if telemetry is not None and retrainer_metrics is not None:
         observers = [*telemetry.observers, retrainer_metrics]
-    config = RuntimeConfig.for_group(
-        kafka,
-        settings.retrainer,
-        instance_id=instance,
-        session_timeout_ms=settings.retrainer.session_timeout_ms,
-    )
     try:
         with TaskRuntime(service, transport, config, observers=observers) as runtime:
             if telemetry is not None and retrainer_metrics is not None:

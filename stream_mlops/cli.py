@@ -255,8 +255,9 @@ def _add_service_options(parser: argparse.ArgumentParser, role: str) -> None:
         "--instance-id",
         default=None,
         help=(
-            f"this process's stable identity, part of its transactional id; give each {role} "
-            "process its own (default: $STREAM_MLOPS_INSTANCE_ID, else the host name)"
+            f"this process's stable identity: part of its transactional id and its "
+            f"group.instance.id (static membership); give each {role} process its own "
+            "(default: $STREAM_MLOPS_INSTANCE_ID, else the host name)"
         ),
     )
     _add_client_option(parser)

@@ -456,6 +456,17 @@ class KafkaSettings(_Section):
     #: One labeled event per join on ``topics.labeled_events``: what the
     #: retrainer learns from. Without a retrainer, false saves that traffic.
     publish_labeled_events: bool = True
+    #: The engine and the retrainer join their groups as static members, the
+    #: instance id as ``group.instance.id``: a process restarted with the same
+    #: id takes its partitions back at once instead of after the dead member's
+    #: session timeout. False: dynamic members, which leave the group on a
+    #: clean stop (docs/runtime.md, "Membership").
+    static_membership: bool = True
+    #: How long the group waits for an engine that stopped heartbeating (killed,
+    #: or, as a static member, stopped and not restarted) before its partitions
+    #: move; None keeps the client's default (45 s). The broker accepts 6000
+    #: and up (group.min.session.timeout.ms).
+    session_timeout_ms: Annotated[int, Field(gt=0)] | None = None
     topics: KafkaTopics = Field(default_factory=KafkaTopics)
     security: KafkaSecurity = Field(default_factory=KafkaSecurity)
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from stream_mlops.cli import build_parser, main
+from stream_mlops.config import KafkaSettings
 from stream_mlops.kafka.broker import EXIT_NOT_RUNNING
+from stream_mlops.kafka.task_runtime import RuntimeConfig
 
 
 @pytest.fixture
@@ -142,3 +144,24 @@ def test_retrainer_reports_a_bad_promotion_policy_by_field(
     config.write_text("[retrainer.promotion]\nmin_events = 200\nmax_events = 100\n")
     assert main(["retrainer", "--config", str(config)]) == 2
     assert "retrainer.promotion.max_events: must be at least min_events" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["run", "retrainer"])
+def test_a_service_refuses_an_instance_id_kafka_would_refuse_before_connecting(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing listens at this address: the check must come before any client.
+    config = tmp_path / "c.toml"
+    config.write_text('[kafka]\nbootstrap_servers = "127.0.0.1:1"\n')
+    args = [command, "--config", str(config), "--instance-id", "engine 0"]
+    assert main(args) == 2
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "config.invalid" in text and "group.instance.id" in text and "--instance-id" in text
+
+
+def test_with_static_membership_off_any_instance_id_names_the_transactional_id() -> None:
+    kafka = KafkaSettings(static_membership=False)
+    config = RuntimeConfig.for_group(kafka, kafka, instance_id="engine 0")
+    assert config.instance_id is None
+    assert config.transactional_id == "stream-mlops-engine-engine 0"

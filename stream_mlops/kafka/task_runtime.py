@@ -75,6 +75,7 @@ from stream_mlops.kafka.transport import (
     Record,
     TopicPartition,
     Transport,
+    check_instance_id,
 )
 
 __all__ = [
@@ -171,6 +172,8 @@ class RuntimeConfig:
     max_record_bytes: int
     #: None keeps the client's default
     session_timeout_ms: int | None = None
+    #: the consumer's ``group.instance.id`` (static membership); None: a dynamic member
+    instance_id: str | None = None
 
     @classmethod
     def for_group(
@@ -183,9 +186,17 @@ class RuntimeConfig:
     ) -> RuntimeConfig:
         """A service's group and transactional id, with ``[kafka]``'s topics and limits.
 
-        The transactional id is stable across restarts of the same instance, so a
-        restarted process fences its killed predecessor's open transaction at once.
+        The instance id names both the transactional id and, with ``[kafka]
+        static_membership`` (the default), the consumer's ``group.instance.id``;
+        both are stable across restarts of the same instance, so a restarted
+        process fences its killed predecessor's open transaction and takes its
+        partitions back at once, without waiting for the dead member's session
+        to expire. ``ValueError`` if Kafka would refuse the id as a static
+        member's (``transport.check_instance_id``).
         """
+        static = kafka.static_membership
+        if static:
+            check_instance_id(instance_id)
         return cls(
             group_id=group.group_id,
             transactional_id=f"{group.transactional_id_prefix}-{instance_id}",
@@ -195,6 +206,7 @@ class RuntimeConfig:
             checkpoint_max_events=kafka.checkpoint_max_events,
             max_record_bytes=kafka.max_record_bytes,
             session_timeout_ms=session_timeout_ms,
+            instance_id=instance_id if static else None,
         )
 
 
@@ -254,6 +266,7 @@ class TaskRuntime(Generic[S]):
                     config.group_id,
                     max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
                     session_timeout_ms=config.session_timeout_ms,
+                    instance_id=config.instance_id,
                 )
             except BaseException:
                 self._reader.close()

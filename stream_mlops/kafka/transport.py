@@ -10,6 +10,9 @@ Semantics every backend must keep:
   ``read_committed`` isolation; it uses an assignor that gives one member the
   same partition numbers of every subscribed topic (range), because predictions
   and outcomes are co-partitioned by ``event_id`` and joined per partition.
+* A ``GroupConsumer`` given an instance id is a static member
+  (``group.instance.id``): restarted with the same id, it gets its partitions
+  back at once, without a rebalance; closed, it does not leave the group.
 * Assignment changes are only recorded (``AssignmentTracker``): the runtime
   acts on them from its own thread after the poll, because kafka-python 3.x
   runs listeners on its IO thread where a blocking call raises. (The
@@ -56,6 +59,7 @@ handshake.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -68,6 +72,31 @@ from stream_mlops.kafka.acls import AclRule
 # milliseconds; 10 s covers one still starting without making "no broker at
 # all" a half-minute wait.
 CONNECT_TIMEOUT_S = 10.0
+
+
+# Kafka's rule for a group.instance.id (the Java client's
+# JoinGroupRequest.validateGroupInstanceId, the same as for a topic name).
+# kafka-python 3.0.12 has the check but never calls it, and librdkafka sends
+# any string: so the runtime checks before a client sees the id.
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def check_instance_id(instance_id: str) -> str:
+    """``instance_id`` if Kafka accepts it as a static member's id, else ``ValueError``.
+
+    >>> check_instance_id("engine-0.eu-west")
+    'engine-0.eu-west'
+    >>> check_instance_id("engine 0")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: instance id 'engine 0' is not a valid group.instance.id: use 1 to 249 of ...
+    """
+    if _INSTANCE_ID.fullmatch(instance_id) is None or instance_id in (".", ".."):
+        raise ValueError(
+            f"instance id {instance_id!r} is not a valid group.instance.id: "
+            "use 1 to 249 of [A-Za-z0-9._-], not '.' or '..'"
+        )
+    return instance_id
 
 
 class TopicPartition(NamedTuple):
@@ -438,8 +467,18 @@ class Transport(Protocol):
         *,
         max_poll_interval_ms: int,
         session_timeout_ms: int | None = None,
+        instance_id: str | None = None,
     ) -> GroupConsumer:
-        """A group member; ``session_timeout_ms`` None keeps the client's default."""
+        """A group member; ``session_timeout_ms`` None keeps the client's default.
+
+        ``instance_id`` makes it a static member (``group.instance.id``,
+        KIP-345): a member that comes back with the same id takes its
+        partitions back without a rebalance and without waiting for the old
+        session to expire, and closing does not leave the group (the
+        partitions wait one session timeout for it). A second live member with
+        the same id fences the first. None: a dynamic member, which leaves on
+        close. See ``check_instance_id`` for what an id may be.
+        """
         ...
 
     def transactional_producer(self, transactional_id: str) -> TransactionalProducer: ...

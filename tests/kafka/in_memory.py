@@ -458,12 +458,16 @@ class MemoryTransport:
         *,
         max_poll_interval_ms: int,
         session_timeout_ms: int | None = None,
+        instance_id: str | None = None,
     ) -> MemoryGroupConsumer:
+        # The instance id is only recorded: static membership is the broker's
+        # (tests/kafka/test_faults.py tests it on a real one).
         consumer = MemoryGroupConsumer(
             self.cluster,
             group_id,
             max_poll_interval_ms=max_poll_interval_ms,
             session_timeout_ms=session_timeout_ms,
+            instance_id=instance_id,
         )
         self.cluster.clients.append(consumer)
         return consumer

@@ -138,6 +138,37 @@ def fraud_stream(
     return predictions, outcomes
 
 
+def replay_outputs(
+    config: Path,
+    predictions: list[dict[str, object]],
+    outcomes: list[dict[str, object]],
+    partitions: int,
+) -> list[dict[str, object]]:
+    """The alerts and retrain requests the pure core publishes for these events,
+    partition by partition (each event in ``partition_of``), predictions first:
+    what ``replay`` runs, and what an engine on Kafka must publish."""
+    # Imported here: the Kafka plumbing above does not need the core.
+    from stream_mlops.config import load_settings
+    from stream_mlops.engine import Engine
+    from stream_mlops.events import DriftAlert, RetrainRequest, decode_input, encode
+
+    settings = load_settings(config)
+    out: list[dict[str, object]] = []
+    for p in range(partitions):
+        engine = Engine(settings, partition=p)
+        for kind, events in (("prediction", predictions), ("outcome", outcomes)):
+            offset = 0
+            for i, raw in enumerate(events):
+                if partition_of(i, partitions) != p:
+                    continue
+                event = decode_input(orjson.dumps(raw), default_type=kind)  # type: ignore[arg-type]
+                for output in engine.process(event, offset=offset):
+                    if isinstance(output, DriftAlert | RetrainRequest):
+                        out.append(orjson.loads(encode(output)))
+                offset += 1
+    return out
+
+
 def partition_of(index: int, partitions: int) -> int:
     """Tests place events explicitly, so the replay side knows the partitions."""
     return index % partitions

@@ -446,12 +446,18 @@ class CrashingTransport:
         self._updates_topic = updates_topic
 
     def group_consumer(
-        self, group_id: str, *, max_poll_interval_ms: int, session_timeout_ms: int | None = None
+        self,
+        group_id: str,
+        *,
+        max_poll_interval_ms: int,
+        session_timeout_ms: int | None = None,
+        instance_id: str | None = None,
     ) -> GroupConsumer:
         return self._transport.group_consumer(
             group_id,
             max_poll_interval_ms=max_poll_interval_ms,
             session_timeout_ms=session_timeout_ms,
+            instance_id=instance_id,
         )
 
     def transactional_producer(self, transactional_id: str) -> TransactionalProducer:

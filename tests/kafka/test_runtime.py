@@ -17,9 +17,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream_mlops.config import load_settings
-from stream_mlops.engine import Engine
-from stream_mlops.events import DriftAlert, RetrainRequest, decode_input, encode
 from tests.kafka.engine_process import EngineProcess
 from tests.kafka.streams import (
     Deployment,
@@ -29,6 +26,7 @@ from tests.kafka.streams import (
     partition_of,
     produce,
     read_all,
+    replay_outputs,
     wait_consumed,
 )
 
@@ -51,21 +49,7 @@ def expected_outputs(
     config: Path, predictions: list[dict[str, object]], outcomes: list[dict[str, object]]
 ) -> list[dict[str, object]]:
     """What the core publishes for these events, partition by partition."""
-    settings = load_settings(config)
-    out: list[dict[str, object]] = []
-    for p in range(PARTITIONS):
-        engine = Engine(settings, partition=p)
-        for kind, events in (("prediction", predictions), ("outcome", outcomes)):
-            offset = 0
-            for i, raw in enumerate(events):
-                if partition_of(i, PARTITIONS) != p:
-                    continue
-                event = decode_input(orjson.dumps(raw), default_type=kind)  # type: ignore[arg-type]
-                for output in engine.process(event, offset=offset):
-                    if isinstance(output, DriftAlert | RetrainRequest):
-                        out.append(orjson.loads(encode(output)))
-                offset += 1
-    return out
+    return replay_outputs(config, predictions, outcomes, PARTITIONS)
 
 
 def by_id(events: list[dict[str, object]], id_field: str) -> dict[str, dict[str, object]]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from stream_mlops.config import KafkaSettings
 from stream_mlops.kafka.observer import BatchReport, CheckpointReport, RestoreReport
 from stream_mlops.kafka.state import StateError, TaskSnapshot
 from stream_mlops.kafka.task_runtime import (
@@ -26,7 +27,7 @@ from stream_mlops.kafka.task_runtime import (
     TaskRuntime,
 )
 from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition
-from tests.kafka.in_memory import MemoryCluster
+from tests.kafka.in_memory import MemoryCluster, MemoryGroupConsumer
 
 pytestmark = pytest.mark.usefixtures("process_settings")
 
@@ -496,6 +497,7 @@ def test_run_commits_the_last_transaction_at_stop_and_closes_every_client(
     assert consumer.settings == {  # type: ignore[attr-defined]
         "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
         "session_timeout_ms": 7000,
+        "instance_id": None,
     }
 
 
@@ -508,3 +510,27 @@ def test_a_failing_service_still_closes_every_client(setup: Setup) -> None:
     with pytest.raises(RuntimeError, match="a bug"):
         setup.runtime(service=Broken()).run(threading.Event())
     assert setup.totals() == []
+
+
+def test_the_instance_id_makes_the_consumer_a_static_member_unless_turned_off() -> None:
+    cluster = MemoryCluster()
+    for topic in INPUTS:
+        cluster.create_topic(topic, 1)
+    for static, expected in ((True, "engine-0.eu"), (False, None)):
+        kafka = KafkaSettings(static_membership=static, session_timeout_ms=9000)
+        config = RuntimeConfig.for_group(
+            kafka, kafka, instance_id="engine-0.eu", session_timeout_ms=9000
+        )
+        assert config.instance_id == expected
+        assert config.transactional_id == "stream-mlops-engine-engine-0.eu"
+        with TaskRuntime(TallyService(), cluster.transport(), config):
+            consumer = cluster.clients[-1]
+            assert isinstance(consumer, MemoryGroupConsumer)
+            assert consumer.settings["instance_id"] == expected
+            assert consumer.settings["session_timeout_ms"] == 9000
+
+
+@pytest.mark.parametrize("bad", ["engine 0", "", ".", "..", "a/b", "é", "x" * 250])
+def test_an_instance_id_kafka_would_refuse_is_a_value_error(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"group\.instance\.id"):
+        RuntimeConfig.for_group(KafkaSettings(), KafkaSettings(), instance_id=bad)

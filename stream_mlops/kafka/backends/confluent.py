@@ -55,6 +55,7 @@ from stream_mlops.kafka.transport import (
     TopicSpec,
     TransactionFailedError,
     TransportError,
+    check_instance_id,
 )
 
 # Same reasoning as the kafka-python backend: bound the read_committed stall a
@@ -218,8 +219,9 @@ class ConfluentGroupConsumer:
         group_id: str,
         max_poll_interval_ms: int,
         session_timeout_ms: int | None = None,
+        instance_id: str | None = None,
     ) -> None:
-        extra = (
+        extra: dict[str, Any] = (
             {}
             if session_timeout_ms is None
             else {
@@ -228,6 +230,10 @@ class ConfluentGroupConsumer:
             }
         )
         errors = _ClientErrors()
+        if instance_id is not None:
+            # Static membership (KIP-345): librdkafka sends no LeaveGroup when a
+            # static member closes, and treats being fenced as a fatal error.
+            extra["group.instance.id"] = check_instance_id(instance_id)
         self._consumer = ck.Consumer(
             _config(
                 connection,
@@ -870,9 +876,10 @@ class ConfluentTransport:
         *,
         max_poll_interval_ms: int,
         session_timeout_ms: int | None = None,
+        instance_id: str | None = None,
     ) -> ConfluentGroupConsumer:
         return ConfluentGroupConsumer(
-            self._connection, group_id, max_poll_interval_ms, session_timeout_ms
+            self._connection, group_id, max_poll_interval_ms, session_timeout_ms, instance_id
         )
 
     def transactional_producer(self, transactional_id: str) -> ConfluentTransactionalProducer:

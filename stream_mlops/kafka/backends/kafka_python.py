@@ -49,6 +49,7 @@ from stream_mlops.kafka.transport import (
     TopicSpec,
     TransactionFailedError,
     TransportError,
+    check_instance_id,
 )
 
 # Transactions left open by a killed process block read_committed readers
@@ -659,10 +660,11 @@ class KafkaPythonTransport:
         *,
         max_poll_interval_ms: int,
         session_timeout_ms: int | None = None,
+        instance_id: str | None = None,
     ) -> KafkaPythonGroupConsumer:
         # kafka-python warns below a third of the session timeout: a member must
         # get a few heartbeats in before the group gives up on it.
-        session = (
+        session: dict[str, Any] = (
             {}
             if session_timeout_ms is None
             else {
@@ -670,6 +672,10 @@ class KafkaPythonTransport:
                 "heartbeat_interval_ms": min(3000, session_timeout_ms // 3),
             }
         )
+        if instance_id is not None:
+            # Static membership (KIP-345, kafka-python 3.0.12 speaks it): close()
+            # sends no LeaveGroup, as the Java client does for a static member.
+            session["group_instance_id"] = check_instance_id(instance_id)
         return KafkaPythonGroupConsumer(
             self._connection, group_id, max_poll_interval_ms=max_poll_interval_ms, **session
         )
