@@ -43,6 +43,7 @@ from stream_mlops.kafka.transport import (
     DeliveryFailedError,
     OffsetCommitFailedError,
     Record,
+    RecordTooLargeError,
     StartAt,
     TimestampedRecord,
     TopicDescription,
@@ -113,7 +114,11 @@ def _connect(client: Any, errors: _ClientErrors, connection: Connection) -> None
 def _produce(
     producer: ck.Producer, topic: str, key: bytes | None, value: bytes | None, partition: int | None
 ) -> None:
-    """One ``produce``, waiting for room when librdkafka's local queue is full."""
+    """One ``produce``, waiting for room when librdkafka's local queue is full.
+
+    A record over ``message.max.bytes`` is refused here, before it is queued:
+    ``RecordTooLargeError``.
+    """
     while True:
         try:
             if partition is None:
@@ -124,6 +129,12 @@ def _produce(
         except BufferError:
             # Local queue full: let librdkafka deliver, then retry.
             producer.poll(0.05)
+        except ck.KafkaException as exc:
+            error = _kafka_error(exc)
+            if error is None or error.code() != ck.KafkaError.MSG_SIZE_TOO_LARGE:
+                raise
+            size = len(key or b"") + len(value or b"")
+            raise RecordTooLargeError(topic, size, error.str()) from None
 
 
 def _partitions_of(client: Any, topic: str) -> list[TopicPartition]:

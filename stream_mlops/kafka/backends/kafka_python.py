@@ -28,6 +28,7 @@ from stream_mlops.kafka.transport import (
     DeliveryFailedError,
     OffsetCommitFailedError,
     Record,
+    RecordTooLargeError,
     StartAt,
     TimestampedRecord,
     TopicDescription,
@@ -74,6 +75,13 @@ def _config(connection: Connection, **role: Any) -> dict[str, Any]:
 
 def _connect_timeout_ms(connection: Connection) -> int:
     return int(connection.connect_timeout_s * 1000)
+
+
+def _too_large(
+    topic: str, key: bytes | None, value: bytes | None, exc: Exception
+) -> RecordTooLargeError:
+    size = len(key or b"") + len(value or b"")
+    return RecordTooLargeError(topic, size, str(exc))
 
 
 @contextlib.contextmanager
@@ -211,7 +219,10 @@ class KafkaPythonTransactionalProducer:
     ) -> None:
         if partition is None and key is not None:
             partition = self._partition(topic, key)
-        self._producer.send(topic, value=value, key=key, partition=partition)
+        try:
+            self._producer.send(topic, value=value, key=key, partition=partition)
+        except kerrors.MessageSizeTooLargeError as exc:  # refused before the batch
+            raise _too_large(topic, key, value, exc) from None
 
     def _partition(self, topic: str, key: bytes) -> int:
         """The Java client's partition for a key, as kafka-python computes it.
@@ -355,6 +366,8 @@ class KafkaPythonProducer:
             self._check_topic(topic)
         try:
             future = self._producer.send(topic, value=value, key=key, partition=partition)
+        except kerrors.MessageSizeTooLargeError as exc:
+            raise _too_large(topic, key, value, exc) from None
         except kerrors.KafkaTimeoutError as exc:
             raise TransportError(
                 f"Kafka at {self._servers} did not take a record for {topic!r} "
