@@ -50,7 +50,9 @@ command:
 
 Every role of the three fails to construct with ``BrokerUnreachableError``
 (one line naming the servers) when no broker answers within the connect
-timeout.
+timeout, and so do the runtime's transactional producer and partition reader
+(the runtime creates them first: a service without a cluster stops within
+seconds, not after a client's own half-minute bootstrap or an endless retry).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Differences from kafka-python that this module hides:
 * librdkafka connects lazily and prints its own log lines to stderr: every
   client here logs through the standard library's ``logging`` instead (logger
   ``stream_mlops.kafka.librdkafka``, shown by services at WARNING like
-  kafka-python's), and the producer, reader and admin ask for metadata once
+  kafka-python's), and every role but the group consumer asks for metadata once
   at construction so that an unreachable cluster fails there, as it does with
   kafka-python.
 
@@ -286,10 +286,12 @@ class ConfluentGroupConsumer:
 
 class ConfluentTransactionalProducer:
     def __init__(self, connection: Connection, transactional_id: str) -> None:
+        errors = _ClientErrors()
         self._producer = ck.Producer(
             _config(
                 connection,
                 {
+                    "error_cb": errors,
                     "transactional.id": transactional_id,
                     "enable.idempotence": True,
                     "acks": "all",
@@ -300,6 +302,9 @@ class ConfluentTransactionalProducer:
             )
         )
         self._unserved = 0
+        # init_transactions retries a cluster that never answers for ever (its
+        # timeout is retriable): fail in one line first, as every role does.
+        _connect(self._producer, errors, connection)
         self._call(lambda: self._producer.init_transactions(REQUEST_TIMEOUT_S))
 
     def _call(self, action: Any) -> None:
@@ -359,10 +364,12 @@ class ConfluentTransactionalProducer:
 
 class ConfluentPartitionReader:
     def __init__(self, connection: Connection) -> None:
+        errors = _ClientErrors()
         self._consumer = ck.Consumer(
             _config(
                 connection,
                 {
+                    "error_cb": errors,
                     # Required by the client; this reader never joins or commits.
                     "group.id": f"{connection.client_id}-reader",
                     "enable.auto.commit": False,
@@ -370,6 +377,7 @@ class ConfluentPartitionReader:
                 },
             )
         )
+        _connect(self._consumer, errors, connection)
         self._partition_counts: dict[str, int] = {}
 
     def end_offset(self, tp: TopicPartition) -> int:

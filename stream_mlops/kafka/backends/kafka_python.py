@@ -195,6 +195,7 @@ class KafkaPythonTransactionalProducer:
             self._producer = kafka.KafkaProducer(
                 **_config(
                     connection,
+                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
                     transactional_id=transactional_id,
                     # Explicit, so that no other setting can silently turn it off.
                     enable_idempotence=True,
@@ -274,6 +275,7 @@ class KafkaPythonPartitionReader:
             self._consumer = kafka.KafkaConsumer(
                 **_config(
                     connection,
+                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
                     group_id=None,
                     enable_auto_commit=False,
                     isolation_level="read_committed",
