@@ -8,11 +8,10 @@ nothing listens.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,15 +140,6 @@ def test_without_options_a_client_gets_only_its_role_settings(client: str, made:
     every_role(open_transport(KafkaSettings(client=client), client_id="c"))
     key, _value = CONNECTION[client]
     assert made and all(key not in config for _kind, config in made)
-
-
-@pytest.fixture
-def dead_servers() -> Iterator[str]:
-    """An address where nothing listens (a port just bound and released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    yield f"127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize("client", BACKENDS)

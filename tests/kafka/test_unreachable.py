@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -34,14 +32,6 @@ BOUND_S = 240.0
 # timeout (10 s) and some slack for the load. A client's own bootstrap took
 # 30 s and more.
 FAILED_WITHIN_S = 20.0
-
-
-@pytest.fixture
-def dead_servers() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    yield f"127.0.0.1:{port}"
 
 
 def commands(client: str, tmp_path: Path) -> dict[str, list[str]]:
