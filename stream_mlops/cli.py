@@ -142,6 +142,7 @@ def _demo(args: argparse.Namespace) -> int:
             print(f"stream-mlops demo: {exc}; or run without the page: --no-ui", file=sys.stderr)
             return 2
     from stream_mlops.demo.run import DemoOptions, run_demo
+    from stream_mlops.kafka.transport import TransportError
 
     if not 0 < args.drift_at < args.events:
         print(
@@ -150,17 +151,21 @@ def _demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return run_demo(
-        DemoOptions(
-            events=args.events,
-            drift_at=args.drift_at,
-            rate=args.rate,
-            seed=args.seed,
-            out=args.out,
-            client=args.client,
-            ui=not args.no_ui,
+    try:
+        return run_demo(
+            DemoOptions(
+                events=args.events,
+                drift_at=args.drift_at,
+                rate=args.rate,
+                seed=args.seed,
+                out=args.out,
+                client=args.client,
+                ui=not args.no_ui,
+            )
         )
-    )
+    except TransportError as exc:  # the cluster is unreachable, a topic is missing, ...
+        print(f"stream-mlops demo: {exc}", file=sys.stderr)
+        return 1
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -222,9 +227,14 @@ def _models(args: argparse.Namespace) -> int:
         return models.command(args)
     # reproduce from Kafka: read the recorded offset ranges of labeled-events back.
     from stream_mlops.kafka.retrain_inputs import kafka_window_reader
+    from stream_mlops.kafka.transport import TransportError
 
-    with kafka_window_reader(settings) as read_window:
-        return models.command(args, read_window=read_window)
+    try:
+        with kafka_window_reader(settings) as read_window:
+            return models.command(args, read_window=read_window)
+    except TransportError as exc:  # the cluster is unreachable, the records are gone, ...
+        sys.stderr.write(f"stream-mlops models: {exc}\n")
+        return 1
 
 
 def _add_log_format_option(parser: argparse.ArgumentParser) -> None:

@@ -444,6 +444,14 @@ a SASL mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)
         return self.model_copy(update=update)
 
 
+#: ``[kafka] dead_letter_max_payload_bytes``' default: bad records up to this
+#: size keep every byte in their dead letter.
+DEAD_LETTER_PAYLOAD_BYTES = 256 * 1024
+#: Its ceiling: base64 of the payload, the error and the envelope stay well
+#: under the smallest client record limit (librdkafka's 1,000,000 bytes).
+MAX_DEAD_LETTER_PAYLOAD_BYTES = 512 * 1024
+
+
 class KafkaSettings(_Section):
     bootstrap_servers: ClientId = "127.0.0.1:9092"
     client: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
@@ -453,6 +461,11 @@ class KafkaSettings(_Section):
     checkpoint_interval_ms: Annotated[int, Field(gt=0)] = 200
     checkpoint_max_events: Annotated[int, Field(gt=0)] = 10000
     max_record_bytes: Annotated[int, Field(gt=0)] = 1_000_000
+    #: A dead letter keeps this much of the bad record's value (with the whole
+    #: value's length and sha256), so that it always fits in a Kafka record.
+    dead_letter_max_payload_bytes: Annotated[int, Field(ge=0, le=MAX_DEAD_LETTER_PAYLOAD_BYTES)] = (
+        DEAD_LETTER_PAYLOAD_BYTES
+    )
     #: One labeled event per join on ``topics.labeled_events``: what the
     #: retrainer learns from. Without a retrainer, false saves that traffic.
     publish_labeled_events: bool = True

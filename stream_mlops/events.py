@@ -335,7 +335,12 @@ class DeadLetter(_Event):
     partition: int
     offset: int
     error: str
-    payload: str  # the original bytes, base64
+    payload: str  # the original bytes, base64 (only their start when ``payload_truncated``)
+    # Extensions (absent from dead letters written before them): the original
+    # value's length and sha256, so a truncated payload still identifies it.
+    payload_bytes: int | None = None
+    payload_sha256: str | None = None
+    payload_truncated: bool = False
 
 
 _INPUT_MODELS: Final[dict[str, type[PredictionEvent] | type[OutcomeEvent]]] = {

@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 
 import structlog
 
+from stream_mlops.config import DEAD_LETTER_PAYLOAD_BYTES
 from stream_mlops.events import encode
 from stream_mlops.kafka.dead_letters import dead_letter
 from stream_mlops.kafka.observer import CheckpointReport
@@ -73,10 +74,12 @@ class Checkpoint:
         transactional_id: str,
         clock: Callable[[], float],
         log: structlog.typing.FilteringBoundLogger,
+        dead_letter_payload_bytes: int = DEAD_LETTER_PAYLOAD_BYTES,
     ) -> None:
         self._producer = producer
         self._produce = producer.send
         self._dead_letter_topic = dead_letter_topic
+        self._dead_letter_payload_bytes = dead_letter_payload_bytes
         self._state_topic = state_topic
         self._state_partition = state_partition
         self._owner = owner
@@ -112,7 +115,8 @@ class Checkpoint:
         self._outputs[kind] += 1
 
     def dead_letter(self, record: Record, error: str, cause: str) -> None:
-        self._send(self._dead_letter_topic, record.key, encode(dead_letter(record, error)))
+        letter = dead_letter(record, error, max_payload_bytes=self._dead_letter_payload_bytes)
+        self._send(self._dead_letter_topic, record.key, encode(letter))
         self._dead_letters[cause] += 1
         self._log.warning(
             "dead_letter",

@@ -52,7 +52,7 @@ from typing import Generic, Protocol, TypeVar
 
 import structlog
 
-from stream_mlops.config import KafkaSettings
+from stream_mlops.config import DEAD_LETTER_PAYLOAD_BYTES, KafkaSettings
 from stream_mlops.kafka.checkpoint import Checkpoint, FencedError, Outputs
 from stream_mlops.kafka.memory import freeze_long_lived, tune_gc
 from stream_mlops.kafka.observer import (
@@ -62,6 +62,7 @@ from stream_mlops.kafka.observer import (
     RuntimeObserver,
     RuntimeStats,
 )
+from stream_mlops.kafka.oversize import OversizeGuard
 from stream_mlops.kafka.restore import (
     assigned_tasks,
     require_copartitioned,
@@ -174,6 +175,8 @@ class RuntimeConfig:
     session_timeout_ms: int | None = None
     #: the consumer's ``group.instance.id`` (static membership); None: a dynamic member
     instance_id: str | None = None
+    #: how much of a bad record's value its dead letter keeps
+    dead_letter_payload_bytes: int = DEAD_LETTER_PAYLOAD_BYTES
 
     @classmethod
     def for_group(
@@ -207,6 +210,7 @@ class RuntimeConfig:
             max_record_bytes=kafka.max_record_bytes,
             session_timeout_ms=session_timeout_ms,
             instance_id=instance_id if static else None,
+            dead_letter_payload_bytes=kafka.dead_letter_max_payload_bytes,
         )
 
 
@@ -258,7 +262,12 @@ class TaskRuntime(Generic[S]):
         self._last_checkpoint = clock()
         self._closed = False
         # The producer first: creating it fences any earlier process with our id.
-        self._producer = transport.transactional_producer(config.transactional_id)
+        self._producer = self.oversize = OversizeGuard(
+            transport.transactional_producer(config.transactional_id),
+            dead_letter_topic=config.dead_letter_topic,
+            state_topic=config.state_topic,
+            log=self._log,
+        )
         try:
             self._reader = transport.partition_reader()
             try:
@@ -284,6 +293,7 @@ class TaskRuntime(Generic[S]):
             transactional_id=config.transactional_id,
             clock=clock,
             log=self._log,
+            dead_letter_payload_bytes=config.dead_letter_payload_bytes,
         )
 
     @property
@@ -543,6 +553,7 @@ class TaskRuntime(Generic[S]):
             outputs=dict(totals.outputs),
             checkpoints=totals.checkpoints,
             aborted=totals.aborted,
+            too_large=sum(self.oversize.refused.values()),
             # ru_maxrss is in KiB on Linux.
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
             **self.service.totals(),

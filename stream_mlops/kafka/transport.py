@@ -41,6 +41,8 @@ command:
   default partition count and breaks co-partitioning): a missing topic raises
   ``TopicNotFoundError``. Delivery failures reported on the client's thread are
   kept and raised by the next ``send`` or ``flush`` as ``DeliveryFailedError``.
+  A record over the client's size limit raises ``RecordTooLargeError`` from
+  ``send`` (both producers), never a client library's own exception.
 * ``TopicReader``: reads assigned partitions without a group (``tail``, the
   model-update follower): each partition starts at the earliest or latest
   offset or at a given one, resolved when assigned, so nothing published after
@@ -50,11 +52,14 @@ command:
   read a consumer group's committed offsets (without joining it), and grant
   ACLs (the secured local broker's service rules).
 
-Every role fails to construct with ``BrokerUnreachableError`` (one line
-naming the servers) when no broker answers within the connect timeout, and
-with ``AuthenticationFailedError`` (one line naming the user and the likely
-causes, never a secret) when the cluster refuses the login or the TLS
-handshake.
+Every role of the three fails to construct with ``BrokerUnreachableError``
+(one line naming the servers) when no broker answers within the connect
+timeout, and so do the runtime's transactional producer and partition reader
+(the runtime creates them first: a service without a cluster stops within
+seconds, not after a client's own half-minute bootstrap or an endless retry).
+They fail with ``AuthenticationFailedError`` (one line naming the user and
+the likely causes, never a secret) when the cluster refuses the login or the
+TLS handshake.
 """
 
 from __future__ import annotations
@@ -175,6 +180,21 @@ class TopicNotFoundError(TransportError):
     def __init__(self, topic: str) -> None:
         super().__init__(f"topic {topic!r} does not exist (stream-mlops topics create)")
         self.topic = topic
+
+
+class RecordTooLargeError(TransportError):
+    """The client refused a record for its size: nothing was queued.
+
+    Raised by ``send`` of either producer before the record enters a batch,
+    so an open transaction stays usable: the caller decides what happens
+    instead (the runtime logs, counts and skips it), and the service goes on.
+    """
+
+    def __init__(self, topic: str, size: int, detail: str) -> None:
+        super().__init__(f"a record of {size} bytes for {topic!r} is too large: {detail}")
+        self.topic = topic
+        #: the record's key and value, in bytes
+        self.size = size
 
 
 class DeliveryFailedError(TransportError):
@@ -299,7 +319,10 @@ class TransactionalProducer(Protocol):
 
     def send(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
-    ) -> None: ...
+    ) -> None:
+        """Add one record to the open transaction; ``RecordTooLargeError`` (the
+        transaction unharmed) for one over the client's size limit."""
+        ...
 
     def commit(self, offsets: Mapping[TopicPartition, int], group_metadata: object) -> None:
         """Send ``offsets`` (next offset to read) with the transaction and commit."""
@@ -340,7 +363,8 @@ class Producer(Protocol):
     ) -> None:
         """Queue one record; without ``partition``, a key picks it (murmur2).
 
-        Raises ``TopicNotFoundError`` for a topic that does not exist, and
+        Raises ``TopicNotFoundError`` for a topic that does not exist,
+        ``RecordTooLargeError`` for a record over the client's size limit, and
         ``DeliveryFailedError`` when earlier records failed since the last check.
         """
         ...

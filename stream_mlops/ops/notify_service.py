@@ -42,7 +42,7 @@ from stream_mlops.config import (
     check_webhook_url,
 )
 from stream_mlops.events import encode
-from stream_mlops.kafka.dead_letters import dead_letter
+from stream_mlops.kafka.dead_letters import dead_letter, without_payload
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
     GroupConsumer,
@@ -50,6 +50,7 @@ from stream_mlops.kafka.transport import (
     PartitionReader,
     Producer,
     Record,
+    RecordTooLargeError,
     TopicPartition,
     Transport,
 )
@@ -170,6 +171,7 @@ class Notifier:
     ) -> None:
         self._notify = settings.notify
         self._topics = settings.kafka.topics
+        self._payload_bytes = settings.kafka.dead_letter_max_payload_bytes
         self._webhooks = list(webhooks)
         self._transport = transport
         self._send = send
@@ -344,9 +346,15 @@ class Notifier:
         """Write the dead letter and wait for the cluster to have it: only then
         may the record's offset be committed."""
         assert self._producer is not None
-        self._producer.send(
-            self._topics.dead_letters, record.key, encode(dead_letter(record, reason))
-        )
+        topic = self._topics.dead_letters
+        letter = encode(dead_letter(record, reason, max_payload_bytes=self._payload_bytes))
+        try:
+            self._producer.send(topic, record.key, letter)
+        except RecordTooLargeError as exc:
+            # Smaller client limits than the defaults (client options): the
+            # payload goes, its length and hash stay.
+            self._log.error("record.too_large", topic=topic, bytes=exc.size, error=str(exc))
+            self._producer.send(topic, record.key, without_payload(letter))
         self._producer.flush()
         self.stats.dead_letters += 1
         self._log.warning(

@@ -141,6 +141,7 @@ def main(
 
     from stream_mlops.kafka.backends import open_transport
     from stream_mlops.kafka.bootstrap import connection_settings
+    from stream_mlops.kafka.transport import TransportError
     from stream_mlops.ui.app import LOOPBACK_HOSTS, create_app
     from stream_mlops.ui.digest import DigestLimits
     from stream_mlops.ui.feed import TopicFeed
@@ -156,8 +157,18 @@ def main(
     except OSError as exc:
         log.error("ui.bind_failed", host=host, port=port, error=str(exc))
         return 1
+    transport = open_transport(kafka, client_id="stream-mlops-ui")
+    try:
+        # A page for a cluster that never answered is a mistake in the address:
+        # say so and stop. Once started, the page rides out outages (the feed
+        # retries and the page says Kafka is unavailable).
+        transport.admin().close()
+    except TransportError as exc:
+        sock.close()
+        log.error("ui.failed", error=str(exc))
+        return 1
     feed = TopicFeed(
-        open_transport(kafka, client_id="stream-mlops-ui"),
+        transport,
         settings,
         registry_dir,
         refresh_s=options.refresh_seconds,

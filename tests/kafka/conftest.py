@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import gc
+import socket
 from collections.abc import Iterator
 
 import pytest
 
 from stream_mlops.kafka import task_runtime
+
+
+@pytest.fixture
+def dead_servers() -> Iterator[str]:
+    """An address where nothing listens (a port just bound and released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    yield f"127.0.0.1:{port}"
 
 
 @pytest.fixture

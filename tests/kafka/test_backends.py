@@ -8,11 +8,10 @@ nothing listens.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,15 +186,6 @@ def test_the_security_settings_reach_every_client_of_every_role(client: str, mad
     assert len(made) == 6
     for kind, config in made:
         assert {k: config.get(k) for k in SASL_SSL[client]} == SASL_SSL[client], kind
-
-
-@pytest.fixture
-def dead_servers() -> Iterator[str]:
-    """An address where nothing listens (a port just bound and released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    yield f"127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize("client", BACKENDS)

@@ -10,6 +10,7 @@ same per-partition order (predictions first, then outcomes), which is what
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -273,5 +274,49 @@ def test_malformed_records_go_to_dead_letters_and_good_ones_are_processed(
     reasons = " | ".join(str(d["error"]) for d in letters)
     assert "event_id" in reasons and "score" in reasons and "model_id" in reasons
     assert "max_record_bytes" in reasons
+    labeled = read_all(deployment.bootstrap, deployment.topics["labeled_events"])
+    assert len(labeled) == len(outcomes)
+
+
+def test_a_one_megabyte_bad_record_is_a_truncated_dead_letter_and_the_engine_carries_on(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Its base64 dead letter used to be over the client's 1 MiB limit: the send
+    raised, the engine exited, and every restart read the same record again."""
+    config = deployment.write_config(tmp_path / "engine.toml")
+    predictions, outcomes = fraud_stream(
+        200, drift_at=200, error_before=0.05, error_after=0.05, seed=5
+    )
+    huge = b"{" + b"x" * 999_000  # not JSON; under max_record_bytes, so the engine decodes it
+    mixed = [orjson.dumps(p) for p in predictions[:100]] + [huge]
+    mixed += [orjson.dumps(p) for p in predictions[100:]]
+    placement = [partition_of(i, PARTITIONS) for i in range(100)] + [0]
+    placement += [partition_of(i, PARTITIONS) for i in range(100, len(predictions))]
+    keys = [str(p["event_id"]).encode() for p in predictions[:100]] + [b"huge"]
+    keys += [str(p["event_id"]).encode() for p in predictions[100:]]
+    with EngineProcess(config, "a", tmp_path / "engine.log") as engine:
+        engine.wait_for_log("partitions.assigned")
+        produce(
+            deployment.bootstrap,
+            deployment.topics["predictions"],
+            mixed,
+            PARTITIONS,
+            keys=keys,
+            placement=placement,
+        )
+        produce(deployment.bootstrap, deployment.topics["outcomes"], outcomes, PARTITIONS)
+        wait_consumed(deployment)
+        assert engine.terminate() == 0
+
+    letters = read_all(deployment.bootstrap, deployment.topics["dead_letters"])
+    assert len(letters) == 1
+    letter = letters[0]
+    kept = base64.b64decode(str(letter["payload"]))
+    assert letter["payload_truncated"] is True
+    assert letter["payload_bytes"] == len(huge)
+    assert letter["payload_sha256"] == hashlib.sha256(huge).hexdigest()
+    assert kept == huge[: len(kept)] and 0 < len(kept) < len(huge)
+    assert letter["offset"] == 100 // PARTITIONS and letter["partition"] == 0
+    # The good records before and after it were all joined.
     labeled = read_all(deployment.bootstrap, deployment.topics["labeled_events"])
     assert len(labeled) == len(outcomes)

@@ -9,14 +9,17 @@ would: what ``read_committed`` shows on the output topics.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from stream_mlops.config import KafkaSettings
+from stream_mlops.events import DeadLetter
 from stream_mlops.kafka.observer import BatchReport, CheckpointReport, RestoreReport
 from stream_mlops.kafka.state import StateError, TaskSnapshot
 from stream_mlops.kafka.task_runtime import (
@@ -26,8 +29,13 @@ from stream_mlops.kafka.task_runtime import (
     RuntimeConfig,
     TaskRuntime,
 )
-from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition
-from tests.kafka.in_memory import MemoryCluster, MemoryGroupConsumer
+from stream_mlops.kafka.transport import (
+    PartitionReader,
+    Record,
+    RecordTooLargeError,
+    TopicPartition,
+)
+from tests.kafka.in_memory import MemoryCluster, MemoryGroupConsumer, MemoryProducer
 
 pytestmark = pytest.mark.usefixtures("process_settings")
 
@@ -534,3 +542,71 @@ def test_the_instance_id_makes_the_consumer_a_static_member_unless_turned_off() 
 def test_an_instance_id_kafka_would_refuse_is_a_value_error(bad: str) -> None:
     with pytest.raises(ValueError, match=r"group\.instance\.id"):
         RuntimeConfig.for_group(KafkaSettings(), KafkaSettings(), instance_id=bad)
+
+
+CLIENT_LIMIT = 8000
+
+
+class BigTally(TallyService):
+    """Publishes an output over the client's limit for the input "big"."""
+
+    def process(self, task: Tally, records: list[Record], out: Outputs) -> None:
+        for record in records:
+            if record.value == b"big":
+                out.send(TOTALS, b"%d" % task.partition, b"9" * 10_000, "total")
+            else:
+                super().process(task, [record], out)
+
+
+def test_records_the_client_refuses_for_size_are_logged_counted_and_never_stop_it(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the real clients do (tests/kafka/test_transport.py): refused at ``send``,
+    before anything is queued, the transaction unharmed."""
+    send = MemoryProducer.send
+
+    def limited(
+        self: MemoryProducer,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+    ) -> None:
+        if len(value) > CLIENT_LIMIT:
+            raise RecordTooLargeError(topic, len(value), "over the test's limit")
+        send(self, topic, key, value, partition)
+
+    monkeypatch.setattr(MemoryProducer, "send", limited)
+    bad = b"y" * 20_000
+    setup.send(["1", "big", bad.decode(), "2"], partition=0)
+    # A payload limit above the client's: the dead letter goes without its payload.
+    config = replace(setup.config(max_bytes=100_000), dead_letter_payload_bytes=100_000)
+    with TaskRuntime(BigTally(), setup.cluster.transport(), config, clock=setup.clock) as runtime:
+        runtime.start()
+        runtime.step()
+        runtime.step()
+        runtime.checkpoint()
+        assert runtime.oversize.refused == {TOTALS: 1, DEAD: 1}
+
+    assert setup.totals(0) == [1, 3], "the records after the refused ones are processed"
+    assert setup.cluster.committed_offsets(GROUP)[TopicPartition(INPUTS[0], 0)] == 4
+    [raw] = setup.cluster.committed_records(DEAD)
+    letter = DeadLetter.model_validate_json(raw.value or b"")
+    assert letter.offset == 2 and letter.payload == "" and letter.payload_truncated
+    assert letter.payload_bytes == len(bad)
+    assert letter.payload_sha256 == hashlib.sha256(bad).hexdigest()
+
+
+def test_a_dead_letter_keeps_the_configured_share_of_the_payload(setup: Setup) -> None:
+    bad = b"z" * 5000
+    setup.send([bad.decode()], partition=1)
+    config = replace(setup.config(max_bytes=100_000), dead_letter_payload_bytes=1000)
+    with TaskRuntime(TallyService(), setup.cluster.transport(), config, clock=setup.clock) as rt:
+        rt.start()
+        rt.step()
+        rt.step()
+        rt.checkpoint()
+    [raw] = setup.cluster.committed_records(DEAD)
+    letter = DeadLetter.model_validate_json(raw.value or b"")
+    assert base64.b64decode(letter.payload) == bad[:1000] and letter.payload_truncated
+    assert letter.payload_bytes == len(bad)

@@ -22,6 +22,7 @@ from stream_mlops.kafka.backends import BACKENDS, open_transport
 from stream_mlops.kafka.transport import (
     Admin,
     DeliveryFailedError,
+    RecordTooLargeError,
     TimestampedRecord,
     TopicNotFoundError,
     TopicPartition,
@@ -153,6 +154,42 @@ def test_a_record_the_broker_refuses_is_reported_by_flush(
         assert reader.poll(2.0) == []
     finally:
         reader.close()
+
+
+def test_a_record_over_the_client_limit_is_refused_at_send_and_nothing_else_is_harmed(
+    transport: Transport, admin: Admin, topics: list[str]
+) -> None:
+    """Both clients refuse a 2 MB record before queueing it (kafka-python's
+    ``max_request_size``, librdkafka's ``message.max.bytes``): one typed error,
+    and the transaction or producer goes on as if it had not been sent."""
+    topic = new_topic(admin, topics)
+    huge = b"x" * 2_000_000
+    transactional = transport.transactional_producer(f"test-too-large-{uuid.uuid4().hex[:8]}")
+    try:
+        transactional.begin()
+        transactional.send(topic, b"k", b"before")
+        with pytest.raises(RecordTooLargeError, match=f"for '{topic}' is too large") as refused:
+            transactional.send(topic, b"k", huge)
+        assert refused.value.size == len(huge) + 1
+        transactional.send(topic, b"k", b"after")
+        transactional.commit({}, None)
+    finally:
+        transactional.close()
+    producer = transport.producer()
+    try:
+        with pytest.raises(RecordTooLargeError):
+            producer.send(topic, b"k", huge)
+        producer.send(topic, b"k", b"plain")
+        producer.flush(30)
+    finally:
+        producer.close()
+    reader = transport.reader()
+    try:
+        reader.assign(dict.fromkeys(reader.partitions(topic), "earliest"))
+        values = [r.value for r in read(reader, 3)]
+    finally:
+        reader.close()
+    assert values == [b"before", b"after", b"plain"]
 
 
 def test_reader_starts_where_it_is_told(

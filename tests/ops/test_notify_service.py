@@ -8,6 +8,8 @@ an offset is committed only after its record was delivered or dead-lettered.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +18,12 @@ import orjson
 import pytest
 
 from stream_mlops.config import Settings, parse_settings
-from stream_mlops.kafka.transport import AssignmentTracker, Record, TopicPartition
+from stream_mlops.kafka.transport import (
+    AssignmentTracker,
+    Record,
+    RecordTooLargeError,
+    TopicPartition,
+)
 from stream_mlops.ops.notify_http import HttpResponse
 from stream_mlops.ops.notify_service import Notifier, resolve_webhooks
 from tests.ops.notices import alert, update
@@ -106,11 +113,15 @@ class FakeConsumer:
 class FakeProducer:
     effects: list[tuple[object, ...]]
     sent: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    #: refuse larger records at send, as the clients do (RecordTooLargeError)
+    limit: int | None = None
 
     def send(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
     ) -> None:
         assert value is not None
+        if self.limit is not None and len(value) > self.limit:
+            raise RecordTooLargeError(topic, len(value), "over the fake's limit")
         self.sent.append((topic, key, value))
 
     def flush(self, timeout_s: float = 30.0) -> None:
@@ -139,6 +150,8 @@ class Harness:
     answer: Callable[[str, str, float], int]
     config: dict[str, object]
     done: Callable[[Harness], bool]
+    #: the [kafka] section
+    kafka: dict[str, object] = field(default_factory=dict)
     clock: Clock = field(default_factory=Clock)
     effects: list[tuple[object, ...]] = field(default_factory=list)
     requests: list[tuple[str, str, float, int]] = field(default_factory=list)
@@ -148,7 +161,7 @@ class Harness:
         self.stop = threading.Event()
         self.consumer = FakeConsumer(self.clock, self.topics, self.effects, self._polled)
         self.producer = FakeProducer(self.effects)
-        self.settings: Settings = parse_settings({"notify": self.config})
+        self.settings: Settings = parse_settings({"notify": self.config, "kafka": self.kafka})
 
     def _polled(self, _consumer: FakeConsumer) -> None:
         if self.done(self):
@@ -356,3 +369,29 @@ def test_the_probes_facts_follow_the_loop() -> None:
     polls = [poll for _ready, poll, _held in seen[1:]]
     assert all(p is not None for p in polls) and polls == sorted(polls)
     assert notifier.stats.ready is False, "a closed notifier is not ready"
+
+
+@pytest.mark.parametrize(
+    ("payload_bytes", "client_limit", "kept"),
+    [(100, None, 100), (262_144, 3000, 0)],
+    ids=["truncated", "refused-then-sent-without-payload"],
+)
+def test_a_large_bad_record_is_a_dead_letter_that_fits(
+    payload_bytes: int, client_limit: int | None, kept: int
+) -> None:
+    bad = b"{" + b"x" * 9999
+    h = Harness(
+        {TopicPartition(ALERTS, 0): [bad, alert("a1")]},
+        lambda url, key, t: 200,
+        {**FAST, "webhooks": [hook()]},
+        done=lambda h: h.consumer.stored.get(TopicPartition(ALERTS, 0)) == 2,
+        kafka={"dead_letter_max_payload_bytes": payload_bytes},
+    )
+    h.producer.limit = client_limit
+    notifier = h.run()
+    assert notifier.stats.dead_letters == 1 and h.delivered() == ["a1"]
+    [(_topic, _key, value)] = h.producer.sent
+    letter = orjson.loads(value)
+    assert len(base64.b64decode(letter["payload"])) == kept
+    assert letter["payload_truncated"] is True and letter["payload_bytes"] == len(bad)
+    assert letter["payload_sha256"] == hashlib.sha256(bad).hexdigest()

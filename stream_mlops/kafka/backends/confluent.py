@@ -15,8 +15,9 @@ Differences from kafka-python that this module hides:
 * librdkafka connects lazily and prints its own log lines to stderr: every
   client here logs through the standard library's ``logging`` instead (logger
   ``stream_mlops.kafka.librdkafka``, shown by services at WARNING like
-  kafka-python's), and every client asks for metadata once at construction so
-  that an unreachable cluster fails there, as it does with kafka-python.
+  kafka-python's), and every role but the group consumer asks for metadata once
+  at construction so that an unreachable cluster fails there, as it does with
+  kafka-python.
 * librdkafka retries a refused login or an untrusted certificate for ever,
   telling only the error callback: that first metadata request watches the
   callback and ends at once with ``AuthenticationFailedError``.
@@ -47,6 +48,7 @@ from stream_mlops.kafka.transport import (
     DeliveryFailedError,
     OffsetCommitFailedError,
     Record,
+    RecordTooLargeError,
     StartAt,
     TimestampedRecord,
     TopicDescription,
@@ -145,7 +147,11 @@ def _connect(client: Any, errors: _ClientErrors, connection: Connection) -> None
 def _produce(
     producer: ck.Producer, topic: str, key: bytes | None, value: bytes | None, partition: int | None
 ) -> None:
-    """One ``produce``, waiting for room when librdkafka's local queue is full."""
+    """One ``produce``, waiting for room when librdkafka's local queue is full.
+
+    A record over ``message.max.bytes`` is refused here, before it is queued:
+    ``RecordTooLargeError``.
+    """
     while True:
         try:
             if partition is None:
@@ -156,6 +162,12 @@ def _produce(
         except BufferError:
             # Local queue full: let librdkafka deliver, then retry.
             producer.poll(0.05)
+        except ck.KafkaException as exc:
+            error = _kafka_error(exc)
+            if error is None or error.code() != ck.KafkaError.MSG_SIZE_TOO_LARGE:
+                raise
+            size = len(key or b"") + len(value or b"")
+            raise RecordTooLargeError(topic, size, error.str()) from None
 
 
 def _partitions_of(client: Any, topic: str) -> list[TopicPartition]:

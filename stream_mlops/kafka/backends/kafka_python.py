@@ -41,6 +41,7 @@ from stream_mlops.kafka.transport import (
     DeliveryFailedError,
     OffsetCommitFailedError,
     Record,
+    RecordTooLargeError,
     StartAt,
     TimestampedRecord,
     TopicDescription,
@@ -107,6 +108,13 @@ class _BootstrapLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(Exception):  # a handler must never break the client
             self.messages.append(record.getMessage())
+
+
+def _too_large(
+    topic: str, key: bytes | None, value: bytes | None, exc: Exception
+) -> RecordTooLargeError:
+    size = len(key or b"") + len(value or b"")
+    return RecordTooLargeError(topic, size, str(exc))
 
 
 @contextlib.contextmanager
@@ -250,6 +258,7 @@ class KafkaPythonTransactionalProducer:
             self._producer = kafka.KafkaProducer(
                 **_config(
                     connection,
+                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
                     transactional_id=transactional_id,
                     # Explicit, so that no other setting can silently turn it off.
                     enable_idempotence=True,
@@ -274,7 +283,10 @@ class KafkaPythonTransactionalProducer:
     ) -> None:
         if partition is None and key is not None:
             partition = self._partition(topic, key)
-        self._producer.send(topic, value=value, key=key, partition=partition)
+        try:
+            self._producer.send(topic, value=value, key=key, partition=partition)
+        except kerrors.MessageSizeTooLargeError as exc:  # refused before the batch
+            raise _too_large(topic, key, value, exc) from None
 
     def _partition(self, topic: str, key: bytes) -> int:
         """The Java client's partition for a key, as kafka-python computes it.
@@ -326,6 +338,7 @@ class KafkaPythonPartitionReader:
             self._consumer = kafka.KafkaConsumer(
                 **_config(
                     connection,
+                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
                     group_id=None,
                     enable_auto_commit=False,
                     isolation_level="read_committed",
@@ -417,6 +430,8 @@ class KafkaPythonProducer:
             self._check_topic(topic)
         try:
             future = self._producer.send(topic, value=value, key=key, partition=partition)
+        except kerrors.MessageSizeTooLargeError as exc:
+            raise _too_large(topic, key, value, exc) from None
         except kerrors.KafkaTimeoutError as exc:
             raise TransportError(
                 f"Kafka at {self._servers} did not take a record for {topic!r} "
