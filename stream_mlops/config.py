@@ -325,6 +325,11 @@ class KafkaSettings(_Section):
     checkpoint_interval_ms: Annotated[int, Field(gt=0)] = 200
     checkpoint_max_events: Annotated[int, Field(gt=0)] = 10000
     max_record_bytes: Annotated[int, Field(gt=0)] = 1_000_000
+    #: A task snapshot larger than this is written as several records of at
+    #: most this size, in one transaction (``stream_mlops.kafka.state``); the
+    #: default fits a record under every producer's, broker's and topic's
+    #: default limit (1 MiB).
+    snapshot_chunk_bytes: Annotated[int, Field(ge=1024)] = 900_000
     #: One labeled event per join on ``topics.labeled_events``: what the
     #: retrainer learns from. Without a retrainer, false saves that traffic.
     publish_labeled_events: bool = True

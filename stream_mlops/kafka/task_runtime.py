@@ -68,7 +68,7 @@ from stream_mlops.kafka.restore import (
     state_partition,
     task_snapshot_or_fresh,
 )
-from stream_mlops.kafka.state import StateError, TaskSnapshot
+from stream_mlops.kafka.state import DEFAULT_CHUNK_BYTES, StateError, TaskSnapshot
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
     PartitionReader,
@@ -171,6 +171,8 @@ class RuntimeConfig:
     max_record_bytes: int
     #: None keeps the client's default
     session_timeout_ms: int | None = None
+    #: state records' largest piece of a snapshot (``TaskSnapshot.records``)
+    snapshot_chunk_bytes: int = DEFAULT_CHUNK_BYTES
 
     @classmethod
     def for_group(
@@ -195,6 +197,7 @@ class RuntimeConfig:
             checkpoint_max_events=kafka.checkpoint_max_events,
             max_record_bytes=kafka.max_record_bytes,
             session_timeout_ms=session_timeout_ms,
+            snapshot_chunk_bytes=kafka.snapshot_chunk_bytes,
         )
 
 
@@ -271,6 +274,7 @@ class TaskRuntime(Generic[S]):
             transactional_id=config.transactional_id,
             clock=clock,
             log=self._log,
+            chunk_bytes=config.snapshot_chunk_bytes,
         )
 
     @property
