@@ -23,16 +23,15 @@ from stream_mlops.kafka.retrainer_service import RetrainerService
 from stream_mlops.kafka.state import TaskSnapshot, task_key
 from stream_mlops.kafka.task_runtime import RuntimeConfig, TaskRuntime
 from stream_mlops.kafka.transport import TopicPartition
-from stream_mlops.model_task import Task
 from stream_mlops.registry import ModelRegistry
-from stream_mlops.retrain import ModelSpec, PromotionPolicy
-from stream_mlops.retrain.bootstrap import bootstrap_champion
+from stream_mlops.retrain import PromotionPolicy
 from stream_mlops.retrain.retrainer import Retrainer, RetrainStateError, RetrainTask
 from stream_mlops.snapshot import SnapshotError
 from tests.kafka.in_memory import TOPICS, MemoryCluster
 from tests.kafka.test_retrainer import labeled_bytes, pre_and_post_drift
-from tests.retrain.streams import fraud_stream
+from tests.retrain.conftest import bootstrap_fraud_champion
 from tests.retrain.test_retrainer import request
+from tests.test_snapshot import _Plant
 
 pytestmark = pytest.mark.usefixtures("process_settings")
 
@@ -42,16 +41,7 @@ PROMOTION = {"min_events": 200, "check_every": 100, "max_events": 600}
 
 @pytest.fixture(scope="module")
 def champion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("service") / "registry"
-    champion = fraud_stream(1, 3000, start_ts=START_TS - 3000)
-    bootstrap_champion(
-        ModelRegistry(path),
-        "fraud",
-        ModelSpec.for_task(Task.CLASSIFICATION),
-        ((e.features, e.actual) for e in champion),
-        created_ts=START_TS,
-    )
-    return path
+    return bootstrap_fraud_champion(tmp_path_factory.mktemp("service") / "registry", START_TS)
 
 
 class Deployment:
@@ -145,16 +135,6 @@ def test_a_retrainer_killed_mid_session_decides_as_an_uninterrupted_one(
         registries[0].get("fraud", "v2").content_hash
     ] * 2
     assert [v.version for v in registries[1].list("fraud")] == ["v1", "v2"]
-
-
-class _Plant:
-    """Unpickling this creates a file: what a forged state record would do."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __reduce__(self) -> tuple[object, tuple[str, str]]:
-        return (open, (str(self.target), "w"))
 
 
 @pytest.mark.parametrize("body", ["pickle", "header-and-zlib-pickle"])

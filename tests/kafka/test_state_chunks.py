@@ -1,6 +1,7 @@
 """Snapshots that always fit a Kafka record: chunked, reassembled and checked (no broker).
 
-The real-broker test with 5,000 models is ``test_state_large.py``.
+The engine on chunked snapshots across a crash is in ``test_engine_service.py``;
+the real-broker test with 5,000 models is ``test_state_large.py``.
 """
 
 from __future__ import annotations
@@ -19,15 +20,6 @@ from stream_mlops.kafka.state import (
 )
 from stream_mlops.kafka.transport import TopicPartition
 from tests.kafka.in_memory import MemoryCluster
-from tests.kafka.streams import fraud_stream
-from tests.kafka.test_engine_service import (
-    committed_alerts,
-    deployment,
-    drain,
-    engine_runtime,
-    expected_alerts,
-    produce,
-)
 
 pytestmark = pytest.mark.usefixtures("process_settings")
 
@@ -134,39 +126,3 @@ def test_a_head_whose_chunking_fields_are_forged_is_refused() -> None:
         bad = snap._head(head.piece, fields)
         with pytest.raises(SnapshotError, match="unreadable state header"):
             SnapshotHead.from_bytes(bad, partition=0)
-
-
-def test_the_engine_on_chunked_snapshots_is_exactly_once_across_a_crash() -> None:
-    """The in-memory runtime with 2 KB chunks: every state record fits, and a crash
-    and an aborted commit still give the pure core's alerts, each once."""
-    cluster, settings = deployment({"checkpoint_max_events": 100_000, "snapshot_chunk_bytes": 2048})
-    predictions, outcomes = fraud_stream(
-        4000, drift_at=2000, error_before=0.05, error_after=0.30, seed=3
-    )
-    produce(cluster, "predictions", predictions)
-    first = engine_runtime(cluster, settings)
-    first.start()
-    drain(first, cluster, "predictions", steps=50)
-    produce(cluster, "outcomes", outcomes)
-    first.step()
-    first.checkpoint()
-    first.step()
-    cluster.crash()
-    cluster.expire_sessions(settings.kafka.group_id)
-
-    with engine_runtime(cluster, settings) as second:
-        second.start()
-        second.step()
-        second.step()
-        cluster.fail_next_commit()
-        second.checkpoint()
-        drain(second, cluster, "outcomes", steps=100)
-
-    state_records = cluster.all_records("state")
-    heads = [r for r in state_records if r.value and not r.value.startswith(CHUNK_MAGIC)]
-    assert len(state_records) > 2 * len(heads), "the engine's snapshots were chunked"
-    assert max(len(r.value or b"") for r in state_records) < 2048 + 300
-    alerts = committed_alerts(cluster)
-    expected = expected_alerts(settings, predictions, outcomes)
-    assert expected and len(alerts) == len({a["alert_id"] for a in alerts})
-    assert {str(a["alert_id"]): a for a in alerts} == expected

@@ -19,7 +19,6 @@ from stream_mlops.retrain import (
     PromotionPolicy,
     SourcePosition,
 )
-from stream_mlops.retrain.bootstrap import bootstrap_champion
 from stream_mlops.retrain.retrainer import (
     Rejected,
     Retrainer,
@@ -29,7 +28,7 @@ from stream_mlops.retrain.retrainer import (
 )
 from stream_mlops.retrain.saved_sessions import LabeledLog
 from stream_mlops.snapshot import SnapshotError
-from tests.retrain.conftest import register_champion
+from tests.retrain.conftest import bootstrap_fraud_champion, register_champion
 from tests.retrain.streams import fraud_stream
 
 START_TS = 1_800_000_000.0
@@ -45,16 +44,7 @@ def settings(**retrainer: object) -> Settings:
 @pytest.fixture(scope="module")
 def champion_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry whose champion v1 was trained on the pre-change concept (built once)."""
-    path = tmp_path_factory.mktemp("champion") / "registry"
-    champion = fraud_stream(1, 3000, start_ts=START_TS - 3000)
-    bootstrap_champion(
-        ModelRegistry(path),
-        "fraud",
-        ModelSpec.for_task(Task.CLASSIFICATION),
-        ((e.features, e.actual) for e in champion),
-        created_ts=START_TS,
-    )
-    return path
+    return bootstrap_fraud_champion(tmp_path_factory.mktemp("champion") / "registry", START_TS)
 
 
 def request(

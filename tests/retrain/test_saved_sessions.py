@@ -21,14 +21,12 @@ from stream_mlops import snapshot
 from stream_mlops.config import Settings
 from stream_mlops.engine import Engine
 from stream_mlops.kafka.state import TaskSnapshot
-from stream_mlops.model_task import Task
 from stream_mlops.registry import ModelRegistry
-from stream_mlops.retrain import LabeledExample, ModelSpec
-from stream_mlops.retrain.bootstrap import bootstrap_champion
+from stream_mlops.retrain import LabeledExample
 from stream_mlops.retrain.retrainer import Acted, Retrainer, RetrainStateError, RetrainTask
 from stream_mlops.retrain.saved_sessions import LabeledLog
 from stream_mlops.snapshot import SnapshotError, StateError
-from tests.retrain.streams import fraud_stream
+from tests.retrain.conftest import bootstrap_fraud_champion
 from tests.retrain.test_retrainer import (
     POLICY,
     PRE,
@@ -39,22 +37,14 @@ from tests.retrain.test_retrainer import (
     request,
 )
 from tests.retrain.test_retrainer import settings as retrainer_settings
+from tests.test_snapshot import _Plant
 
 EXAMPLES = drifted(1500)
 
 
 @pytest.fixture(scope="module")
 def champion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("saved") / "registry"
-    champion = fraud_stream(1, 3000, start_ts=START_TS - 3000)
-    bootstrap_champion(
-        ModelRegistry(path),
-        "fraud",
-        ModelSpec.for_task(Task.CLASSIFICATION),
-        ((e.features, e.actual) for e in champion),
-        created_ts=START_TS,
-    )
-    return path
+    return bootstrap_fraud_champion(tmp_path_factory.mktemp("saved") / "registry", START_TS)
 
 
 @pytest.fixture
@@ -285,16 +275,6 @@ def test_a_doctored_field_names_itself(registry: ModelRegistry) -> None:
     doc["sessions"].append(doc["sessions"][0])
     with pytest.raises(RetrainStateError, match="a second session of model 'fraud'"):
         core(registry).restore(0, snapshot.encode(doc), labeled_log(EXAMPLES[: PRE + 150]))
-
-
-class _Plant:
-    """Unpickling this creates a file: what a forged state record would do."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __reduce__(self) -> tuple[object, tuple[str, str]]:
-        return (open, (str(self.target), "w"))
 
 
 def test_a_planted_pickle_is_refused_and_runs_nothing(
