@@ -4,9 +4,9 @@ A session is deterministic in what it is given: the same request, parent
 artifact, spec, policy and labeled events in the same order give the same
 decision and the same artifact bytes (``stream_mlops.retrain.session``). So a
 snapshot does not carry the models: per open session it holds what started
-it (the order, the parent version or none for a fresh challenger, the spec and
-policy) and ``feed_from``, the ``labeled-events`` offset of the first event
-it was offered. A restore builds the session again from the registry's
+it (the whole order, the parent version or none for a fresh challenger, the
+spec and policy) and ``feed_from``, the ``labeled-events`` offset of the first
+event it was offered. A restore builds the session again from the registry's
 artifact and offers it every labeled event from ``feed_from`` up to the
 committed offset, in offset order, as the live retrainer did (the buffered
 events at the request, then each new one).
@@ -37,11 +37,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from stream_mlops import snapshot
 from stream_mlops.model_task import Task
-from stream_mlops.plain_data import FieldError, Fields, float_data
+from stream_mlops.plain_data import FieldError, Fields, float_data, kind_of
 from stream_mlops.retrain.inputs import LabeledExample, RetrainOrder
 from stream_mlops.retrain.models import ModelSpec
 from stream_mlops.retrain.promotion import PromotionPolicy
@@ -126,11 +126,10 @@ def session_data(saved: SavedSession) -> dict[str, object]:
     """A saved session as plain data (``read_sessions`` reads it back)."""
     order, outcome = saved.order, saved.outcome
     return {
-        "model_id": order.model_id,
-        "model_version": order.model_version,
-        "window_start_ts": float_data(order.window_start_ts),
-        "window_start_event_id": order.window_start_event_id,
-        "request_id": order.request_id,
+        **{
+            f.name: field_data(str(f.type), getattr(order, f.name))
+            for f in dataclasses.fields(RetrainOrder)
+        },
         "parent_version": saved.parent_version,
         "spec": {
             "task": saved.spec.task.value,
@@ -171,13 +170,10 @@ def read_sessions(data: bytes) -> list[SavedSession]:
 
 
 def _read_session(fields: Fields) -> SavedSession:
-    order = RetrainOrder(
-        model_id=fields.string("model_id"),
-        model_version=fields.string("model_version"),
-        window_start_ts=fields.number("window_start_ts"),
-        window_start_event_id=fields.string("window_start_event_id"),
-        request_id=fields.string("request_id"),
-    )
+    request: dict[str, Any] = {
+        f.name: read_field(fields, f.name, str(f.type)) for f in dataclasses.fields(RetrainOrder)
+    }
+    order = RetrainOrder(**request)
     parent = fields.raw("parent_version")
     if parent is not None and parent != order.model_version:
         raise FieldError(
@@ -209,6 +205,50 @@ def _read_session(fields: Fields) -> SavedSession:
     )
     fields.done()
     return SavedSession(order, parent_version, spec, policy, feed_from, outcome)
+
+
+# The request is written whole, field by field, so what the experiment log
+# keeps of it (alerts, times) survives a restore too: these are the field types
+# a RetrainOrder may have.
+_ORDER_KINDS: Final = ("str", "float", "float | None", "int", "tuple[str, ...]")
+
+
+def field_data(kind: str, value: object) -> object:
+    """A request field of type ``kind`` (its annotation) as plain data.
+
+    >>> field_data("float | None", None), field_data("tuple[str, ...]", ("a-1",))
+    (None, ['a-1'])
+    """
+    if kind in {"str", "int"}:
+        return value
+    if kind in ("float", "float | None"):
+        return None if value is None else float_data(float(value))  # type: ignore[arg-type]
+    if kind == "tuple[str, ...]":
+        return list(value)  # type: ignore[call-overload]
+    raise TypeError(
+        f"a request field of type {kind} has no plain-data form (one of {_ORDER_KINDS})"
+    )
+
+
+def read_field(fields: Fields, key: str, kind: str) -> object:
+    """``field_data``'s value read back with the checks of its ``kind``."""
+    if kind == "str":
+        return fields.string(key)
+    if kind == "int":
+        return fields.integer(key)
+    if kind == "float":
+        return fields.number(key)
+    if kind == "float | None":
+        return fields.optional_number(key)
+    if kind == "tuple[str, ...]":
+        items = fields.items(key)
+        for i, item in enumerate(items):
+            if type(item) is not str:
+                raise FieldError(f"{fields.at(key)}[{i}]: expected a string, got {kind_of(item)}")
+        return tuple(items)
+    raise TypeError(
+        f"a request field of type {kind} has no plain-data form (one of {_ORDER_KINDS})"
+    )
 
 
 def _optional_string(fields: Fields, key: str) -> str | None:

@@ -3,6 +3,7 @@ labeled events, refused on any mismatch, and never a pickle (no Kafka here)."""
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import random
 import shutil
@@ -21,10 +22,21 @@ from stream_mlops import snapshot
 from stream_mlops.config import Settings
 from stream_mlops.engine import Engine
 from stream_mlops.kafka.state import TaskSnapshot
+from stream_mlops.model_task import Task
+from stream_mlops.plain_data import FieldError, Fields
 from stream_mlops.registry import ModelRegistry
-from stream_mlops.retrain import LabeledExample
+from stream_mlops.retrain import LabeledExample, ModelSpec, RetrainOrder
 from stream_mlops.retrain.retrainer import Acted, Retrainer, RetrainStateError, RetrainTask
-from stream_mlops.retrain.saved_sessions import LabeledLog
+from stream_mlops.retrain.saved_sessions import (
+    LabeledLog,
+    SavedSession,
+    SessionOutcome,
+    encode_sessions,
+    field_data,
+    read_field,
+    read_sessions,
+    session_data,
+)
 from stream_mlops.snapshot import SnapshotError, StateError
 from tests.retrain.conftest import bootstrap_fraud_champion
 from tests.retrain.test_retrainer import (
@@ -354,3 +366,43 @@ def test_another_snapshot_format_is_refused(registry: ModelRegistry) -> None:
 def test_an_engine_snapshot_is_not_a_retrainer_snapshot(registry: ModelRegistry) -> None:
     with pytest.raises(RetrainStateError, match="sessions: missing"):
         core(registry).restore(0, Engine(Settings(), partition=0).snapshot(), labeled_log([]))
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "bad"),
+    [
+        ("str", "r-1", 1),
+        ("int", 7, "7"),
+        ("float", 1.8e9, "1.8e9"),
+        ("float | None", None, True),
+        ("float | None", 2.5, [2.5]),
+        ("tuple[str, ...]", ("alert-1", "alert-2"), ["alert-1", 2]),
+    ],
+)
+def test_every_kind_of_request_field_round_trips_and_is_checked(
+    kind: str, value: object, bad: object
+) -> None:
+    data = orjson.loads(orjson.dumps({"x": field_data(kind, value)}))
+    assert read_field(Fields(data, "sessions[0]"), "x", kind) == value
+    with pytest.raises(FieldError, match=r"sessions\[0\]\.x"):
+        read_field(Fields({"x": bad}, "sessions[0]"), "x", kind)
+
+
+def test_the_whole_request_survives_a_snapshot(registry: ModelRegistry) -> None:
+    """Every field of the order (what the experiment log keeps of a request, too)."""
+    examples = {"str": "x-9", "int": 3, "float": 1.5e9, "float | None": 1.7e9}
+    order = RetrainOrder(
+        **{  # type: ignore[arg-type]
+            f.name: examples.get(str(f.type), ("alert-7",))
+            for f in dataclasses.fields(RetrainOrder)
+        }
+    )
+    saved = SavedSession(
+        order,
+        None,
+        ModelSpec.for_task(Task.CLASSIFICATION),
+        POLICY,
+        None,
+        SessionOutcome("running", 0, None, None),
+    )
+    assert read_sessions(encode_sessions([session_data(saved)])) == [saved]
