@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stream_mlops import snapshot
-from stream_mlops.config import Settings
+from stream_mlops.config import Settings, parse_settings
 from stream_mlops.engine import Engine
 from stream_mlops.events import OutcomeEvent, PredictionEvent, dumps, loads
 
@@ -43,10 +43,16 @@ T0 = 1_800_000_000.0
 FEATURES = 20
 
 
+def settings_for(models: int) -> Settings:
+    """Default settings, but room for ``models`` model versions (``[limits]``)."""
+    limit = max(models, Settings().limits.max_models_per_task)
+    return parse_settings({"limits": {"max_models_per_task": limit}})
+
+
 def build(models: int, per_model: int, seed: int = 0) -> Engine:
     """One engine fed ``per_model`` predictions (and outcomes) of each model, interleaved."""
     rng = random.Random(seed)
-    engine = Engine(Settings(), partition=0, labeled_events=False)
+    engine = Engine(settings_for(models), partition=0, labeled_events=False)
     names = [f"f{k}" for k in range(FEATURES)]
     for i in range(per_model):
         for m in range(models):
@@ -150,7 +156,7 @@ def rows(name: str, engine: Engine, repeat: int) -> list[list[str]]:
         )
     snapshot_s, data = best(repeat, engine.snapshot)
     assert isinstance(data, bytes)
-    restore_s, _ = best(repeat, lambda: Engine.restore(Settings(), data, partition=0))
+    restore_s, _ = best(repeat, lambda: Engine.restore(engine.settings, data, partition=0))
     out.append(
         [
             name,

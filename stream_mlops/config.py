@@ -466,6 +466,11 @@ class KafkaSettings(_Section):
     dead_letter_max_payload_bytes: Annotated[int, Field(ge=0, le=MAX_DEAD_LETTER_PAYLOAD_BYTES)] = (
         DEAD_LETTER_PAYLOAD_BYTES
     )
+    #: A task snapshot larger than this is written as several records of at
+    #: most this size, in one transaction (``stream_mlops.kafka.state``); the
+    #: default fits a record under every producer's, broker's and topic's
+    #: default limit (1 MiB).
+    snapshot_chunk_bytes: Annotated[int, Field(ge=1024)] = 900_000
     #: One labeled event per join on ``topics.labeled_events``: what the
     #: retrainer learns from. Without a retrainer, false saves that traffic.
     publish_labeled_events: bool = True

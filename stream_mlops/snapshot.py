@@ -1,9 +1,11 @@
-"""The engine snapshot's bytes: a versioned header, then compressed JSON.
+"""The snapshot bytes of the engine and the retrainer: a versioned header, then compressed JSON.
 
-``encode`` takes the engine's state as plain data (numbers, strings, lists,
+``encode`` takes a service's state as plain data (numbers, strings, lists,
 objects: see ``stream_mlops.plain_data``) and ``decode`` gives it back as
 ``Fields`` to read with checks. Nothing here, or anywhere a snapshot is read,
-unpickles: a record from the state topic can be wrong, never code.
+unpickles: a record from the state topic can be wrong, never code. The
+engine's document is ``Engine.snapshot``'s, the retrainer's
+``stream_mlops.retrain.saved_sessions``'.
 
 Layout: ``b"SMLOPS"``, the format (u16, big-endian), then zlib of the UTF-8
 JSON document, which carries the river version that wrote it (detector state
@@ -96,42 +98,44 @@ def encode(document: dict[str, Any]) -> bytes:
     return _HEADER.pack(MAGIC, FORMAT) + zlib.compress(dumps(document, sort_keys=False), _LEVEL)
 
 
-def decode(data: bytes) -> Fields:
+def decode(data: bytes, service: str = "engine") -> Fields:
     """The document of ``encode``, checked up to its river version.
 
     ValueError naming the cause on anything else: another magic or format, a
     truncated stream or one that inflates past ``MAX_DOCUMENT_BYTES``, bad
-    JSON, another river minor version.
+    JSON, another river minor version. ``service`` (``engine``,
+    ``retrainer``) names whose snapshot it is in those messages.
     """
+    article = "an" if service[:1] in "aeiou" else "a"
     if len(data) < _HEADER.size:
-        raise ValueError("not an engine snapshot (too short)")
+        raise ValueError(f"not {article} {service} snapshot (too short)")
     magic, version = _HEADER.unpack_from(data)
     if magic != MAGIC:
-        raise ValueError("not an engine snapshot (bad magic)")
+        raise ValueError(f"not {article} {service} snapshot (bad magic)")
     if version != FORMAT:
         raise ValueError(
-            f"snapshot format {version} is not supported (this engine reads format {FORMAT})"
+            f"snapshot format {version} is not supported (this {service} reads format {FORMAT})"
         )
     inflate = zlib.decompressobj()
     try:
         body = inflate.decompress(data[_HEADER.size :], MAX_DOCUMENT_BYTES)
     except zlib.error as exc:
-        raise ValueError(f"unreadable engine snapshot: {exc}") from None
+        raise ValueError(f"unreadable {service} snapshot: {exc}") from None
     if inflate.unconsumed_tail:
         raise ValueError(
-            f"unreadable engine snapshot: inflates to more than {MAX_DOCUMENT_BYTES:,} bytes"
+            f"unreadable {service} snapshot: inflates to more than {MAX_DOCUMENT_BYTES:,} bytes"
         )
     if not inflate.eof or inflate.unused_data:
-        raise ValueError("unreadable engine snapshot: truncated or trailing data")
+        raise ValueError(f"unreadable {service} snapshot: truncated or trailing data")
     try:
         document = Fields(loads(body), "")
     except ValueError as exc:  # orjson's JSONDecodeError, FieldError
-        raise ValueError(f"unreadable engine snapshot: {exc}") from None
+        raise ValueError(f"unreadable {service} snapshot: {exc}") from None
     written_with = document.string("river")
     running = river_version()
     if _minor(written_with) != _minor(running):
         raise ValueError(
-            f"snapshot written with river {written_with}, this engine runs "
+            f"snapshot written with river {written_with}, this {service} runs "
             f"river {running}: detector state does not carry across minor versions"
         )
     return document

@@ -24,7 +24,7 @@ from stream_mlops.config import DEAD_LETTER_PAYLOAD_BYTES
 from stream_mlops.events import encode
 from stream_mlops.kafka.dead_letters import dead_letter
 from stream_mlops.kafka.observer import CheckpointReport
-from stream_mlops.kafka.state import TaskSnapshot
+from stream_mlops.kafka.state import DEFAULT_CHUNK_BYTES, TaskSnapshot
 from stream_mlops.kafka.transport import (
     Record,
     TopicPartition,
@@ -75,6 +75,7 @@ class Checkpoint:
         clock: Callable[[], float],
         log: structlog.typing.FilteringBoundLogger,
         dead_letter_payload_bytes: int = DEAD_LETTER_PAYLOAD_BYTES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     ) -> None:
         self._producer = producer
         self._produce = producer.send
@@ -86,6 +87,7 @@ class Checkpoint:
         self._transactional_id = transactional_id
         self._clock = clock
         self._log = log
+        self._chunk_bytes = chunk_bytes
         #: a transaction is open (begun, not yet committed or aborted)
         self.open = False
         #: records consumed in the open transaction
@@ -152,7 +154,9 @@ class Checkpoint:
         try:
             for snapshot in snapshots:
                 partition = self._state_partition(snapshot.partition)
-                self._produce(self._state_topic, snapshot.key, snapshot.to_bytes(), partition)
+                # A large snapshot is several records, the head last (kafka/state.py).
+                for key, value in snapshot.records(self._chunk_bytes):
+                    self._produce(self._state_topic, key, value, partition)
             self._producer.commit(offsets, group_metadata)
         except TransactionFailedError as exc:
             self._raise_if_fenced(exc)

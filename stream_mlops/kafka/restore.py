@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stream_mlops.kafka.state import SnapshotError, StateError, TaskSnapshot, task_key
+from stream_mlops.kafka.state import (
+    SnapshotError,
+    SnapshotHead,
+    StateError,
+    TaskSnapshot,
+    chunk_key,
+    task_key,
+)
 from stream_mlops.kafka.transport import GroupConsumer, PartitionReader, TopicPartition
 
 __all__ = [
@@ -30,29 +37,58 @@ _FIRST_WINDOW = 64
 def latest_snapshot(
     reader: PartitionReader, state_tp: TopicPartition, group_id: str, partition: int
 ) -> TaskSnapshot | None:
-    """The newest committed snapshot of one task, or None if it never wrote one."""
+    """The newest committed snapshot of one task, or None if it never wrote one.
+
+    A chunked snapshot is reassembled from the newest record of each of its
+    chunk keys before its head (``stream_mlops.kafka.state``).
+    """
     key = task_key(group_id, partition)
     begin = reader.beginning_offset(state_tp)
     end = reader.end_offset(state_tp)
     window = _FIRST_WINDOW
     while True:
         start = max(begin, end - window)
-        found: bytes | None = None
+        found: tuple[int, bytes] | None = None
         for record in reader.read(state_tp, start, end):
             if record.key == key and record.value is not None:
-                found = record.value
+                found = record.offset, record.value
         if found is not None:
-            snapshot = TaskSnapshot.from_bytes(found, partition=partition)
-            if (snapshot.group_id, snapshot.partition) != (group_id, partition):
+            head_offset, value = found
+            head = SnapshotHead.from_bytes(value, partition=partition)
+            if (head.group_id, head.partition) != (group_id, partition):
                 raise SnapshotError(
                     f"the record under key {key.decode(errors='replace')!r} is the snapshot of "
-                    f"group {snapshot.group_id!r}, partition {snapshot.partition}",
+                    f"group {head.group_id!r}, partition {head.partition}",
                     partition=partition,
                 )
-            return snapshot
+            chunks = _chunks(reader, state_tp, begin, head_offset, head) if head.chunks else {}
+            return head.assemble(chunks, partition=partition)
         if start <= begin:
             return None
         end, window = start, window * 8
+
+
+def _chunks(
+    reader: PartitionReader, state_tp: TopicPartition, begin: int, head: int, of: SnapshotHead
+) -> dict[int, bytes]:
+    """The newest value of each of ``of``'s chunk keys before its head (at offset ``head``).
+
+    They were written just before the head, in its transaction, but other
+    processes' snapshots may lie between them: search back in widening windows.
+    """
+    wanted = {chunk_key(of.group_id, of.partition, i): i for i in range(of.chunks)}
+    found: dict[int, bytes] = {}
+    end, window = head, of.chunks + _FIRST_WINDOW
+    while len(found) < len(wanted) and end > begin:
+        start = max(begin, end - window)
+        newest: dict[int, bytes] = {}
+        for record in reader.read(state_tp, start, end):
+            index = wanted.get(record.key) if record.key is not None else None
+            if index is not None and index not in found and record.value is not None:
+                newest[index] = record.value
+        found.update(newest)
+        end, window = start, window * 8
+    return found
 
 
 def state_partition(reader: PartitionReader, state_topic: str, partition: int) -> int:

@@ -13,7 +13,7 @@ version and one visible update).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import structlog
 
@@ -22,8 +22,9 @@ from stream_mlops.events import EventError, encode
 from stream_mlops.kafka.retrain_inputs import decode_labeled, decode_request
 from stream_mlops.kafka.task_runtime import Outputs
 from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition
-from stream_mlops.retrain import RetrainInputError, SourcePosition
+from stream_mlops.retrain import LabeledExample, RetrainInputError, SourcePosition
 from stream_mlops.retrain.retrainer import Notice, Retrainer, RetrainTask, Step
+from stream_mlops.retrain.saved_sessions import LabeledLog
 
 
 class RetrainerService:
@@ -54,19 +55,20 @@ class RetrainerService:
     def restore(
         self, partition: int, state: bytes, offsets: Mapping[str, int], reader: PartitionReader
     ) -> RetrainTask:
-        """The snapshot's sessions, and the buffer re-read from the labeled events before it."""
+        """The snapshot's sessions rebuilt, and the buffer refilled, from the labeled
+        events before the committed offset (``Retrainer.restore``)."""
         tp = TopicPartition(self._labeled, partition)
         end = offsets[self._labeled]
-        beginning = reader.beginning_offset(tp)
-        start = max(beginning, end - self.core.buffer_events)
-        buffered = []
-        if start < end:
+
+        def read(start: int) -> Iterator[LabeledExample]:
             for record in reader.read(tp, start, end):
                 try:
-                    buffered.append(decode_labeled(record))
+                    yield decode_labeled(record)
                 except (EventError, RetrainInputError):
                     continue  # dead-lettered when it was first consumed
-        return self.core.restore(partition, state, buffered, truncated=start > beginning)
+
+        log = LabeledLog(start=reader.beginning_offset(tp), end=end, read=read)
+        return self.core.restore(partition, state, log)
 
     def process(self, task: RetrainTask, records: list[Record], out: Outputs) -> None:
         for record in records:

@@ -69,7 +69,7 @@ from stream_mlops.kafka.restore import (
     state_partition,
     task_snapshot_or_fresh,
 )
-from stream_mlops.kafka.state import StateError, TaskSnapshot
+from stream_mlops.kafka.state import DEFAULT_CHUNK_BYTES, StateError, TaskSnapshot
 from stream_mlops.kafka.transport import (
     AssignmentTracker,
     PartitionReader,
@@ -177,6 +177,8 @@ class RuntimeConfig:
     instance_id: str | None = None
     #: how much of a bad record's value its dead letter keeps
     dead_letter_payload_bytes: int = DEAD_LETTER_PAYLOAD_BYTES
+    #: state records' largest piece of a snapshot (``TaskSnapshot.records``)
+    snapshot_chunk_bytes: int = DEFAULT_CHUNK_BYTES
 
     @classmethod
     def for_group(
@@ -211,6 +213,7 @@ class RuntimeConfig:
             session_timeout_ms=session_timeout_ms,
             instance_id=instance_id if static else None,
             dead_letter_payload_bytes=kafka.dead_letter_max_payload_bytes,
+            snapshot_chunk_bytes=kafka.snapshot_chunk_bytes,
         )
 
 
@@ -294,6 +297,7 @@ class TaskRuntime(Generic[S]):
             clock=clock,
             log=self._log,
             dead_letter_payload_bytes=config.dead_letter_payload_bytes,
+            chunk_bytes=config.snapshot_chunk_bytes,
         )
 
     @property

@@ -47,13 +47,14 @@ held at its last commit.
 
 Sessions are deterministic in the events they observe, and each records the
 source offsets it learned (its training window): that is what ``reproduce``
-re-reads, and what would let a snapshot carry a session as data (its request,
-parent and offsets) instead of a pickle.
+re-reads, and what lets a snapshot carry a session as data (its order, parent,
+spec, policy and the first offset it was offered) instead of a pickle: a
+restore builds it again from the registry and offers it the same labeled
+events (``stream_mlops.retrain.saved_sessions``).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -70,7 +71,17 @@ from stream_mlops.retrain.models import ModelSpec, prepare_label
 from stream_mlops.retrain.promotion import PromotionPolicy
 from stream_mlops.retrain.registration import decision_ts, experiment_of, record_promotion
 from stream_mlops.retrain.registry_view import RegistryView
+from stream_mlops.retrain.saved_sessions import (
+    LabeledLog,
+    SavedSession,
+    encode_sessions,
+    outcome_of,
+    read_sessions,
+    saved_session,
+    session_data,
+)
 from stream_mlops.retrain.session import Promoted, Retired, RetrainSession
+from stream_mlops.snapshot import NEVER_CAUGHT, SnapshotError
 
 __all__ = [
     "Acted",
@@ -84,13 +95,14 @@ __all__ = [
     "retrain_order",
 ]
 
-# Version of the pickled task state inside a snapshot.
-STATE_FORMAT = 1
-PICKLE_PROTOCOL = 5
 
+class RetrainStateError(SnapshotError, RetrainError):
+    """A retrainer snapshot that cannot be restored: which partition's, and why.
 
-class RetrainStateError(RetrainError):
-    """A retrainer snapshot this retrainer cannot read; never reset silently."""
+    Never a silent reset: the bytes are not a retrainer snapshot, a session
+    cannot be rebuilt (its version left the registry, its labeled events left
+    the topic), or the rebuilt session is not the one the snapshot recorded.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,39 +202,99 @@ class Retrainer:
         return RetrainTask(partition)
 
     def snapshot(self, task: RetrainTask) -> bytes:
-        """The open sessions (the buffer is re-read on restore)."""
-        return pickle.dumps(
-            {"format": STATE_FORMAT, "sessions": task.sessions}, protocol=PICKLE_PROTOCOL
+        """The open sessions as plain data (the models are rebuilt on restore, the
+        buffer re-read)."""
+        return encode_sessions(
+            [session_data(saved_session(session)) for session in task.sessions.values()]
         )
 
-    def restore(
-        self,
-        partition: int,
-        state: bytes,
-        buffered: Iterable[LabeledExample],
-        *,
-        truncated: bool,
-    ) -> RetrainTask:
-        """The task of ``snapshot``, with its buffer refilled from ``buffered`` (the
-        labeled events of the last ``buffer_events`` offsets before the snapshot's,
-        in order; ``truncated`` if older ones exist). Events it rejected when they
-        were live are left out again."""
+    def restore(self, partition: int, state: bytes, labeled: LabeledLog) -> RetrainTask:
+        """The task of ``snapshot``: its sessions rebuilt, its buffer refilled.
+
+        Each session starts again from the registry and is offered the labeled
+        events from its ``feed_from`` on; the buffer holds those of the last
+        ``buffer_events`` offsets before ``labeled.end`` (events it rejected
+        when they were live are left out again). Raises ``RetrainStateError``
+        (a ``SnapshotError``) naming the partition and the cause.
+        """
         try:
-            # Our own snapshot, from our own state topic (trusted like the registry).
-            data = pickle.loads(state)
-            sessions: dict[str, RetrainSession] = data["sessions"]
-            readable = data.get("format") == STATE_FORMAT and isinstance(sessions, dict)
-        except Exception as exc:
-            raise RetrainStateError(
-                f"partition {partition}: unreadable retrainer snapshot ({exc})"
-            ) from None
-        if not readable:
-            raise RetrainStateError(
-                f"partition {partition}: retrainer snapshot of an unknown format"
-            )
-        task = RetrainTask(partition, sessions, truncated=truncated)
-        task.buffer.extend(e for e in buffered if self._unlearnable(e) is None)
+            saved = read_sessions(state)
+        except NEVER_CAUGHT:
+            raise
+        except ValueError as exc:  # FieldError, orjson's, zlib's...
+            raise RetrainStateError(str(exc), partition=partition) from None
+        except BaseException as exc:  # a bug: still only a RetrainStateError
+            raise RetrainStateError(f"{type(exc).__name__}: {exc}", partition=partition) from exc
+        return self._rebuild(partition, saved, labeled)
+
+    def _rebuild(
+        self, partition: int, saved: list[SavedSession], labeled: LabeledLog
+    ) -> RetrainTask:
+        buffer_from = max(labeled.start, labeled.end - self.buffer_events)
+        task = RetrainTask(partition, truncated=buffer_from > labeled.start)
+        offered: dict[str, tuple[int, RetrainSession]] = {}
+        for entry in saved:
+            session = self._reopen(partition, entry)
+            task.sessions[entry.order.model_id] = session
+            if entry.feed_from is None:
+                continue
+            if not labeled.start <= entry.feed_from <= labeled.end:
+                where = (
+                    f"they are gone: the topic now begins at offset {labeled.start} "
+                    "(labeled-events retention must outlast the longest session)"
+                    if entry.feed_from < labeled.start
+                    else f"the task resumes at offset {labeled.end}"
+                )
+                raise RetrainStateError(
+                    f"the session of model {entry.order.model_id!r} learns labeled events "
+                    f"from offset {entry.feed_from} on, but {where}",
+                    partition=partition,
+                )
+            offered[entry.order.model_id] = (entry.feed_from, session)
+        start = min([buffer_from, *(offset for offset, _ in offered.values())])
+        if start < labeled.end:
+            for example in labeled.read(start):
+                offset = example.source.offset
+                if offset >= labeled.end:
+                    break
+                if self._unlearnable(example) is not None:
+                    continue  # rejected when it was live: neither buffered nor offered
+                if offset >= buffer_from:
+                    task.buffer.append(example)
+                target = offered.get(example.model_id)
+                if target is not None and offset >= target[0]:
+                    try:
+                        target[1].observe(example)
+                    except RetrainInputError:
+                        continue  # skipped when it was live, too
+        for entry in saved:
+            rebuilt = outcome_of(task.sessions[entry.order.model_id])
+            if rebuilt != entry.outcome:
+                raise RetrainStateError(
+                    f"the session of model {entry.order.model_id!r} (request "
+                    f"{entry.order.request_id!r}) rebuilt from the registry and labeled-events "
+                    f"is {rebuilt}, the snapshot recorded {entry.outcome}",
+                    partition=partition,
+                )
         return task
+
+    def _reopen(self, partition: int, entry: SavedSession) -> RetrainSession:
+        """A saved session as it started: the registry's artifact, nothing learned."""
+        try:
+            return RetrainSession.from_registry(
+                self.registry,
+                entry.order,
+                spec=entry.spec,
+                policy=entry.policy,
+                fresh=entry.parent_version is None,
+            )
+        except (RegistryError, ValueError) as exc:
+            order = entry.order
+            raise RetrainStateError(
+                f"the session of model {order.model_id!r} challenges version "
+                f"{order.model_version!r}, which the registry cannot give: {exc}",
+                partition=partition,
+            ) from None
 
     # -- inputs -------------------------------------------------------------------
 

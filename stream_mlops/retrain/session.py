@@ -124,6 +124,10 @@ class RetrainSession:
         self._champion_score = PrequentialScore(spec.task)
         self._challenger_score = PrequentialScore(spec.task)
         self._decision: Decision = Running(learned_events=0, scored_events=0)
+        #: the source offset of the first event offered to ``observe``: the
+        #: session is rebuilt by offering it every event from there on again
+        #: (``stream_mlops.retrain.saved_sessions``)
+        self.feed_from: int | None = None
 
     @classmethod
     def from_registry(
@@ -172,6 +176,8 @@ class RetrainSession:
         the final decision is returned again. Raises ``RetrainInputError`` for
         an event the task cannot learn from, before changing any state.
         """
+        if self.feed_from is None:
+            self.feed_from = example.source.offset
         if self.finished or not self._recorder.admits(example):
             return self._decision
         actual = prepare_label(self.spec.task, example.actual)

@@ -17,6 +17,7 @@ from stream_mlops.config import Settings, parse_settings
 from stream_mlops.engine import Engine
 from stream_mlops.events import DriftAlert, RetrainRequest, decode_input, encode
 from stream_mlops.kafka.engine_service import EngineService
+from stream_mlops.kafka.state import CHUNK_MAGIC
 from stream_mlops.kafka.task_runtime import RuntimeConfig, TaskRuntime
 from stream_mlops.kafka.transport import TopicPartition
 from tests.kafka.in_memory import TOPICS, MemoryCluster
@@ -80,8 +81,14 @@ def committed_alerts(cluster: MemoryCluster) -> list[dict[str, object]]:
     return [orjson.loads(r.value or b"") for r in cluster.committed_records("drift-alerts")]
 
 
-def test_alerts_are_exactly_once_across_a_crash_and_an_aborted_commit() -> None:
-    cluster, settings = deployment({"checkpoint_max_events": 100_000})
+@pytest.mark.parametrize(
+    "chunk_bytes", [None, 2048], ids=["one-record-snapshots", "chunked-snapshots"]
+)
+def test_alerts_are_exactly_once_across_a_crash_and_an_aborted_commit(
+    chunk_bytes: int | None,
+) -> None:
+    chunking = {} if chunk_bytes is None else {"snapshot_chunk_bytes": chunk_bytes}
+    cluster, settings = deployment({"checkpoint_max_events": 100_000, **chunking})
     predictions, outcomes = fraud_stream(
         6000, drift_at=3000, error_before=0.05, error_after=0.30, seed=1
     )
@@ -106,6 +113,11 @@ def test_alerts_are_exactly_once_across_a_crash_and_an_aborted_commit() -> None:
         second.checkpoint()  # aborted: rewinds to the last snapshot again
         drain(second, cluster, "outcomes", steps=100)
 
+    if chunk_bytes is not None:  # every state record fits; restore reassembled the chunks
+        state_records = cluster.all_records("state")
+        heads = [r for r in state_records if r.value and not r.value.startswith(CHUNK_MAGIC)]
+        assert len(state_records) > 2 * len(heads), "the engine's snapshots were chunked"
+        assert max(len(r.value or b"") for r in state_records) < chunk_bytes + 300
     alerts = committed_alerts(cluster)
     expected = expected_alerts(settings, predictions, outcomes)
     assert expected, "the stream must make the core alert"

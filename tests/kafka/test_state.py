@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from stream_mlops import snapshot
 from stream_mlops.kafka.state import TaskSnapshot, task_key
 from tests.kafka.engine_process import EngineProcess
 from tests.kafka.streams import Deployment, create_deployment, delete_deployment
+from tests.kafka.test_retrainer import Setup
 
 pytestmark = pytest.mark.kafka
 
@@ -82,4 +84,34 @@ def test_a_planted_pickle_on_the_state_topic_is_refused_and_runs_nothing(
     _plant(deployment, old)
     error = _refused_at_start(deployment, tmp_path, "old-envelope")
     assert "partition 0" in error and "format '1' is not supported" in error
+    assert not target.exists()
+
+
+def test_a_planted_pickle_is_refused_by_the_retrainer_and_runs_nothing(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The retrainer's sessions were pickles too: the same record stops it with one line."""
+    setup = Setup(deployment, tmp_path)
+    target = tmp_path / "owned"
+    state = struct.pack(">6sH", b"SMLOPS", 4) + zlib.compress(
+        pickle.dumps({"format": 1, "sessions": _Plant(target)})
+    )
+    offsets = {setup.topic("retrain_requests"): 0, setup.topic("labeled_events"): 0}
+    producer = kafka.KafkaProducer(bootstrap_servers=deployment.bootstrap)
+    try:
+        record = TaskSnapshot(setup.group_id, 0, offsets, state).to_bytes()
+        producer.send(
+            setup.topic("state"), key=task_key(setup.group_id, 0), value=record, partition=0
+        )
+        producer.flush()
+    finally:
+        producer.close()
+    with setup.retrainer() as retrainer:
+        assert retrainer.proc is not None
+        assert retrainer.proc.wait(timeout=120) == 1
+        text = retrainer.log_path.read_text()
+        failed = [e for e in retrainer.log_events() if e.get("event") == "retrainer.failed"]
+        assert len(failed) == 1, text[-3000:]
+        assert "Traceback" not in text
+    assert "partition 0" in str(failed[0]["error"])
     assert not target.exists()

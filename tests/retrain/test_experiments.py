@@ -27,6 +27,7 @@ from stream_mlops.retrain.bootstrap import bootstrap_champion
 from stream_mlops.retrain.retrainer import Retrainer, RetrainTask
 from tests.retrain.memory_store import MemoryStore
 from tests.retrain.streams import fraud_stream
+from tests.retrain.test_retrainer import labeled_log
 
 START_TS = 1_800_000_000.0
 PRE = 300  # pre-change events before the request's window
@@ -185,13 +186,14 @@ def test_acting_again_after_a_crash_keeps_the_experiment_once(
     store: MemoryStore, flipped: bool
 ) -> None:
     core = Retrainer(SETTINGS, ModelRegistry(store), POLICY)
-    task, _ = decide(core, labeled(1500, flipped=flipped))
+    events = labeled(1500, flipped=flipped)
+    task, _ = decide(core, events)
     committed = core.snapshot(task)  # the decision's commit
     core.act(task)  # then the process dies before this transaction commits
     (first,) = ModelRegistry(store).experiments()
 
     restarted = Retrainer(SETTINGS, ModelRegistry(store), POLICY)
-    restored = restarted.restore(0, committed, [], truncated=False)
+    restored = restarted.restore(0, committed, labeled_log([*events[0], *events[1]]))
     assert restarted.has_actions(restored)
     restarted.act(restored)
 
@@ -215,7 +217,8 @@ def test_a_crash_between_the_promotion_and_its_experiment_records_it_on_restart(
     store: MemoryStore,
 ) -> None:
     core = Retrainer(SETTINGS, CrashBeforeExperiment(store), POLICY)
-    task, _ = decide(core, labeled(1500, flipped=True))
+    events = labeled(1500, flipped=True)
+    task, _ = decide(core, events)
     committed = core.snapshot(task)
     with pytest.raises(Crash):
         core.act(task)
@@ -225,7 +228,7 @@ def test_a_crash_between_the_promotion_and_its_experiment_records_it_on_restart(
     assert registry.experiments() == []
 
     restarted = Retrainer(SETTINGS, registry, POLICY)
-    acted = restarted.act(restarted.restore(0, committed, [], truncated=False))
+    acted = restarted.act(restarted.restore(0, committed, labeled_log([*events[0], *events[1]])))
 
     assert [u.model_version for u in acted.updates] == ["v2"]
     assert [v.version for v in registry.list("fraud")] == ["v1", "v2"]

@@ -19,7 +19,6 @@ from stream_mlops.retrain import (
     PromotionPolicy,
     SourcePosition,
 )
-from stream_mlops.retrain.bootstrap import bootstrap_champion
 from stream_mlops.retrain.retrainer import (
     Rejected,
     Retrainer,
@@ -27,7 +26,9 @@ from stream_mlops.retrain.retrainer import (
     RetrainTask,
     Step,
 )
-from tests.retrain.conftest import register_champion
+from stream_mlops.retrain.saved_sessions import LabeledLog
+from stream_mlops.snapshot import SnapshotError
+from tests.retrain.conftest import bootstrap_fraud_champion, register_champion
 from tests.retrain.streams import fraud_stream
 
 START_TS = 1_800_000_000.0
@@ -43,16 +44,7 @@ def settings(**retrainer: object) -> Settings:
 @pytest.fixture(scope="module")
 def champion_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry whose champion v1 was trained on the pre-change concept (built once)."""
-    path = tmp_path_factory.mktemp("champion") / "registry"
-    champion = fraud_stream(1, 3000, start_ts=START_TS - 3000)
-    bootstrap_champion(
-        ModelRegistry(path),
-        "fraud",
-        ModelSpec.for_task(Task.CLASSIFICATION),
-        ((e.features, e.actual) for e in champion),
-        created_ts=START_TS,
-    )
-    return path
+    return bootstrap_fraud_champion(tmp_path_factory.mktemp("champion") / "registry", START_TS)
 
 
 def request(
@@ -73,6 +65,14 @@ def drifted(post: int, *, flipped: bool = True) -> list[LabeledExample]:
     pre = fraud_stream(2, PRE, start_ts=START_TS)
     after = fraud_stream(3, post, start_ts=START_TS, start_offset=PRE, flipped=flipped)
     return [*pre, *after]
+
+
+def labeled_log(examples: list[LabeledExample], *, start: int = 0) -> LabeledLog:
+    """A labeled-events partition holding ``examples`` (offsets ascending), resumed after them."""
+    end = examples[-1].source.offset + 1 if examples else start
+    return LabeledLog(
+        start=start, end=end, read=lambda first: [e for e in examples if e.source.offset >= first]
+    )
 
 
 def feed(core: Retrainer, task: RetrainTask, examples: Iterable[LabeledExample]) -> list[Step]:
@@ -247,7 +247,7 @@ def test_acting_again_after_a_crash_registers_nothing_new_and_repeats_the_same_u
     first = core.act(task)  # then the process dies before this transaction commits
 
     restarted = Retrainer(settings(), ModelRegistry(tmp_path / "registry"), POLICY)
-    restored = restarted.restore(0, committed, [], truncated=False)
+    restored = restarted.restore(0, committed, labeled_log(drifted(1500)))
     assert restarted.has_actions(restored)
     again = restarted.act(restored)
 
@@ -279,9 +279,8 @@ def test_a_restored_task_continues_as_the_uninterrupted_one_would(
         core.request(task, request(), REQUESTS)
         for i, example in enumerate(examples[PRE:], start=PRE):
             if i == restart_at:
-                kept = [e for e in examples[:i] if e.source.offset >= i - 500]
                 core = Retrainer(settings(buffer_events=500), registry, POLICY)
-                task = core.restore(0, core.snapshot(task), kept, truncated=True)
+                task = core.restore(0, core.snapshot(task), labeled_log(examples[:i]))
             if core.labeled(task, example).decided:
                 break
         (session,) = task.sessions.values()
@@ -296,9 +295,14 @@ def test_restore_refills_the_buffer_without_what_was_rejected(registry: ModelReg
     core = Retrainer(settings(), registry, POLICY)
     good = list(fraud_stream(5, 3, start_ts=START_TS))
     bad = dataclasses.replace(good[1], actual=7)
-    task = core.restore(2, core.snapshot(core.fresh(2)), [good[0], bad, good[2]], truncated=True)
-    assert task.partition == 2 and list(task.buffer) == [good[0], good[2]] and task.truncated
+    task = core.restore(2, core.snapshot(core.fresh(2)), labeled_log([good[0], bad, good[2]]))
+    assert task.partition == 2 and list(task.buffer) == [good[0], good[2]]
+    assert not task.truncated
     assert core.describe([task]) == {"sessions": {}, "buffered": 2}
+    # A buffer shorter than what the topic holds says so.
+    short = Retrainer(settings(buffer_events=1), registry, POLICY)
+    task = short.restore(2, short.snapshot(short.fresh(2)), labeled_log([good[0], bad, good[2]]))
+    assert list(task.buffer) == [good[2]] and task.truncated
 
 
 @pytest.mark.parametrize("state", [b"garbage", b"\x80\x05K\x01."])
@@ -306,5 +310,6 @@ def test_an_unreadable_snapshot_is_an_error_naming_the_partition(
     registry: ModelRegistry, state: bytes
 ) -> None:
     core = Retrainer(settings(), registry, POLICY)
-    with pytest.raises(RetrainStateError, match="partition 4: "):
-        core.restore(4, state, [], truncated=False)
+    with pytest.raises(RetrainStateError, match="partition 4: ") as info:
+        core.restore(4, state, labeled_log([]))
+    assert isinstance(info.value, SnapshotError)
