@@ -4,15 +4,19 @@ and a shared false-alarm budget (stream_mlops.slices)."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import orjson
 import pytest
 
 from stream_mlops.config import ConfigError, parse_settings
 from stream_mlops.detectors import GlrDetector
 from stream_mlops.engine import Engine
-from stream_mlops.events import DriftAlert, InputEvent, OutcomeEvent, PredictionEvent
+from stream_mlops.events import DriftAlert, InputEvent, OutcomeEvent, PredictionEvent, encode
 from stream_mlops.slices import OTHER, HeavyHitters, slice_value
 from tests.streams import T0
 
@@ -238,3 +242,33 @@ def test_too_many_slices_for_the_limit_name_the_field() -> None:
         parse_settings({"models": {"fraud": {"slices": ["a", "b", "c"], "slice_top_k": 100}}})
     with pytest.raises(ConfigError, match="slices"):
         parse_settings({"defaults": {"slices": ["a", "a"]}})
+
+
+def test_replay_finds_the_segment_and_says_which_feature_is_not_sliced(tmp_path: Path) -> None:
+    change = 30_000
+    path = tmp_path / "events.jsonl"
+    with path.open("wb") as handle:
+        for event in sliced_stream(
+            45_000,
+            error_rate=lambda i, c: 0.37 if i >= change and c == "jewelry" else 0.01,
+            seed=9,
+        ):
+            handle.write(encode(event) + b"\n")
+    config = tmp_path / "c.toml"
+    # two features x (50 + 1) slices: above the default limit, raised
+    config.write_text(
+        "[limits]\nmax_slices_per_model = 102\n\n[models.fraud]\n"
+        'slices = ["merchant_category", "amount"]\nslice_top_k = 50\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "stream_mlops", "replay", str(path), "--config", str(config)],
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    alerts = [orjson.loads(line) for line in done.stdout.splitlines()]
+    found = [a for a in alerts if a.get("signal") == "slice:merchant_category=jewelry:error"]
+    assert found, [a.get("signal") for a in alerts]
+    assert int(found[0]["trigger_event_id"][1:]) >= change
+    assert found[0]["stats"]["slice"]["value"] == "jewelry"
+    assert b"slice feature 'amount'" in done.stderr
