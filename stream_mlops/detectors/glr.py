@@ -226,6 +226,10 @@ class GlrDetector(Detector):
     """
 
     name = "glr"
+    #: Class defaults, for the instance attributes set only when different.
+    null: str = "estimate"
+    keep_reference: bool = False
+    _r0: float = 0.0  # keep_reference: the raw sum of the kept reference
 
     def __init__(
         self,
@@ -256,8 +260,13 @@ class GlrDetector(Detector):
         self.false_alarm_rate = false_alarm_rate
         self.reference = reference
         self.scale = scale
-        self.null = null
-        self.keep_reference = keep_reference
+        # Set on the instance only when not the default: CPython shares the
+        # keys of instance dicts (and specialises attribute loads on them) up
+        # to 30 attributes, which the hot path's detector already has.
+        if null != "estimate":
+            self.null = null
+        if keep_reference:
+            self.keep_reference = True
         self._up = direction in ("up", "both")
         self._down = direction in ("down", "both")
         self._banks = self._bank_layout()
@@ -314,7 +323,6 @@ class GlrDetector(Detector):
         self._levels: list[int] = []  # the rank levels seen, by code
         self._code_of: dict[int, int] = {}
         self._n0 = 0  # size of the current reference (0: CUSUMs not running)
-        self._r0 = 0.0  # the raw sum of its values
         self._next = self.reference  # refresh the reference at this count
         self._m = 0.0  # reference mean of the statistic
         self._last: list[int] = []  # lazy banks: position of their last update
@@ -333,7 +341,7 @@ class GlrDetector(Detector):
     def _refresh(self) -> None:
         """Re-estimate the pre-change distribution from every value so far."""
         self._estimate()
-        if self._n0 == self._n:
+        if self.keep_reference and self._n0 == self._n:
             self._r0 = self._r  # the raw sum of the reference: its mean, when kept
 
     def _estimate(self) -> None:
