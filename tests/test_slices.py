@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,9 +14,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from stream_mlops import snapshot
 from stream_mlops.config import ConfigError, parse_settings
 from stream_mlops.detectors import GlrDetector
-from stream_mlops.engine import Engine
+from stream_mlops.engine import Engine, SnapshotError
 from stream_mlops.events import DriftAlert, InputEvent, OutcomeEvent, PredictionEvent, encode
 from stream_mlops.slices import OTHER, HeavyHitters, slice_value
 from tests.streams import T0
@@ -272,3 +274,21 @@ def test_replay_finds_the_segment_and_says_which_feature_is_not_sliced(tmp_path:
     assert int(found[0]["trigger_event_id"][1:]) >= change
     assert found[0]["stats"]["slice"]["value"] == "jewelry"
     assert b"slice feature 'amount'" in done.stderr
+
+
+def test_a_snapshot_with_more_slice_state_than_the_bounds_is_refused() -> None:
+    settings = parse_settings({"defaults": {"slices": ["merchant_category"], "slice_top_k": 3}})
+    engine = Engine(settings)
+    for e in sliced_stream(3_000, categories=["a", "b", "c", "d"], seed=10):
+        engine.process(e)
+    data = engine.snapshot()
+    assert Engine.restore(settings, data).snapshot() == data
+    document = orjson.loads(zlib.decompress(data[snapshot._HEADER.size :]))
+    [(model_id, version, slices)] = document["slices"]
+    assert (model_id, version) == ("fraud", "v1")
+    tracked = {s["value"] for s in slices["fields"][0]["tracked"]}
+    assert len(tracked) == 3 and tracked < {"a", "b", "c", "d"}
+    # more counters than 4 * slice_top_k: refused, naming the field
+    slices["fields"][0]["counts"] += [[f"x{k}", 1] for k in range(20)]
+    with pytest.raises(SnapshotError, match="counts"):
+        Engine.restore(settings, snapshot.encode(document))
