@@ -51,6 +51,17 @@ rate and average run length next to the target. ``--replay-check S`` runs
 ``stream-mlops replay`` (the CLI, default configuration) on S generated files
 per change: a classifier's error steps at prediction 20,000 of 40,000, outcomes
 arrive 20 predictions late.
+
+``--slices S`` runs the slice signals (``slices = ["merchant_category"]``,
+``slice_top_k = 50``, otherwise the defaults) on S seeds of a stream with 50
+merchant categories of 2% each and 1% errors everywhere, where at prediction
+50,000 the error of one category ("jewelry") goes to 37% (the aggregate error
+from 1% to about 1.7%); outcomes follow their prediction at once. Reported:
+the share of seeds where ``slice:merchant_category=jewelry:error`` alarmed
+within 2,000 of that category's labeled events, the delay in those events,
+and alarms of every other signal. ``--slices-stationary N`` runs N stationary
+predictions of the same stream (no change; 4 streams of N / 4) and reports the
+alarms on slice signals per million predictions.
 """
 
 from __future__ import annotations
@@ -481,6 +492,10 @@ def main() -> None:
     parser.add_argument("--replay-check", type=int, default=0, help="seeds per change")
     parser.add_argument("--cost", type=int, default=0, help="values per detector, us per update")
     parser.add_argument("--skip-table", action="store_true", help="only the extra checks")
+    parser.add_argument("--slices", type=int, default=0, help="seeds of the slice stream")
+    parser.add_argument(
+        "--slices-stationary", type=int, default=0, help="stationary predictions, 50 slices"
+    )
     args = parser.parse_args()
 
     wall = time.perf_counter()
@@ -494,6 +509,8 @@ def main() -> None:
             cpu += family_wise(pool, args.family_wise, args.jobs)
         if args.replay_check:
             cpu += replay_check(pool, args.replay_check)
+        if args.slices or args.slices_stationary:
+            cpu += slices(pool, args.slices, args.slices_stationary)
     if args.cost:
         cpu += cost(args.cost)
     wall = time.perf_counter() - wall
@@ -737,6 +754,93 @@ def family_wise(pool: Any, predictions: int, jobs: int) -> float:
         f"5 features): {alarms / total * 1e7:.2f} per 10M predictions (budget 1); "
         f"by signal: {where or 'none'}; {cpu:,.0f} s CPU"
     )
+    return cpu
+
+
+# -- slices ------------------------------------------------------------------------
+
+SLICE_VALUES = ["jewelry", *(f"cat{k:02d}" for k in range(49))]
+SLICE_TAU = 50_000
+SLICE_HORIZON = 2_000  # labeled events of the failing category after the change
+SLICE_SETTINGS = {"defaults": {"slices": ["merchant_category"], "slice_top_k": 50}}
+
+
+def _slice_one(job: tuple[int, int, bool]) -> tuple[int | None, int, int, dict[str, int], float]:
+    """(delay in the category's labeled events or None, predictions, slice alarms
+    elsewhere, alarms by signal, CPU seconds) of one slice stream."""
+    seed, n, change = job
+    started = time.process_time()
+    rng = random.Random(zlib.crc32(b"slices") + seed)
+    engine = Engine(parse_settings(SLICE_SETTINGS))
+    target = "slice:merchant_category=jewelry:error"
+    delay: int | None = None
+    after = 0
+    others = 0
+    by_signal: dict[str, int] = {}
+    for i in range(n):
+        category = SLICE_VALUES[rng.randrange(len(SLICE_VALUES))]
+        label = int(rng.random() < 0.5)
+        failing = change and i >= SLICE_TAU and category == "jewelry"
+        wrong = rng.random() < (0.37 if failing else 0.01)
+        features = {"merchant_category": category}
+        outputs = engine.process(prediction(i, features, label, rng.random()))
+        if failing:
+            after += 1
+        outputs += engine.process(outcome(i, int(label != wrong)))
+        for alert in outputs:
+            if not isinstance(alert, DriftAlert) or alert.severity != "drift":
+                continue
+            by_signal[alert.signal] = by_signal.get(alert.signal, 0) + 1
+            if alert.signal == target and failing and delay is None:
+                delay = after
+            elif alert.signal.startswith("slice:"):
+                others += 1
+        if change and (delay is not None or after >= SLICE_HORIZON):
+            break
+    return delay, i + 1, others, by_signal, time.process_time() - started
+
+
+def slices(pool: Any, seeds: int, stationary_n: int) -> float:
+    cpu = 0.0
+    if seeds:
+        # enough predictions for SLICE_HORIZON of the category's events after the change
+        n = SLICE_TAU + SLICE_HORIZON * len(SLICE_VALUES) * 2
+        results = pool.map(_slice_one, [(seed, n, True) for seed in range(seeds)], chunksize=1)
+        delays = [r[0] for r in results if r[0] is not None]
+        others = sum(r[2] for r in results)
+        before = sum(r[3].get("error", 0) for r in results)
+        cpu += sum(r[4] for r in results)
+        print(
+            f"\nslices: one of 50 categories 1% -> 37% errors at prediction {SLICE_TAU:,}, "
+            f"{seeds} seeds"
+        )
+        print(
+            f"{'signal':<40} | {'detected':>8} | {'median':>6} | {'mean':>6} | {'max':>5} | "
+            f"{'other slice alarms':>18} | {'aggregate error alarms':>22}"
+        )
+        print(
+            f"{'slice:merchant_category=jewelry:error':<40} | {len(delays) / seeds:8.0%} | "
+            f"{fmt(statistics.median(delays) if delays else None):>6} | "
+            f"{fmt(statistics.mean(delays) if delays else None):>6} | "
+            f"{fmt(max(delays) if delays else None):>5} | {others:>18} | {before:>22}"
+        )
+        print("(delay: the category's labeled events from the change to the alarm)")
+    if stationary_n:
+        chunks = 4
+        work = [(1000 + seed, stationary_n // chunks, False) for seed in range(chunks)]
+        results = pool.map(_slice_one, work, chunksize=1)
+        total = sum(r[1] for r in results)
+        slice_alarms = sum(r[2] for r in results)
+        where: dict[str, int] = {}
+        for r in results:
+            for signal, count in r[3].items():
+                where[signal] = where.get(signal, 0) + count
+        cpu += sum(r[4] for r in results)
+        print(
+            f"\nslices, stationary: {total:,} predictions with 50 slice values, "
+            f"{slice_alarms} alarms on slice signals ({slice_alarms / total * 1e6:.2f} per "
+            f"million predictions); all alarms by signal: {where or 'none'}"
+        )
     return cpu
 
 

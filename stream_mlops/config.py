@@ -17,6 +17,7 @@ An example (every key optional; these are not the defaults)::
     max_features_per_model = 50      # more are counted, not tracked
     max_name_length = 128            # feature names, model_version, event_id
     max_string_length = 256          # string features and labels
+    max_slices_per_model = 200       # len(slices) * (slice_top_k + 1), per model
 
     [defaults]
     min_observations = 500
@@ -27,6 +28,9 @@ An example (every key optional; these are not the defaults)::
 
     retrain_budget_share = 0.5       # of the budget, for the retrain_on signals
     distribution_checks = true       # variance, shape, category frequencies too
+    slices = ["country", "merchant_category"]   # error and score per value of these features
+    slice_top_k = 20                 # values tracked per slice feature; the rest pooled
+    rebase_after_alert = false       # keep comparing with the reference after an alert
 
     [defaults.detectors]
     error = [{name = "glr"}]         # the model is chosen per signal (docs/detection.md)
@@ -213,6 +217,10 @@ class LimitSettings(_Section):
     max_name_length: Annotated[int, Field(gt=0)] = 256
     #: Characters of a string feature value or a string label.
     max_string_length: Annotated[int, Field(gt=0)] = 1024
+    #: Slices one model version may track, ``*other*`` included: each model's
+    #: ``len(slices) * (slice_top_k + 1)`` must stay within it (a slice costs
+    #: about what a tracked feature costs, per signal).
+    max_slices_per_model: Annotated[int, Field(gt=0)] = 200
 
 
 class DetectorSpec(BaseModel):
@@ -254,6 +262,14 @@ def _default_detectors() -> dict[str, list[DetectorSpec]]:
         "score": _glr(),
         "feature:*": _glr(),
     }
+
+
+#: The signals a slice of the traffic gets of its own.
+SliceSignal = Literal["error", "score"]
+
+
+def _slice_signals() -> list[SliceSignal]:
+    return ["error", "score"]
 
 
 class ModelSettings(_Section):
@@ -298,6 +314,27 @@ class ModelSettings(_Section):
     reference_observations: Annotated[int, Field(ge=2)] = 1000
     #: Span (in observations) of the recent mean compared with the reference.
     recent_span: Annotated[int, Field(ge=1)] = 200
+    #: Features whose values slice the traffic: each tracked value gets the
+    #: ``slice_signals`` of its own, ``slice:<feature>=<value>:<signal>``
+    #: (stream_mlops.slices). String, bool and integer values are sliced;
+    #: other numbers are not (counted).
+    slices: Annotated[list[str], Field(max_length=16), AfterValidator(_slice_fields)] = Field(
+        default_factory=list
+    )
+    #: Values tracked per slice feature (the most frequent); the others are
+    #: pooled as ``*other*``.
+    slice_top_k: Annotated[int, Field(ge=1, le=1000)] = 20
+    #: Which signals each slice gets.
+    slice_signals: Annotated[list[SliceSignal], Field(min_length=1)] = Field(
+        default_factory=_slice_signals
+    )
+    #: The share of ``false_alarm_budget`` that all slice detectors of the model
+    #: share (the rest is split as without slices), whatever the number of
+    #: slice values: the budget is split over the most slices there can be.
+    slice_budget_share: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    #: After a drift alert on a signal, form a new reference from the values
+    #: that follow (true), or keep comparing with the same one (false).
+    rebase_after_alert: bool = True
 
     @field_validator("detectors")
     @classmethod
@@ -331,6 +368,24 @@ class ModelSettings(_Section):
         if "detectors" in changes:
             changes["detectors"] = {**self.detectors, **override.detectors}
         return self.model_copy(update=changes)
+
+
+def _slice_fields(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise ValueError("each feature may be named once")
+    if any(not name for name in value):
+        raise ValueError("feature names must not be empty")
+    return value
+
+
+def _check_slices(where: str, model: ModelSettings, limits: LimitSettings) -> None:
+    tracked = len(model.slices) * (model.slice_top_k + 1)
+    if tracked > limits.max_slices_per_model:
+        raise ConfigError(
+            f"{where}.slices: {len(model.slices)} features x (slice_top_k {model.slice_top_k}"
+            f" + 1) = {tracked} slices, more than [limits] max_slices_per_model"
+            f" = {limits.max_slices_per_model}"
+        )
 
 
 def _check_signal(signal: str) -> None:
@@ -719,6 +774,9 @@ def parse_settings(data: Mapping[str, Any]) -> Settings:
         _check_detectors(f"models.{model_id}", section)
         _check_detectors(f"models.{model_id}", settings.model(model_id))
     _check_security(settings.kafka.security)
+    _check_slices("defaults", settings.defaults, settings.limits)
+    for model_id in settings.models:
+        _check_slices(f"models.{model_id}", settings.model(model_id), settings.limits)
     return settings
 
 

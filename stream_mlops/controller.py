@@ -198,6 +198,11 @@ class AlertPolicy:
             if last is not None and now - last >= interval:
                 del self._last_retrain[model_id]
 
+    def forget_signals(self, model_id: str, model_version: str, signals: Iterable[str]) -> None:
+        """Drop what the policy keeps for signals that are gone (a slice no longer tracked)."""
+        for signal in signals:
+            self._signals.pop((model_id, model_version, signal), None)
+
     def retrain(
         self,
         settings: ModelSettings,

@@ -42,7 +42,7 @@ from stream_mlops.join import DUPLICATE, JoinCounts, Match, PendingJoin
 from stream_mlops.limits import EventLimitError, EventLimits
 from stream_mlops.model_task import Task
 from stream_mlops.offsets import OffsetSet
-from stream_mlops.plain_data import FieldError, Fields, float_data
+from stream_mlops.plain_data import FieldError, Fields, check_list, float_data
 from stream_mlops.signals import (
     ModelState,
     SignalTrack,
@@ -51,6 +51,7 @@ from stream_mlops.signals import (
     infer_task,
     numeric,
 )
+from stream_mlops.slices import Slice, SliceField, Slices, signal_name, slice_value
 from stream_mlops.snapshot import SnapshotError
 
 __all__ = ["Engine", "EngineHolding", "EngineStats", "Output", "SnapshotError", "UnknownModelError"]
@@ -306,10 +307,15 @@ class Engine:
             task: Task = self._settings(model_id).task or infer_task(first)
             state = self._models[(model_id, version)] = ModelState(model_id, version, task)
             model = self._settings(model_id)
-            if model.false_alarm_budget is not None:
+            budget = model.false_alarm_budget
+            if model.slices:
+                state.slices = self._new_slices(model, state, first)
+                if budget is not None:
+                    budget *= 1.0 - model.slice_budget_share
+            if budget is not None:
                 retrain, other = _detector_count(model, task, first)
                 state.retrain_false_alarm_rate, state.false_alarm_rate = calibration.split(
-                    model.false_alarm_budget,
+                    budget,
                     retrain=retrain,
                     other=other,
                     retrain_share=model.retrain_budget_share,
@@ -325,25 +331,80 @@ class Engine:
                 state.estimated_error = self._track(model, "estimated_error", state)
         return state
 
+    def _new_slices(
+        self, model: ModelSettings, state: ModelState, first: PredictionEvent
+    ) -> Slices:
+        """The slices of a new model version; their detectors share
+        ``slice_budget_share`` of the budget, over every slice there can be."""
+        rate = None
+        if model.false_alarm_budget is not None:
+            per_slice = sum(
+                _slice_detectors(model, state.task, signal, first) for signal in model.slice_signals
+            )
+            rate = calibration.share(
+                model.false_alarm_budget * model.slice_budget_share,
+                len(model.slices) * (model.slice_top_k + 1) * per_slice,
+            )
+        slices = Slices(
+            list(model.slices),
+            top_k=model.slice_top_k,
+            review_every=model.reference_observations,
+            false_alarm_rate=rate,
+        )
+        self._bind(slices, model, state)
+        return slices
+
+    def _bind(self, slices: Slices, model: ModelSettings, state: ModelState) -> None:
+        """How ``slices`` builds the signals of a newly tracked value (not state)."""
+
+        def make(feature: str, value: str, head: int, start: int) -> Slice:
+            found = Slice(value, head=head, start=start)
+            for signal in model.slice_signals:
+                if signal == "score" and state.score is None:
+                    continue
+                track = self._track(
+                    model,
+                    signal,
+                    state,
+                    name=signal_name(feature, value, signal),
+                    rate=slices.false_alarm_rate,
+                )
+                setattr(found, signal, track)
+            return found
+
+        slices.make = make
+
     def _track(
-        self, model: ModelSettings, signal: str, state: ModelState, *, categorical: bool = False
+        self,
+        model: ModelSettings,
+        signal: str,
+        state: ModelState,
+        *,
+        categorical: bool = False,
+        name: str | None = None,
+        rate: float | None = None,
     ) -> SignalTrack:
+        """``signal``'s track; ``name`` makes it a slice's (``rate``: its detectors' share)."""
         task = state.task
+        in_slice = name is not None
         specs = model.detectors_for(signal)
         if categorical:
             # Only the GLR bank (per-category rates) reads category codes.
             specs = [spec for spec in specs if spec.name == "glr"]
         # Label-free signals get the distribution test too (a feature whose
         # detectors are disabled does not); a categorical feature only it.
-        label_free = signal in ("score", "prediction") or signal.startswith("feature:")
+        label_free = not in_slice and (
+            signal in ("score", "prediction") or signal.startswith("feature:")
+        )
         wants_distribution = (
             categorical or signal == "score" or (signal.startswith("feature:") and bool(specs))
         )
-        if model.distribution_checks and wants_distribution:
+        if model.distribution_checks and wants_distribution and not in_slice:
             spec = DetectorSpec.model_validate({"name": "distribution", "categorical": categorical})
             specs = [*specs, spec]
-        retrains = model.retrains_on(signal)
-        rate = state.retrain_false_alarm_rate if retrains else state.false_alarm_rate
+        retrains = not in_slice and model.retrains_on(signal)
+        if not in_slice:
+            rate = state.retrain_false_alarm_rate if retrains else state.false_alarm_rate
         binary = signal == "error" and task == "classification"
         built: list[Detector] = []
         for spec in specs:
@@ -353,6 +414,14 @@ class Engine:
             params = spec.params
             if spec.name == "glr":
                 params = _glr_model(params, signal, binary=binary, categorical=categorical)
+                # A slice's error rate is estimated from few errors: its upper
+                # bound (glr, "Rare events") lets the CUSUMs start.
+                rare = params.get("model") == "bernoulli" and params.get("direction") == "up"
+                if in_slice and rare and "null" not in params:
+                    params["null"] = "upper"
+            if not model.rebase_after_alert and spec.name in ("glr", "distribution"):
+                # Compare with the same reference after an alert too.
+                params.setdefault("keep_reference", True)
             if rate is not None:
                 params = calibration.calibrated(spec.name, params, rate)
             built.append(detectors.build(spec.name, params))
@@ -361,7 +430,7 @@ class Engine:
         bounded = signal in ("score", "estimated_error") or binary
         glr = any(spec.name == "glr" for spec in specs)
         return SignalTrack(
-            signal,
+            name or signal,
             built,
             reference_observations=model.reference_observations,
             recent_span=model.recent_span,
@@ -414,7 +483,68 @@ class Engine:
                 continue
             if fired:
                 alerts += self._review(state, track, fired, event, epoch)
+        if state.slices is not None:
+            alerts += self._slice_scores(state, state.slices, event, epoch)
         return alerts
+
+    def _slice_scores(
+        self, state: ModelState, slices: Slices, event: PredictionEvent, epoch: float
+    ) -> list[Output]:
+        """Count the prediction's slice values; each slice's score signal."""
+        alerts: list[Output] = []
+        features = event.features
+        score = event.score
+        for sliced in slices.fields:
+            raw = features.get(sliced.name)
+            value = slice_value(raw)
+            if value is None:
+                if raw is not None:
+                    self._unsliced(state, sliced)
+                continue
+            sliced.hitters.add(value)
+            sliced.sliced += 1
+            found = sliced.route(value)
+            if found is None:
+                continue  # before the first review
+            found.predictions += 1
+            track = found.score
+            if track is not None and score is not None:
+                fired = track.observe(score, event.event_id, epoch)
+                if fired:
+                    alerts += self._review(
+                        state, track, fired, event, epoch, in_slice=(sliced, found)
+                    )
+        dropped = slices.count_prediction()
+        if dropped:
+            self._policy.forget_signals(state.model_id, state.model_version, dropped)
+        return alerts
+
+    def _slice_errors(
+        self, state: ModelState, value: float, match: Match, event: InputEvent, epoch: float
+    ) -> list[Output]:
+        """A joined prediction's error, on the error signal of each of its slices."""
+        alerts: list[Output] = []
+        prediction = match.prediction
+        assert state.slices is not None
+        for sliced in state.slices.fields:
+            key = slice_value(prediction.features.get(sliced.name))
+            found = None if key is None else sliced.route(key)
+            track = None if found is None else found.error
+            if track is None:
+                continue
+            fired = track.observe(value, prediction.event_id, match.prediction_epoch)
+            if fired:
+                alerts += self._review(state, track, fired, event, epoch, in_slice=(sliced, found))  # type: ignore[arg-type]
+        return alerts
+
+    def _unsliced(self, state: ModelState, field: SliceField) -> None:
+        field.unsliced += 1
+        if field.unsliced == 1 and len(self._notices) < _MAX_NOTICES:
+            self._notices.append(
+                f"{state.model_id} {state.model_version}: slice feature {field.name!r} has "
+                "values that are not strings, bools or integers: those predictions are not "
+                "sliced by it (counted)"
+            )
 
     def _categorical(self, state: ModelState, name: str) -> SignalTrack | None:
         """A new categorical feature's track (None: not watched)."""
@@ -442,9 +572,10 @@ class Engine:
         # where a retrainer finds the labeled event.
         prediction = match.prediction
         fired = track.observe(value, prediction.event_id, match.prediction_epoch)
-        if not fired:
-            return []
-        return self._review(state, track, fired, event, epoch)
+        alerts = self._review(state, track, fired, event, epoch) if fired else []
+        if state.slices is not None:
+            alerts += self._slice_errors(state, value, match, event, epoch)
+        return alerts
 
     def _review(
         self,
@@ -453,6 +584,8 @@ class Engine:
         fired: list[tuple[Detector, Detection]],
         event: InputEvent,
         epoch: float,
+        *,
+        in_slice: tuple[SliceField, Slice] | None = None,
     ) -> list[Output]:
         model = self._settings(state.model_id)
         alerts: list[Output] = []
@@ -479,10 +612,14 @@ class Engine:
             )
             if alert is None:
                 continue
+            if in_slice is not None:
+                stats = alert.stats.model_copy(update={"slice": in_slice[0].stats(in_slice[1])})
+                alert = alert.model_copy(update={"stats": stats})
             self._alerts_by_signal[track.name] = self._alerts_by_signal.get(track.name, 0) + 1
             alerts.append(alert)
             if detection.severity == "drift":
-                track.rebase()
+                if model.rebase_after_alert:
+                    track.rebase()
                 if model.retrains_on(track.name):
                     if located:
                         # The likelihood that raised the alarm placed the change.
@@ -602,8 +739,37 @@ class Engine:
                 },
                 "policy": self._policy.state(),
                 "models": [state.state() for state in self._models.values()],
+                # Only when a model has slices: snapshots without stay as they were.
+                **self._slices_data(),
             }
         )
+
+    def _slices_data(self) -> dict[str, Any]:
+        found = [
+            [state.model_id, state.model_version, state.slices.state()]
+            for state in self._models.values()
+            if state.slices is not None
+        ]
+        return {"slices": found} if found else {}
+
+    def _load_slices(self, document: Fields) -> None:
+        if "slices" not in document.keys():  # noqa: SIM118 (Fields)
+            return
+        limit = self.settings.limits.max_models_per_task
+        for i, entry in enumerate(document.items("slices", max_len=limit)):
+            at = f"{document.at('slices')}[{i}]"
+            parts = check_list(entry, at)
+            if len(parts) != 3 or type(parts[0]) is not str or type(parts[1]) is not str:
+                raise FieldError(f"{at}: expected [model_id, model_version, slices]")
+            state = self._models.get((parts[0], parts[1]))
+            if state is None or state.slices is not None:
+                raise FieldError(f"{at}: no model version {parts[0]} {parts[1]} to slice")
+            model = self._settings(state.model_id)
+            found = Slices.from_state(Fields(parts[2], f"{at}[2]"))
+            if [f.name for f in found.fields] != list(model.slices):
+                raise FieldError(f"{at}[2]: slice features differ from the configuration's")
+            self._bind(found, model, state)
+            state.slices = found
 
     @classmethod
     def restore(
@@ -673,6 +839,7 @@ class Engine:
             if key in self._models:
                 raise FieldError(f"models[{i}]: {key} appears twice")
             self._models[key] = state
+        self._load_slices(document)
         document.done()
 
     def restore_pending(self, event: InputEvent, offset: int) -> None:
@@ -719,6 +886,16 @@ def _glr_model(
         if signal == "estimated_error":
             out.setdefault("direction", "up")
     return out
+
+
+def _slice_detectors(model: ModelSettings, task: Task, signal: str, first: PredictionEvent) -> int:
+    """The detectors of one slice signal (as ``Engine._track`` builds them)."""
+    if signal == "score" and first.score is None:
+        return 0
+    specs = model.detectors_for(signal)
+    if signal == "error" and task == "regression":
+        return sum(1 for spec in specs if not detectors.is_binary(spec.name))
+    return len(specs)
 
 
 def _watches_categories(model: ModelSettings, signal: str) -> bool:

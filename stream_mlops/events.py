@@ -50,6 +50,7 @@ __all__ = [
     "PredictionEvent",
     "RetrainRequest",
     "SignalShift",
+    "SliceStats",
     "TrainingRange",
     "WindowStart",
     "decode_input",
@@ -267,6 +268,20 @@ class SignalShift(_Event):
     distance: float | None = None
 
 
+class SliceStats(_Event):
+    """The slice of the traffic a ``slice:<feature>=<value>:<signal>`` alert is about."""
+
+    feature: str
+    #: The feature's value, as in the signal's name (``*other*``: the values
+    #: not tracked, pooled).
+    value: str
+    #: Predictions of the model version in this slice since it was tracked,
+    #: and their share of the version's predictions that had this feature
+    #: sliced since then.
+    predictions: int
+    share: float
+
+
 class AlertStats(_Event):
     """What changed, as far as the detector and the signal trackers can tell."""
 
@@ -279,6 +294,8 @@ class AlertStats(_Event):
     # Label-free alerts: every label-free signal of the model, largest distance
     # (else |effect_size|) first.
     shifts: list[SignalShift] = Field(default_factory=list)
+    #: Slice signals: which slice.
+    slice: SliceStats | None = None
 
 
 class DriftAlert(_Event):

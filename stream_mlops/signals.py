@@ -20,13 +20,16 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections import deque
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from stream_mlops import detectors as detector_registry
 from stream_mlops.changepoint import post_change_count
 from stream_mlops.detectors import Detection, Detector, GlrDetector
 from stream_mlops.events import LabelValue, PredictionEvent, SignalShift
 from stream_mlops.model_task import Task
+
+if TYPE_CHECKING:
+    from stream_mlops.slices import Slices
 from stream_mlops.plain_data import (
     FieldError,
     Fields,
@@ -533,6 +536,7 @@ class ModelState:
         "prediction",
         "retrain_false_alarm_rate",
         "score",
+        "slices",
         "task",
         "untracked",
     )
@@ -556,6 +560,9 @@ class ModelState:
         self.retrain_false_alarm_rate: float | None = None
         #: Feature values not tracked: the version had [limits] max_features_per_model.
         self.untracked = 0
+        #: The version's slices (``slices`` configured), kept in the engine's
+        #: snapshot next to this state (``stream_mlops.engine``).
+        self.slices: Slices | None = None
 
     def tracks(self) -> list[SignalTrack]:
         """Every signal track of this model version."""

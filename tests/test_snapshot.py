@@ -287,9 +287,26 @@ def _restored(engine: Engine, settings_: Settings, seen: list[tuple[InputEvent, 
     return restored
 
 
-@pytest.mark.parametrize(("config", "n"), [("defaults", 6_000), ("every family", 3_000)])
+# Slices of the categorical "city" (values come and go: "*other*" is made afresh)
+# and of a float feature (not sliced, counted); reviews fall between the cuts.
+# Detectors keep their reference after an alert (rebase_after_alert = false).
+_SLICES = {
+    "defaults": {
+        "slices": ["city", "f0"],
+        "slice_top_k": 2,
+        "reference_observations": 300,
+        "rebase_after_alert": False,
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("config", "n"), [("defaults", 6_000), ("every family", 3_000), ("slices", 6_000)]
+)
 def test_restoring_at_several_points_gives_the_uninterrupted_outputs(config: str, n: int) -> None:
-    settings_ = parse_settings(_EVERY_FAMILY if config == "every family" else {})
+    settings_ = parse_settings(
+        {"every family": _EVERY_FAMILY, "slices": _SLICES}.get(config, {})  # type: ignore[arg-type]
+    )
     events = _mixed_stream(n, seed=11)
     offsets = _offsets(events)
     whole = Engine(settings_, partition=0)
@@ -297,6 +314,8 @@ def test_restoring_at_several_points_gives_the_uninterrupted_outputs(config: str
         encode(o) for e, off in zip(events, offsets, strict=True) for o in whole.process(e, off)
     ]
     assert any(b'"drift_alert"' in out for out in expected), "nothing to compare"
+    if config == "slices":
+        assert any(b'"signal":"slice:city=' in out for out in expected), "no slice alert"
 
     engine = Engine(settings_, partition=0)
     produced: list[bytes] = []

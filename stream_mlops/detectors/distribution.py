@@ -78,6 +78,7 @@ class DistributionDetector(Detector):
         bins: int = 10,
         categorical: bool = False,
         false_alarm_rate: float = DEFAULT_RATE,
+        keep_reference: bool = False,
     ) -> None:
         super().__init__()
         if reference < 20:
@@ -96,6 +97,9 @@ class DistributionDetector(Detector):
         self.bins = bins
         self.categorical = categorical
         self.false_alarm_rate = false_alarm_rate
+        #: After a detection, keep the reference (and start the windows afresh)
+        #: instead of forming a new one from the values that follow.
+        self.keep_reference = keep_reference
         alpha = false_alarm_rate * self.windows[0] / len(self.windows)
         self._alpha = [alpha for _ in self.windows]
         self._blocks_per_window = [w // self.windows[0] for w in self.windows]
@@ -122,6 +126,7 @@ class DistributionDetector(Detector):
             "bins": self.bins,
             "categorical": self.categorical,
             "false_alarm_rate": self.false_alarm_rate,
+            "keep_reference": self.keep_reference,
         }
 
     def state(self) -> dict[str, Any]:
@@ -218,7 +223,13 @@ class DistributionDetector(Detector):
             window_before=self._ref_n,
             window_after=self.windows[fired],
         )
-        self._reset()
+        if self.keep_reference:
+            self._block = [0] * len(self._block)
+            self._blocks.clear()
+            self._count = 0
+            self._sum = 0.0
+        else:
+            self._reset()
         return detection
 
     def _reference(self, x: float) -> None:

@@ -58,6 +58,24 @@ likelihood change point for its shift (the CUSUM maximises the likelihood ratio
 over the change point), so a detection reports the post-change count
 (``window_after``) and the means before and after it.
 
+**Keeping the reference** (``keep_reference=True``, the engine's
+``rebase_after_alert = false``): after a detection the CUSUMs restart from
+zero against the same pre-change estimate, which is no longer refreshed,
+instead of the detector starting afresh on what follows. A change that
+persists is then reported again once the controller's cooldown has passed.
+
+**Rare events** (``null="upper"``, the Bernoulli model rising only): a rate
+estimated from few events (a slice of the traffic with a handful of errors) is
+too rough for the two-sample correction, and the CUSUMs would wait for
+``_MIN_EVENTS`` of them. Instead the pre-change rate is taken at its upper
+confidence bound (the KL bound of Chernoff: ``n KL(p_hat || p0) = ln(1 /
+_UPPER_LEVEL)``), so the CUSUMs run from the first estimate on. The true rate
+lies below the bound except with probability ``_UPPER_LEVEL`` per estimate,
+and a CUSUM against a higher rate than the true one raises fewer false alarms
+than its calibration, so the budget holds; what it costs is sensitivity to
+rises of the size of the bound's margin, which matter little for the large
+failures of a slice.
+
 >>> import random
 >>> rng = random.Random(0)
 >>> detector = GlrDetector(model="bernoulli", direction="up", false_alarm_rate=1e-8)
@@ -86,6 +104,7 @@ __all__ = ["GlrDetector", "threshold"]
 
 MODELS: Final = ("bernoulli", "normal", "halfnormal", "categorical")
 DIRECTIONS: Final = ("up", "down", "both")
+NULLS: Final = ("estimate", "upper")
 # Default false-alarm rate per value when no budget calibrates the detector: the
 # default per-model budget (1e-7, stream_mlops.config) shared by about ten signals.
 DEFAULT_RATE: Final = 1e-8
@@ -116,6 +135,13 @@ _MIN_EVENTS: Final = 30
 # codes up to _MAX_LEVELS.
 _DISCRETE_LEVELS: Final = 12
 _MAX_LEVELS: Final = 32
+# null="upper": the probability, per estimate, that the true pre-change rate
+# lies above the bound the CUSUMs are laid against (a few estimates per
+# detector over its life: the doubling refreshes).
+_UPPER_LEVEL: Final = 1e-6
+# A pre-change estimate that is never refreshed (one kept after a detection):
+# the refresh count is pushed beyond any stream.
+_FROZEN: Final = 1 << 62
 
 _UNIT: Final = NormalDist()
 
@@ -156,6 +182,37 @@ def _kl_bernoulli(p: float, q: float) -> float:
     return p * math.log(p / q) + (1.0 - p) * math.log((1.0 - p) / (1.0 - q))
 
 
+def upper_rate(ones: float, n: int, level: float = _UPPER_LEVEL) -> float:
+    """The upper confidence bound of a rate from ``ones`` in ``n`` (Chernoff's KL bound).
+
+    The largest p with ``n KL(ones / n || p) <= ln(1 / level)``: the true rate
+    is above it with probability at most ``level``.
+
+    >>> round(upper_rate(10, 1000), 4), round(upper_rate(0, 500), 4)
+    (0.0364, 0.0273)
+    """
+    p_hat = min(max(ones / n, 0.0), 1.0)
+    budget = math.log(1.0 / level) / n
+    lo, hi = p_hat, 1.0 - 1e-9
+    if p_hat >= hi:
+        return hi
+
+    def divergence(q: float) -> float:
+        if p_hat == 0.0:
+            return -math.log1p(-q)
+        return _kl_bernoulli(p_hat, q)
+
+    if divergence(hi) <= budget:
+        return hi
+    for _ in range(60):
+        mid = (lo + hi) / 2.0
+        if divergence(mid) > budget:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 class GlrDetector(Detector):
     """A CUSUM bank on one signal (see the module docstring for the models).
 
@@ -163,9 +220,16 @@ class GlrDetector(Detector):
     pre-change distribution). ``direction``: which changes to watch ("up": the
     mean, rate or scale rises; categorical banks always watch each category
     rise). ``scale``: the normal model's variance CUSUMs (False: mean only).
+    ``null``: "estimate" (the pre-change rate is its estimate) or "upper" (its
+    upper confidence bound: rare events, Bernoulli up only). ``keep_reference``:
+    after a detection, keep the pre-change estimate (see the module docstring).
     """
 
     name = "glr"
+    #: Class defaults, for the instance attributes set only when different.
+    null: str = "estimate"
+    keep_reference: bool = False
+    _r0: float = 0.0  # keep_reference: the raw sum of the kept reference
 
     def __init__(
         self,
@@ -175,12 +239,18 @@ class GlrDetector(Detector):
         false_alarm_rate: float = DEFAULT_RATE,
         reference: int = 500,
         scale: bool = True,
+        null: str = "estimate",
+        keep_reference: bool = False,
     ) -> None:
         super().__init__()
         if model not in MODELS:
             raise ParamError("model", f"must be one of {', '.join(MODELS)}")
         if direction not in DIRECTIONS:
             raise ParamError("direction", f"must be one of {', '.join(DIRECTIONS)}")
+        if null not in NULLS:
+            raise ParamError("null", f"must be one of {', '.join(NULLS)}")
+        if null == "upper" and (model != "bernoulli" or direction != "up"):
+            raise ParamError("null", '"upper" needs model = "bernoulli" and direction = "up"')
         if not 0.0 < false_alarm_rate < 1.0:
             raise ParamError("false_alarm_rate", "must be in (0, 1)")
         if reference < 20:
@@ -190,6 +260,13 @@ class GlrDetector(Detector):
         self.false_alarm_rate = false_alarm_rate
         self.reference = reference
         self.scale = scale
+        # Set on the instance only when not the default: CPython shares the
+        # keys of instance dicts (and specialises attribute loads on them) up
+        # to 30 attributes, which the hot path's detector already has.
+        if null != "estimate":
+            self.null = null
+        if keep_reference:
+            self.keep_reference = True
         self._up = direction in ("up", "both")
         self._down = direction in ("down", "both")
         self._banks = self._bank_layout()
@@ -202,6 +279,8 @@ class GlrDetector(Detector):
             "false_alarm_rate": self.false_alarm_rate,
             "reference": self.reference,
             "scale": self.scale,
+            "null": self.null,
+            "keep_reference": self.keep_reference,
         }
 
     # -- layout and calibration -------------------------------------------------
@@ -261,6 +340,11 @@ class GlrDetector(Detector):
 
     def _refresh(self) -> None:
         """Re-estimate the pre-change distribution from every value so far."""
+        self._estimate()
+        if self.keep_reference and self._n0 == self._n:
+            self._r0 = self._r  # the raw sum of the reference: its mean, when kept
+
+    def _estimate(self) -> None:
         n = self._n
         self._next = 2 * n
         if self._discrete == 0:
@@ -270,6 +354,12 @@ class GlrDetector(Detector):
             return
         if self.model == "bernoulli":
             ones = self._s1
+            if self.null == "upper":
+                self._flush_all()
+                self._m = upper_rate(ones, n)
+                self._lay_rates([(-1, self._m)])
+                self._n0 = n
+                return
             if not self._enough(ones, n):
                 return
             self._flush_all()
@@ -556,15 +646,36 @@ class GlrDetector(Detector):
             return None
         start = self._start[best_j]
         before = self._rstart[best_j]
+        if self._next == _FROZEN:
+            # Restarted against a kept reference: the values before the
+            # excursion are partly changed ones; the reference is what it
+            # was compared with.
+            mean_before: float | None = self._r0 / self._n0
+        else:
+            mean_before = before / start if start > 0 else None
         detection = Detection(
             severity="drift",
-            mean_before=before / start if start > 0 else None,
+            mean_before=mean_before,
             mean_after=(self._r - before) / (n - start),
             window_before=start,
             window_after=n - start,
         )
-        self._reset()
+        if self.keep_reference:
+            self._restart_cusums()
+        else:
+            self._reset()
         return detection
+
+    def _restart_cusums(self) -> None:
+        """Every CUSUM back to zero, against the same pre-change estimate, kept from now on."""
+        n, r = self._n, self._r
+        for j in range(len(self._w)):
+            self._w[j] = 0.0
+            self._start[j] = n
+            self._rstart[j] = r
+        for bank in range(len(self._last)):
+            self._last[bank] = n
+        self._next = _FROZEN
 
     # -- checkpoints --------------------------------------------------------------
 
@@ -580,6 +691,8 @@ class GlrDetector(Detector):
         for key in (*self._FLOAT_LISTS, *self._INT_LISTS):
             out[key.lstrip("_")] = list(getattr(self, key))
         out["ranges"] = [list(pair) for pair in self._ranges]
+        if self.keep_reference:  # only then: other states stay as they were
+            out["r0"] = self._r0
         return out
 
     def load_state(self, state: Mapping[str, Any]) -> None:
@@ -634,3 +747,5 @@ class GlrDetector(Detector):
             setattr(self, key, value)
         self._ranges = ranges
         self._code_of = {level: code for code, level in enumerate(self._levels)}
+        if self.keep_reference:
+            self._r0 = number("r0", float)
