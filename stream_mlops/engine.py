@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Final, Literal
 
 from stream_mlops import calibration, detectors, snapshot
@@ -350,6 +350,8 @@ class Engine:
             reference_observations=model.reference_observations,
             recent_span=model.recent_span,
             marks=retrains,
+            # Where a detector does not place the change it finds, the track does.
+            history=any(type(d) is not GlrDetector for d in built),
             ranked=not bounded or (glr and not binary),
             binned=label_free,
             categorical=categorical,
@@ -441,15 +443,8 @@ class Engine:
         model = self._settings(state.model_id)
         alerts: list[Output] = []
         for detector, found in fired:
-            detection = found
-            located = type(detector) is GlrDetector
-            if track.categorical or (track.ranked and not located):
-                # The detector saw ranks or codes; the alert reports the signal's
-                # own means (reference and recent), as for any other signal.
-                shift = track.shift()
-                detection = replace(
-                    found, mean_before=shift.reference_mean, mean_after=shift.recent_mean
-                )
+            # Means either side of the located change point, not a window cut.
+            detection, effect = track.located(detector, found)
             alert = self._policy.review(
                 model,
                 model_id=state.model_id,
@@ -457,6 +452,7 @@ class Engine:
                 track=track,
                 detector=detector,
                 detection=detection,
+                effect_size=effect,
                 event_id=event.event_id,
                 ts=event.ts,
                 shifts=lambda: [t.shift() for t in state.label_free()],
@@ -468,12 +464,8 @@ class Engine:
             if detection.severity == "drift":
                 track.rebase()
                 if model.retrains_on(track.name):
-                    if located:
-                        # The likelihood that raised the alarm placed the change.
-                        post_change = detection.window_after
-                    else:
-                        window = (detection.window_before or 0) + (detection.window_after or 0)
-                        post_change = track.post_change(window) or detection.window_after
+                    # The located change: the GLR bank's own, or CUSUM's over the track's values.
+                    post_change = detection.window_after
                     start = track.window_start(post_change)
                     self._retrain_reasons.append((alert, start))
         return alerts
