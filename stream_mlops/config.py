@@ -27,6 +27,8 @@ An example (every key optional; these are not the defaults)::
 
     retrain_budget_share = 0.5       # of the budget, for the retrain_on signals
     distribution_checks = true       # variance, shape, category frequencies too
+    quality_checks = true            # missing, wrong-type, out-of-range, unseen values
+    quality_range_margin = 0.5       # range: reference [q0.001, q0.999] +- 0.5 x width
 
     [defaults.detectors]
     error = [{name = "glr"}]         # the model is chosen per signal (docs/detection.md)
@@ -109,7 +111,9 @@ __all__ = [
 BOOTSTRAP_ENV: Final = "KAFKA_BOOTSTRAP_SERVERS"
 # Signal names a detector or retrain_on can name: the fixed signals, one feature,
 # or every feature.
-_SIGNAL = re.compile(r"error|estimated_error|score|prediction|feature:\*|feature:.+")
+_SIGNAL = re.compile(r"error|estimated_error|score|prediction|feature:\*|feature:.+|quality:.+")
+# Signals of the outcomes themselves and of the errors per actual class.
+_LABEL_SIGNALS: Final = ("outcome", "miss_rate", "false_positive_rate")
 
 
 class ConfigError(ValueError):
@@ -263,12 +267,25 @@ class ModelSettings(_Section):
     reference_observations: Annotated[int, Field(ge=2)] = 1000
     #: Span (in observations) of the recent mean compared with the reference.
     recent_span: Annotated[int, Field(ge=1)] = 200
+    #: Data quality per feature (stream_mlops.quality): the rates of missing
+    #: values, wrong types, values out of the reference's range, unseen
+    #: categories, and schema changes, each a signal ``quality:<feature>:<kind>``
+    #: or ``quality:schema`` watched by a rising-rate GLR bank within the budget.
+    quality_checks: bool = True
+    #: Out of range: beyond the reference's [q0.001, q0.999] widened on each side
+    #: by this many times its width.
+    quality_range_margin: Annotated[float, Field(ge=0)] = 0.5
 
     @field_validator("detectors")
     @classmethod
     def _signals(cls, value: dict[str, list[DetectorSpec]]) -> dict[str, list[DetectorSpec]]:
         for signal in value:
             _check_signal(signal)
+            if signal.startswith("quality:"):
+                raise ValueError(
+                    f"{signal}: quality signals take no detectors here; they are "
+                    "on with quality_checks (docs/detection.md)"
+                )
         return value
 
     @field_validator("retrain_on")
@@ -299,9 +316,11 @@ class ModelSettings(_Section):
 
 
 def _check_signal(signal: str) -> None:
-    if not _SIGNAL.fullmatch(signal):
+    if not _SIGNAL.fullmatch(signal) and signal not in _LABEL_SIGNALS:
         raise ValueError(
-            f"unknown signal {signal!r}; use error, score, prediction, feature:<name> or feature:*"
+            f"unknown signal {signal!r}; use error, estimated_error, score, prediction, "
+            "outcome, miss_rate, false_positive_rate, feature:<name>, feature:* "
+            "or quality:<feature>:<kind>"
         )
 
 

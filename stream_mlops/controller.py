@@ -27,6 +27,7 @@ from stream_mlops.plain_data import (
     float_data,
     read_float,
 )
+from stream_mlops.quality import RateTrack
 from stream_mlops.signals import SignalTrack
 
 __all__ = ["AlertPolicy", "content_id"]
@@ -118,7 +119,7 @@ class AlertPolicy:
         *,
         model_id: str,
         model_version: str,
-        track: SignalTrack,
+        track: SignalTrack | RateTrack,
         detector: Detector,
         detection: Detection,
         effect_size: float,

@@ -43,6 +43,7 @@ from stream_mlops.limits import EventLimitError, EventLimits
 from stream_mlops.model_task import Task
 from stream_mlops.offsets import OffsetSet
 from stream_mlops.plain_data import FieldError, Fields, float_data
+from stream_mlops.quality import QualityMonitor, RateTrack, budget_signals
 from stream_mlops.signals import (
     ModelState,
     SignalTrack,
@@ -94,6 +95,8 @@ class EngineStats:
     refused_ahead_of_watermark: int = 0
     refused_ahead_of_wall_clock: int = 0
     watermark_jumps: int = 0
+    #: predictions with each data-quality problem (stream_mlops.quality), by signal
+    quality_problems: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,6 +137,7 @@ class Engine:
         # clamped_values and untracked_feature_values of the versions already retired
         self._retired_clamped = 0
         self._retired_untracked = 0
+        self._retired_quality: dict[str, int] = {}
         self._limits = EventLimits(settings.limits)
         self._max_features = settings.limits.max_features_per_model
         self._notices: list[str] = []
@@ -227,6 +231,7 @@ class Engine:
             self._versions_retired += 1
             self._retired_clamped += sum(t.clamped for t in state.tracks())
             self._retired_untracked += state.untracked
+            _add_problems(self._retired_quality, state)
         remaining = {model_id for model_id, _ in self._models}
         gone = {model_id for model_id, _ in retired} - remaining
         self._policy.forget(
@@ -307,7 +312,32 @@ class Engine:
                 model.detectors_for("estimated_error") or model.retrains_on("estimated_error")
             ):
                 state.estimated_error = self._track(model, "estimated_error", state)
+            if model.quality_checks:
+                state.quality = QualityMonitor(
+                    reference_observations=model.reference_observations,
+                    margin=model.quality_range_margin,
+                    max_features=self._max_features,
+                )
+                self._watch_quality(model, state)
         return state
+
+    def _watch_quality(self, model: ModelSettings, state: ModelState) -> None:
+        """How the quality signals of a model version get their detector: a
+        rising-rate GLR bank for rare events, at the signal's budget share."""
+        assert state.quality is not None
+
+        def build(signal: str) -> list[Detector]:
+            rate = (
+                state.retrain_false_alarm_rate
+                if model.retrains_on(signal)
+                else state.false_alarm_rate
+            )
+            params: dict[str, Any] = {"model": "bernoulli", "direction": "up", "rare": True}
+            if rate is not None:
+                params["false_alarm_rate"] = rate
+            return [GlrDetector(**params)]
+
+        state.quality.build = build
 
     def _track(
         self, model: ModelSettings, signal: str, state: ModelState, *, categorical: bool = False
@@ -363,6 +393,12 @@ class Engine:
     ) -> list[Output]:
         alerts: list[Output] = []
         event_id = event.event_id
+        quality = state.quality
+        if quality is not None:
+            problems = quality.observe(event.features)
+            if problems:
+                for problem, detections in problems:
+                    alerts += self._review(state, problem, detections, event, epoch)
         if event.score is not None and state.score is not None:
             fired = state.score.observe(event.score, event_id, epoch)
             if fired:
@@ -435,7 +471,7 @@ class Engine:
     def _review(
         self,
         state: ModelState,
-        track: SignalTrack,
+        track: SignalTrack | RateTrack,
         fired: list[tuple[Detector, Detection]],
         event: InputEvent,
         epoch: float,
@@ -514,7 +550,14 @@ class Engine:
             untracked_feature_values=self._retired_untracked
             + sum(state.untracked for state in self._models.values()),
             **self._event_time.counts.as_dict(),
+            quality_problems=self._quality_problems(),
         )
+
+    def _quality_problems(self) -> dict[str, int]:
+        counts = dict(self._retired_quality)
+        for state in self._models.values():
+            _add_problems(counts, state)
+        return dict(sorted(counts.items()))
 
     # -- checkpoints --------------------------------------------------------------
 
@@ -546,6 +589,7 @@ class Engine:
                     "alerts_by_signal": dict(self._alerts_by_signal),
                     "retired_clamped": self._retired_clamped,
                     "retired_untracked": self._retired_untracked,
+                    "retired_quality": dict(self._retired_quality),
                 },
                 "event_time": {
                     "run": self._event_time.run,
@@ -604,6 +648,13 @@ class Engine:
         self._alerts_by_signal = {name: alerts.integer(name, low=0) for name in alerts.keys()}  # noqa: SIM118 (Fields)
         self._retired_clamped = counters.integer("retired_clamped", low=0)
         self._retired_untracked = counters.integer("retired_untracked", low=0)
+        # Absent from the snapshots of versions without quality checks.
+        quality = counters.optional_child("retired_quality")
+        if quality is not None:
+            self._retired_quality = {
+                name: quality.integer(name, low=0)
+                for name in quality.keys()  # noqa: SIM118 (Fields)
+            }
         counters.done()
         event_time = document.child("event_time")
         bound = self._event_time
@@ -633,6 +684,8 @@ class Engine:
             if key in self._models:
                 raise FieldError(f"models[{i}]: {key} appears twice")
             self._models[key] = state
+            if state.quality is not None:
+                self._watch_quality(self._settings(state.model_id), state)
         document.done()
 
     def restore_pending(self, event: InputEvent, offset: int) -> None:
@@ -642,6 +695,12 @@ class Engine:
         else:
             assert isinstance(event, OutcomeEvent)
             self._join.restore_outcome(event, event.epoch, offset)
+
+
+def _add_problems(counts: dict[str, int], state: ModelState) -> None:
+    if state.quality is not None:
+        for name, track in state.quality.tracks.items():
+            counts[name] = counts.get(name, 0) + track.problems
 
 
 def _offsets_data(offsets: OffsetSet) -> str:
@@ -698,6 +757,9 @@ def _detector_count(model: ModelSettings, task: Task, first: PredictionEvent) ->
     def add(signal: str, detectors_: int) -> None:
         counts[0 if model.retrains_on(signal) else 1] += detectors_
 
+    if model.quality_checks:
+        for signal in budget_signals(first.features):
+            add(signal, 1)
     add("error", len(model.detectors_for("error")))
     add("prediction", len(model.detectors_for("prediction")))
     if first.score is not None:

@@ -37,6 +37,7 @@ from stream_mlops.plain_data import (
     floats_data,
     read_float,
 )
+from stream_mlops.quality import QualityMonitor
 
 __all__ = [
     "ModelState",
@@ -599,6 +600,7 @@ class ModelState:
         "model_id",
         "model_version",
         "prediction",
+        "quality",
         "retrain_false_alarm_rate",
         "score",
         "task",
@@ -624,6 +626,8 @@ class ModelState:
         self.retrain_false_alarm_rate: float | None = None
         #: Feature values not tracked: the version had [limits] max_features_per_model.
         self.untracked = 0
+        #: Data-quality checks (None: quality_checks off).
+        self.quality: QualityMonitor | None = None
 
     def tracks(self) -> list[SignalTrack]:
         """Every signal track of this model version."""
@@ -665,6 +669,7 @@ class ModelState:
             "features": {name: t.state() for name, t in self.features.items()},
             "categorical": {name: t.state() for name, t in self.categorical.items()},
             "untracked": self.untracked,
+            "quality": None if self.quality is None else self.quality.state(),
         }
 
     @classmethod
@@ -687,6 +692,9 @@ class ModelState:
             at = fields.at(group)
             for name, data in fields.mapping(group).items():
                 tracks[name] = _named_track(Fields(data, f"{at}[{name!r}]"), f"feature:{name}")
+        quality = fields.optional_child("quality")
+        if quality is not None:
+            state.quality = QualityMonitor.from_state(quality)
         fields.done()
         return state
 

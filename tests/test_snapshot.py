@@ -234,7 +234,11 @@ _EVERY_FAMILY = {
 
 
 def _mixed_stream(n: int, seed: int) -> list[InputEvent]:
-    """A classifier with a drift and a categorical feature, and a regression model."""
+    """A classifier with a drift and a categorical feature, and a regression model.
+
+    Data-quality problems too: from a third on, f1 is null in 40% of the
+    predictions; from the middle on, a city the reference never showed.
+    """
     rng = random.Random(seed)
     events: list[InputEvent] = []
     for event in classifier(
@@ -243,7 +247,10 @@ def _mixed_stream(n: int, seed: int) -> list[InputEvent]:
         if isinstance(event, PredictionEvent):
             i = int(event.event_id.removeprefix("e"))
             city = rng.choice(["oslo", "lima", "pune"] if i < n // 2 else ["oslo", "rome"])
-            events.append(event.model_copy(update={"features": {**event.features, "city": city}}))
+            features = {**event.features, "city": city}
+            if i >= n // 3 and rng.random() < 0.4:
+                features["f1"] = None
+            events.append(event.model_copy(update={"features": features}))
         else:
             events.append(event)
         if isinstance(event, PredictionEvent) and rng.random() < 0.2:
@@ -297,6 +304,7 @@ def test_restoring_at_several_points_gives_the_uninterrupted_outputs(config: str
         encode(o) for e, off in zip(events, offsets, strict=True) for o in whole.process(e, off)
     ]
     assert any(b'"drift_alert"' in out for out in expected), "nothing to compare"
+    assert any(b'"quality:f1:missing"' in out for out in expected), "no quality signal to compare"
 
     engine = Engine(settings_, partition=0)
     produced: list[bytes] = []
