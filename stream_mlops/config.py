@@ -219,6 +219,11 @@ def _default_detectors() -> dict[str, list[DetectorSpec]]:
     # signal (stream_mlops.engine).
     return {
         "error": _glr(),
+        # The outcomes themselves and the errors per actual class
+        # (stream_mlops.outcomes); not in retrain_on by default (docs/detection.md).
+        "outcome": _glr(),
+        "miss_rate": _glr(),
+        "false_positive_rate": _glr(),
         "estimated_error": _glr(),
         "score": _glr(),
         "feature:*": _glr(),

@@ -22,7 +22,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Final, Literal
 
-from stream_mlops import calibration, detectors, snapshot
+from stream_mlops import calibration, detectors, outcomes, snapshot
 from stream_mlops.config import DetectorSpec, ModelSettings, Settings
 from stream_mlops.controller import AlertPolicy
 from stream_mlops.detectors import Detection, Detector, GlrDetector
@@ -312,6 +312,9 @@ class Engine:
                 model.detectors_for("estimated_error") or model.retrains_on("estimated_error")
             ):
                 state.estimated_error = self._track(model, "estimated_error", state)
+            for signal in outcomes.signals_for(task):
+                if model.detectors_for(signal):
+                    state.outcomes[signal] = self._track(model, signal, state)
             if model.quality_checks:
                 state.quality = QualityMonitor(
                     reference_observations=model.reference_observations,
@@ -358,11 +361,17 @@ class Engine:
             specs = [*specs, spec]
         retrains = model.retrains_on(signal)
         rate = state.retrain_false_alarm_rate if retrains else state.false_alarm_rate
-        binary = signal == "error" and task == "classification"
+        binary = signal in outcomes.CLASS_SIGNALS or (
+            signal in ("error", "outcome") and task == "classification"
+        )
         built: list[Detector] = []
         for spec in specs:
-            # Binary detectors only see 0/1: a regression's error is not.
-            if signal == "error" and task == "regression" and detectors.is_binary(spec.name):
+            # Binary detectors only see 0/1: a regression's error or target is not.
+            if (
+                signal in ("error", "outcome")
+                and task == "regression"
+                and detectors.is_binary(spec.name)
+            ):
                 continue
             params = spec.params
             if spec.name == "glr":
@@ -456,17 +465,45 @@ class Engine:
         self, state: ModelState, match: Match, event: InputEvent, epoch: float
     ) -> list[Output]:
         value = error_value(state.task, match.prediction.prediction, match.outcome.actual)
+        alerts = self._outcome_signals(state, match, value, event, epoch) if state.outcomes else []
         track = state.error
         if value is None or track is None:
             self._unscored += 1
-            return []
+            return alerts
         # The error belongs to the prediction: marks carry its id and event time,
         # where a retrainer finds the labeled event.
         prediction = match.prediction
         fired = track.observe(value, prediction.event_id, match.prediction_epoch)
         if not fired:
+            return alerts
+        return alerts + self._review(state, track, fired, event, epoch)
+
+    def _outcome_signals(
+        self,
+        state: ModelState,
+        match: Match,
+        error: float | None,
+        event: InputEvent,
+        epoch: float,
+    ) -> list[Output]:
+        """The outcome itself, then the error of its actual class (stream_mlops.outcomes)."""
+        actual = outcomes.outcome_value(state.task, match.outcome.actual)
+        if actual is None:
             return []
-        return self._review(state, track, fired, event, epoch)
+        alerts: list[Output] = []
+        event_id, at = match.prediction.event_id, match.prediction_epoch
+        track = state.outcomes.get("outcome")
+        if track is not None:
+            fired = track.observe(actual, event_id, at)
+            if fired:
+                alerts += self._review(state, track, fired, event, epoch)
+        if error is not None and state.task == "classification":
+            track = state.outcomes.get(outcomes.class_signal(actual))
+            if track is not None:
+                fired = track.observe(error, event_id, at)
+                if fired:
+                    alerts += self._review(state, track, fired, event, epoch)
+        return alerts
 
     def _review(
         self,
@@ -648,13 +685,12 @@ class Engine:
         self._alerts_by_signal = {name: alerts.integer(name, low=0) for name in alerts.keys()}  # noqa: SIM118 (Fields)
         self._retired_clamped = counters.integer("retired_clamped", low=0)
         self._retired_untracked = counters.integer("retired_untracked", low=0)
-        # Absent from the snapshots of versions without quality checks.
-        quality = counters.optional_child("retired_quality")
-        if quality is not None:
-            self._retired_quality = {
-                name: quality.integer(name, low=0)
-                for name in quality.keys()  # noqa: SIM118 (Fields)
-            }
+        quality = counters.child("retired_quality")
+        self._retired_quality = {
+            name: quality.integer(name, low=0)
+            for name in quality.keys()  # noqa: SIM118 (Fields)
+        }
+        quality.done()
         counters.done()
         event_time = document.child("event_time")
         bound = self._event_time
@@ -720,19 +756,23 @@ def _glr_model(
 ) -> dict[str, Any]:
     """The GLR bank's model for a signal, unless the configuration names one.
 
-    A classifier's error is a 0/1 rate that matters when it rises; a regression's
-    absolute error matters when it grows (half-normal scores of its ranks); the
-    estimated error when it rises; categorical features by their categories;
-    every other signal (ranks) both ways, mean and spread.
+    A classifier's error, and its miss and false-positive rates, are 0/1 rates
+    that matter when they rise; a regression's absolute error matters when it
+    grows (half-normal scores of its ranks); the estimated error when it rises;
+    a classifier's positive rate both ways; categorical features by their
+    categories; every other signal (ranks, a regression's target) both ways,
+    mean and spread.
     """
     out = dict(params)
     if "model" in out:
         return out
     if categorical:
         out["model"] = "categorical"
-    elif signal == "error":
+    elif signal == "error" or signal in outcomes.CLASS_SIGNALS:
         out["model"] = "bernoulli" if binary else "halfnormal"
         out.setdefault("direction", "up")
+    elif signal == "outcome" and binary:
+        out["model"] = "bernoulli"  # the positive rate, both ways
     else:
         out["model"] = "normal"
         if signal == "estimated_error":
@@ -761,6 +801,8 @@ def _detector_count(model: ModelSettings, task: Task, first: PredictionEvent) ->
         for signal in budget_signals(first.features):
             add(signal, 1)
     add("error", len(model.detectors_for("error")))
+    for signal in outcomes.signals_for(task):
+        add(signal, len(model.detectors_for(signal)))
     add("prediction", len(model.detectors_for("prediction")))
     if first.score is not None:
         add("score", len(model.detectors_for("score")) + distribution)

@@ -160,11 +160,18 @@ class RateTrack:
 
     def located(self, detector: Detector, found: Detection) -> tuple[Detection, float]:
         """The rates before and after the change the GLR bank placed, and the
-        change in binomial SDs of the rate before."""
+        change in binomial SDs of the rate before.
+
+        The rate before is often exactly 0 (a problem that never happened):
+        its SD is taken at the rate ``(k + 1/2) / (n + 1)`` of ``k`` problems in
+        ``n`` events (a finite size, not an unbounded one).
+        """
         before, after = found.mean_before, found.mean_after
         if before is None or after is None:
             return found, 0.0
-        return found, effect_size(after - before, math.sqrt(before * (1.0 - before)))
+        n = found.window_before or 0
+        rate = (before * n + 0.5) / (n + 1)
+        return found, effect_size(after - before, math.sqrt(rate * (1.0 - rate)))
 
     def state(self) -> dict[str, Any]:
         return {

@@ -599,6 +599,7 @@ class ModelState:
         "last_prediction_epoch",
         "model_id",
         "model_version",
+        "outcomes",
         "prediction",
         "quality",
         "retrain_false_alarm_rate",
@@ -628,12 +629,19 @@ class ModelState:
         self.untracked = 0
         #: Data-quality checks (None: quality_checks off).
         self.quality: QualityMonitor | None = None
+        #: The outcome signals with detectors (stream_mlops.outcomes), by name.
+        self.outcomes: dict[str, SignalTrack] = {}
 
     def tracks(self) -> list[SignalTrack]:
         """Every signal track of this model version."""
         fixed = (self.score, self.prediction, self.error, self.estimated_error)
         tracks = [t for t in fixed if t is not None]
-        return [*tracks, *self.features.values(), *self.categorical.values()]
+        return [
+            *tracks,
+            *self.outcomes.values(),
+            *self.features.values(),
+            *self.categorical.values(),
+        ]
 
     def label_free(self) -> list[SignalTrack]:
         """The tracks alerts rank by how far they moved.
@@ -670,6 +678,7 @@ class ModelState:
             "categorical": {name: t.state() for name, t in self.categorical.items()},
             "untracked": self.untracked,
             "quality": None if self.quality is None else self.quality.state(),
+            "outcomes": {name: t.state() for name, t in self.outcomes.items()},
         }
 
     @classmethod
@@ -695,6 +704,11 @@ class ModelState:
         quality = fields.optional_child("quality")
         if quality is not None:
             state.quality = QualityMonitor.from_state(quality)
+        at = fields.at("outcomes")
+        for name, data in fields.mapping("outcomes").items():
+            if name not in ("outcome", "miss_rate", "false_positive_rate"):
+                raise FieldError(f"{at}: {name!r} is not an outcome signal")
+            state.outcomes[name] = _named_track(Fields(data, f"{at}[{name!r}]"), name)
         fields.done()
         return state
 
