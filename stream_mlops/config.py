@@ -240,8 +240,11 @@ class ModelSettings(_Section):
     task: Annotated[Task, Field(strict=False)] | None = None
     #: Detectors per signal: "error", "estimated_error" (min(score, 1 - score) of a
     #: classifier's calibrated score, see docs/detection.md), "score",
-    #: "prediction", "feature:<name>", or "feature:*" for every numeric feature
-    #: without its own entry. [] disables.
+    #: "prediction", "outcome" (the actual label's positive rate or a regression
+    #: target), "miss_rate" and "false_positive_rate" (a classifier's error on
+    #: actual positives, on actual negatives), "feature:<name>", or "feature:*"
+    #: for every numeric feature without its own entry. [] disables. Quality
+    #: signals take no entry (quality_checks).
     detectors: dict[str, list[DetectorSpec]] = Field(default_factory=_default_detectors)
     #: A detector's observations before it may alert (its first values are noise).
     min_observations: Annotated[int, Field(ge=0)] = 500
