@@ -499,7 +499,7 @@ def _calibrated_rate(engine: Engine, signal: str) -> float | None:
     elif signal in state.outcomes:
         track = state.outcomes[signal]
     else:
-        track = getattr(state, signal)
+        track = getattr(state, signal, None)
     if track is None:
         return None
     return None if per is None else per * len(track.detectors)

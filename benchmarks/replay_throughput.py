@@ -36,8 +36,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from stream_mlops import events
-from stream_mlops.config import Settings, parse_settings
+from stream_mlops import events, outcomes
+from stream_mlops.config import Settings
 from stream_mlops.engine import Engine
 from stream_mlops.join import PendingJoin
 from stream_mlops.offline import replay_lines
@@ -84,17 +84,22 @@ def write_file(path: Path, n_events: int, seed: int = 0) -> None:
         out.writelines(pending)
 
 
-WITHOUT_NEW_SIGNALS = {
-    "defaults": {
-        "quality_checks": False,
-        "detectors": {"outcome": [], "miss_rate": [], "false_positive_rate": []},
-    }
-}
-
-
 def quality_cost(path: Path) -> None:
     decoded = [events.decode_input(line) for line in path.read_bytes().splitlines()]
-    without = parse_settings(WITHOUT_NEW_SIGNALS)
+    # The defaults, less the new signals ([defaults.detectors] in a file would
+    # replace the whole table, every default detector with it).
+    shipped = Settings()
+    defaults = shipped.defaults.model_copy(
+        update={
+            "quality_checks": False,
+            "detectors": {
+                signal: specs
+                for signal, specs in shipped.defaults.detectors.items()
+                if signal not in outcomes.SIGNALS
+            },
+        }
+    )
+    without = shipped.model_copy(update={"defaults": defaults})
 
     def core(settings: Settings) -> Callable[[], None]:
         def run() -> None:
