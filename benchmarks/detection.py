@@ -119,6 +119,10 @@ class Scenario:
     kl: float | None  # KL(after || before) of the target signal's values; None: gradual
     make: Callable[[random.Random, int, int], Iterator[Step]]  # (rng, tau, length)
     also_changed: tuple[str, ...] = ()  # other signals that move with it (not false alarms)
+    # Predictions before the change and horizon, where --tau / --horizon give too
+    # few observations of the signal (a class-conditional error at 1% prevalence).
+    tau: int | None = None
+    horizon: int | None = None
 
 
 # -- KL divergences -----------------------------------------------------------------
@@ -340,6 +344,92 @@ def stationary() -> Scenario:
     return Scenario("stationary", "", None, make)
 
 
+def data_quality(kind: str) -> Scenario:
+    """5 features; from the change on, one of them breaks (stream_mlops.quality)."""
+    problems = {
+        "missing": ("amount 60% null", "quality:amount:missing"),
+        "type": ("amount as strings", "quality:amount:type"),
+        "range": ("1% of amount at -1e9", "quality:amount:range"),
+        "unseen": ("5% unseen merchant", "quality:merchant:unseen"),
+    }
+    label, target = problems[kind]
+
+    def make(rng: random.Random, tau: int, length: int) -> Iterator[Step]:
+        for i in range(length):
+            features: dict[str, Any] = {
+                "amount": rng.lognormvariate(3.0, 1.0),
+                "age": rng.gauss(40.0, 12.0),
+                "ratio": rng.random(),
+                "hour": rng.randrange(24),
+                "merchant": _merchant(rng, MERCHANT_BEFORE),
+            }
+            problem = False
+            if i >= tau:
+                draw = rng.random()
+                if kind == "missing" and draw < 0.6:
+                    features["amount"], problem = None, True
+                elif kind == "type":
+                    features["amount"], problem = f"{features['amount']:.2f}", True
+                elif kind == "range" and draw < 0.01:
+                    features["amount"], problem = -1e9, True
+                elif kind == "unseen" and draw < 0.05:
+                    features["merchant"], problem = "crypto", True
+            yield [prediction(i, features, 0, None)], {target: float(problem)}
+
+    return Scenario(
+        f"quality: {label}",
+        target,
+        None,  # the rate before is 0: no KL, no bound
+        make,
+        # The feature's own distribution moves too.
+        also_changed=("feature:merchant",) if kind == "unseen" else (),
+    )
+
+
+def fraud(change: str) -> Scenario:
+    """A fraud classifier at 1% prevalence: the fraud rate or the recall changes."""
+    before = (0.01, 0.8)
+    after = (0.03, 0.8) if change == "prior" else (0.01, 0.4)
+    target = "outcome" if change == "prior" else "miss_rate"
+
+    def make(rng: random.Random, tau: int, length: int) -> Iterator[Step]:
+        for i in range(length):
+            prevalence, recall = before if i < tau else after
+            actual = rng.random() < prevalence
+            flagged = rng.random() < (recall if actual else 0.02)
+            score = rng.uniform(0.5, 1.0) if flagged else rng.uniform(0.0, 0.5)
+            signals: dict[str, float | str] = {
+                "outcome": float(actual),
+                "error": float(flagged != actual),
+            }
+            signals["miss_rate" if actual else "false_positive_rate"] = float(flagged != actual)
+            events: list[InputEvent] = [
+                prediction(i, {"amount": rng.lognormvariate(3.0, 1.0)}, int(flagged), score),
+                outcome(i, int(actual)),
+            ]
+            yield events, signals
+
+    if change == "prior":
+        return Scenario(
+            "outcome: fraud rate 1% -> 3%",
+            target,
+            kl_bernoulli(0.03, 0.01),
+            make,
+            # More frauds: more errors and misses, a higher score.
+            also_changed=("error", "score", "false_positive_rate", "miss_rate"),
+        )
+    # Enough frauds before the change for min_observations (500) of the miss rate.
+    return Scenario(
+        "miss_rate: recall 80% -> 40% at 1% fraud",
+        target,
+        kl_bernoulli(0.6, 0.2),
+        make,
+        also_changed=("error", "score"),
+        tau=60_000,
+        horizon=40_000,
+    )
+
+
 def scenarios() -> list[Scenario]:
     found = []
     for after in (0.075, 0.10, 0.20):
@@ -353,6 +443,10 @@ def scenarios() -> list[Scenario]:
     for change in ("variance", "shape", "merchant"):
         found.append(label_free(change))
     found.append(estimated_error())
+    for kind in ("missing", "type", "range", "unseen"):
+        found.append(data_quality(kind))
+    found.append(fraud("prior"))
+    found.append(fraud("recall"))
     return found
 
 
@@ -406,15 +500,19 @@ def _calibrated_rate(engine: Engine, signal: str) -> float | None:
     state = engine._models.get(("m", "v1"))
     if state is None or not signal:
         return None
+    model = engine.settings.model("m")
+    per = state.retrain_false_alarm_rate if model.retrains_on(signal) else state.false_alarm_rate
+    if signal.startswith("quality:"):
+        return per  # one detector each
     if signal.startswith("feature:"):
         name = signal.removeprefix("feature:")
         track = state.features.get(name) or state.categorical.get(name)
+    elif signal in state.outcomes:
+        track = state.outcomes[signal]
     else:
-        track = getattr(state, signal)
+        track = getattr(state, signal, None)
     if track is None:
         return None
-    model = engine.settings.model("m")
-    per = state.retrain_false_alarm_rate if model.retrains_on(signal) else state.false_alarm_rate
     return None if per is None else per * len(track.detectors)
 
 
@@ -520,7 +618,14 @@ def main() -> None:
 def table(pool: Any, args: argparse.Namespace) -> float:
     change = [s for s in scenarios() if args.only in s.name]
     jobs: list[tuple[str, int, int, int, int, tuple[str, ...]]] = [
-        (s.name, seed, args.tau, args.horizon, args.tau + args.horizon, DETECTORS)
+        (
+            s.name,
+            seed,
+            s.tau or args.tau,
+            s.horizon or args.horizon,
+            (s.tau or args.tau) + (s.horizon or args.horizon),
+            DETECTORS,
+        )
         for s in change
         for seed in range(args.seeds)
     ]

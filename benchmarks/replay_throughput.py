@@ -1,6 +1,7 @@
 """Replay throughput on a 1M-event file (8 numeric features), and where the time goes.
 
     PYTHONPATH=. python benchmarks/replay_throughput.py [--events 1000000] [--file PATH]
+        [--quality-cost]
 
 Writes the file (500,000 predictions, each followed 100 events later by its
 outcome) unless it exists, then measures, each over the whole file in one run:
@@ -12,6 +13,11 @@ with every event through pydantic's model_validate (the fast path switched
 off), so the saving is a ratio from one run; each of these is the best of
 three interleaved runs, as the machine may be shared. Prints a table.
 Target: 50,000 events/s on one core.
+
+``--quality-cost`` only compares the core (join, signals, detectors) with the
+defaults against the defaults without the data-quality and outcome signals
+(``quality_checks = false``; no detectors on ``outcome``, ``miss_rate``,
+``false_positive_rate``): best of three interleaved runs each, and the ratio.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from stream_mlops import events
+from stream_mlops import events, outcomes
 from stream_mlops.config import Settings
 from stream_mlops.engine import Engine
 from stream_mlops.join import PendingJoin
@@ -78,6 +84,49 @@ def write_file(path: Path, n_events: int, seed: int = 0) -> None:
         out.writelines(pending)
 
 
+def quality_cost(path: Path) -> None:
+    decoded = [events.decode_input(line) for line in path.read_bytes().splitlines()]
+    # The defaults, less the new signals ([defaults.detectors] in a file would
+    # replace the whole table, every default detector with it).
+    shipped = Settings()
+    defaults = shipped.defaults.model_copy(
+        update={
+            "quality_checks": False,
+            "detectors": {
+                signal: specs
+                for signal, specs in shipped.defaults.detectors.items()
+                if signal not in outcomes.SIGNALS
+            },
+        }
+    )
+    without = shipped.model_copy(update={"defaults": defaults})
+
+    def core(settings: Settings) -> Callable[[], None]:
+        def run() -> None:
+            engine = Engine(settings, labeled_events=False)
+            for event in decoded:
+                engine.process(event)
+
+        return run
+
+    with_new, without_new = (
+        min(times)
+        for times in zip(
+            *((timed(core(Settings()), True), timed(core(without), True)) for _ in range(3)),
+            strict=True,
+        )
+    )
+    n = len(decoded)
+    print(f"\ncore (join + signals + detectors) on {n:,} events, CPU seconds, best of 3")
+    print(f"{'configuration':<48} | {'seconds':>8} | {'events/s':>9}")
+    for name, seconds in (
+        ("defaults", with_new),
+        ("without quality and outcome signals", without_new),
+    ):
+        print(f"{name:<48} | {seconds:7.2f}s | {n / seconds:9,.0f}")
+    print(f"ratio defaults / without: {with_new / without_new:.3f}")
+
+
 def timed(fn: Callable[[], object], gc_on: bool) -> float:
     gc.collect()
     if not gc_on:
@@ -101,11 +150,19 @@ def main() -> None:
         action="store_true",
         help="only the `stream-mlops replay` process (for files too big to hold in memory)",
     )
+    parser.add_argument(
+        "--quality-cost",
+        action="store_true",
+        help="only the core with and without the data-quality and outcome signals",
+    )
     args = parser.parse_args()
     path = args.file or Path(tempfile.gettempdir()) / f"stream-mlops-bench-{args.events}.jsonl"
     if not path.exists():
         print(f"writing {args.events:,} events to {path} ...", file=sys.stderr)
         write_file(path, args.events)
+    if args.quality_cost:
+        quality_cost(path)
+        return
     cli_row(path, args.events)
     if args.cli_only:
         return

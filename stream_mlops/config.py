@@ -31,6 +31,8 @@ An example (every key optional; these are not the defaults)::
     slices = ["country", "merchant_category"]   # error and score per value of these features
     slice_top_k = 20                 # values tracked per slice feature; the rest pooled
     rebase_after_alert = false       # keep comparing with the reference after an alert
+    quality_checks = true            # missing, wrong-type, out-of-range, unseen values
+    quality_range_margin = 0.5       # range: reference [q0.001, q0.999] +- 0.5 x width
 
     [defaults.detectors]
     error = [{name = "glr"}]         # the model is chosen per signal (docs/detection.md)
@@ -148,7 +150,9 @@ PASSWORD_ENV: Final = "KAFKA_SASL_PASSWORD"
 KEY_PASSWORD_ENV: Final = "KAFKA_SSL_KEY_PASSWORD"
 # Signal names a detector or retrain_on can name: the fixed signals, one feature,
 # or every feature.
-_SIGNAL = re.compile(r"error|estimated_error|score|prediction|feature:\*|feature:.+")
+_SIGNAL = re.compile(r"error|estimated_error|score|prediction|feature:\*|feature:.+|quality:.+")
+# Signals of the outcomes themselves and of the errors per actual class.
+_LABEL_SIGNALS: Final = ("outcome", "miss_rate", "false_positive_rate")
 
 
 class ConfigError(ValueError):
@@ -258,6 +262,11 @@ def _default_detectors() -> dict[str, list[DetectorSpec]]:
     # signal (stream_mlops.engine).
     return {
         "error": _glr(),
+        # The outcomes themselves and the errors per actual class
+        # (stream_mlops.outcomes); not in retrain_on by default (docs/detection.md).
+        "outcome": _glr(),
+        "miss_rate": _glr(),
+        "false_positive_rate": _glr(),
         "estimated_error": _glr(),
         "score": _glr(),
         "feature:*": _glr(),
@@ -282,8 +291,11 @@ class ModelSettings(_Section):
     task: Annotated[Task, Field(strict=False)] | None = None
     #: Detectors per signal: "error", "estimated_error" (min(score, 1 - score) of a
     #: classifier's calibrated score, see docs/detection.md), "score",
-    #: "prediction", "feature:<name>", or "feature:*" for every numeric feature
-    #: without its own entry. [] disables.
+    #: "prediction", "outcome" (the actual label's positive rate or a regression
+    #: target), "miss_rate" and "false_positive_rate" (a classifier's error on
+    #: actual positives, on actual negatives), "feature:<name>", or "feature:*"
+    #: for every numeric feature without its own entry. [] disables. Quality
+    #: signals take no entry (quality_checks).
     detectors: dict[str, list[DetectorSpec]] = Field(default_factory=_default_detectors)
     #: A detector's observations before it may alert (its first values are noise).
     min_observations: Annotated[int, Field(ge=0)] = 500
@@ -335,12 +347,25 @@ class ModelSettings(_Section):
     #: After a drift alert on a signal, form a new reference from the values
     #: that follow (true), or keep comparing with the same one (false).
     rebase_after_alert: bool = True
+    #: Data quality per feature (stream_mlops.quality): the rates of missing
+    #: values, wrong types, values out of the reference's range, unseen
+    #: categories, and schema changes, each a signal ``quality:<feature>:<kind>``
+    #: or ``quality:schema`` watched by a rising-rate GLR bank within the budget.
+    quality_checks: bool = True
+    #: Out of range: beyond the reference's [q0.001, q0.999] widened on each side
+    #: by this many times its width.
+    quality_range_margin: Annotated[float, Field(ge=0)] = 0.5
 
     @field_validator("detectors")
     @classmethod
     def _signals(cls, value: dict[str, list[DetectorSpec]]) -> dict[str, list[DetectorSpec]]:
         for signal in value:
             _check_signal(signal)
+            if signal.startswith("quality:"):
+                raise ValueError(
+                    f"{signal}: quality signals take no detectors here; they are "
+                    "on with quality_checks (docs/detection.md)"
+                )
         return value
 
     @field_validator("retrain_on")
@@ -389,9 +414,11 @@ def _check_slices(where: str, model: ModelSettings, limits: LimitSettings) -> No
 
 
 def _check_signal(signal: str) -> None:
-    if not _SIGNAL.fullmatch(signal):
+    if not _SIGNAL.fullmatch(signal) and signal not in _LABEL_SIGNALS:
         raise ValueError(
-            f"unknown signal {signal!r}; use error, score, prediction, feature:<name> or feature:*"
+            f"unknown signal {signal!r}; use error, estimated_error, score, prediction, "
+            "outcome, miss_rate, false_positive_rate, feature:<name>, feature:* "
+            "or quality:<feature>:<kind>"
         )
 
 

@@ -27,6 +27,7 @@ from stream_mlops.plain_data import (
     float_data,
     read_float,
 )
+from stream_mlops.quality import RateTrack
 from stream_mlops.signals import SignalTrack
 
 __all__ = ["AlertPolicy", "content_id"]
@@ -118,9 +119,10 @@ class AlertPolicy:
         *,
         model_id: str,
         model_version: str,
-        track: SignalTrack,
+        track: SignalTrack | RateTrack,
         detector: Detector,
         detection: Detection,
+        effect_size: float,
         event_id: str,
         ts: datetime,
         shifts: Callable[[], list[SignalShift]],
@@ -170,7 +172,7 @@ class AlertPolicy:
                 mean_after=detection.mean_after,
                 window_before=detection.window_before,
                 window_after=detection.window_after,
-                effect_size=track.shift().effect_size,
+                effect_size=effect_size,
                 partition=self.partition,
                 shifts=ranked[:_MAX_SHIFTS],
             ),

@@ -22,7 +22,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Final, Literal
 
-from stream_mlops import calibration, detectors, snapshot
+from stream_mlops import calibration, detectors, outcomes, snapshot
 from stream_mlops.config import DetectorSpec, ModelSettings, Settings
 from stream_mlops.controller import AlertPolicy
 from stream_mlops.detectors import Detection, Detector, GlrDetector
@@ -43,6 +43,7 @@ from stream_mlops.limits import EventLimitError, EventLimits
 from stream_mlops.model_task import Task
 from stream_mlops.offsets import OffsetSet
 from stream_mlops.plain_data import FieldError, Fields, check_list, float_data
+from stream_mlops.quality import QualityMonitor, RateTrack, budget_signals
 from stream_mlops.signals import (
     ModelState,
     SignalTrack,
@@ -95,6 +96,8 @@ class EngineStats:
     refused_ahead_of_watermark: int = 0
     refused_ahead_of_wall_clock: int = 0
     watermark_jumps: int = 0
+    #: predictions with each data-quality problem (stream_mlops.quality), by signal
+    quality_problems: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,6 +154,7 @@ class Engine:
         # clamped_values and untracked_feature_values of the versions already retired
         self._retired_clamped = 0
         self._retired_untracked = 0
+        self._retired_quality: dict[str, int] = {}
         self._limits = EventLimits(settings.limits)
         self._max_features = settings.limits.max_features_per_model
         self._notices: list[str] = []
@@ -244,6 +248,7 @@ class Engine:
             self._versions_retired += 1
             self._retired_clamped += sum(t.clamped for t in state.tracks())
             self._retired_untracked += state.untracked
+            _add_problems(self._retired_quality, state)
         remaining = {model_id for model_id, _ in self._models}
         gone = {model_id for model_id, _ in retired} - remaining
         self._policy.forget(
@@ -329,6 +334,16 @@ class Engine:
                 model.detectors_for("estimated_error") or model.retrains_on("estimated_error")
             ):
                 state.estimated_error = self._track(model, "estimated_error", state)
+            for signal in outcomes.signals_for(task):
+                if model.detectors_for(signal):
+                    state.outcomes[signal] = self._track(model, signal, state)
+            if model.quality_checks:
+                state.quality = QualityMonitor(
+                    reference_observations=model.reference_observations,
+                    margin=model.quality_range_margin,
+                    max_features=self._max_features,
+                )
+                self._watch_quality(model, state)
         return state
 
     def _new_slices(
@@ -374,6 +389,24 @@ class Engine:
 
         slices.make = make
 
+    def _watch_quality(self, model: ModelSettings, state: ModelState) -> None:
+        """How the quality signals of a model version get their detector: a
+        rising-rate GLR bank for rare events, at the signal's budget share."""
+        assert state.quality is not None
+
+        def build(signal: str) -> list[Detector]:
+            rate = (
+                state.retrain_false_alarm_rate
+                if model.retrains_on(signal)
+                else state.false_alarm_rate
+            )
+            params: dict[str, Any] = {"model": "bernoulli", "direction": "up", "rare": True}
+            if rate is not None:
+                params["false_alarm_rate"] = rate
+            return [GlrDetector(**params)]
+
+        state.quality.build = build
+
     def _track(
         self,
         model: ModelSettings,
@@ -405,11 +438,17 @@ class Engine:
         retrains = not in_slice and model.retrains_on(signal)
         if not in_slice:
             rate = state.retrain_false_alarm_rate if retrains else state.false_alarm_rate
-        binary = signal == "error" and task == "classification"
+        binary = signal in outcomes.CLASS_SIGNALS or (
+            signal in ("error", "outcome") and task == "classification"
+        )
         built: list[Detector] = []
         for spec in specs:
-            # Binary detectors only see 0/1: a regression's error is not.
-            if signal == "error" and task == "regression" and detectors.is_binary(spec.name):
+            # Binary detectors only see 0/1: a regression's error or target is not.
+            if (
+                signal in ("error", "outcome")
+                and task == "regression"
+                and detectors.is_binary(spec.name)
+            ):
                 continue
             params = spec.params
             if spec.name == "glr":
@@ -435,6 +474,8 @@ class Engine:
             reference_observations=model.reference_observations,
             recent_span=model.recent_span,
             marks=retrains,
+            # Where a detector does not place the change it finds, the track does.
+            history=any(type(d) is not GlrDetector for d in built),
             ranked=not bounded or (glr and not binary),
             binned=label_free,
             categorical=categorical,
@@ -446,6 +487,12 @@ class Engine:
     ) -> list[Output]:
         alerts: list[Output] = []
         event_id = event.event_id
+        quality = state.quality
+        if quality is not None:
+            problems = quality.observe(event.features)
+            if problems:
+                for problem, detections in problems:
+                    alerts += self._review(state, problem, detections, event, epoch)
         if event.score is not None and state.score is not None:
             fired = state.score.observe(event.score, event_id, epoch)
             if fired:
@@ -564,23 +611,52 @@ class Engine:
         self, state: ModelState, match: Match, event: InputEvent, epoch: float
     ) -> list[Output]:
         value = error_value(state.task, match.prediction.prediction, match.outcome.actual)
+        alerts = self._outcome_signals(state, match, value, event, epoch) if state.outcomes else []
         track = state.error
         if value is None or track is None:
             self._unscored += 1
-            return []
+            return alerts
         # The error belongs to the prediction: marks carry its id and event time,
         # where a retrainer finds the labeled event.
         prediction = match.prediction
         fired = track.observe(value, prediction.event_id, match.prediction_epoch)
-        alerts = self._review(state, track, fired, event, epoch) if fired else []
+        if fired:
+            alerts += self._review(state, track, fired, event, epoch)
         if state.slices is not None:
             alerts += self._slice_errors(state, value, match, event, epoch)
+        return alerts
+
+    def _outcome_signals(
+        self,
+        state: ModelState,
+        match: Match,
+        error: float | None,
+        event: InputEvent,
+        epoch: float,
+    ) -> list[Output]:
+        """The outcome itself, then the error of its actual class (stream_mlops.outcomes)."""
+        actual = outcomes.outcome_value(state.task, match.outcome.actual)
+        if actual is None:
+            return []
+        alerts: list[Output] = []
+        event_id, at = match.prediction.event_id, match.prediction_epoch
+        track = state.outcomes.get("outcome")
+        if track is not None:
+            fired = track.observe(actual, event_id, at)
+            if fired:
+                alerts += self._review(state, track, fired, event, epoch)
+        if error is not None and state.task == "classification":
+            track = state.outcomes.get(outcomes.class_signal(actual))
+            if track is not None:
+                fired = track.observe(error, event_id, at)
+                if fired:
+                    alerts += self._review(state, track, fired, event, epoch)
         return alerts
 
     def _review(
         self,
         state: ModelState,
-        track: SignalTrack,
+        track: SignalTrack | RateTrack,
         fired: list[tuple[Detector, Detection]],
         event: InputEvent,
         epoch: float,
@@ -590,15 +666,8 @@ class Engine:
         model = self._settings(state.model_id)
         alerts: list[Output] = []
         for detector, found in fired:
-            detection = found
-            located = type(detector) is GlrDetector
-            if track.categorical or (track.ranked and not located):
-                # The detector saw ranks or codes; the alert reports the signal's
-                # own means (reference and recent), as for any other signal.
-                shift = track.shift()
-                detection = replace(
-                    found, mean_before=shift.reference_mean, mean_after=shift.recent_mean
-                )
+            # Means either side of the located change point, not a window cut.
+            detection, effect = track.located(detector, found)
             alert = self._policy.review(
                 model,
                 model_id=state.model_id,
@@ -606,6 +675,7 @@ class Engine:
                 track=track,
                 detector=detector,
                 detection=detection,
+                effect_size=effect,
                 event_id=event.event_id,
                 ts=event.ts,
                 shifts=lambda: [t.shift() for t in state.label_free()],
@@ -621,12 +691,8 @@ class Engine:
                 if model.rebase_after_alert:
                     track.rebase()
                 if model.retrains_on(track.name):
-                    if located:
-                        # The likelihood that raised the alarm placed the change.
-                        post_change = detection.window_after
-                    else:
-                        window = (detection.window_before or 0) + (detection.window_after or 0)
-                        post_change = track.post_change(window) or detection.window_after
+                    # The located change: the GLR bank's own, or CUSUM's over the track's values.
+                    post_change = detection.window_after
                     start = track.window_start(post_change)
                     self._retrain_reasons.append((alert, start))
         return alerts
@@ -675,6 +741,7 @@ class Engine:
             untracked_feature_values=self._retired_untracked
             + sum(state.untracked for state in self._models.values()),
             **self._event_time.counts.as_dict(),
+            quality_problems=self._quality_problems(),
         )
 
     def holding(self) -> EngineHolding:
@@ -692,6 +759,12 @@ class Engine:
             signals=signals,
             model_versions=len(self._models),
         )
+
+    def _quality_problems(self) -> dict[str, int]:
+        counts = dict(self._retired_quality)
+        for state in self._models.values():
+            _add_problems(counts, state)
+        return dict(sorted(counts.items()))
 
     # -- checkpoints --------------------------------------------------------------
 
@@ -723,6 +796,7 @@ class Engine:
                     "alerts_by_signal": dict(self._alerts_by_signal),
                     "retired_clamped": self._retired_clamped,
                     "retired_untracked": self._retired_untracked,
+                    "retired_quality": dict(self._retired_quality),
                 },
                 "event_time": {
                     "run": self._event_time.run,
@@ -810,6 +884,12 @@ class Engine:
         self._alerts_by_signal = {name: alerts.integer(name, low=0) for name in alerts.keys()}  # noqa: SIM118 (Fields)
         self._retired_clamped = counters.integer("retired_clamped", low=0)
         self._retired_untracked = counters.integer("retired_untracked", low=0)
+        quality = counters.child("retired_quality")
+        self._retired_quality = {
+            name: quality.integer(name, low=0)
+            for name in quality.keys()  # noqa: SIM118 (Fields)
+        }
+        quality.done()
         counters.done()
         event_time = document.child("event_time")
         bound = self._event_time
@@ -839,6 +919,8 @@ class Engine:
             if key in self._models:
                 raise FieldError(f"models[{i}]: {key} appears twice")
             self._models[key] = state
+            if state.quality is not None:
+                self._watch_quality(self._settings(state.model_id), state)
         self._load_slices(document)
         document.done()
 
@@ -849,6 +931,12 @@ class Engine:
         else:
             assert isinstance(event, OutcomeEvent)
             self._join.restore_outcome(event, event.epoch, offset)
+
+
+def _add_problems(counts: dict[str, int], state: ModelState) -> None:
+    if state.quality is not None:
+        for name, track in state.quality.tracks.items():
+            counts[name] = counts.get(name, 0) + track.problems
 
 
 def _offsets_data(offsets: OffsetSet) -> str:
@@ -868,19 +956,23 @@ def _glr_model(
 ) -> dict[str, Any]:
     """The GLR bank's model for a signal, unless the configuration names one.
 
-    A classifier's error is a 0/1 rate that matters when it rises; a regression's
-    absolute error matters when it grows (half-normal scores of its ranks); the
-    estimated error when it rises; categorical features by their categories;
-    every other signal (ranks) both ways, mean and spread.
+    A classifier's error, and its miss and false-positive rates, are 0/1 rates
+    that matter when they rise; a regression's absolute error matters when it
+    grows (half-normal scores of its ranks); the estimated error when it rises;
+    a classifier's positive rate both ways; categorical features by their
+    categories; every other signal (ranks, a regression's target) both ways,
+    mean and spread.
     """
     out = dict(params)
     if "model" in out:
         return out
     if categorical:
         out["model"] = "categorical"
-    elif signal == "error":
+    elif signal == "error" or signal in outcomes.CLASS_SIGNALS:
         out["model"] = "bernoulli" if binary else "halfnormal"
         out.setdefault("direction", "up")
+    elif signal == "outcome" and binary:
+        out["model"] = "bernoulli"  # the positive rate, both ways
     else:
         out["model"] = "normal"
         if signal == "estimated_error":
@@ -915,7 +1007,12 @@ def _detector_count(model: ModelSettings, task: Task, first: PredictionEvent) ->
     def add(signal: str, detectors_: int) -> None:
         counts[0 if model.retrains_on(signal) else 1] += detectors_
 
+    if model.quality_checks:
+        for signal in budget_signals(first.features):
+            add(signal, 1)
     add("error", len(model.detectors_for("error")))
+    for signal in outcomes.signals_for(task):
+        add(signal, len(model.detectors_for(signal)))
     add("prediction", len(model.detectors_for("prediction")))
     if first.score is not None:
         add("score", len(model.detectors_for("score")) + distribution)

@@ -167,6 +167,11 @@ class ReplayResult:
                 else ""
             )
             + (f"; event-time jumps {s.watermark_jumps}" if s.watermark_jumps else "")
+            + (
+                "; quality problems: " + " ".join(f"{k}={v}" for k, v in s.quality_problems.items())
+                if s.quality_problems
+                else ""
+            )
             + "\n"
         )
 

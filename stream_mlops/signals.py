@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections import deque
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 from stream_mlops import detectors as detector_registry
-from stream_mlops.changepoint import post_change_count
+from stream_mlops.changepoint import block_post_change_count, effect_size
 from stream_mlops.detectors import Detection, Detector, GlrDetector
 from stream_mlops.events import LabelValue, PredictionEvent, SignalShift
 from stream_mlops.model_task import Task
@@ -39,6 +40,7 @@ from stream_mlops.plain_data import (
     floats_data,
     read_float,
 )
+from stream_mlops.quality import QualityMonitor
 
 __all__ = [
     "ModelState",
@@ -55,10 +57,14 @@ __all__ = [
 # 260,000 observations back, 8,192 small tuples per retrain-triggering signal.
 _MARK_EVERY: Final = 32
 _MARKS_KEPT: Final = 8192
-# Raw values kept (between this and twice this) to place a change point inside
-# the detector's window (``stream_mlops.changepoint``): ADWIN's windows at the
-# first drift on a classifier's error are a few hundred to a few thousand values.
-_VALUES_KEPT: Final = 4096
+# Where a detector that does not place the change itself (all but the GLR bank)
+# saw one, the change point is placed by CUSUM (``stream_mlops.changepoint``)
+# over sums of _BLOCK values (as fine as the marks), the last _BLOCKS_KEPT to
+# twice that: 8,192 to 16,384 values since the last drift alert, 256-512 floats
+# per track. ADWIN's windows at a first drift on a classifier's error are a few
+# hundred to a few thousand values; the distribution detector's at most 4,000.
+_BLOCK: Final = _MARK_EVERY
+_BLOCKS_KEPT: Final = 256
 # Ranks are taken against 65 quantiles of the first reference (1/64 resolution is
 # finer than any mean shift worth an alert; 65 floats per signal in a snapshot).
 _RANK_EDGES: Final = 64
@@ -72,8 +78,6 @@ _MAX_CATEGORIES: Final = 20
 # and an alert went out with "reference_mean": null. No real feature is that
 # large; the detectors see ranks anyway, which clamping leaves in place.
 LARGEST_VALUE: Final = 2.0**480
-# The effect size reported for a shift against a reference without spread.
-_UNBOUNDED_EFFECT: Final = 1e9
 
 
 def numeric(value: LabelValue | None) -> float | None:
@@ -140,6 +144,11 @@ class SignalTrack:
     values get codes 0, 1, ...; later ones share one "other" code. Detectors get
     the code.
 
+    ``history=True`` (a track with a detector that does not place the change it
+    finds: ADWIN, the distribution test, river's) keeps the sums of blocks of
+    32 values, so that ``located`` reports the means on either side of the
+    change point, not of a detector's window cut.
+
     Values beyond ``LARGEST_VALUE`` in size are taken as ``LARGEST_VALUE`` (with
     their sign) and counted in ``clamped``; a NaN (only the Python API can
     pass one: JSON has none) is counted there and otherwise ignored. Every
@@ -148,9 +157,12 @@ class SignalTrack:
 
     __slots__ = (
         "_alpha",
+        "_block_sum",
+        "_blocks",
         "_codes",
         "_edges",
         "_half_step",
+        "_rebased_at",
         "_recent",
         "_recent_bins",
         "_ref_bins",
@@ -168,7 +180,6 @@ class SignalTrack:
         "ranked",
         "recent_span",
         "reference_observations",
-        "values",
     )
 
     def __init__(
@@ -182,6 +193,7 @@ class SignalTrack:
         ranked: bool = False,
         binned: bool = False,
         categorical: bool = False,
+        history: bool = False,
     ) -> None:
         self.name = name
         self.detectors = detectors
@@ -194,9 +206,12 @@ class SignalTrack:
         self.marks: deque[tuple[int, float, str]] | None = (
             deque(maxlen=_MARKS_KEPT) if marks else None
         )
-        #: recent raw values of a retrain-triggering signal (a list, trimmed in
-        #: chunks: cheaper to append to and to pickle than a deque)
-        self.values: list[float] | None = [] if marks else None
+        #: sums of the latest blocks of _BLOCK values (a list, trimmed in chunks:
+        #: cheaper to append to than a deque), and of the block being filled
+        self._blocks: list[float] | None = [] if history and not categorical else None
+        self._block_sum = 0.0
+        #: observations at the last rebase (drift alert): changes are placed after it
+        self._rebased_at = 0
         self.categorical = categorical
         self.ranked = ranked and not categorical
         self.binned = binned or categorical
@@ -212,6 +227,7 @@ class SignalTrack:
 
     def rebase(self) -> None:
         """Start a new reference from the next value (after a change was reported)."""
+        self._rebased_at = self.observations
         self._ref_n = 0
         self._ref_mean = 0.0
         self._ref_m2 = 0.0
@@ -257,10 +273,15 @@ class SignalTrack:
             self._recent += self._alpha * (x - self._recent)
         if self.marks is not None and self.observations % _MARK_EVERY == 1:
             self.marks.append((self.observations, epoch, event_id))
-        if self.values is not None:
-            self.values.append(x)
-            if len(self.values) > 2 * _VALUES_KEPT:
-                del self.values[:-_VALUES_KEPT]
+        blocks = self._blocks
+        if blocks is not None:
+            total = self._block_sum + x
+            if self.observations % _BLOCK == 0:
+                blocks.append(total)
+                total = 0.0
+                if len(blocks) > 2 * _BLOCKS_KEPT:
+                    del blocks[:-_BLOCKS_KEPT]
+            self._block_sum = total
         if self._sample is not None:
             # The first reference: collected for rank edges and decile bins.
             self._sample.append(x)
@@ -358,31 +379,85 @@ class SignalTrack:
                 distance=distance,
             )
         n = self._ref_n
-        sd = math.sqrt(self._ref_m2 / (n - 1)) if n > 1 else 0.0
-        diff = self._recent - self._ref_mean
-        if sd > 0.0:
-            effect = diff / sd
-        else:
-            # A constant reference: any move is infinitely many SDs; report the raw
-            # difference's sign at a large finite size (JSON has no infinity).
-            effect = 0.0 if diff == 0.0 else math.copysign(_UNBOUNDED_EFFECT, diff)
-        if not math.isfinite(effect):  # a spread so small that the quotient overflows
-            effect = math.copysign(_UNBOUNDED_EFFECT, diff)
         return SignalShift(
             signal=self.name,
-            effect_size=effect,
+            effect_size=effect_size(self._recent - self._ref_mean, self._reference_sd()),
             reference_mean=self._ref_mean,
             recent_mean=self._recent,
             reference_observations=n,
             distance=distance,
         )
 
-    def post_change(self, detection_window: int | None) -> int | None:
-        """How many recent observations follow the change, placed by CUSUM
-        inside the detector's window (or None where no values are kept)."""
-        if self.values is None or not detection_window:
+    def _reference_sd(self) -> float:
+        n = self._ref_n
+        return math.sqrt(self._ref_m2 / (n - 1)) if n > 1 else 0.0
+
+    def located(self, detector: Detector, found: Detection) -> tuple[Detection, float]:
+        """The detection as an alert reports it, and its effect size.
+
+        Means in the signal's own units on either side of the change point:
+        the GLR bank's own (the CUSUM that fired placed it), else placed by
+        CUSUM over the block sums since the last drift alert (``window_before``
+        and ``window_after`` become the values on either side). The effect size
+        is their difference in reference SDs. A categorical track has no mean:
+        its effect size is the distance (``shift``). Without a place (too few
+        values, a constant stretch), the detector's own figures, and for ranks
+        the reference and recent means, stand.
+        """
+        if self.categorical:
+            # Codes, not values: no mean to report.
+            shift = self.shift()
+            detection = replace(
+                found, mean_before=shift.reference_mean, mean_after=shift.recent_mean
+            )
+            return detection, shift.effect_size
+        detection = found
+        if type(detector) is not GlrDetector:
+            placed = self._place()
+            if placed is not None:
+                detection = replace(found, **placed)
+            elif self.ranked:
+                # The detector saw ranks: report the signal's own means.
+                shift = self.shift()
+                detection = replace(
+                    found, mean_before=shift.reference_mean, mean_after=shift.recent_mean
+                )
+        before, after = detection.mean_before, detection.mean_after
+        if before is None or after is None:
+            return detection, self.shift().effect_size
+        return detection, effect_size(after - before, self._reference_sd())
+
+    def _place(self) -> dict[str, Any] | None:
+        """Means and counts either side of the change since the last rebase (None: no place)."""
+        blocks = self._blocks
+        if blocks is None:
             return None
-        return post_change_count(self.values[-detection_window:])
+        full = self.observations // _BLOCK
+        kept_from = full - len(blocks)
+        # Whole blocks that start after the last rebase, and the one being filled.
+        first = max(-(-self._rebased_at // _BLOCK), kept_from)
+        sums = blocks[first - kept_from :]
+        counts = [_BLOCK] * len(sums)
+        partial = self.observations - full * _BLOCK
+        if partial:
+            sums.append(self._block_sum)
+            counts.append(partial)
+        after = block_post_change_count(sums, counts, min_segment=_BLOCK)
+        if after is None:
+            return None
+        total = sum(counts)
+        split, tail = len(counts), 0
+        while tail < after:  # the split is at a block boundary
+            split -= 1
+            tail += counts[split]
+        before_sum = math.fsum(sums[:split])
+        after_sum = math.fsum(sums[split:])
+        return {
+            "mean_before": before_sum / (total - after),
+            "mean_after": after_sum / after,
+            "window_before": total - after,
+            "window_after": after,
+        }
 
     def window_start(self, post_change: int | None) -> tuple[float, str] | None:
         """(epoch, event_id) near where the last ``post_change`` observations began."""
@@ -416,7 +491,9 @@ class SignalTrack:
             "reference_m2": float_data(self._ref_m2),
             "recent": float_data(self._recent),
             "marks": None if marks is None else [[n, float_data(e), i] for n, e, i in marks],
-            "values": None if self.values is None else floats_data(self.values),
+            "rebased_at": self._rebased_at,
+            "blocks": None if self._blocks is None else floats_data(self._blocks),
+            "block_sum": float_data(self._block_sum),
             # Codes are 0, 1, ... in the order values first came: the list says it all.
             "categories": None if self._codes is None else list(self._codes),
             "edges": None if self._edges is None else floats_data(self._edges),
@@ -424,9 +501,7 @@ class SignalTrack:
             "recent_bins": None if self._recent_bins is None else list(self._recent_bins),
             # Pairs in the reference's own order: dict order is part of the state.
             "reference_bins": [[b, c] for b, c in self._ref_bins.items()],
-            "detectors": [
-                {"name": d.name, "params": d.params(), "state": d.state()} for d in self.detectors
-            ],
+            "detectors": [detector_registry.saved(d) for d in self.detectors],
         }
 
     @classmethod
@@ -435,7 +510,7 @@ class SignalTrack:
         track = cls(
             fields.string("name"),
             [
-                _detector(f, fields.at(f"detectors[{i}]"))
+                detector_registry.restore(f, fields.at(f"detectors[{i}]"))
                 for i, f in enumerate(fields.items("detectors"))
             ],
             reference_observations=fields.integer("reference_observations", low=1),
@@ -458,11 +533,10 @@ class SignalTrack:
 
     def _load_history(self, fields: Fields) -> None:
         marks = fields.optional_items("marks", max_len=_MARKS_KEPT)
-        values = fields.optional_numbers("values", max_len=2 * _VALUES_KEPT)
-        if (marks is None) != (self.marks is None) or (values is None) != (self.values is None):
-            expected = "lists" if self.marks is not None else "null"
-            raise FieldError(f"{fields.at('marks')}, values: expected {expected} (keeps_marks)")
-        if self.marks is not None and marks is not None and values is not None:
+        if (marks is None) != (self.marks is None):
+            expected = "a list" if self.marks is not None else "null"
+            raise FieldError(f"{fields.at('marks')}: expected {expected} (keeps_marks)")
+        if self.marks is not None and marks is not None:
             for i, mark in enumerate(marks):
                 at = f"{fields.at('marks')}[{i}]"
                 parts = check_list(mark, at)
@@ -470,7 +544,15 @@ class SignalTrack:
                     raise FieldError(f"{at}: expected [observation, epoch, event_id]")
                 observation = check_int(parts[0], f"{at}[0]", low=1)
                 self.marks.append((observation, read_float(parts[1], f"{at}[1]"), parts[2]))
-            self.values = values
+        self._rebased_at = fields.integer("rebased_at", low=0, high=self.observations)
+        blocks = fields.optional_numbers("blocks", max_len=min(2 * _BLOCKS_KEPT, self.observations))
+        if blocks is not None and (self.categorical or len(blocks) > self.observations // _BLOCK):
+            raise FieldError(
+                f"{fields.at('blocks')}: at most one sum per {_BLOCK} observations, "
+                "numeric tracks only"
+            )
+        self._blocks = blocks
+        self._block_sum = fields.number("block_sum")
 
     def _load_distribution(self, fields: Fields) -> None:
         categories = fields.optional_items("categories", max_len=_MAX_CATEGORIES)
@@ -508,19 +590,6 @@ class SignalTrack:
         )
 
 
-def _detector(state: object, path: str) -> Detector:
-    fields = Fields(state, path)
-    name = fields.string("name")
-    params = fields.mapping("params")
-    try:
-        detector = detector_registry.build(name, dict(params))
-        detector.load_state(fields.mapping("state"))
-    except ValueError as exc:
-        raise FieldError(f"{path} ({name}): {exc}") from None
-    fields.done()
-    return detector
-
-
 class ModelState:
     """Everything the engine keeps for one (model_id, model_version)."""
 
@@ -533,7 +602,9 @@ class ModelState:
         "last_prediction_epoch",
         "model_id",
         "model_version",
+        "outcomes",
         "prediction",
+        "quality",
         "retrain_false_alarm_rate",
         "score",
         "slices",
@@ -563,12 +634,21 @@ class ModelState:
         #: The version's slices (``slices`` configured), kept in the engine's
         #: snapshot next to this state (``stream_mlops.engine``).
         self.slices: Slices | None = None
+        #: Data-quality checks (None: quality_checks off).
+        self.quality: QualityMonitor | None = None
+        #: The outcome signals with detectors (stream_mlops.outcomes), by name.
+        self.outcomes: dict[str, SignalTrack] = {}
 
     def tracks(self) -> list[SignalTrack]:
         """Every signal track of this model version."""
         fixed = (self.score, self.prediction, self.error, self.estimated_error)
         tracks = [t for t in fixed if t is not None]
-        return [*tracks, *self.features.values(), *self.categorical.values()]
+        return [
+            *tracks,
+            *self.outcomes.values(),
+            *self.features.values(),
+            *self.categorical.values(),
+        ]
 
     def label_free(self) -> list[SignalTrack]:
         """The tracks alerts rank by how far they moved.
@@ -604,6 +684,8 @@ class ModelState:
             "features": {name: t.state() for name, t in self.features.items()},
             "categorical": {name: t.state() for name, t in self.categorical.items()},
             "untracked": self.untracked,
+            "quality": None if self.quality is None else self.quality.state(),
+            "outcomes": {name: t.state() for name, t in self.outcomes.items()},
         }
 
     @classmethod
@@ -626,6 +708,14 @@ class ModelState:
             at = fields.at(group)
             for name, data in fields.mapping(group).items():
                 tracks[name] = _named_track(Fields(data, f"{at}[{name!r}]"), f"feature:{name}")
+        quality = fields.optional_child("quality")
+        if quality is not None:
+            state.quality = QualityMonitor.from_state(quality)
+        at = fields.at("outcomes")
+        for name, data in fields.mapping("outcomes").items():
+            if name not in ("outcome", "miss_rate", "false_positive_rate"):
+                raise FieldError(f"{at}: {name!r} is not an outcome signal")
+            state.outcomes[name] = _named_track(Fields(data, f"{at}[{name!r}]"), name)
         fields.done()
         return state
 

@@ -71,8 +71,10 @@ def test_engine_gives_half_the_budget_to_the_error_and_splits_the_rest() -> None
     state = engine._models[("fraud", "v1")]
     # The error (it retrains) gets half the budget; the other half goes to
     # estimated_error, score (+ distribution), per numeric feature GLR +
-    # distribution, the categorical feature GLR + distribution.
-    others = 1 + 2 + 50 * 2 + 2
+    # distribution, the categorical feature GLR + distribution; outcome,
+    # miss_rate, false_positive_rate; three quality signals per feature and the
+    # schema.
+    others = 1 + 2 + 50 * 2 + 2 + 3 + (51 * 3 + 1)
     assert state.retrain_false_alarm_rate == pytest.approx(0.5e-7)
     assert state.false_alarm_rate == pytest.approx(0.5e-7 / others)
     error = state.error
@@ -96,6 +98,7 @@ def test_equal_split_and_adwin_keep_the_previous_calibration() -> None:
         {
             "defaults": {
                 "retrain_budget_share": None,
+                "quality_checks": False,
                 "detectors": {
                     name: [{"name": "adwin"}]
                     for name in ("error", "estimated_error", "score", "feature:*")
@@ -135,10 +138,11 @@ def test_split_keeps_the_shares_within_the_budget() -> None:
 def test_a_bigger_budget_or_none_changes_the_detectors() -> None:
     loose = Engine(parse_settings({"defaults": {"false_alarm_budget": 1e-4}}))
     loose.process(_event({"x": 1.0}))
-    # Half to the error; the other half to estimated error, score x2, x x2.
+    # Half to the error; the other half to estimated error, score x2, x x2,
+    # outcome, miss_rate, false_positive_rate, x's 3 quality signals and the schema.
     bank = loose._models[("fraud", "v1")].features["x"].detectors[0]
     assert isinstance(bank, GlrDetector)
-    assert bank.false_alarm_rate == pytest.approx(0.5e-4 / 5)
+    assert bank.false_alarm_rate == pytest.approx(0.5e-4 / 12)
     off = Engine(
         parse_settings(
             {

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_mlops.changepoint import post_change_count
+from stream_mlops.changepoint import block_post_change_count, post_change_count
 
 
 def loop_post_change_count(values: Sequence[float]) -> int | None:
@@ -76,3 +77,20 @@ def test_error_streams_split_as_a_plain_loop_does() -> None:
     for _ in range(50):
         values = [float(rng.random() < 0.1) for _ in range(rng.randrange(2, 5000))]
         assert post_change_count(values) == loop_post_change_count(values)
+
+
+def test_block_split_finds_a_short_late_change_the_raw_cusum_misses() -> None:
+    # 12,000 values at 1%, then 384 at 6% (an ADWIN alert's moment), summed in
+    # blocks of 32: the raw CUSUM is drawn toward the middle of the stretch.
+    rng = random.Random(4)
+    values = [float(rng.random() < 0.01) for _ in range(12_000)]
+    values += [float(rng.random() < 0.06) for _ in range(384)]
+    sums = [math.fsum(values[i : i + 32]) for i in range(0, len(values), 32)]
+    counts = [len(values[i : i + 32]) for i in range(0, len(values), 32)]
+    after = block_post_change_count(sums, counts, min_segment=32)
+    assert after is not None and abs(after - 384) <= 96
+
+
+def test_block_split_needs_room_on_both_sides() -> None:
+    assert block_post_change_count([0.0, 5.0], [32, 5], min_segment=32) is None
+    assert block_post_change_count([0.0, 0.0, 32.0], [32, 32, 32], min_segment=32) == 32

@@ -35,6 +35,7 @@ def review(
         track=track,
         detector=detector,
         detection=Detection(severity=severity, mean_before=0.1, mean_after=0.2),  # type: ignore[arg-type]
+        effect_size=track.shift().effect_size,
         event_id=event_id,
         ts=TS,
         shifts=lambda: [

@@ -234,7 +234,11 @@ _EVERY_FAMILY = {
 
 
 def _mixed_stream(n: int, seed: int) -> list[InputEvent]:
-    """A classifier with a drift and a categorical feature, and a regression model."""
+    """A classifier with a drift and a categorical feature, and a regression model.
+
+    Data-quality problems too: from a third on, f1 is null in 40% of the
+    predictions; from the middle on, a city the reference never showed.
+    """
     rng = random.Random(seed)
     events: list[InputEvent] = []
     for event in classifier(
@@ -243,7 +247,10 @@ def _mixed_stream(n: int, seed: int) -> list[InputEvent]:
         if isinstance(event, PredictionEvent):
             i = int(event.event_id.removeprefix("e"))
             city = rng.choice(["oslo", "lima", "pune"] if i < n // 2 else ["oslo", "rome"])
-            events.append(event.model_copy(update={"features": {**event.features, "city": city}}))
+            features = {**event.features, "city": city}
+            if i >= n // 3 and rng.random() < 0.4:
+                features["f1"] = None
+            events.append(event.model_copy(update={"features": features}))
         else:
             events.append(event)
         if isinstance(event, PredictionEvent) and rng.random() < 0.2:
@@ -316,6 +323,7 @@ def test_restoring_at_several_points_gives_the_uninterrupted_outputs(config: str
     assert any(b'"drift_alert"' in out for out in expected), "nothing to compare"
     if config == "slices":
         assert any(b'"signal":"slice:city=' in out for out in expected), "no slice alert"
+    assert any(b'"quality:f1:missing"' in out for out in expected), "no quality signal to compare"
 
     engine = Engine(settings_, partition=0)
     produced: list[bytes] = []
@@ -395,7 +403,7 @@ def test_a_planted_record_is_refused_and_runs_nothing(tmp_path: Path) -> None:
 
 def test_a_snapshot_of_another_format_version_is_refused() -> None:
     data = _engine_after(300).snapshot()
-    for version in (0, 1, 2, 3, 5, 65535):
+    for version in (0, 1, 2, 3, 4, 6, 65535):
         other = data[:6] + version.to_bytes(2, "big") + data[8:]
         with pytest.raises(SnapshotError, match=f"format {version} is not supported"):
             Engine.restore(Settings(), other, partition=1)
@@ -446,7 +454,7 @@ def test_any_bytes_give_a_snapshot_error(data: bytes) -> None:
 
 def test_a_zip_bomb_is_refused_without_inflating_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(snapshot, "MAX_DOCUMENT_BYTES", 10_000_000)
-    bomb = b"SMLOPS\x00\x04" + zlib.compress(b" " * 50_000_000, 9)
+    bomb = b"SMLOPS\x00\x05" + zlib.compress(b" " * 50_000_000, 9)
     with pytest.raises(SnapshotError, match="inflates to more than 10,000,000 bytes"):
         Engine.restore(Settings(), bomb, partition=0)
 

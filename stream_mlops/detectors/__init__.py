@@ -31,6 +31,7 @@ from stream_mlops.detectors.distribution import DistributionDetector
 from stream_mlops.detectors.glr import GlrDetector
 from stream_mlops.detectors.page_hinkley import PageHinkleyDetector
 from stream_mlops.detectors.river_family import RiverDetector, river_classes
+from stream_mlops.plain_data import FieldError, Fields
 
 __all__ = [
     "AdwinDetector",
@@ -45,6 +46,8 @@ __all__ = [
     "canonical_name",
     "is_binary",
     "known_names",
+    "restore",
+    "saved",
 ]
 
 _ADAPTERS: dict[
@@ -114,3 +117,22 @@ def build(name: str, params: dict[str, Any]) -> Detector:
         if isinstance(default, float) and type(value) not in (int, float):
             raise ParamError(key, "must be a number")
     return adapter(**params)
+
+
+def saved(detector: Detector) -> dict[str, Any]:
+    """A detector as plain data: its name, parameters and state (``restore`` reads it)."""
+    return {"name": detector.name, "params": detector.params(), "state": detector.state()}
+
+
+def restore(state: object, path: str) -> Detector:
+    """The detector ``saved`` wrote; FieldError (a ValueError) naming ``path`` otherwise."""
+    fields = Fields(state, path)
+    name = fields.string("name")
+    params = fields.mapping("params")
+    try:
+        detector = build(name, dict(params))
+        detector.load_state(fields.mapping("state"))
+    except ValueError as exc:
+        raise FieldError(f"{path} ({name}): {exc}") from None
+    fields.done()
+    return detector

@@ -30,6 +30,18 @@ Four models, by what the signal is:
 * ``categorical``: category codes; one bank of rising-rate Bernoulli CUSUMs per
   category. A change of frequencies makes some category more frequent.
 
+**Rare events** (``rare=True``, bernoulli ``up`` only): the rate of something
+that should hardly ever happen (a null, a value out of range; see
+``stream_mlops.quality``), whose pre-change rate is often exactly 0. Below
+30 events the rate is not estimated but bounded: the reference rate is the
+99% upper confidence bound of a Poisson count, ``(k + ...) / n`` (4.6 / n for
+k = 0), so the CUSUMs start at the first refresh and a rate that was zero
+before is found as soon as it rises, while a small true rate that the first
+values happened to miss is not taken for a change. From 30 events on, the
+rate is estimated as for any 0/1 signal. ``zeros(k)`` feeds k zeros at once
+(the same state as k updates, in O(1) between refreshes): a signal that is 0
+for almost every event costs nothing until it is 1.
+
 A ranked signal with at most 12 distinct values in its first reference (a flag,
 a small count) is watched like a categorical one, by the frequencies of its
 values: its normal scores would jump between a few levels far in the tails,
@@ -98,6 +110,8 @@ from collections.abc import Mapping
 from statistics import NormalDist
 from typing import Any, Final
 
+from scipy.stats import chi2
+
 from stream_mlops.detectors.base import Detection, Detector, ParamError
 
 __all__ = ["GlrDetector", "threshold"]
@@ -142,6 +156,11 @@ _UPPER_LEVEL: Final = 1e-6
 # A pre-change estimate that is never refreshed (one kept after a detection):
 # the refresh count is pushed beyond any stream.
 _FROZEN: Final = 1 << 62
+# Rare events: the 99% upper confidence bound of a Poisson mean after k events,
+# k < _MIN_EVENTS (chi-square quantile / 2; Garwood 1936). Beyond a 1% chance
+# the true rate is below it, and an underestimate is corrected at the next
+# refresh.
+_RARE_UPPER: Final = tuple(float(chi2.ppf(0.99, 2 * (k + 1))) / 2.0 for k in range(_MIN_EVENTS))
 
 _UNIT: Final = NormalDist()
 
@@ -223,12 +242,15 @@ class GlrDetector(Detector):
     ``null``: "estimate" (the pre-change rate is its estimate) or "upper" (its
     upper confidence bound: rare events, Bernoulli up only). ``keep_reference``:
     after a detection, keep the pre-change estimate (see the module docstring).
+    ``rare``: a bernoulli ``up`` rate that may be 0 before a change (see the
+    module docstring).
     """
 
     name = "glr"
     #: Class defaults, for the instance attributes set only when different.
     null: str = "estimate"
     keep_reference: bool = False
+    rare: bool = False
     _r0: float = 0.0  # keep_reference: the raw sum of the kept reference
 
     def __init__(
@@ -241,6 +263,7 @@ class GlrDetector(Detector):
         scale: bool = True,
         null: str = "estimate",
         keep_reference: bool = False,
+        rare: bool = False,
     ) -> None:
         super().__init__()
         if model not in MODELS:
@@ -255,6 +278,8 @@ class GlrDetector(Detector):
             raise ParamError("false_alarm_rate", "must be in (0, 1)")
         if reference < 20:
             raise ParamError("reference", "must be at least 20")
+        if rare and (model != "bernoulli" or direction != "up"):
+            raise ParamError("rare", 'only for model = "bernoulli" with direction = "up"')
         self.model = model
         self.direction = direction
         self.false_alarm_rate = false_alarm_rate
@@ -267,6 +292,8 @@ class GlrDetector(Detector):
             self.null = null
         if keep_reference:
             self.keep_reference = True
+        if rare:
+            self.rare = True
         self._up = direction in ("up", "both")
         self._down = direction in ("down", "both")
         self._banks = self._bank_layout()
@@ -281,6 +308,7 @@ class GlrDetector(Detector):
             "scale": self.scale,
             "null": self.null,
             "keep_reference": self.keep_reference,
+            "rare": self.rare,
         }
 
     # -- layout and calibration -------------------------------------------------
@@ -360,11 +388,17 @@ class GlrDetector(Detector):
                 self._lay_rates([(-1, self._m)])
                 self._n0 = n
                 return
-            if not self._enough(ones, n):
+            if self.rare and ones < _MIN_EVENTS:
+                rate = _RARE_UPPER[min(math.ceil(ones), _MIN_EVENTS - 1)] / n
+                if rate >= 0.5:
+                    return  # too few values to bound the rate usefully
+            elif self._enough(ones, n):
+                rate = ones / n
+            else:
                 return
             self._flush_all()
-            self._m = ones / n
-            self._lay_rates([(-1, self._m)])
+            self._m = rate
+            self._lay_rates([(-1, rate)])
             self._n0 = n
             return
         mean = self._s1 / n if self.model == "normal" else 0.0
@@ -480,6 +514,21 @@ class GlrDetector(Detector):
 
     def update(self, x: float) -> Detection | None:
         return self.observe(x, x)
+
+    def zeros(self, k: int) -> None:
+        """``k`` updates with 0, at once: the same state, in O(1) between refreshes.
+
+        Only for a rising rate (bernoulli, direction "up"), where a 0 never fires.
+        """
+        if self.model != "bernoulli" or self._down:
+            raise ValueError('zeros() is for model = "bernoulli" with direction = "up"')
+        while k > 0:
+            step = min(k, self._next - self._n) if self._next > self._n else 1
+            self._n += step
+            self.observations += step
+            k -= step
+            if self._n >= self._next:
+                self._refresh()
 
     # One flat function on purpose: it runs for every value of every signal.
     def observe(self, x: float, raw: float) -> Detection | None:  # noqa: PLR0912
