@@ -7,6 +7,7 @@ it matters with an independent client (kafka-python's own, used directly).
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from stream_mlops.kafka.transport import (
     TopicPartition,
     TopicReader,
     TopicSpec,
+    TransactionFailedError,
     Transport,
     TransportError,
 )
@@ -314,3 +316,33 @@ def test_admin_reads_a_groups_committed_offsets_without_joining_it(
     finally:
         committer.close(autocommit=False)
     assert admin.group_offsets(group) == {TopicPartition(topic, 0): 7, TopicPartition(topic, 1): 0}
+
+
+def test_a_producer_fenced_mid_transaction_is_told_so_at_its_next_call(
+    transport: Transport, admin: Admin, topics: list[str]
+) -> None:
+    """A newer producer with the same transactional id fences the older one while
+    its transaction is open. Whichever call of the older one learns it first
+    (send, commit or the next begin: it depends on when the background sender
+    hears it) raises a fenced ``TransactionFailedError``, never a bare client error,
+    so the runtime stops with "another engine took over" instead of a traceback."""
+    topic = new_topic(admin, topics)
+    transactional_id = f"test-fenced-{uuid.uuid4().hex[:8]}"
+    first = transport.transactional_producer(transactional_id)
+    second = None
+    try:
+        first.begin()
+        first.send(topic, b"k", b"older")
+        second = transport.transactional_producer(transactional_id)
+        with pytest.raises(TransactionFailedError) as refused:
+            for _ in range(100):
+                first.send(topic, b"k", b"older")
+                time.sleep(0.05)
+            first.commit({}, None)
+            first.begin()
+        assert refused.value.fenced, refused.value
+    finally:
+        with contextlib.suppress(Exception):
+            first.close()
+        if second is not None:
+            second.close()

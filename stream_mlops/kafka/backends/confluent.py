@@ -110,6 +110,14 @@ class _ClientErrors:
     def latest(self) -> str | None:
         return self._seen[-1][1] if self._seen else None
 
+    def fenced(self) -> bool:
+        """Whether librdkafka reported this producer fenced. A fatal error reaches
+        the calls that follow it only as ``_FATAL``; the error callback got the cause."""
+        return any(
+            name in _FENCING_NAMES or (name == "_FATAL" and "fenced" in text.lower())
+            for name, text in self._seen
+        )
+
     def refusal(self) -> tuple[Refusal, str] | None:
         """A refused login or certificate among the errors seen, if any."""
         for name, text in reversed(self._seen):
@@ -372,6 +380,16 @@ _FENCING_CODES = frozenset(
 )
 
 
+_FENCING_NAMES = frozenset(
+    {
+        "_FENCED",
+        "PRODUCER_FENCED",
+        "INVALID_PRODUCER_EPOCH",
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+    }
+)
+
+
 class ConfluentTransactionalProducer:
     def __init__(self, connection: Connection, transactional_id: str) -> None:
         self._connection = connection
@@ -431,7 +449,7 @@ class ConfluentTransactionalProducer:
                 if err.retriable():
                     continue
                 if err.fatal():
-                    if err.code() in _FENCING_CODES:
+                    if err.code() in _FENCING_CODES or self._errors.fenced():
                         raise TransactionFailedError(
                             f"producer fenced or fatal: {err.str()}", fenced=True
                         ) from exc
@@ -450,7 +468,23 @@ class ConfluentTransactionalProducer:
     def send(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
     ) -> None:
-        _produce(self._producer, topic, key, value, partition)
+        try:
+            _produce(self._producer, topic, key, value, partition)
+        except ck.KafkaException as exc:
+            # Fenced while the transaction was open (a newer process took the id):
+            # produce() raises the fencing itself, or, once librdkafka is in its
+            # fatal state, only "Fatal error"; the error callback, served by poll,
+            # then says why.
+            error = _kafka_error(exc)
+            try:
+                self._producer.poll(0)
+            except ck.KafkaException as served:  # poll may raise the cause itself
+                error = _kafka_error(served) or error
+            if (error is not None and error.code() in _FENCING_CODES) or self._errors.fenced():
+                raise TransactionFailedError(
+                    f"producer fenced: {self._errors.latest()}", fenced=True
+                ) from exc
+            raise
         # Serving delivery reports per message cost as much as producing it; we
         # set no callback (failures surface at commit), so drain now and then.
         self._unserved += 1

@@ -276,7 +276,10 @@ class KafkaPythonTransactionalProducer:
         # Re-read partition counts once per transaction (sub-second), so a topic
         # that gained partitions is followed without a lookup per message.
         self._partitions.clear()
-        self._producer.begin_transaction()
+        try:
+            self._producer.begin_transaction()
+        except kerrors.KafkaError as exc:
+            raise self._fenced_or(exc) from exc
 
     def send(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
@@ -287,6 +290,24 @@ class KafkaPythonTransactionalProducer:
             self._producer.send(topic, value=value, key=key, partition=partition)
         except kerrors.MessageSizeTooLargeError as exc:  # refused before the batch
             raise _too_large(topic, key, value, exc) from None
+        except kerrors.KafkaError as exc:
+            raise self._fenced_or(exc) from exc
+
+    def _fenced_or(self, exc: kerrors.KafkaError) -> Exception:
+        """``exc``, or a fenced ``TransactionFailedError`` if the producer was fenced.
+
+        Once a background send learns of the fencing, kafka-python raises a plain
+        ``KafkaError`` ("in an error state") from the next transactional call; the
+        cause is only in its transaction manager (not a public attribute).
+        """
+        manager = getattr(self._producer, "_transaction_manager", None)
+        last: object = getattr(manager, "_last_error", None)
+        if isinstance(exc, kerrors.ProducerFencedError) or isinstance(
+            last, kerrors.ProducerFencedError
+        ):
+            return TransactionFailedError(f"producer fenced: {last or exc}", fenced=True)
+        unchanged: Exception = exc
+        return unchanged
 
     def _partition(self, topic: str, key: bytes) -> int:
         """The Java client's partition for a key, as kafka-python computes it.
@@ -308,9 +329,10 @@ class KafkaPythonTransactionalProducer:
                     group_metadata,
                 )
             self._producer.commit_transaction()
-        except kerrors.ProducerFencedError as exc:
-            raise TransactionFailedError(f"producer fenced: {exc}", fenced=True) from exc
         except kerrors.KafkaError as exc:
+            error = self._fenced_or(exc)
+            if isinstance(error, TransactionFailedError):
+                raise error from exc
             self._abort_quietly()
             raise TransactionFailedError(f"commit failed: {type(exc).__name__}: {exc}") from exc
 
