@@ -241,9 +241,11 @@ def test_readyz_after_assignment_and_healthz_503_while_the_loop_is_blocked(
         assert status == 503, text
         assert get(base + "healthz")[0] == 200, "still starting is not stuck"
 
-        # More records than one poll takes (2000): the first commit leaves some behind.
+        # More records per partition than one fetch brings (1 MiB) and than one
+        # poll takes (2000): the first commit leaves some behind, whichever
+        # partition the client fetched first.
         predictions, _ = fraud_stream(
-            6000, drift_at=6000, error_before=0.05, error_after=0.05, seed=3
+            20_000, drift_at=20_000, error_before=0.05, error_after=0.05, seed=3
         )
         produce(deployment.bootstrap, topics["predictions"], predictions, PARTITIONS)
         loop.start()
