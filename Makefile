@@ -11,16 +11,18 @@ PYTHON ?= python3
 VENV ?= .venv
 VENV_PYTHON := $(VENV)/bin/python
 SM := $(VENV_PYTHON) -m stream_mlops
-PYTEST_ARGS ?=
+# The failover tests (a three-node cluster, brokers killed) run apart: make test-failover.
+PYTEST_ARGS ?= -m "not failover"
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-.PHONY: help venv deps deps-core deps-demo install jars test run demo lint \
+.PHONY: help venv deps deps-core deps-demo install jars test test-failover run demo lint \
 	broker-start broker-stop broker-status
 
 help:
 	@echo "make demo    the closed loop end to end on the local broker, with a report"
 	@echo "make test    install what is missing, run the tests on a Kafka broker"
+	@echo "make test-failover  the three-node failover tests (brokers killed), apart from make test"
 	@echo "make run     start the local broker, create the topics, run the engine"
 	@echo "make lint    ruff and mypy --strict"
 	@echo "make install the stream-mlops command in $(VENV)/bin (source $(VENV)/bin/activate)"
@@ -74,6 +76,10 @@ test: deps jars
 		$(SM) broker start; started=1; \
 	fi; \
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
+
+# Starts its own three-node cluster on free ports; needs no other broker.
+test-failover: deps jars
+	$(VENV_PYTHON) -m pytest -m failover tests/kafka/broker/test_failover.py
 
 # The engine (`stream-mlops run`) against the local broker, or KAFKA_BOOTSTRAP_SERVERS.
 run: deps-core

@@ -380,6 +380,18 @@ _FENCING_CODES = frozenset(
 )
 
 
+# What a client sees for a while after a broker dies, before the new leader.
+_PASSING_CODES = frozenset(
+    {
+        ck.KafkaError._DESTROY_BROKER,
+        ck.KafkaError._TRANSPORT,
+        ck.KafkaError._TIMED_OUT,
+        ck.KafkaError._ALL_BROKERS_DOWN,
+        ck.KafkaError.NOT_LEADER_FOR_PARTITION,
+        ck.KafkaError.LEADER_NOT_AVAILABLE,
+    }
+)
+
 _FENCING_NAMES = frozenset(
     {
         "_FENCED",
@@ -540,12 +552,34 @@ class ConfluentPartitionReader:
         self._partition_counts: dict[str, int] = {}
 
     def end_offset(self, tp: TopicPartition) -> int:
-        _low, high = self._consumer.get_watermark_offsets(_cktp(tp), timeout=REQUEST_TIMEOUT_S)
-        return int(high)
+        return self._watermarks(tp)[1]
 
     def beginning_offset(self, tp: TopicPartition) -> int:
-        low, _high = self._consumer.get_watermark_offsets(_cktp(tp), timeout=REQUEST_TIMEOUT_S)
-        return int(low)
+        return self._watermarks(tp)[0]
+
+    def _watermarks(self, tp: TopicPartition) -> tuple[int, int]:
+        """The partition's offsets, asked again while its leader moves.
+
+        Right after a broker dies, librdkafka can answer from the dead broker's
+        handle (``_DESTROY_BROKER``, ``_TRANSPORT``) or time out before a new
+        leader is known; a restore that follows an aborted checkpoint must not
+        stop the service for that.
+        """
+        deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        while True:
+            try:
+                low, high = self._consumer.get_watermark_offsets(
+                    _cktp(tp), timeout=REQUEST_TIMEOUT_S
+                )
+                return int(low), int(high)
+            except ck.KafkaException as exc:
+                error = _kafka_error(exc)
+                passing = error is not None and (
+                    error.retriable() or error.code() in _PASSING_CODES
+                )
+                if not passing or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
 
     def partition_count(self, topic: str) -> int:
         count = self._partition_counts.get(topic)
