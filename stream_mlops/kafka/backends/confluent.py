@@ -66,6 +66,12 @@ TRANSACTION_TIMEOUT_MS = 10_000
 REQUEST_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 60.0
 SEEK_RETRY_S = 10.0
+# A partition reader asks for watermarks again for this long while a leader moves:
+# a lost broker's partitions move after its session with the controller lapses
+# (broker.session.timeout.ms, 9 s) plus an election, slower on a loaded machine.
+WATERMARK_RETRY_S = 60.0
+_WATERMARK_ATTEMPT_S = 10.0
+_WATERMARK_BACKOFF_S = 0.5
 # Sends between two polls for delivery reports: bounds their queue (a commit
 # also drains it) without a poll call per message.
 SERVE_EVERY = 1000
@@ -223,11 +229,12 @@ _UNUSED_GROUP_ERRORS = frozenset({ck.KafkaError.GROUP_AUTHORIZATION_FAILED})
 
 def _raise_for(msg: Any, *, in_group: bool = True) -> None:
     """Raise a consumed error message as ``TransportError``; ``in_group`` False (a
-    reader) skips the errors of the group it names but never uses."""
+    reader) skips the errors of the group it names but never uses, and those of a
+    leader that moves (its read has a deadline of its own, so it cannot wait for ever)."""
     err = msg.error()
     if err is None or err.code() == ck.KafkaError._PARTITION_EOF:
         return
-    if not in_group and err.code() in _UNUSED_GROUP_ERRORS:
+    if not in_group and (err.code() in _UNUSED_GROUP_ERRORS or _passing(err)):
         return
     raise TransportError(f"consume failed: {err.str()}")
 
@@ -391,6 +398,12 @@ _PASSING_CODES = frozenset(
         ck.KafkaError.LEADER_NOT_AVAILABLE,
     }
 )
+
+
+def _passing(error: ck.KafkaError) -> bool:
+    """An error that a moving partition leader causes and that asking again cures."""
+    return bool(error.retriable()) or error.code() in _PASSING_CODES
+
 
 _FENCING_NAMES = frozenset(
     {
@@ -565,21 +578,19 @@ class ConfluentPartitionReader:
         leader is known; a restore that follows an aborted checkpoint must not
         stop the service for that.
         """
-        deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        deadline = time.monotonic() + WATERMARK_RETRY_S
         while True:
+            # Each attempt shorter than the whole: a request stuck on the dead
+            # broker times out while there is time left to ask the new leader.
+            attempt = max(1.0, min(_WATERMARK_ATTEMPT_S, deadline - time.monotonic()))
             try:
-                low, high = self._consumer.get_watermark_offsets(
-                    _cktp(tp), timeout=REQUEST_TIMEOUT_S
-                )
+                low, high = self._consumer.get_watermark_offsets(_cktp(tp), timeout=attempt)
                 return int(low), int(high)
             except ck.KafkaException as exc:
                 error = _kafka_error(exc)
-                passing = error is not None and (
-                    error.retriable() or error.code() in _PASSING_CODES
-                )
-                if not passing or time.monotonic() >= deadline:
+                if error is None or not _passing(error) or time.monotonic() >= deadline:
                     raise
-                time.sleep(0.5)
+                time.sleep(_WATERMARK_BACKOFF_S)
 
     def partition_count(self, topic: str) -> int:
         count = self._partition_counts.get(topic)

@@ -1,7 +1,8 @@
 """Brokers a test starts for itself: free ports, a data dir in the checkout, cleanup by pid.
 
-Ports come from 29092-29199 (this project's range for extra brokers), each block
-checked free, so runs sharing a machine do not collide. Data dirs live under the
+Ports come from 29092-29199 (this project's range for extra brokers), or the
+range ``STREAM_MLOPS_TEST_PORTS`` names (``LOW-HIGH``), each block checked free,
+so runs sharing a machine do not collide. Data dirs live under the
 git-ignored ``.brokers/`` of the checkout and are removed afterwards.
 """
 
@@ -23,6 +24,7 @@ from stream_mlops.kafka.broker import BrokerSettings
 from stream_mlops.kafka.broker.process import process_alive
 
 PORT_RANGE = (29092, 29199)
+PORT_RANGE_ENV = "STREAM_MLOPS_TEST_PORTS"
 CHECKOUT = Path(__file__).resolve().parents[3]
 
 
@@ -35,9 +37,21 @@ def _free(port: int) -> bool:
         return True
 
 
+def port_range() -> tuple[int, int]:
+    """PORT_RANGE, or the ``LOW-HIGH`` of ``STREAM_MLOPS_TEST_PORTS``."""
+    raw = os.environ.get(PORT_RANGE_ENV, "").strip()
+    if not raw:
+        return PORT_RANGE
+    low, _, high = raw.partition("-")
+    try:
+        return int(low), int(high)
+    except ValueError:
+        raise ValueError(f"{PORT_RANGE_ENV} must look like 29300-29399, got {raw!r}") from None
+
+
 def free_port_block(size: int) -> int:
-    """The first of ``size`` consecutive free ports in PORT_RANGE (an even start)."""
-    low, high = PORT_RANGE
+    """The first of ``size`` consecutive free ports in the port range (an even start)."""
+    low, high = port_range()
     starts = list(range(low, high - size + 2, 2))
     random.shuffle(starts)
     for start in starts:
