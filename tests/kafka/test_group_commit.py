@@ -92,3 +92,35 @@ def test_a_paused_partition_yields_nothing_until_resumed(
             assert [r.value for r in read(consumer, 1)] == [b"while paused"]
         finally:
             consumer.close()
+
+
+def test_a_member_polled_without_waiting_joins_in_one_rebalance(kafka_bootstrap: str) -> None:
+    """The runtime polls with a zero timeout when a checkpoint is due (often, on a
+    loaded machine). kafka-python 3.0.12 dropped a join that completed between two
+    such polls and sent another JoinGroup: the group rebalanced again and again
+    (generation 17 after 2.5 s here) instead of once. (librdkafka joins on its own
+    thread; the generation is only readable on kafka-python.)"""
+    transport = open_transport(
+        KafkaSettings(bootstrap_servers=kafka_bootstrap, client="kafka-python"),
+        client_id="test-group-join",
+    )
+    group = f"test-group-join-{uuid.uuid4().hex[:10]}"
+    with temporary_topics(kafka_bootstrap, "test-group-join", partitions=2) as (topic,):
+        consumer = transport.group_consumer(
+            group, max_poll_interval_ms=60_000, session_timeout_ms=6000, instance_id="a"
+        )
+        tracker = AssignmentTracker()
+        consumer.subscribe([topic], tracker)
+        try:
+            deadline = time.monotonic() + 30
+            while not tracker.take():
+                assert time.monotonic() < deadline, "not assigned within 30 s"
+                consumer.poll(0.0, 100)
+                time.sleep(0.02)  # what a checkpoint between two polls takes
+            assert consumer.assignment() == {TopicPartition(topic, 0), TopicPartition(topic, 1)}
+            generation = consumer.group_metadata().generation_id  # type: ignore[attr-defined]
+            # One JoinGroup, or two when the first saw the new topic's metadata
+            # change under it; not one per poll.
+            assert generation <= 2
+        finally:
+            consumer.close()

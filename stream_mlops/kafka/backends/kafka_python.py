@@ -65,6 +65,16 @@ READ_TIMEOUT_S = 60.0
 # Admin requests: creating a topic on a cluster takes a controller round trip
 # and a leader election per partition; 30 s is the client's own default.
 ADMIN_TIMEOUT_MS = 30_000
+# How long a poll waits while the member joins the group. kafka-python 3.0.12
+# runs JoinGroup and SyncGroup as a task that only a poll awaits; one that
+# completes while no poll awaits it is dropped and a new JoinGroup sent (its
+# join_group_async sees the finished task and schedules another). Polls of a few
+# milliseconds, the runtime's when a checkpoint is due on a loaded machine,
+# then rebalance the group again and again (17 generations in 2.5 s with
+# poll(0)), and in one failover run a member stopped heartbeating for good.
+# A poll that outlasts a join lets it complete inside the poll; the runtime
+# processes nothing before the assignment anyway.
+JOIN_POLL_MS = 3_000
 # A plain producer's send waits this long for buffer space before failing; a
 # live broker drains the buffer in milliseconds.
 MAX_BLOCK_MS = 30_000
@@ -157,6 +167,7 @@ class KafkaPythonGroupConsumer:
             )
         self._tracker: AssignmentTracker | None = None
         self._generation: tuple[int, str, frozenset[KafkaTopicPartition]] = (-1, "", frozenset())
+        self._stable = False
 
     def subscribe(self, topics: Iterable[str], tracker: AssignmentTracker) -> None:
         names = list(topics)
@@ -180,12 +191,16 @@ class KafkaPythonGroupConsumer:
         self._tracker = tracker
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
-        batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        timeout_ms = int(timeout_s * 1000)
+        if not self._stable:
+            timeout_ms = max(timeout_ms, JOIN_POLL_MS)
+        batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         membership = self._consumer.group_metadata()
+        self._stable = membership.state == MemberState.STABLE
         # The generation moves at JoinGroup, before SyncGroup brings the
         # assignment: act only on a stable membership, and on the assignment
         # itself, so the runtime never restores from a half-done rebalance.
-        if membership.state == MemberState.STABLE and self._tracker is not None:
+        if self._stable and self._tracker is not None:
             seen = (
                 membership.generation_id,
                 membership.member_id,
