@@ -472,6 +472,9 @@ class ConfluentTransactionalProducer:
             except ck.KafkaException as exc:
                 err = exc.args[0]
                 if err.retriable():
+                    # Said, so that a commit retried for minutes (a coordinator
+                    # short of in-sync replicas) is not silent.
+                    _log.warning("transactional call retried: %s", err.str())
                     continue
                 if err.fatal():
                     if err.code() in _FENCING_CODES or self._errors.fenced():

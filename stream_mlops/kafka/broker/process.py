@@ -213,7 +213,8 @@ class LocalBroker:
         return "\n".join(text.splitlines()[-lines:])
 
     def _launch(self, java: str, node: BrokerNode) -> subprocess.Popen[bytes]:
-        with node.log_file.open("wb") as log:
+        # Appended to: the log of a node that died is what explains it.
+        with node.log_file.open("ab") as log:
             process = subprocess.Popen(
                 self._java_command(java, _SERVER_MAIN_CLASS, str(node.server_properties.resolve())),
                 stdin=subprocess.DEVNULL,

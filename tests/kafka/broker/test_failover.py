@@ -24,7 +24,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,25 +126,37 @@ def replicated_deployment(admin: KafkaAdminClient, servers: str, client: str) ->
     return deployment
 
 
-def describe(admin: KafkaAdminClient, deployment: Deployment) -> list[dict[str, Any]]:
-    described: list[dict[str, Any]] = admin.describe_topics(list(deployment.topics.values()))
-    return described
+def wait_in_sync(admin: KafkaAdminClient, deployment: Deployment) -> float:
+    """Seconds until every partition of the cluster has all its replicas in sync.
 
-
-def wait_in_sync(admin: KafkaAdminClient, deployment: Deployment) -> None:
-    """Until every partition of the deployment has all three replicas in sync."""
-    deadline = time.monotonic() + MOVE_TIMEOUT_S
+    Every topic, the internal ones included: the group and transaction
+    coordinators live on ``__consumer_offsets`` and ``__transaction_state``, whose
+    partitions (min ISR 2) a rolling restart must not leave with one replica in
+    sync when it stops the next broker, or the engine cannot commit until the
+    restarted node catches up.
+    """
+    started = time.monotonic()
+    deadline = started + MOVE_TIMEOUT_S
     while True:
-        topics = describe(admin, deployment)
-        if len(topics) == len(deployment.topics) and all(
-            t["error_code"] == 0
-            and len(t["partitions"]) == PARTITIONS
-            and all(sorted(p["isr_nodes"]) == [1, 2, 3] for p in t["partitions"])
-            for t in topics
+        described: list[dict[str, Any]] = admin.describe_topics()
+        topics = {t["name"]: t for t in described}
+        lagging = [
+            f"{t['name']}[{p['partition_index']}] isr {p['isr_nodes']} of {p['replica_nodes']}"
+            for t in described
+            for p in t["partitions"]
+            if p["leader_id"] < 0 or sorted(p["isr_nodes"]) != sorted(p["replica_nodes"])
+        ]
+        ours = [topics.get(name) for name in deployment.topics.values()]
+        if not lagging and all(
+            t is not None and t["error_code"] == 0 and len(t["partitions"]) == PARTITIONS
+            for t in ours
         ):
-            return
+            return time.monotonic() - started
         if time.monotonic() > deadline:
-            pytest.fail(f"not all partitions in sync within {MOVE_TIMEOUT_S:.0f} s: {topics}")
+            pytest.fail(
+                f"not all partitions in sync within {MOVE_TIMEOUT_S:.0f} s: "
+                f"{len(lagging)} lagging, e.g. {lagging[:10]}"
+            )
         time.sleep(0.5)
 
 
@@ -204,6 +216,7 @@ class Figures:
     scenario: str
     client: str
     to_next_commit_s: list[float]
+    back_in_sync_s: list[float] = field(default_factory=list)
     alerts_expected: int = 0
     alerts_seen: int = 0
     duplicates: int = 0
@@ -212,8 +225,10 @@ class Figures:
 
     def line(self) -> str:
         waits = ", ".join(f"{s:.1f}" for s in self.to_next_commit_s)
+        syncs = ", ".join(f"{s:.1f}" for s in self.back_in_sync_s)
         return (
             f"FAILOVER {self.scenario} [{self.client}]: to next commit (s) {waits}; "
+            f"restarted node back in sync (s) {syncs}; "
             f"alerts expected {self.alerts_expected}, seen {self.alerts_seen}, "
             f"duplicates {self.duplicates}, missing {self.missing}; "
             f"aborted checkpoints {self.aborted}"
@@ -284,6 +299,9 @@ def test_kill9_of_the_leading_broker_loses_and_duplicates_no_alert(
         mark = len(engine.log_events())
         produce(deployment.bootstrap, deployment.topics["outcomes"], parts[0])
         seconds_to_next_commit(engine, mark, MOVE_TIMEOUT_S)
+        # Every replica in sync first: a partition already short of one would
+        # drop below min ISR 2 with the kill, and nothing could commit to it.
+        wait_in_sync(admin, deployment)
         # The broker leading the outcomes the engine is reading, killed mid-stream.
         victim = leader_of(admin, deployment.topics["outcomes"], 0)
         victim_pid = cluster.pid(victim)
@@ -302,7 +320,7 @@ def test_kill9_of_the_leading_broker_loses_and_duplicates_no_alert(
         # Back: `broker start` restarts the killed node, which rejoins every ISR.
         cluster.start_missing()
         assert cluster.pid(victim) != victim_pid
-        wait_in_sync(admin, deployment)
+        figures.back_in_sync_s.append(wait_in_sync(admin, deployment))
         for part in parts[4:]:
             produce(deployment.bootstrap, deployment.topics["outcomes"], part)
         check_exactly_once(deployment, engine, config, events, figures)
@@ -322,6 +340,7 @@ def test_a_rolling_restart_of_every_broker_loses_and_duplicates_no_alert(
         produce(deployment.bootstrap, deployment.topics["outcomes"], next(parts))
         seconds_to_next_commit(engine, mark, MOVE_TIMEOUT_S)
         for node in range(1, NODES + 1):
+            wait_in_sync(admin, deployment)
             pid = cluster.pid(node)
             mark = len(engine.log_events())
             os.kill(pid, signal.SIGTERM)
@@ -332,7 +351,7 @@ def test_a_rolling_restart_of_every_broker_loses_and_duplicates_no_alert(
                 assert time.monotonic() < deadline, f"node {node} did not stop"
                 time.sleep(0.2)
             cluster.start_missing()
-            wait_in_sync(admin, deployment)
+            figures.back_in_sync_s.append(wait_in_sync(admin, deployment))
         for part in parts:
             produce(deployment.bootstrap, deployment.topics["outcomes"], part)
         check_exactly_once(deployment, engine, config, events, figures)
