@@ -379,9 +379,10 @@ def _add_acls_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "acls",
         help="print the kafka-acls.sh commands that grant the services their ACLs",
         description=(
-            "The ACLs the engine, the retrainer, an operator (tail) and a scoring service "
-            "need, from the topic names, group ids and transactional-id prefixes of the "
-            "config, as kafka-acls.sh lines to run as an admin (docs/security.md)."
+            "The ACLs the engine, the retrainer, an operator (tail), a scoring service and "
+            "the notifier need, from the topic names, group ids and transactional-id "
+            "prefixes of the config, as kafka-acls.sh lines to run as an admin "
+            "(docs/security.md)."
         ),
     )
     acls.add_argument("--config", type=Path, default=None, help="TOML configuration file")
@@ -394,8 +395,8 @@ def _add_acls_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     acls.add_argument(
         "--role",
         action="append",
-        choices=["engine", "retrainer", "operator", "scorer"],
-        help="only these roles (repeatable; default: all four)",
+        choices=["engine", "retrainer", "operator", "scorer", "notifier"],
+        help="only these roles (repeatable; default: all five)",
     )
     acls.add_argument(
         "--principal",

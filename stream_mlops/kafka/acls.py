@@ -8,8 +8,9 @@ group ids and transactional-id prefixes of ``[kafka]`` and ``[retrainer]``:
   consumer group, and runs transactions under its transactional-id prefix;
 * the retrainer reads retrain requests and labeled events, writes model updates,
   reads and writes the state topic, with its own group and prefix;
-* an operator (``tail``) only reads the outputs (the notifier, which commits as a
-  group and writes dead letters, has no role here yet: docs/security.md);
+* an operator (``tail``) only reads the outputs;
+* the notifier reads the alerts and model updates as its consumer group
+  (``[notify] group_id``) and writes the webhooks' failures as dead letters;
 * a scoring service writes predictions and outcomes and reads model updates.
 
 Only the engine and the retrainer may write the state topic: a restored snapshot
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from stream_mlops.config import KafkaSettings, RetrainerSettings, Settings
+from stream_mlops.config import KafkaSettings, NotifySettings, RetrainerSettings, Settings
 
 __all__ = ["DEFAULT_PRINCIPALS", "AclRule", "command", "kafka_acls_commands", "service_acls"]
 
@@ -45,6 +46,7 @@ DEFAULT_PRINCIPALS: Mapping[str, str] = {
     "retrainer": "User:retrainer",
     "operator": "User:operator",
     "scorer": "User:scorer",
+    "notifier": "User:notifier",
 }
 
 
@@ -66,13 +68,15 @@ class AclRule:
 def service_acls(
     settings: Settings, principals: Mapping[str, str] = DEFAULT_PRINCIPALS
 ) -> list[AclRule]:
-    """Every rule of every role in ``principals`` (engine, retrainer, operator, scorer)."""
+    """Every rule of every role in ``principals`` (engine, retrainer, operator, scorer,
+    notifier)."""
     kafka = settings.kafka
     by_role: dict[str, Callable[[str], list[AclRule]]] = {
         "engine": lambda principal: _engine(principal, kafka),
         "retrainer": lambda principal: _retrainer(principal, kafka, settings.retrainer),
         "operator": lambda principal: _operator(principal, kafka),
         "scorer": lambda principal: _scorer(principal, kafka),
+        "notifier": lambda principal: _notifier(principal, kafka, settings.notify),
     }
     rules: list[AclRule] = []
     for role, principal in principals.items():
@@ -126,6 +130,15 @@ def _scorer(principal: str, kafka: KafkaSettings) -> list[AclRule]:
     return [
         *_topics(principal, "WRITE", (t.predictions, t.outcomes)),
         *_topics(principal, "READ", (t.model_updates,)),
+    ]
+
+
+def _notifier(principal: str, kafka: KafkaSettings, notify: NotifySettings) -> list[AclRule]:
+    t = kafka.topics
+    return [
+        *_topics(principal, "READ", (t.drift_alerts, t.model_updates)),
+        *_topics(principal, "WRITE", (t.dead_letters,)),
+        AclRule(principal, "GROUP", notify.group_id, "READ"),
     ]
 
 

@@ -79,3 +79,29 @@ def test_a_bad_principal_is_refused_with_the_form_to_use(
 ) -> None:
     assert main(["acls", "--role", "engine", "--principal", principal]) == 2
     assert "use ROLE=TYPE:NAME" in capsys.readouterr().err
+
+
+def test_the_notifiers_rules_follow_its_group_and_the_topics() -> None:
+    settings = parse_settings(
+        {
+            "kafka": {"topics": {"drift_alerts": "alerts", "dead_letters": "dlq"}},
+            "notify": {"group_id": "pager"},
+        }
+    )
+    rules = service_acls(settings, {"notifier": "User:pager"})
+    assert granted(rules, "User:pager", "READ") == {
+        ("TOPIC", "alerts"),
+        ("TOPIC", "model-updates"),
+        ("GROUP", "pager"),
+    }
+    assert granted(rules, "User:pager", "WRITE") == {("TOPIC", "dlq")}
+    # Never the state topic: only the engine and the retrainer write it.
+    assert all(r.name != settings.kafka.topics.state for r in rules)
+
+
+def test_the_command_derives_the_notifiers_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["acls", "--role", "notifier"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4
+    assert any(line.endswith("--operation Read --group stream-mlops-notifier") for line in lines)
+    assert all("--allow-principal User:notifier" in line for line in lines)
