@@ -65,6 +65,10 @@ READ_TIMEOUT_S = 60.0
 # Admin requests: creating a topic on a cluster takes a controller round trip
 # and a leader election per partition; 30 s is the client's own default.
 ADMIN_TIMEOUT_MS = 30_000
+# The longest a transactional request (offsets, commit) may take before the
+# producer is renewed: a commit takes well under a second, a coordinator that
+# moved is found again within seconds of its broker's loss.
+TRANSACTION_CALL_TIMEOUT_MS = 30_000
 # How long a poll waits while the member joins the group. kafka-python 3.0.12
 # runs JoinGroup and SyncGroup as a task that only a poll awaits; one that
 # completes while no poll awaits it is dropped and a new JoinGroup sent (its
@@ -78,6 +82,7 @@ JOIN_POLL_MS = 3_000
 # A plain producer's send waits this long for buffer space before failing; a
 # live broker drains the buffer in milliseconds.
 MAX_BLOCK_MS = 30_000
+_log = logging.getLogger(__name__)
 # Kafka's error codes that the admin role turns into outcomes, not failures.
 _UNKNOWN_TOPIC = kerrors.UnknownTopicOrPartitionError.errno
 _TOPIC_EXISTS = kerrors.TopicAlreadyExistsError.errno
@@ -269,12 +274,18 @@ class KafkaPythonGroupConsumer:
 
 class KafkaPythonTransactionalProducer:
     def __init__(self, connection: Connection, transactional_id: str) -> None:
-        with _bootstrapping(connection):
-            self._producer = kafka.KafkaProducer(
+        self._connection = connection
+        self._transactional_id = transactional_id
+        self._partitions: dict[tuple[str, bytes], int] = {}
+        self._producer = self._new_producer()
+
+    def _new_producer(self) -> kafka.KafkaProducer:
+        with _bootstrapping(self._connection):
+            producer = kafka.KafkaProducer(
                 **_config(
-                    connection,
-                    bootstrap_timeout_ms=_connect_timeout_ms(connection),
-                    transactional_id=transactional_id,
+                    self._connection,
+                    bootstrap_timeout_ms=_connect_timeout_ms(self._connection),
+                    transactional_id=self._transactional_id,
                     # Explicit, so that no other setting can silently turn it off.
                     enable_idempotence=True,
                     acks="all",
@@ -283,9 +294,40 @@ class KafkaPythonTransactionalProducer:
                     transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
                 )
             )
-        self._partitions: dict[tuple[str, bytes], int] = {}
         # Fences any earlier instance with this id and aborts what it left open.
-        self._producer.init_transactions()
+        producer.init_transactions()
+        return producer
+
+    def _renew(self, cause: str) -> None:
+        """A new producer with our transactional id in place of one whose call hangs.
+
+        Its init_transactions looks the coordinator up afresh and bumps the epoch,
+        which aborts the transaction the old one left open, as a restart would.
+        """
+        _log.warning("transactional producer %s renewed: %s", self._transactional_id, cause)
+        with contextlib.suppress(Exception):
+            self._producer.close(timeout=1)
+        self._producer = self._new_producer()
+
+    def _bounded(self, start: Any, what: str) -> None:
+        """Run one transactional request (``start(transaction_manager)`` returns its
+        result) as KafkaProducer's own method would, but wait a bounded time.
+
+        kafka-python waits for these without a bound; when the transaction
+        coordinator's broker was stopped in a rolling restart, a commit was seen to
+        wait for minutes on "Node coordinator-3 not ready" while the other brokers
+        could have served it. A call that has not completed in
+        TRANSACTION_CALL_TIMEOUT_MS renews the producer and fails the transaction.
+        """
+        result = start(self._producer._transaction_manager)
+        self._producer._sender.wakeup()
+        if not result.wait(timeout_ms=TRANSACTION_CALL_TIMEOUT_MS):
+            seconds = TRANSACTION_CALL_TIMEOUT_MS / 1000
+            self._renew(f"{what} did not complete within {seconds:.0f} s")
+            raise TransactionFailedError(
+                f"transaction aborted: {what} did not complete within {seconds:.0f} s "
+                "(the producer was renewed)"
+            )
 
     def begin(self) -> None:
         # Re-read partition counts once per transaction (sub-second), so a topic
@@ -339,11 +381,14 @@ class KafkaPythonTransactionalProducer:
     def commit(self, offsets: Mapping[TopicPartition, int], group_metadata: object) -> None:
         try:
             if offsets:
-                self._producer.send_offsets_to_transaction(
-                    {_ktp(tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()},
-                    group_metadata,
+                committed = {
+                    _ktp(tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()
+                }
+                self._bounded(
+                    lambda manager: manager.send_offsets_to_transaction(committed, group_metadata),
+                    "adding the offsets to the transaction",
                 )
-            self._producer.commit_transaction()
+            self._bounded(lambda manager: manager.begin_commit(), "the commit")
         except kerrors.KafkaError as exc:
             error = self._fenced_or(exc)
             if isinstance(error, TransactionFailedError):
