@@ -11,8 +11,7 @@ PYTHON ?= python3
 VENV ?= .venv
 VENV_PYTHON := $(VENV)/bin/python
 SM := $(VENV_PYTHON) -m stream_mlops
-# The failover tests (a three-node cluster, brokers killed) run apart: make test-failover.
-PYTEST_ARGS ?= -m "not failover"
+PYTEST_ARGS ?=
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
@@ -22,7 +21,7 @@ SHELL := bash
 help:
 	@echo "make demo    the closed loop end to end on the local broker, with a report"
 	@echo "make test    install what is missing, run the tests on a Kafka broker"
-	@echo "make test-failover  the three-node failover tests (brokers killed), apart from make test"
+	@echo "make test-failover  only the three-node failover tests (brokers killed; part of make test)"
 	@echo "make run     start the local broker, create the topics, run the engine"
 	@echo "make lint    ruff and mypy --strict"
 	@echo "make install the stream-mlops command in $(VENV)/bin (source $(VENV)/bin/activate)"
@@ -77,7 +76,8 @@ test: deps jars
 	fi; \
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
 
-# Starts its own three-node cluster on free ports; needs no other broker.
+# Only the failover tests (also part of make test): they start their own
+# three-node cluster on free ports and need no other broker.
 test-failover: deps jars
 	$(VENV_PYTHON) -m pytest -m failover tests/kafka/broker/test_failover.py
 

@@ -48,10 +48,8 @@ from tests.kafka.streams import (
 )
 from tests.kafka.test_runtime import PARTITIONS, by_id, expected_outputs
 
-# Not in `make test` (and so not in CI) until they pass reliably there: in one
-# clean-clone CI run the engine stopped when a restore after an aborted
-# checkpoint met the dead broker's handle, and the rolling restart's replicas
-# were not back in sync within 120 s. `make test-failover` runs them.
+# Part of `make test` (and CI); `make test-failover` or `-m failover` runs only
+# these. STREAM_MLOPS_TEST_PORTS=LOW-HIGH moves the cluster's ports.
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.failover]
 
 NODES = 3
