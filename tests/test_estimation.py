@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 
 from stream_mlops.config import Settings
@@ -331,3 +332,34 @@ def test_performance_estimate_is_no_input_event() -> None:
     raw = b'{"type": "performance_estimate", "estimate_id": "x"}'
     with pytest.raises(EventError):
         decode_input(raw)
+
+
+def test_replay_writes_the_estimates_and_summarises_them() -> None:
+    import io
+
+    from stream_mlops import offline
+    from stream_mlops.replay_report import ReplayRecorder, summary_document
+
+    degraded = {"negative": 0.2, "positive": 0.4, "boundary": 0.4}
+    lines = [encode(e) + b"\n" for e in _stream(_BEFORE_WEIGHTS, degraded, 7, [])]
+    settings = _settings()
+    recorder = ReplayRecorder(settings)
+    out, errors = io.BytesIO(), io.StringIO()
+    engine = Engine(settings, labeled_events=False)
+    result = offline.replay_lines(lines, engine, out, errors, recorder=recorder)
+    written = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    estimates = [w for w in written if w["type"] == "performance_estimate"]
+    assert len(estimates) == (_BEFORE + _AFTER) // 1000
+    assert estimates[-1]["estimate"]["outside_band"] is True
+    summary = summary_document(
+        recorder, result.stats, file="f", config=None, lines=result.lines, seconds=1.0
+    )
+    published = summary["performance_estimates"]
+    assert published["total"] == len(estimates)
+    assert published["outside_band"] == sum(e["estimate"]["outside_band"] for e in estimates)
+    first = published["events"][0]
+    assert first["window_start_event_id"] == f"e{_WARM_UP}"
+    assert first["estimated_error"] == estimates[0]["estimate"]["estimated_error"]
+    # The input line of the prediction that closed the window (outcomes
+    # interleave with the warm-up's predictions).
+    assert first["line"] == 2 * _WARM_UP + 1000
