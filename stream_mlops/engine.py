@@ -428,8 +428,14 @@ class Engine:
         categorical: bool = False,
         name: str | None = None,
         rate: float | None = None,
+        probabilities: bool = False,
     ) -> SignalTrack:
-        """``signal``'s track; ``name`` makes it a slice's (``rate``: its detectors' share)."""
+        """``signal``'s track; ``name`` makes it a slice's (``rate``: its detectors' share).
+
+        ``probabilities``: the values are calibrated probabilities of being
+        wrong (``estimated_error`` once calibrated), which a GLR bank reads as
+        Bernoulli rates, not as ranks.
+        """
         task = state.task
         in_slice = name is not None
         specs = model.detectors_for(signal)
@@ -464,7 +470,12 @@ class Engine:
                 continue
             params = spec.params
             if spec.name == "glr":
-                params = _glr_model(params, signal, binary=binary, categorical=categorical)
+                params = _glr_model(
+                    params,
+                    signal,
+                    binary=binary or probabilities,
+                    categorical=categorical,
+                )
                 # A slice's error rate is estimated from few errors: its upper
                 # bound (glr, "Rare events") lets the CUSUMs start.
                 rare = params.get("model") == "bernoulli" and params.get("direction") == "up"
@@ -478,9 +489,9 @@ class Engine:
             built.append(detectors.build(spec.name, params))
         # Values outside [0, 1] reach detectors as ranks (see SignalTrack); so do
         # those in it where a GLR bank reads them as normal scores (all but 0/1
-        # values and the estimated error, which it reads as Bernoulli rates).
+        # values and calibrated probabilities, which it reads as Bernoulli rates).
         bounded = signal in ("score", "estimated_error") or binary
-        glr = any(spec.name == "glr" for spec in specs) and signal != "estimated_error"
+        glr = any(spec.name == "glr" for spec in specs) and not probabilities
         return SignalTrack(
             name or signal,
             built,
@@ -593,7 +604,7 @@ class Engine:
             return
         if state.estimation.learn(prediction.prediction, prediction.score, match.outcome.actual):
             model = self._settings(state.model_id)
-            state.estimated_error = self._track(model, "estimated_error", state)
+            state.estimated_error = self._track(model, "estimated_error", state, probabilities=True)
             self._policy.forget_signals(state.model_id, state.model_version, ["estimated_error"])
 
     def _slice_scores(
@@ -1026,8 +1037,8 @@ def _glr_model(
 
     A classifier's error, and its miss and false-positive rates, are 0/1 rates
     that matter when they rise; a regression's absolute error matters when it
-    grows (half-normal scores of its ranks); the estimated error, the mean of
-    probabilities of being wrong, when its rate rises;
+    grows (half-normal scores of its ranks); the estimated error when it
+    rises (once calibrated, ``binary``: the Bernoulli rate of its probabilities);
     a classifier's positive rate both ways; categorical features by their
     categories; every other signal (ranks, a regression's target) both ways,
     mean and spread.
@@ -1042,15 +1053,17 @@ def _glr_model(
         out.setdefault("direction", "up")
     elif signal == "outcome" and binary:
         out["model"] = "bernoulli"  # the positive rate, both ways
-    elif signal == "estimated_error":
-        # Each value is a probability of being wrong: the Bernoulli likelihood
-        # ratio on it drifts as it would on the 0/1 errors themselves, and
-        # stays calibrated (glr, "bernoulli"). Ranks would turn tiny steps
+    elif signal == "estimated_error" and binary:
+        # Calibrated probabilities of being wrong: the Bernoulli likelihood
+        # ratio on them drifts as it would on the 0/1 errors themselves, and
+        # stays calibrated (glr, "bernoulli"). Ranks would turn the small steps
         # between calibrated levels into large shifts.
         out["model"] = "bernoulli"
         out.setdefault("direction", "up")
     else:
         out["model"] = "normal"
+        if signal == "estimated_error":
+            out.setdefault("direction", "up")
     return out
 
 

@@ -18,7 +18,7 @@ follows river's internals, so another minor version is refused).
 >>> decode(data[:6] + (3).to_bytes(2, "big") + data[8:])
 Traceback (most recent call last):
 ...
-ValueError: snapshot format 3 is not supported (this engine reads format 5)
+ValueError: snapshot format 3 is not supported (this engine reads format 6)
 """
 
 from __future__ import annotations
