@@ -33,6 +33,8 @@ An example (every key optional; these are not the defaults)::
     rebase_after_alert = false       # keep comparing with the reference after an alert
     quality_checks = true            # missing, wrong-type, out-of-range, unseen values
     quality_range_margin = 0.5       # range: reference [q0.001, q0.999] +- 0.5 x width
+    estimate_calibration_events = 1000   # labeled events that calibrate the scores
+    estimate_window = 1000           # predictions per performance_estimate event
 
     [defaults.detectors]
     error = [{name = "glr"}]         # the model is chosen per signal (docs/detection.md)
@@ -289,8 +291,9 @@ class ModelSettings(_Section):
     # Lax for this one field: TOML gives the task's name as a string, which
     # strict mode would refuse for an enum (unknown names are still errors).
     task: Annotated[Task, Field(strict=False)] | None = None
-    #: Detectors per signal: "error", "estimated_error" (min(score, 1 - score) of a
-    #: classifier's calibrated score, see docs/detection.md), "score",
+    #: Detectors per signal: "error", "estimated_error" (a classifier's
+    #: probability of being wrong, from its calibrated score, see
+    #: docs/detection.md), "score",
     #: "prediction", "outcome" (the actual label's positive rate or a regression
     #: target), "miss_rate" and "false_positive_rate" (a classifier's error on
     #: actual positives, on actual negatives), "feature:<name>", or "feature:*"
@@ -355,6 +358,13 @@ class ModelSettings(_Section):
     #: Out of range: beyond the reference's [q0.001, q0.999] widened on each side
     #: by this many times its width.
     quality_range_margin: Annotated[float, Field(ge=0)] = 0.5
+    #: Label-free performance estimation (stream_mlops.estimation), for a
+    #: classifier with scores and 0/1 (or bool) labels while ``estimated_error``
+    #: has a detector: the first this many labeled events of a model version
+    #: calibrate its scores (isotonic regression of the label on the score).
+    estimate_calibration_events: Annotated[int, Field(ge=50, le=100_000)] = 1000
+    #: Predictions per published ``performance_estimate`` event, once calibrated.
+    estimate_window: Annotated[int, Field(ge=10)] = 1000
 
     @field_validator("detectors")
     @classmethod
@@ -430,6 +440,7 @@ class KafkaTopics(_Section):
     model_updates: TopicName = "model-updates"
     labeled_events: TopicName = "labeled-events"
     dead_letters: TopicName = "dead-letters"
+    performance_estimates: TopicName = "performance-estimates"
     state: TopicName = "stream-mlops-state"
 
 

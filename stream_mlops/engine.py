@@ -24,8 +24,9 @@ from typing import Any, Final, Literal
 
 from stream_mlops import calibration, detectors, outcomes, snapshot
 from stream_mlops.config import DetectorSpec, ModelSettings, Settings
-from stream_mlops.controller import AlertPolicy
+from stream_mlops.controller import AlertPolicy, content_id
 from stream_mlops.detectors import Detection, Detector, GlrDetector
+from stream_mlops.estimation import ErrorEstimator, PerformanceEstimation
 from stream_mlops.event_time import EventTimeBound, EventTimeCounts
 from stream_mlops.events import (
     DriftAlert,
@@ -33,6 +34,7 @@ from stream_mlops.events import (
     InputEvent,
     LabeledEvent,
     OutcomeEvent,
+    PerformanceEstimate,
     PredictionEvent,
     RetrainRequest,
     WindowStart,
@@ -57,7 +59,7 @@ from stream_mlops.snapshot import SnapshotError
 
 __all__ = ["Engine", "EngineHolding", "EngineStats", "Output", "SnapshotError", "UnknownModelError"]
 
-Output = DriftAlert | RetrainRequest | LabeledEvent
+Output = DriftAlert | RetrainRequest | LabeledEvent | PerformanceEstimate
 
 # How often (in events) idle model versions are looked for: a scan of the few
 # (model, version) states, so every 10,000 events costs nothing measurable.
@@ -162,6 +164,8 @@ class Engine:
         # Drift alerts of the current event that ask for retraining, with where
         # their post-drift data starts (epoch, event_id), if known.
         self._retrain_reasons: list[tuple[DriftAlert, tuple[float, str] | None]] = []
+        # Performance estimates of windows the current event closed.
+        self._estimates: list[PerformanceEstimate] = []
 
     # -- the core -----------------------------------------------------------------
 
@@ -170,7 +174,8 @@ class Engine:
     ) -> list[Output]:
         """Join, signals, detectors, controller for one event.
 
-        Returns the LabeledEvent of a join, then alerts, then a retrain request.
+        Returns the LabeledEvent of a join, then the performance estimate of a
+        window this prediction closed, then alerts, then a retrain request.
         ``now`` is the wall clock (epoch seconds) where the caller has one: an
         event too far ahead of it is refused (``stream_mlops.event_time``).
         An event the engine refuses raises an ``EventError`` (``UnknownModelError``,
@@ -215,6 +220,9 @@ class Engine:
             if self.labeled_events:
                 outputs.append(LabeledEvent.joined(prediction, result.outcome))
             alerts += self._error(state, result, event, epoch)
+        if self._estimates:
+            outputs += self._estimates
+            self._estimates = []
         if not alerts:
             return outputs
         outputs += alerts
@@ -334,6 +342,10 @@ class Engine:
                 model.detectors_for("estimated_error") or model.retrains_on("estimated_error")
             ):
                 state.estimated_error = self._track(model, "estimated_error", state)
+                state.estimation = PerformanceEstimation(
+                    calibration_events=model.estimate_calibration_events,
+                    window=model.estimate_window,
+                )
             for signal in outcomes.signals_for(task):
                 if model.detectors_for(signal):
                     state.outcomes[signal] = self._track(model, signal, state)
@@ -416,8 +428,14 @@ class Engine:
         categorical: bool = False,
         name: str | None = None,
         rate: float | None = None,
+        probabilities: bool = False,
     ) -> SignalTrack:
-        """``signal``'s track; ``name`` makes it a slice's (``rate``: its detectors' share)."""
+        """``signal``'s track; ``name`` makes it a slice's (``rate``: its detectors' share).
+
+        ``probabilities``: the values are calibrated probabilities of being
+        wrong (``estimated_error`` once calibrated), which a GLR bank reads as
+        Bernoulli rates, not as ranks.
+        """
         task = state.task
         in_slice = name is not None
         specs = model.detectors_for(signal)
@@ -452,7 +470,12 @@ class Engine:
                 continue
             params = spec.params
             if spec.name == "glr":
-                params = _glr_model(params, signal, binary=binary, categorical=categorical)
+                params = _glr_model(
+                    params,
+                    signal,
+                    binary=binary or probabilities,
+                    categorical=categorical,
+                )
                 # A slice's error rate is estimated from few errors: its upper
                 # bound (glr, "Rare events") lets the CUSUMs start.
                 rare = params.get("model") == "bernoulli" and params.get("direction") == "up"
@@ -465,9 +488,10 @@ class Engine:
                 params = calibration.calibrated(spec.name, params, rate)
             built.append(detectors.build(spec.name, params))
         # Values outside [0, 1] reach detectors as ranks (see SignalTrack); so do
-        # all but 0/1 values where a GLR bank reads them as normal scores.
+        # those in it where a GLR bank reads them as normal scores (all but 0/1
+        # values and calibrated probabilities, which it reads as Bernoulli rates).
         bounded = signal in ("score", "estimated_error") or binary
-        glr = any(spec.name == "glr" for spec in specs)
+        glr = any(spec.name == "glr" for spec in specs) and not probabilities
         return SignalTrack(
             name or signal,
             built,
@@ -498,7 +522,7 @@ class Engine:
             if fired:
                 alerts += self._review(state, state.score, fired, event, epoch)
         if event.score is not None and state.estimated_error is not None:
-            expected = estimated_error(event.prediction, event.score)
+            expected = self._expected_error(state, event, event.score, epoch)
             fired = state.estimated_error.observe(expected, event_id, epoch)
             if fired:
                 alerts += self._review(state, state.estimated_error, fired, event, epoch)
@@ -533,6 +557,55 @@ class Engine:
         if state.slices is not None:
             alerts += self._slice_scores(state, state.slices, event, epoch)
         return alerts
+
+    def _expected_error(
+        self, state: ModelState, event: PredictionEvent, score: float, epoch: float
+    ) -> float:
+        """The prediction's probability of being wrong; its window's estimate
+        goes out when it closes one."""
+        estimator = None if state.estimation is None else state.estimation.estimator
+        if estimator is None:
+            # Until the warm-up calibrates them, the scores are taken as they are.
+            return estimated_error(event.prediction, score)
+        expected, estimate = estimator.observe(event.prediction, score, event.event_id, epoch)
+        if estimate is not None:
+            self._estimates.append(self._estimate(state, estimator, event))
+        return expected
+
+    def _estimate(
+        self, state: ModelState, estimator: ErrorEstimator, last: PredictionEvent
+    ) -> PerformanceEstimate:
+        """The event of the estimate of the window ``last`` closed."""
+        assert estimator.latest is not None
+        start_epoch, start_id = estimator.window_start
+        return PerformanceEstimate(
+            estimate_id=content_id(
+                state.model_id, state.model_version, self.partition, last.event_id, start_id
+            ),
+            model_id=state.model_id,
+            model_version=state.model_version,
+            ts=last.ts,
+            window_start=WindowStart(ts=utc_datetime(start_epoch), event_id=start_id),
+            last_event_id=last.event_id,
+            partition=self.partition,
+            estimate=estimator.latest,
+        )
+
+    def _calibrate(self, state: ModelState, match: Match) -> None:
+        """A labeled prediction for the model version's calibration warm-up.
+
+        Once the warm-up is complete the ``estimated_error`` signal starts
+        afresh (a new track, a new reference) on calibrated probabilities: its
+        values before were raw scores, on another scale.
+        """
+        prediction = match.prediction
+        assert state.estimation is not None
+        if prediction.score is None:
+            return
+        if state.estimation.learn(prediction.prediction, prediction.score, match.outcome.actual):
+            model = self._settings(state.model_id)
+            state.estimated_error = self._track(model, "estimated_error", state, probabilities=True)
+            self._policy.forget_signals(state.model_id, state.model_version, ["estimated_error"])
 
     def _slice_scores(
         self, state: ModelState, slices: Slices, event: PredictionEvent, epoch: float
@@ -611,6 +684,8 @@ class Engine:
         self, state: ModelState, match: Match, event: InputEvent, epoch: float
     ) -> list[Output]:
         value = error_value(state.task, match.prediction.prediction, match.outcome.actual)
+        if state.estimation is not None and state.estimation.estimator is None:
+            self._calibrate(state, match)
         alerts = self._outcome_signals(state, match, value, event, epoch) if state.outcomes else []
         track = state.error
         if value is None or track is None:
@@ -684,6 +759,10 @@ class Engine:
                 continue
             if in_slice is not None:
                 stats = alert.stats.model_copy(update={"slice": in_slice[0].stats(in_slice[1])})
+                alert = alert.model_copy(update={"stats": stats})
+            estimator = None if state.estimation is None else state.estimation.estimator
+            if estimator is not None and estimator.latest is not None:
+                stats = alert.stats.model_copy(update={"estimate": estimator.latest})
                 alert = alert.model_copy(update={"stats": stats})
             self._alerts_by_signal[track.name] = self._alerts_by_signal.get(track.name, 0) + 1
             alerts.append(alert)
@@ -958,7 +1037,8 @@ def _glr_model(
 
     A classifier's error, and its miss and false-positive rates, are 0/1 rates
     that matter when they rise; a regression's absolute error matters when it
-    grows (half-normal scores of its ranks); the estimated error when it rises;
+    grows (half-normal scores of its ranks); the estimated error when it
+    rises (once calibrated, ``binary``: the Bernoulli rate of its probabilities);
     a classifier's positive rate both ways; categorical features by their
     categories; every other signal (ranks, a regression's target) both ways,
     mean and spread.
@@ -973,6 +1053,13 @@ def _glr_model(
         out.setdefault("direction", "up")
     elif signal == "outcome" and binary:
         out["model"] = "bernoulli"  # the positive rate, both ways
+    elif signal == "estimated_error" and binary:
+        # Calibrated probabilities of being wrong: the Bernoulli likelihood
+        # ratio on them drifts as it would on the 0/1 errors themselves, and
+        # stays calibrated (glr, "bernoulli"). Ranks would turn the small steps
+        # between calibrated levels into large shifts.
+        out["model"] = "bernoulli"
+        out.setdefault("direction", "up")
     else:
         out["model"] = "normal"
         if signal == "estimated_error":

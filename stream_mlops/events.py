@@ -42,11 +42,13 @@ __all__ = [
     "AlertStats",
     "DeadLetter",
     "DriftAlert",
+    "ErrorEstimate",
     "EventError",
     "InputEvent",
     "LabeledEvent",
     "ModelUpdate",
     "OutcomeEvent",
+    "PerformanceEstimate",
     "PredictionEvent",
     "RetrainRequest",
     "SignalShift",
@@ -282,6 +284,31 @@ class SliceStats(_Event):
     share: float
 
 
+class ErrorEstimate(_Event):
+    """A classifier's error rate over a window of predictions, estimated from its
+    scores calibrated against labeled reference data (``stream_mlops.estimation``)."""
+
+    #: Predictions in the window.
+    predictions: int
+    #: The mean over the window of each prediction's calibrated probability of
+    #: being wrong: the error rate its outcomes are expected to show.
+    estimated_error: float
+    #: A 95% interval for the error rate the window's outcomes will show (their
+    #: own Poisson-binomial chance plus the calibration's uncertainty), valid
+    #: while the calibration holds (no concept drift).
+    low: float
+    high: float
+    #: The reference's estimated error, and the band a window's estimate stays
+    #: in while the traffic looks like the reference (three standard errors of
+    #: a window of this size on either side).
+    reference_error: float
+    reference_low: float
+    reference_high: float
+    outside_band: bool
+    #: Labeled events the calibration was fitted on.
+    calibration_events: int
+
+
 class AlertStats(_Event):
     """What changed, as far as the detector and the signal trackers can tell."""
 
@@ -296,6 +323,9 @@ class AlertStats(_Event):
     shifts: list[SignalShift] = Field(default_factory=list)
     #: Slice signals: which slice.
     slice: SliceStats | None = None
+    #: The model version's latest estimated error (a window of predictions),
+    #: once its scores are calibrated against labeled events.
+    estimate: ErrorEstimate | None = None
 
 
 class DriftAlert(_Event):
@@ -346,6 +376,24 @@ class ModelUpdate(_Event):
     training_window: list[TrainingRange] = Field(default_factory=list)
 
 
+class PerformanceEstimate(_Event):
+    """The estimated error of a model version over a window of its predictions."""
+
+    type: Literal["performance_estimate"] = "performance_estimate"
+    #: A hash of the model version, the input partition and the window's last
+    #: prediction: the same input gives the same id.
+    estimate_id: str
+    model_id: ModelId
+    model_version: ModelVersion
+    #: Event time of the window's last prediction.
+    ts: Timestamp
+    #: The window's first prediction (its time and ``event_id``), and its last.
+    window_start: WindowStart
+    last_event_id: EventId
+    partition: int | None = None
+    estimate: ErrorEstimate
+
+
 class DeadLetter(_Event):
     type: Literal["dead_letter"] = "dead_letter"
     source_topic: str
@@ -372,6 +420,7 @@ _ALL_MODELS: Final[dict[str, type[BaseModel]]] = {
     "model_update": ModelUpdate,
     "labeled_event": LabeledEvent,
     "dead_letter": DeadLetter,
+    "performance_estimate": PerformanceEstimate,
 }
 
 

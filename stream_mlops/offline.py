@@ -99,9 +99,9 @@ def replay(
     blank lines are skipped); outside a model, ``"type"`` is required.
 
     ``settings`` configure a fresh engine (default: ``Settings()``), which
-    yields drift alerts and retrain requests. Pass ``engine`` instead to drive
-    one of your own: to read its ``stats`` afterwards, or to get the labeled
-    events too (``Engine(settings, labeled_events=True)``).
+    yields drift alerts, retrain requests and performance estimates. Pass
+    ``engine`` instead to drive one of your own: to read its ``stats``
+    afterwards, or to get the labeled events too (``Engine(settings, labeled_events=True)``).
 
     A malformed event raises ``EventError`` naming its position (1 for the
     first, as a line number); with ``on_error(position, error)`` it is reported

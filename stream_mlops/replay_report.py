@@ -3,7 +3,8 @@
 A ``ReplayRecorder`` watches ``stream_mlops.offline.replay_lines``: each input
 event with its line number, each output, each line refused. It keeps
 
-* the alerts and retrain requests with the line that produced them, and the
+* the alerts and retrain requests with the line that produced them, the
+  performance estimates (the first ``MAX_ESTIMATES``, all counted), and the
   refused lines (the first ``MAX_REJECTED`` of them, all counted);
 * with ``signals=True``, each model's signals over the file, as the engine
   computes them: ``error`` from every joined outcome, and label-free
@@ -33,6 +34,7 @@ from stream_mlops.events import (
     EventError,
     InputEvent,
     LabeledEvent,
+    PerformanceEstimate,
     PredictionEvent,
     RetrainRequest,
     utc_datetime,
@@ -48,6 +50,9 @@ SUMMARY_FORMAT: Final = "stream-mlops-replay-summary/1"
 MAX_BUCKETS: Final = 1024
 # Refused lines listed in the summary (all of them are counted).
 MAX_REJECTED: Final = 1000
+# Performance estimates listed in the summary and drawn (all of them are
+# counted): one per 1,000 predictions by default, ten million predictions' worth.
+MAX_ESTIMATES: Final = 10_000
 # Panels per model in the report: the error, then the signals that alerted first.
 MAX_PANELS: Final = 6
 # Markers labelled per panel; beyond, lines only (labels would overprint).
@@ -119,6 +124,9 @@ class ReplayRecorder:
         self.signals = signals
         self.alerts: list[tuple[int, DriftAlert]] = []
         self.requests: list[tuple[int, RetrainRequest]] = []
+        self.estimates: list[tuple[int, PerformanceEstimate]] = []
+        self.estimates_total = 0
+        self.estimates_outside_band = 0
         self.rejected: list[Rejected] = []
         self.malformed = 0
         self.refused = 0
@@ -150,6 +158,11 @@ class ReplayRecorder:
             self.alerts.append((line, output))
         elif isinstance(output, RetrainRequest):
             self.requests.append((line, output))
+        elif isinstance(output, PerformanceEstimate):
+            self.estimates_total += 1
+            self.estimates_outside_band += output.estimate.outside_band
+            if len(self.estimates) < MAX_ESTIMATES:
+                self.estimates.append((line, output))
 
     def reject(self, line: int, error: EventError, *, refused: bool) -> None:
         """A line that is no event (malformed), or an event the engine refused."""
@@ -171,6 +184,8 @@ class ReplayRecorder:
         if event.score is not None:
             add(line, model, "score", event.score)
             if task == Task.CLASSIFICATION:
+                # The score taken as calibrated; the engine's calibrated windows
+                # are drawn next to it (performance estimates).
                 add(line, model, "estimated_error", estimated_error(event.prediction, event.score))
         prediction = numeric(event.prediction)
         if prediction is not None:
@@ -208,7 +223,16 @@ class ReplayRecorder:
                 chosen.append(alert.signal)
         if len(chosen) == 0 and (model, "score") in self._series:
             chosen.append("score")
+        if "estimated_error" not in chosen and any(e.model_id == model for _, e in self.estimates):
+            chosen.append("estimated_error")
         return chosen[:MAX_PANELS]
+
+    def estimate_points(self, model: str) -> tuple[list[float], list[float]]:
+        """(line, estimated error) of each published window of a model."""
+        mine = [
+            (line, e.estimate.estimated_error) for line, e in self.estimates if e.model_id == model
+        ]
+        return [float(line) for line, _ in mine], [value for _, value in mine]
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -285,6 +309,22 @@ def summary_document(
                 for line, r in recorder.requests
             ],
         },
+        "performance_estimates": {
+            "total": recorder.estimates_total,
+            "outside_band": recorder.estimates_outside_band,
+            "events": [
+                {
+                    "line": line,
+                    "estimate_id": e.estimate_id,
+                    "model_id": e.model_id,
+                    "model_version": e.model_version,
+                    "window_start_event_id": e.window_start.event_id,
+                    "last_event_id": e.last_event_id,
+                    **e.estimate.model_dump(),
+                }
+                for line, e in recorder.estimates
+            ],
+        },
         "event_time": {
             "first": _iso(recorder.first_event_time),
             "last": _iso(recorder.last_event_time),
@@ -298,12 +338,17 @@ def summary_document(
 
 _SEVERITY_COLORS: Final = {"drift": "#c00000", "warning": "#e69f00"}
 _REQUEST_COLOR: Final = "#2e7d32"
+_ESTIMATE_COLOR: Final = "#6a3d9a"
 
 
 def _panels(recorder: ReplayRecorder, model: str) -> Iterator[Panel]:
     for signal in recorder.panels_of(model):
         points = recorder.series(model, signal)
         curves = [Curve(points[0], points[1], signal)] if points is not None else []
+        if signal == "estimated_error":
+            xs, ys = recorder.estimate_points(model)
+            if xs:
+                curves.append(Curve(xs, ys, "calibrated estimate per window", _ESTIMATE_COLOR))
         marks = [
             Line(line, f"{a.severity}: {a.detector}", _SEVERITY_COLORS[a.severity])
             for line, a in recorder.alerts
@@ -336,6 +381,12 @@ def report_html(recorder: ReplayRecorder, summary: Mapping[str, Any]) -> str:
         f"alerts: {alerts['total']:,} (by signal: {by_signal})",
         f"retrain requests: {summary['retrain_requests']['total']:,}",
     ]
+    estimates: Mapping[str, Any] = summary["performance_estimates"]
+    if estimates["total"]:
+        items.append(
+            f"performance estimates: {estimates['total']:,} windows, "
+            f"{estimates['outside_band']:,} outside the reference band"
+        )
     items += [
         f"line {a['line']:,}: {a['severity']} on {a['model_id']} {a['model_version']} "
         f"{a['signal']} ({a['detector']}) at {a['ts']}"

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stream_mlops import detectors as detector_registry
 from stream_mlops.changepoint import block_post_change_count, effect_size
 from stream_mlops.detectors import Detection, Detector, GlrDetector
+from stream_mlops.estimation import PerformanceEstimation
 from stream_mlops.events import LabelValue, PredictionEvent, SignalShift
 from stream_mlops.model_task import Task
 
@@ -597,6 +598,7 @@ class ModelState:
         "categorical",
         "error",
         "estimated_error",
+        "estimation",
         "false_alarm_rate",
         "features",
         "last_prediction_epoch",
@@ -620,6 +622,9 @@ class ModelState:
         self.last_prediction_epoch = -math.inf
         self.error: SignalTrack | None = None
         self.estimated_error: SignalTrack | None = None
+        #: The calibration of the scores and the estimate windows behind
+        #: ``estimated_error`` (stream_mlops.estimation); None: not estimated.
+        self.estimation: PerformanceEstimation | None = None
         self.score: SignalTrack | None = None
         self.prediction: SignalTrack | None = None
         #: Numeric (and bool) features, and categorical (string) ones.
@@ -679,6 +684,7 @@ class ModelState:
             else float_data(self.retrain_false_alarm_rate),
             "error": track(self.error),
             "estimated_error": track(self.estimated_error),
+            "estimation": None if self.estimation is None else self.estimation.state(),
             "score": track(self.score),
             "prediction": track(self.prediction),
             "features": {name: t.state() for name, t in self.features.items()},
@@ -704,6 +710,9 @@ class ModelState:
             found = fields.optional_child(signal)
             if found is not None:
                 setattr(state, signal, _named_track(found, signal))
+        estimation = fields.optional_child("estimation")
+        if estimation is not None:
+            state.estimation = PerformanceEstimation.from_state(estimation)
         for group, tracks in (("features", state.features), ("categorical", state.categorical)):
             at = fields.at(group)
             for name, data in fields.mapping(group).items():

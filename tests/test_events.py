@@ -137,6 +137,7 @@ def test_schemas_cover_every_event_type() -> None:
         "model_update",
         "labeled_event",
         "dead_letter",
+        "performance_estimate",
     }
     prediction = json.loads(json_schemas("prediction"))
     assert prediction["properties"]["ts"]["anyOf"][1]["type"] == "number"

@@ -135,10 +135,15 @@ def test_the_report_plots_each_models_signals_with_the_alerts(workdir: Path) -> 
     page = (workdir / "report.html").read_text()
     images = re.findall(r"alt='([^']*)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
     # The fraud stream's error rises on both classes: so do its class errors.
+    # Both models' scores are calibrated on their first outcomes: their
+    # performance estimates are drawn with the estimated error.
     assert [alt for alt, _png in images] == [
-        "churn: error, feature:f0",
-        "fraud: error, false_positive_rate, miss_rate",
+        "churn: error, feature:f0, estimated_error",
+        "fraud: error, false_positive_rate, miss_rate, estimated_error",
     ]
+    summary = orjson.loads((workdir / "summary.json").read_bytes())
+    assert "performance estimates: " in page
+    assert summary["performance_estimates"]["total"] > 0
     assert all(base64.b64decode(png).startswith(PNG) for _alt, png in images)
     assert "drift on fraud v1 error (glr)" in page  # the default detector
     assert "1 malformed, 1 refused" in page

@@ -14,6 +14,7 @@ kafka-acls.sh --bootstrap-server kafka:19093 --command-config /secrets/admin.pro
 kafka-acls.sh --bootstrap-server kafka:19093 --command-config /secrets/admin.properties --add --allow-principal User:engine --operation Write --topic retrain-requests
 kafka-acls.sh --bootstrap-server kafka:19093 --command-config /secrets/admin.properties --add --allow-principal User:engine --operation Write --topic labeled-events
 kafka-acls.sh --bootstrap-server kafka:19093 --command-config /secrets/admin.properties --add --allow-principal User:engine --operation Write --topic dead-letters
+kafka-acls.sh --bootstrap-server kafka:19093 --command-config /secrets/admin.properties --add --allow-principal User:engine --operation Write --topic performance-estimates
 kafka-acls.sh --bootstrap-server kafka:19093 --command-config /secrets/admin.properties --add --allow-principal User:engine --operation Write --topic stream-mlops-state
 kafka-acls.sh --bootstrap-server kafka:19093 --command-config /secrets/admin.properties --add --allow-principal User:engine --operation Read --group stream-mlops-engine
 kafka-acls.sh --bootstrap-server kafka:19093 --command-config /secrets/admin.properties --add --allow-principal User:engine --operation Write --transactional-id stream-mlops-engine --resource-pattern-type prefixed

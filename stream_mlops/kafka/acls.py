@@ -97,7 +97,14 @@ def _engine(principal: str, kafka: KafkaSettings) -> list[AclRule]:
         *_topics(
             principal,
             "WRITE",
-            (t.drift_alerts, t.retrain_requests, t.labeled_events, t.dead_letters, t.state),
+            (
+                t.drift_alerts,
+                t.retrain_requests,
+                t.labeled_events,
+                t.dead_letters,
+                t.performance_estimates,
+                t.state,
+            ),
         ),
         AclRule(principal, "GROUP", kafka.group_id, "READ"),
         AclRule(principal, "TRANSACTIONAL_ID", kafka.transactional_id_prefix, "WRITE", "PREFIXED"),
@@ -121,7 +128,14 @@ def _operator(principal: str, kafka: KafkaSettings) -> list[AclRule]:
     return _topics(
         principal,
         "READ",
-        (t.drift_alerts, t.retrain_requests, t.model_updates, t.labeled_events, t.dead_letters),
+        (
+            t.drift_alerts,
+            t.retrain_requests,
+            t.model_updates,
+            t.labeled_events,
+            t.dead_letters,
+            t.performance_estimates,
+        ),
     )
 
 

@@ -37,6 +37,7 @@ from stream_mlops.events import (
     EventError,
     InputEvent,
     LabeledEvent,
+    PerformanceEstimate,
     RetrainRequest,
     decode_input,
     encode,
@@ -87,6 +88,7 @@ class EngineService:
             DriftAlert: topics.drift_alerts,
             RetrainRequest: topics.retrain_requests,
             LabeledEvent: topics.labeled_events,
+            PerformanceEstimate: topics.performance_estimates,
         }
         self._log = structlog.get_logger("stream_mlops.engine")
 
@@ -148,7 +150,7 @@ class EngineService:
                     output.type,
                 )
             # Alerts and retrain requests come last in a list of outputs.
-            if outputs and type(outputs[-1]) is not LabeledEvent:
+            if outputs and type(outputs[-1]) in (DriftAlert, RetrainRequest):
                 alerted = True
                 self._log_alerts(outputs, record)
         for notice in task.take_notices():

@@ -264,6 +264,25 @@ def _dead_letter(event: Mapping[str, Any]) -> str:
     )
 
 
+def _estimate(event: Mapping[str, Any]) -> str:
+    found = event.get("estimate")
+    estimate: Mapping[str, Any] = found if isinstance(found, dict) else {}
+    window = event.get("window_start")
+    first = window.get("event_id", "?") if isinstance(window, dict) else "?"
+    return _line(
+        event.get("ts"),
+        "ESTIMATE",
+        _model(event),
+        f"{_clean(str(first), 64)}..{_clean(str(event.get('last_event_id', '?')), 64)}",
+        f"n={_scalar(estimate.get('predictions'))}",
+        f"error~{_scalar(estimate.get('estimated_error'))}"
+        f" [{_scalar(estimate.get('low'))}, {_scalar(estimate.get('high'))}]",
+        f"reference {_scalar(estimate.get('reference_error'))}"
+        f" [{_scalar(estimate.get('reference_low'))}, {_scalar(estimate.get('reference_high'))}]",
+        "OUTSIDE the band" if estimate.get("outside_band") is True else "",
+    )
+
+
 _FORMATTERS: Final[dict[str, Callable[[Mapping[str, Any]], str]]] = {
     "drift_alert": _alert,
     "retrain_request": _retrain,
@@ -272,6 +291,7 @@ _FORMATTERS: Final[dict[str, Callable[[Mapping[str, Any]], str]]] = {
     "outcome": _outcome,
     "labeled_event": _labeled,
     "dead_letter": _dead_letter,
+    "performance_estimate": _estimate,
 }
 
 # Topics whose events may omit "type" (producers need not send it): the
@@ -284,6 +304,7 @@ _TOPIC_TYPES: Final = {
     "model-updates": "model_update",
     "labeled-events": "labeled_event",
     "dead-letters": "dead_letter",
+    "performance-estimates": "performance_estimate",
 }
 
 
@@ -297,6 +318,7 @@ _IDENTIFYING: Final = {
     "model_update": ("model_version", "metrics"),
     "labeled_event": ("event_id", "actual", "prediction"),
     "dead_letter": ("source_topic", "error"),
+    "performance_estimate": ("estimate_id", "estimate"),
 }
 
 

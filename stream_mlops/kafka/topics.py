@@ -68,7 +68,7 @@ def topic_specs(names: KafkaTopics, partitions: int, brokers: int | None = None)
     topic's partition id matches the input partition it snapshots.
 
     >>> [(s.name, s.partitions, dict(s.configs)) for s in topic_specs(KafkaTopics(), 2)][-2:]
-    [('dead-letters', 2, {}), ('stream-mlops-state', 2, {'cleanup.policy': 'compact'})]
+    [('performance-estimates', 2, {}), ('stream-mlops-state', 2, {'cleanup.policy': 'compact'})]
     >>> state = topic_specs(KafkaTopics(), 3, brokers=3)[-1]
     >>> state.replication_factor, dict(state.configs)
     (3, {'cleanup.policy': 'compact', 'min.insync.replicas': '2'})

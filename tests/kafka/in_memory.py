@@ -47,6 +47,7 @@ TOPICS = {
     "model_updates": "model-updates",
     "labeled_events": "labeled-events",
     "dead_letters": "dead-letters",
+    "performance_estimates": "performance-estimates",
     "state": "state",
 }
 

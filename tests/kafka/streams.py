@@ -22,6 +22,7 @@ TOPIC_KEYS = (
     "model_updates",
     "labeled_events",
     "dead_letters",
+    "performance_estimates",
     "state",
 )
 

@@ -34,6 +34,8 @@ def test_rules_follow_the_configured_names() -> None:
     assert ("TOPIC", "st") in engine_writes
     assert ("TRANSACTIONAL_ID", "eng-tx") in engine_writes
     assert ("TOPIC", "model-updates") not in engine_writes
+    assert ("TOPIC", "performance-estimates") in engine_writes
+    assert ("TOPIC", "performance-estimates") in granted(rules, "User:operator", "READ")
     assert ("GROUP", "eng-g") in granted(rules, "User:engine", "READ")
     assert ("TOPIC", "p") in granted(rules, "User:engine", "READ")
     retrainer_writes = granted(rules, "User:retrainer", "WRITE")

@@ -150,6 +150,35 @@ def test_dead_letter_line_shows_source_reason_and_payload() -> None:
     assert 'payload={"event_id": "x", "ts": "yesterday"}' in text
 
 
+def test_performance_estimate_line_shows_window_estimate_interval_and_band() -> None:
+    text = line(
+        {
+            "type": "performance_estimate",
+            "estimate_id": "0870c1508c9d6c9d94c09f3129c0b43a",
+            "model_id": "fraud",
+            "model_version": "v1",
+            "ts": "2027-01-15T10:29:59Z",
+            "window_start": {"ts": "2027-01-15T10:13:20Z", "event_id": "e8000"},
+            "last_event_id": "e8999",
+            "partition": 0,
+            "estimate": {
+                "predictions": 1000,
+                "estimated_error": 0.2535,
+                "low": 0.2255,
+                "high": 0.2815,
+                "reference_error": 0.1321,
+                "reference_low": 0.1214,
+                "reference_high": 0.1429,
+                "outside_band": True,
+                "calibration_events": 2000,
+            },
+        }
+    )
+    assert "ESTIMATE" in text and "fraud@v1" in text and "e8000..e8999" in text
+    assert "n=1000" in text and "error~0.2535 [0.2255, 0.2815]" in text
+    assert "reference 0.1321 [0.1214, 0.1429]" in text and "OUTSIDE the band" in text
+
+
 @pytest.mark.parametrize(
     ("value", "tag"),
     [
