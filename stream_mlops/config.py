@@ -33,6 +33,8 @@ An example (every key optional; these are not the defaults)::
     rebase_after_alert = false       # keep comparing with the reference after an alert
     quality_checks = true            # missing, wrong-type, out-of-range, unseen values
     quality_range_margin = 0.5       # range: reference [q0.001, q0.999] +- 0.5 x width
+    track_unwatched = true           # false: no work on signals without a detector
+                                     # (alerts' shifts then list watched signals only)
 
     [defaults.detectors]
     error = [{name = "glr"}]         # the model is chosen per signal (docs/detection.md)
@@ -355,6 +357,23 @@ class ModelSettings(_Section):
     #: Out of range: beyond the reference's [q0.001, q0.999] widened on each side
     #: by this many times its width.
     quality_range_margin: Annotated[float, Field(ge=0)] = 0.5
+    #: Track the label-free signals no detector watches (the score, the
+    #: prediction, a feature whose detectors are ``[]``) for the ``shifts`` an
+    #: alert ranks. False skips them, which saves their work on every
+    #: prediction: alerts then list the shifts of watched signals only (none
+    #: where only the error is watched), and ``clamped_values`` and
+    #: ``untracked_feature_values`` count over watched signals only.
+    track_unwatched: bool = True
+
+    def watched_features(self) -> tuple[dict[str, bool], bool]:
+        """Which features have a detector: those with an entry of their own
+        (name -> watched), and whether ``feature:*`` watches the others."""
+        own = {
+            signal.removeprefix("feature:"): bool(specs)
+            for signal, specs in self.detectors.items()
+            if signal.startswith("feature:") and signal != "feature:*"
+        }
+        return own, bool(self.detectors.get("feature:*"))
 
     @field_validator("detectors")
     @classmethod

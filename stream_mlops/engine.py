@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from stream_mlops import calibration, detectors, outcomes, snapshot
 from stream_mlops.config import DetectorSpec, ModelSettings, Settings
@@ -145,6 +145,9 @@ class Engine:
         self._policy = AlertPolicy(partition)
         self._models: dict[tuple[str, str], ModelState] = {}
         self._model_settings: dict[str, ModelSettings] = {}
+        # Per model id with track_unwatched = false: which features have a
+        # detector (ModelSettings.watched_features); none with it true.
+        self._watched_features: dict[str, _FeatureWatch | None] = {}
         self._predictions = 0
         self._outcomes = 0
         self._unscored = 0
@@ -258,6 +261,7 @@ class Engine:
         )
         for model_id in gone:
             self._model_settings.pop(model_id, None)
+            self._watched_features.pop(model_id, None)
 
     def _make_room(self, event: PredictionEvent, epoch: float) -> None:
         """Room for the state of a new model version, or ``EventLimitError``.
@@ -306,6 +310,23 @@ class Engine:
             found = self._model_settings[model_id] = self.settings.model(model_id)
         return found
 
+    def _features_watched(self, model_id: str) -> _FeatureWatch | None:
+        """Which features of a model with track_unwatched = false get a track
+        (None: track_unwatched, every feature does)."""
+        try:
+            return self._watched_features[model_id]
+        except KeyError:
+            model = self._settings(model_id)
+            found = None
+            if not model.track_unwatched:
+                own, star = model.watched_features()
+                # Without distribution checks a categorical feature has a track
+                # only where a detector watches it, as a numeric one.
+                some = star or any(own.values()) or model.distribution_checks
+                found = _FeatureWatch(own, star, some)
+            self._watched_features[model_id] = found
+            return found
+
     def _state(self, model_id: str, version: str, first: PredictionEvent) -> ModelState:
         state = self._models.get((model_id, version))
         if state is None:
@@ -327,6 +348,14 @@ class Engine:
                 )
             state.score = self._track(model, "score", state)
             state.prediction = self._track(model, "prediction", state)
+            if not model.track_unwatched:
+                # Slices take their score signals where the model has a score track.
+                if not state.score.detectors and not (
+                    model.slices and "score" in model.slice_signals
+                ):
+                    state.score = None
+                if not state.prediction.detectors:
+                    state.prediction = None
             state.error = self._track(model, "error", state)
             # Not a label-free shift in alerts: without a detector or a retrain
             # on it, the estimated error would be computed for nothing.
@@ -508,13 +537,17 @@ class Engine:
             if fired:
                 alerts += self._review(state, state.prediction, fired, event, epoch)
         tracks = state.features
-        for name, value in event.features.items():
+        watch = self._features_watched(state.model_id)
+        features = event.features.items() if watch is None or watch.some else ()
+        for name, value in features:
             value_kind = type(value)
             if value_kind is float or value_kind is int or value_kind is bool:
                 track = tracks.get(name)
                 if track is None:
                     if name in state.categorical:
                         continue  # a string feature first: stays categorical
+                    if watch is not None and not watch.own.get(name, watch.star):
+                        continue  # track_unwatched = false, and no detector on it
                     model = self._settings(state.model_id)
                     if len(tracks) + len(state.categorical) >= self._max_features:
                         self._untracked(state)
@@ -988,6 +1021,17 @@ def _slice_detectors(model: ModelSettings, task: Task, signal: str, first: Predi
     if signal == "error" and task == "regression":
         return sum(1 for spec in specs if not detectors.is_binary(spec.name))
     return len(specs)
+
+
+class _FeatureWatch(NamedTuple):
+    """The features that get a track with track_unwatched = false."""
+
+    #: features with a detectors entry of their own: whether it has a detector
+    own: dict[str, bool]
+    #: whether feature:* has a detector (the features without an entry)
+    star: bool
+    #: whether any feature may get a track (numeric or categorical)
+    some: bool
 
 
 def _watches_categories(model: ModelSettings, signal: str) -> bool:
