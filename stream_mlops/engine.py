@@ -159,6 +159,7 @@ class Engine:
         self._retired_untracked = 0
         self._retired_quality: dict[str, int] = {}
         self._limits = EventLimits(settings.limits)
+        self._reject_unknown = settings.unknown_models == "reject"
         self._max_features = settings.limits.max_features_per_model
         self._notices: list[str] = []
         self._until_sweep = _SWEEP_EVERY
@@ -181,7 +182,8 @@ class Engine:
         has seen it.
         """
         if type(event) is PredictionEvent:
-            self._check_model(event.model_id)
+            if self._reject_unknown:
+                self._check_model(event.model_id)
             self._limits.check_prediction(event)
             epoch = event.epoch
             self._event_time.check(epoch, watermark=self._join.watermark, now=now)
@@ -197,7 +199,7 @@ class Engine:
             alerts = self._label_free(state, event, epoch)
         else:
             assert isinstance(event, OutcomeEvent)
-            if event.model_id is not None:
+            if event.model_id is not None and self._reject_unknown:
                 self._check_model(event.model_id)
             self._limits.check_outcome(event)
             epoch = event.epoch
@@ -212,9 +214,11 @@ class Engine:
             self._until_sweep = _SWEEP_EVERY
             self._retire_idle_versions()
         outputs: list[Output] = []
-        if isinstance(result, Match):
+        if type(result) is Match:
             prediction = result.prediction
-            state = self._state(prediction.model_id, prediction.model_version, prediction)
+            state = self._models.get(
+                (prediction.model_id, prediction.model_version)
+            ) or self._state(prediction.model_id, prediction.model_version, prediction)
             if self.labeled_events:
                 outputs.append(LabeledEvent.joined(prediction, result.outcome))
             alerts += self._error(state, result, event, epoch)
