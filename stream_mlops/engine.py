@@ -820,6 +820,10 @@ class Engine:
         the pending entries). After a restore, a duplicate of an event joined
         before the snapshot is not recognised as one.
         """
+        with snapshot.collector_paused():
+            return self._snapshot()
+
+    def _snapshot(self) -> bytes:
         join = self._join
         return snapshot.encode(
             {
@@ -899,9 +903,10 @@ class Engine:
         cause, and nothing else: never another exception, never a reset.
         """
         try:
-            document = snapshot.decode(data)
-            engine = cls(settings, partition=partition, labeled_events=labeled_events)
-            engine._load(document)
+            with snapshot.collector_paused():
+                document = snapshot.decode(data)
+                engine = cls(settings, partition=partition, labeled_events=labeled_events)
+                engine._load(document)
         except snapshot.NEVER_CAUGHT:
             raise
         except ValueError as exc:  # FieldError, SnapshotError, orjson's, zlib's...
