@@ -1,10 +1,25 @@
 """Replay throughput on a 1M-event file (8 numeric features), and where the time goes.
 
     PYTHONPATH=. python benchmarks/replay_throughput.py [--events 1000000] [--file PATH]
-        [--quality-cost]
+        [--repeat 3] [--breakdown] [--msgspec] [--quality-cost]
 
 Writes the file (500,000 predictions, each followed 100 events later by its
-outcome) unless it exists, then measures, each over the whole file in one run:
+outcome) unless it exists, then prints one table (issue 18's targets), a row
+per configuration:
+
+* ``default``: ``Settings()``, the shipped detector set;
+* ``same job``: ADWIN on the error only (benchmarks/throughput.py's
+  configuration, whose quality checks are switched off here: they watch
+  signals of their own), tracking the unwatched label-free signals as shipped;
+* ``same job, track_unwatched = false``: the same, without those tracks.
+
+Each row has the pure core's CPU µs per event (``Engine.process`` over the
+decoded events, in this process, best of ``--repeat`` interleaved runs) and
+``stream-mlops replay``'s events/s through the CLI in a process of its own
+(CPU time less the start-up's), each against the target and, for the core,
+as a ratio to the ``same job`` row.
+
+``--breakdown`` adds the older table: each over the whole file in one run:
 parsing alone (orjson), parsing + validation (decode_input), the join alone, and
 the whole replay (join + signals + detectors + controller), with the Python
 garbage collector on and off. Validation and the replay are measured twice: as
@@ -13,6 +28,13 @@ with every event through pydantic's model_validate (the fast path switched
 off), so the saving is a ratio from one run; each of these is the best of
 three interleaved runs, as the machine may be shared. Prints a table.
 Target: 50,000 events/s on one core.
+
+``--msgspec`` only compares decoding: ``decode_input`` against a msgspec
+Struct decoder of the two event types (``pip install msgspec``; not a
+dependency) and ``orjson.loads`` alone, best of three interleaved runs: what a
+switch of the internal events to msgspec could save. The Structs check types
+only (a float ``ts``, none of the contract's length and string rules), so the
+figure is a lower bound of what a full switch would cost.
 
 ``--quality-cost`` only compares the core (join, signals, detectors) with the
 defaults against the defaults without the data-quality and outcome signals
@@ -37,12 +59,38 @@ from pathlib import Path
 from unittest import mock
 
 from stream_mlops import events, outcomes
-from stream_mlops.config import Settings
+from stream_mlops.config import Settings, load_settings
 from stream_mlops.engine import Engine
 from stream_mlops.join import PendingJoin
 from stream_mlops.offline import replay_lines
 
 TARGET = 50_000
+# Issue 18: the pure core, and the replay CLI on the same job and on the defaults.
+TARGET_CORE_US = 5.0
+TARGET_REPLAY = {"same job": 150_000, "default": 100_000}
+
+# benchmarks/throughput.py's SAME_JOB_CONFIG, with the quality checks off.
+SAME_JOB_TOML = """
+[defaults]
+distribution_checks = false
+quality_checks = false
+min_observations = 0
+cooldown_observations = 0
+retrain_on = []
+track_unwatched = {track}
+
+[defaults.detectors]
+error = [{{name = "adwin", delta = 0.002}}]
+estimated_error = []
+score = []
+prediction = []
+"feature:*" = []
+"""
+CONFIGURATIONS = {
+    "default": None,
+    "same job": SAME_JOB_TOML.format(track="true"),
+    "same job, track_unwatched = false": SAME_JOB_TOML.format(track="false"),
+}
 
 
 @contextmanager
@@ -127,6 +175,53 @@ def quality_cost(path: Path) -> None:
     print(f"ratio defaults / without: {with_new / without_new:.3f}")
 
 
+def msgspec_decode(path: Path) -> None:
+    import msgspec  # optional: only for this comparison, not a dependency
+
+    class Prediction(msgspec.Struct, tag_field="type", tag="prediction"):
+        event_id: str
+        model_id: str
+        model_version: str
+        ts: float
+        features: dict[str, float | int | bool | str | None]
+        prediction: int | float | bool | str
+        score: float | None = None
+
+    class Outcome(msgspec.Struct, tag_field="type", tag="outcome"):
+        event_id: str
+        ts: float
+        actual: int | float | bool | str
+        model_id: str | None = None
+
+    lines = path.read_bytes().splitlines()
+    decoder = msgspec.json.Decoder(Prediction | Outcome)
+
+    def each(decode: Callable[[bytes], object]) -> Callable[[], None]:
+        def run() -> None:
+            for line in lines:
+                decode(line)
+
+        return run
+
+    runs = {
+        "decode_input (pydantic models, fast path)": each(events.decode_input),
+        "msgspec Structs": each(decoder.decode),
+        "orjson.loads alone": each(events.loads),
+    }
+    best = {
+        name: min(times)
+        for name, times in zip(
+            runs,
+            zip(*([timed(run, True) for run in runs.values()] for _ in range(3)), strict=True),
+            strict=True,
+        )
+    }
+    base = best["decode_input (pydantic models, fast path)"]
+    print(f"\ndecoding {len(lines):,} events, CPU us per event, best of 3")
+    for name, seconds in best.items():
+        print(f"{name:<44} | {seconds * 1e6 / len(lines):6.2f} | x {seconds / base:4.2f}")
+
+
 def timed(fn: Callable[[], object], gc_on: bool) -> float:
     gc.collect()
     if not gc_on:
@@ -150,6 +245,17 @@ def main() -> None:
         action="store_true",
         help="only the `stream-mlops replay` process (for files too big to hold in memory)",
     )
+    parser.add_argument("--repeat", type=int, default=3, help="core runs per configuration")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also the older table: parse, validate, join, signals, replay (fast path or not)",
+    )
+    parser.add_argument(
+        "--msgspec",
+        action="store_true",
+        help="only decoding: decode_input against msgspec Structs (pip install msgspec)",
+    )
     parser.add_argument(
         "--quality-cost",
         action="store_true",
@@ -163,9 +269,16 @@ def main() -> None:
     if args.quality_cost:
         quality_cost(path)
         return
-    cli_row(path, args.events)
-    if args.cli_only:
+    if args.msgspec:
+        msgspec_decode(path)
         return
+    if args.cli_only:
+        cli_row(path, args.events)
+        return
+    targets(path, args.events, args.repeat)
+    if not args.breakdown:
+        return
+    cli_row(path, args.events)
     lines = path.read_bytes().splitlines()
     n = len(lines)
     decoded = [events.decode_input(line) for line in lines]
@@ -272,7 +385,7 @@ def main() -> None:
 _CLI = """
 import sys
 from stream_mlops.cli import main
-code = main(["replay", sys.argv[1]])
+code = main(["replay", sys.argv[1], *(["--config", sys.argv[2]] if sys.argv[2:] else [])])
 with open("/proc/self/status") as status:
     peak = next(line for line in status if line.startswith("VmHWM"))
 sys.stderr.write(peak)
@@ -280,8 +393,10 @@ sys.exit(code)
 """
 
 
-def cli_row(path: Path, n: int) -> None:
-    """The real command in its own process: CPU time and peak memory (it streams)."""
+def cli_row(path: Path, n: int, config: Path | None = None, *, quiet: bool = False) -> float:
+    """The real command in its own process: CPU time and peak memory (it streams).
+
+    Returns its events/s after start-up."""
     # Start-up (importing river and pydantic) is a fixed cost, measured apart.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
@@ -292,7 +407,7 @@ def cli_row(path: Path, n: int) -> None:
     before = after
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", _CLI, str(path)],
+        [sys.executable, "-c", _CLI, str(path), *([] if config is None else [str(config)])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         check=True,
@@ -302,12 +417,74 @@ def cli_row(path: Path, n: int) -> None:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     *_, summary, peak = done.stderr.decode().strip().splitlines()
     peak_mib = int(peak.split()[1]) / 1024
+    rate = n / (cpu - startup)
+    if quiet:
+        return rate
     print(
         f"\n`stream-mlops replay` process: {n:,} events, {cpu:.1f} s CPU of which start-up "
         f"{startup:.1f} s; {n / (cpu - startup):,.0f} events/s after start-up; "
         f"{wall:.1f} s wall; peak RSS {peak_mib:.0f} MiB"
     )
     print(summary)
+    return rate
+
+
+def targets(path: Path, n_events: int, repeat: int) -> None:
+    """Issue 18's table: the core's µs per event and the replay CLI's events/s."""
+    decoded = [events.decode_input(line) for line in path.read_bytes().splitlines()]
+    n = len(decoded)
+    with tempfile.TemporaryDirectory() as tmp:
+        configs: dict[str, Path | None] = {}
+        for name, text in CONFIGURATIONS.items():
+            if text is None:
+                configs[name] = None
+                continue
+            config = Path(tmp) / f"{len(configs)}.toml"
+            config.write_text(text)
+            configs[name] = config
+        settings = {name: load_settings(config) for name, config in configs.items()}
+
+        def core(name: str) -> Callable[[], None]:
+            def run() -> None:
+                process = Engine(settings[name], labeled_events=False).process
+                for event in decoded:
+                    process(event)
+
+            return run
+
+        # Interleaved, so that a change of the machine's load falls on every row.
+        core_s = {
+            name: min(times)
+            for name, times in zip(
+                CONFIGURATIONS,
+                zip(
+                    *([timed(core(name), True) for name in CONFIGURATIONS] for _ in range(repeat)),
+                    strict=True,
+                ),
+                strict=True,
+            )
+        }
+        cli = {
+            name: cli_row(path, n_events, config, quiet=True) for name, config in configs.items()
+        }
+    base = core_s["same job"]
+    print(f"\n{n:,} events (8 numeric features), CPU time; core: best of {repeat}")
+    header = (
+        f"{'configuration':<36} | {'core us/event':>13} | {'x same job':>10} | {'target':>14} "
+        f"| {'replay CLI events/s':>19} | {'target':>16}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name in CONFIGURATIONS:
+        us = core_s[name] * 1e6 / n
+        core_verdict = "met" if us <= TARGET_CORE_US else "missed"
+        goal = TARGET_REPLAY["default" if name == "default" else "same job"]
+        replay_verdict = "met" if cli[name] >= goal else "missed"
+        print(
+            f"{name:<36} | {us:13.2f} | {core_s[name] / base:10.2f} "
+            f"| {f'<= {TARGET_CORE_US:g} ' + core_verdict:>14} | {cli[name]:19,.0f} "
+            f"| {f'>= {goal:,} ' + replay_verdict:>16}"
+        )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ An example (every key optional; these are not the defaults)::
     quality_range_margin = 0.5       # range: reference [q0.001, q0.999] +- 0.5 x width
     estimate_calibration_events = 1000   # labeled events that calibrate the scores
     estimate_window = 1000           # predictions per performance_estimate event
+    track_unwatched = true           # false: no work on signals without a detector
+                                     # (alerts' shifts then list watched signals only)
 
     [defaults.detectors]
     error = [{name = "glr"}]         # the model is chosen per signal (docs/detection.md)
@@ -365,6 +367,23 @@ class ModelSettings(_Section):
     estimate_calibration_events: Annotated[int, Field(ge=50, le=100_000)] = 1000
     #: Predictions per published ``performance_estimate`` event, once calibrated.
     estimate_window: Annotated[int, Field(ge=10)] = 1000
+    #: Track the label-free signals no detector watches (the score, the
+    #: prediction, a feature whose detectors are ``[]``) for the ``shifts`` an
+    #: alert ranks. False skips them, which saves their work on every
+    #: prediction: alerts then list the shifts of watched signals only (none
+    #: where only the error is watched), and ``clamped_values`` and
+    #: ``untracked_feature_values`` count over watched signals only.
+    track_unwatched: bool = True
+
+    def watched_features(self) -> tuple[dict[str, bool], bool]:
+        """Which features have a detector: those with an entry of their own
+        (name -> watched), and whether ``feature:*`` watches the others."""
+        own = {
+            signal.removeprefix("feature:"): bool(specs)
+            for signal, specs in self.detectors.items()
+            if signal.startswith("feature:") and signal != "feature:*"
+        }
+        return own, bool(self.detectors.get("feature:*"))
 
     @field_validator("detectors")
     @classmethod

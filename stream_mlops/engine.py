@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from stream_mlops import calibration, detectors, outcomes, snapshot
 from stream_mlops.config import DetectorSpec, ModelSettings, Settings
@@ -147,6 +147,9 @@ class Engine:
         self._policy = AlertPolicy(partition)
         self._models: dict[tuple[str, str], ModelState] = {}
         self._model_settings: dict[str, ModelSettings] = {}
+        # Per model id with track_unwatched = false: which features have a
+        # detector (ModelSettings.watched_features); none with it true.
+        self._watched_features: dict[str, _FeatureWatch | None] = {}
         self._predictions = 0
         self._outcomes = 0
         self._unscored = 0
@@ -158,6 +161,7 @@ class Engine:
         self._retired_untracked = 0
         self._retired_quality: dict[str, int] = {}
         self._limits = EventLimits(settings.limits)
+        self._reject_unknown = settings.unknown_models == "reject"
         self._max_features = settings.limits.max_features_per_model
         self._notices: list[str] = []
         self._until_sweep = _SWEEP_EVERY
@@ -183,7 +187,8 @@ class Engine:
         has seen it.
         """
         if type(event) is PredictionEvent:
-            self._check_model(event.model_id)
+            if self._reject_unknown:
+                self._check_model(event.model_id)
             self._limits.check_prediction(event)
             epoch = event.epoch
             self._event_time.check(epoch, watermark=self._join.watermark, now=now)
@@ -199,7 +204,7 @@ class Engine:
             alerts = self._label_free(state, event, epoch)
         else:
             assert isinstance(event, OutcomeEvent)
-            if event.model_id is not None:
+            if event.model_id is not None and self._reject_unknown:
                 self._check_model(event.model_id)
             self._limits.check_outcome(event)
             epoch = event.epoch
@@ -214,9 +219,11 @@ class Engine:
             self._until_sweep = _SWEEP_EVERY
             self._retire_idle_versions()
         outputs: list[Output] = []
-        if isinstance(result, Match):
+        if type(result) is Match:
             prediction = result.prediction
-            state = self._state(prediction.model_id, prediction.model_version, prediction)
+            state = self._models.get(
+                (prediction.model_id, prediction.model_version)
+            ) or self._state(prediction.model_id, prediction.model_version, prediction)
             if self.labeled_events:
                 outputs.append(LabeledEvent.joined(prediction, result.outcome))
             alerts += self._error(state, result, event, epoch)
@@ -266,6 +273,7 @@ class Engine:
         )
         for model_id in gone:
             self._model_settings.pop(model_id, None)
+            self._watched_features.pop(model_id, None)
 
     def _make_room(self, event: PredictionEvent, epoch: float) -> None:
         """Room for the state of a new model version, or ``EventLimitError``.
@@ -314,6 +322,23 @@ class Engine:
             found = self._model_settings[model_id] = self.settings.model(model_id)
         return found
 
+    def _features_watched(self, model_id: str) -> _FeatureWatch | None:
+        """Which features of a model with track_unwatched = false get a track
+        (None: track_unwatched, every feature does)."""
+        try:
+            return self._watched_features[model_id]
+        except KeyError:
+            model = self._settings(model_id)
+            found = None
+            if not model.track_unwatched:
+                own, star = model.watched_features()
+                # Without distribution checks a categorical feature has a track
+                # only where a detector watches it, as a numeric one.
+                some = star or any(own.values()) or model.distribution_checks
+                found = _FeatureWatch(own, star, some)
+            self._watched_features[model_id] = found
+            return found
+
     def _state(self, model_id: str, version: str, first: PredictionEvent) -> ModelState:
         state = self._models.get((model_id, version))
         if state is None:
@@ -335,6 +360,14 @@ class Engine:
                 )
             state.score = self._track(model, "score", state)
             state.prediction = self._track(model, "prediction", state)
+            if not model.track_unwatched:
+                # Slices take their score signals where the model has a score track.
+                if not state.score.detectors and not (
+                    model.slices and "score" in model.slice_signals
+                ):
+                    state.score = None
+                if not state.prediction.detectors:
+                    state.prediction = None
             state.error = self._track(model, "error", state)
             # Not a label-free shift in alerts: without a detector or a retrain
             # on it, the estimated error would be computed for nothing.
@@ -532,13 +565,17 @@ class Engine:
             if fired:
                 alerts += self._review(state, state.prediction, fired, event, epoch)
         tracks = state.features
-        for name, value in event.features.items():
+        watch = self._features_watched(state.model_id)
+        features = event.features.items() if watch is None or watch.some else ()
+        for name, value in features:
             value_kind = type(value)
             if value_kind is float or value_kind is int or value_kind is bool:
                 track = tracks.get(name)
                 if track is None:
                     if name in state.categorical:
                         continue  # a string feature first: stays categorical
+                    if watch is not None and not watch.own.get(name, watch.star):
+                        continue  # track_unwatched = false, and no detector on it
                     model = self._settings(state.model_id)
                     if len(tracks) + len(state.categorical) >= self._max_features:
                         self._untracked(state)
@@ -862,6 +899,10 @@ class Engine:
         the pending entries). After a restore, a duplicate of an event joined
         before the snapshot is not recognised as one.
         """
+        with snapshot.collector_paused():
+            return self._snapshot()
+
+    def _snapshot(self) -> bytes:
         join = self._join
         return snapshot.encode(
             {
@@ -941,9 +982,10 @@ class Engine:
         cause, and nothing else: never another exception, never a reset.
         """
         try:
-            document = snapshot.decode(data)
-            engine = cls(settings, partition=partition, labeled_events=labeled_events)
-            engine._load(document)
+            with snapshot.collector_paused():
+                document = snapshot.decode(data)
+                engine = cls(settings, partition=partition, labeled_events=labeled_events)
+                engine._load(document)
         except snapshot.NEVER_CAUGHT:
             raise
         except ValueError as exc:  # FieldError, SnapshotError, orjson's, zlib's...
@@ -1075,6 +1117,17 @@ def _slice_detectors(model: ModelSettings, task: Task, signal: str, first: Predi
     if signal == "error" and task == "regression":
         return sum(1 for spec in specs if not detectors.is_binary(spec.name))
     return len(specs)
+
+
+class _FeatureWatch(NamedTuple):
+    """The features that get a track with track_unwatched = false."""
+
+    #: features with a detectors entry of their own: whether it has a detector
+    own: dict[str, bool]
+    #: whether feature:* has a detector (the features without an entry)
+    star: bool
+    #: whether any feature may get a track (numeric or categorical)
+    some: bool
 
 
 def _watches_categories(model: ModelSettings, signal: str) -> bool:

@@ -23,8 +23,11 @@ ValueError: snapshot format 3 is not supported (this engine reads format 6)
 
 from __future__ import annotations
 
+import gc
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 import river
@@ -39,6 +42,7 @@ __all__ = [
     "NEVER_CAUGHT",
     "SnapshotError",
     "StateError",
+    "collector_paused",
     "decode",
     "encode",
     "river_version",
@@ -87,6 +91,26 @@ class SnapshotError(StateError, ValueError):
         super().__init__(f"cannot restore the snapshot{where}: {cause}")
         self.cause = cause
         self.partition = partition
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block, as it was after it.
+
+    Writing or reading a snapshot makes a container object for every number
+    list and dict of the state, all of them alive to the end: each collection
+    the allocations set off walks the growing heap and frees nothing, so a
+    large engine's snapshot and restore spent much of their time there
+    (docs/benchmarks.md). Reference counting still frees what goes; a cycle
+    made in the block waits for the next collection.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def river_version() -> str:

@@ -188,3 +188,43 @@ def test_a_join_that_removes_the_head_exposes_an_expired_entry_behind_it() -> No
         )
         assert expired == 1, side
         assert "b" not in (join._predictions if side == "prediction" else join._outcomes)
+
+
+class _AlwaysExpiring(PendingJoin):
+    """The join without _expire's memos: every call makes a full pass."""
+
+    def _expire(self) -> None:
+        self._exposed = True
+        super()._expire()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events,
+    st.floats(min_value=0.5, max_value=20),
+    st.integers(min_value=1, max_value=15),
+    st.integers(min_value=0, max_value=4),
+)
+def test_skipped_expiry_passes_change_nothing(
+    stream: list[tuple[str, int, float]], ttl: float, max_pending: int, hot: int
+) -> None:
+    joins = [
+        cls(ttl_seconds=ttl, max_pending=max_pending, hot_predictions=hot)
+        for cls in (PendingJoin, _AlwaysExpiring)
+    ]
+    clock = 0.0
+    for offset, (kind, n, jitter) in enumerate(stream):
+        clock += 0.5
+        ts = clock + jitter
+        results = [
+            join.add_prediction(prediction(f"e{n}", ts), ts, offset)
+            if kind == "prediction"
+            else join.add_outcome(outcome(f"e{n}", ts), ts, offset)
+            for join in joins
+        ]
+        assert results[0] == results[1]
+        memo, full = joins
+        assert memo.counts == full.counts
+        assert list(memo._predictions) == list(full._predictions)
+        assert list(memo._outcomes) == list(full._outcomes)
+        assert list(memo._joined_ids) == list(full._joined_ids)
