@@ -40,7 +40,7 @@ from stream_mlops.events import (
     WindowStart,
     utc_datetime,
 )
-from stream_mlops.join import DUPLICATE, JoinCounts, Match, PendingJoin
+from stream_mlops.join import DUPLICATE, Duplicate, JoinCounts, Match, PendingJoin
 from stream_mlops.limits import EventLimitError, EventLimits
 from stream_mlops.model_task import Task
 from stream_mlops.offsets import OffsetSet
@@ -204,13 +204,8 @@ class Engine:
             alerts = self._label_free(state, event, epoch)
         else:
             assert isinstance(event, OutcomeEvent)
-            if event.model_id is not None and self._reject_unknown:
-                self._check_model(event.model_id)
-            self._limits.check_outcome(event)
             epoch = event.epoch
-            self._event_time.check(epoch, watermark=self._join.watermark, now=now)
-            result = self._join.add_outcome(event, epoch, offset)
-            self._outcomes += 1
+            result = self._accept_outcome(event, epoch, offset, now)
             if result is DUPLICATE:
                 return []
             alerts = []
@@ -237,6 +232,18 @@ class Engine:
         if request is not None:
             outputs.append(request)
         return outputs
+
+    def _accept_outcome(
+        self, event: OutcomeEvent, epoch: float, offset: int | None, now: float | None
+    ) -> Match | Duplicate | None:
+        """The checks an outcome passes before the join, then the join."""
+        if event.model_id is not None and self._reject_unknown:
+            self._check_model(event.model_id)
+        self._limits.check_outcome(event)
+        self._event_time.check(epoch, watermark=self._join.watermark, now=now)
+        result = self._join.add_outcome(event, epoch, offset)
+        self._outcomes += 1
+        return result
 
     def _retire_idle_versions(self, epoch: float = -math.inf) -> None:
         """Drop the state of every model version whose traffic stopped.
