@@ -88,7 +88,7 @@ from river.drift import ADWIN, PageHinkley
 from stream_mlops.config import Settings, parse_settings
 from stream_mlops.detectors import GlrDetector
 from stream_mlops.engine import Engine
-from stream_mlops.events import DriftAlert, InputEvent, OutcomeEvent, PredictionEvent
+from stream_mlops.events import DriftAlert, InputEvent, OutcomeEvent, PredictionEvent, encode
 
 T0 = 1_800_000_000.0
 MERCHANTS = ("grocery", "fuel", "travel", "online", "cash")
@@ -599,6 +599,11 @@ def main() -> None:
         "--depth", type=int, default=0, help="seeds per monitoring-depth row (issue 16)"
     )
     parser.add_argument(
+        "--depth-examples",
+        action="store_true",
+        help="print each --depth row's first alert (seed 0) as the engine emits it",
+    )
+    parser.add_argument(
         "--depth-stationary",
         type=int,
         default=1_000_000,
@@ -623,6 +628,8 @@ def main() -> None:
             cpu += depth(pool, args.depth, args.depth_stationary, args.only)
     if args.cost:
         cpu += cost(args.cost)
+    if args.depth_examples:
+        cpu += depth_examples(args.only)
     wall = time.perf_counter() - wall
     print(f"\n{cpu:.0f} s CPU, {wall:.0f} s wall on {args.jobs} processes")
 
@@ -1275,6 +1282,31 @@ def depth(pool: Any, seeds: int, stationary_n: int, only: str) -> float:
         + (", ".join(f"{k} {c}" for k, c in sorted(other.items())) or "none")
     )
     return sum(r.seconds for r in results)
+
+
+def depth_examples(only: str) -> float:
+    """Each row's first alert on its signal (seed 0), as the engine emits it."""
+    started = time.process_time()
+    for row in DEPTH_ROWS:
+        if only not in row.label:
+            continue
+        family = FAMILIES[row.family]
+        rng = random.Random(zlib.crc32(row.family.encode()))
+        engine = Engine(parse_settings(family.settings), labeled_events=False)
+        for events, _ in family.make(rng, 0, family.tau, None):
+            _alarms(engine, events)
+        rng = random.Random(zlib.crc32(f"{row.family}/{row.change}".encode()))
+        found: DriftAlert | None = None
+        for events, _ in family.make(rng, family.tau, family.tau + 10**6, row.change):
+            for event in events:
+                for out in engine.process(event):
+                    if isinstance(out, DriftAlert) and out.signal == row.target and not found:
+                        found = out
+            if found is not None:
+                break
+        print(f"\n{row.label}:")
+        print(json.dumps(json.loads(encode(found)), indent=1) if found else "no alert")
+    return time.process_time() - started
 
 
 # -- held-out style: the CLI's replay on generated files ------------------------------
