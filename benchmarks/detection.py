@@ -62,6 +62,28 @@ within 2,000 of that category's labeled events, the delay in those events,
 and alarms of every other signal. ``--slices-stationary N`` runs N stationary
 predictions of the same stream (no change; 4 streams of N / 4) and reports the
 alarms on slice signals per million predictions.
+
+``--depth S`` gives a row per monitoring-depth signal (issue 16: data quality,
+outcomes, class-conditional errors, slices) at S seeds, with the default
+configuration only. The rows' streams come in families (``FAMILIES``): a
+calibrated classifier with five features (``cards``, change at prediction
+10,000), a fraud classifier at 1% prevalence (``fraud``, at 60,000: enough
+frauds before it for the miss rate's first 500), a regression whose target
+and prediction move together (``regression``, at 10,000), and the slice stream
+above (``slices``, at 50,000). A family's changes share one pre-change prefix
+per seed: the engine runs it once, a copy continues with each change, and
+stops when the row's signal alarms or after the family's horizon (10,000,
+40,000, 10,000 predictions; 2,000 of the slice's labeled events). Reported per
+row: detected seeds / seeds, median and p90 delay (predictions after the
+change, or the slice's labeled events), and over the stationary data (every
+prefix, and ``--depth-stationary`` more predictions per family) the false
+alarms of the row's signal kind (``quality:<kind>`` over every feature, ``slice:error``
+over every slice value), their number per million predictions of the
+families that have that kind, and with none the 95% upper bound 3 / N (the
+rule of three). Alarms on other signals after the change are listed, not
+counted as false alarms (the change may move them). ``--depth-examples``
+prints each row's first alert of seed 0 as the engine emits it. A new signal
+gets its row with one ``DepthRow`` (and its change in a family's ``make``).
 """
 
 from __future__ import annotations
