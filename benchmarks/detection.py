@@ -343,6 +343,17 @@ def estimated_error() -> Scenario:
     )
 
 
+def _card_features(rng: random.Random) -> dict[str, Any]:
+    """Five features of different shapes (lognormal, normal, uniform, integer, categorical)."""
+    return {
+        "amount": rng.lognormvariate(3.0, 1.0),
+        "age": rng.gauss(40.0, 12.0),
+        "ratio": rng.random(),
+        "hour": rng.randrange(24),
+        "merchant": _merchant(rng, MERCHANT_BEFORE),
+    }
+
+
 def stationary() -> Scenario:
     """A calibrated classifier with outcomes, a score and 5 features of various shapes."""
 
@@ -351,13 +362,7 @@ def stationary() -> Scenario:
             score = rng.betavariate(1.0, 12.0)
             actual = int(rng.random() < score)
             pred = int(score >= 0.5)
-            features: dict[str, Any] = {
-                "amount": rng.lognormvariate(3.0, 1.0),
-                "age": rng.gauss(40.0, 12.0),
-                "ratio": rng.random(),
-                "hour": rng.randrange(24),
-                "merchant": _merchant(rng, MERCHANT_BEFORE),
-            }
+            features: dict[str, Any] = _card_features(rng)
             signals: dict[str, float | str] = {f"feature:{k}": v for k, v in features.items()}
             signals["error"] = float(pred != actual)
             signals["score"] = score
@@ -379,13 +384,7 @@ def data_quality(kind: str) -> Scenario:
 
     def make(rng: random.Random, tau: int, length: int) -> Iterator[Step]:
         for i in range(length):
-            features: dict[str, Any] = {
-                "amount": rng.lognormvariate(3.0, 1.0),
-                "age": rng.gauss(40.0, 12.0),
-                "ratio": rng.random(),
-                "hour": rng.randrange(24),
-                "merchant": _merchant(rng, MERCHANT_BEFORE),
-            }
+            features: dict[str, Any] = _card_features(rng)
             problem = False
             if i >= tau:
                 draw = rng.random()
@@ -1047,13 +1046,7 @@ def _cards(rng: random.Random, start: int, stop: int, change: str | None) -> Ite
     for i in range(start, stop):
         score = rng.betavariate(1.0, 12.0)
         actual = int(rng.random() < score)
-        features: dict[str, Any] = {
-            "amount": rng.lognormvariate(3.0, 1.0),
-            "age": rng.gauss(40.0, 12.0),
-            "ratio": rng.random(),
-            "hour": rng.randrange(24),
-            "merchant": _merchant(rng, MERCHANT_BEFORE),
-        }
+        features: dict[str, Any] = _card_features(rng)
         draw = rng.random()
         if change == "missing" and draw < 0.6:
             features["amount"] = None
