@@ -62,6 +62,28 @@ within 2,000 of that category's labeled events, the delay in those events,
 and alarms of every other signal. ``--slices-stationary N`` runs N stationary
 predictions of the same stream (no change; 4 streams of N / 4) and reports the
 alarms on slice signals per million predictions.
+
+``--depth S`` gives a row per monitoring-depth signal (issue 16: data quality,
+outcomes, class-conditional errors, slices) at S seeds, with the default
+configuration only. The rows' streams come in families (``FAMILIES``): a
+calibrated classifier with five features (``cards``, change at prediction
+10,000), a fraud classifier at 1% prevalence (``fraud``, at 60,000: enough
+frauds before it for the miss rate's first 500), a regression whose target
+and prediction move together (``regression``, at 10,000), and the slice stream
+above (``slices``, at 50,000). A family's changes share one pre-change prefix
+per seed: the engine runs it once, a copy continues with each change, and
+stops when the row's signal alarms or after the family's horizon (10,000,
+40,000, 10,000 predictions; 2,000 of the slice's labeled events). Reported per
+row: detected seeds / seeds, median and p90 delay (predictions after the
+change, or the slice's labeled events), and over the stationary data (every
+prefix, and ``--depth-stationary`` more predictions per family) the false
+alarms of the row's signal kind (``quality:<kind>`` over every feature, ``slice:error``
+over every slice value), their number per million predictions of the
+families that have that kind, and with none the 95% upper bound 3 / N (the
+rule of three). Alarms on other signals after the change are listed, not
+counted as false alarms (the change may move them). ``--depth-examples``
+prints each row's first alert of seed 0 as the engine emits it. A new signal
+gets its row with one ``DepthRow`` (and its change in a family's ``make``).
 """
 
 from __future__ import annotations
@@ -78,6 +100,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +110,7 @@ from river.drift import ADWIN, PageHinkley
 from stream_mlops.config import Settings, parse_settings
 from stream_mlops.detectors import GlrDetector
 from stream_mlops.engine import Engine
-from stream_mlops.events import DriftAlert, InputEvent, OutcomeEvent, PredictionEvent
+from stream_mlops.events import DriftAlert, InputEvent, OutcomeEvent, PredictionEvent, encode
 
 T0 = 1_800_000_000.0
 MERCHANTS = ("grocery", "fuel", "travel", "online", "cash")
@@ -320,6 +343,17 @@ def estimated_error() -> Scenario:
     )
 
 
+def _card_features(rng: random.Random) -> dict[str, Any]:
+    """Five features of different shapes (lognormal, normal, uniform, integer, categorical)."""
+    return {
+        "amount": rng.lognormvariate(3.0, 1.0),
+        "age": rng.gauss(40.0, 12.0),
+        "ratio": rng.random(),
+        "hour": rng.randrange(24),
+        "merchant": _merchant(rng, MERCHANT_BEFORE),
+    }
+
+
 def stationary() -> Scenario:
     """A calibrated classifier with outcomes, a score and 5 features of various shapes."""
 
@@ -328,13 +362,7 @@ def stationary() -> Scenario:
             score = rng.betavariate(1.0, 12.0)
             actual = int(rng.random() < score)
             pred = int(score >= 0.5)
-            features: dict[str, Any] = {
-                "amount": rng.lognormvariate(3.0, 1.0),
-                "age": rng.gauss(40.0, 12.0),
-                "ratio": rng.random(),
-                "hour": rng.randrange(24),
-                "merchant": _merchant(rng, MERCHANT_BEFORE),
-            }
+            features: dict[str, Any] = _card_features(rng)
             signals: dict[str, float | str] = {f"feature:{k}": v for k, v in features.items()}
             signals["error"] = float(pred != actual)
             signals["score"] = score
@@ -356,13 +384,7 @@ def data_quality(kind: str) -> Scenario:
 
     def make(rng: random.Random, tau: int, length: int) -> Iterator[Step]:
         for i in range(length):
-            features: dict[str, Any] = {
-                "amount": rng.lognormvariate(3.0, 1.0),
-                "age": rng.gauss(40.0, 12.0),
-                "ratio": rng.random(),
-                "hour": rng.randrange(24),
-                "merchant": _merchant(rng, MERCHANT_BEFORE),
-            }
+            features: dict[str, Any] = _card_features(rng)
             problem = False
             if i >= tau:
                 draw = rng.random()
@@ -594,6 +616,20 @@ def main() -> None:
     parser.add_argument(
         "--slices-stationary", type=int, default=0, help="stationary predictions, 50 slices"
     )
+    parser.add_argument(
+        "--depth", type=int, default=0, help="seeds per monitoring-depth row (issue 16)"
+    )
+    parser.add_argument(
+        "--depth-examples",
+        action="store_true",
+        help="print each --depth row's first alert (seed 0) as the engine emits it",
+    )
+    parser.add_argument(
+        "--depth-stationary",
+        type=int,
+        default=1_000_000,
+        help="stationary predictions per stream family of --depth, beyond the prefixes",
+    )
     args = parser.parse_args()
 
     wall = time.perf_counter()
@@ -609,8 +645,12 @@ def main() -> None:
             cpu += replay_check(pool, args.replay_check)
         if args.slices or args.slices_stationary:
             cpu += slices(pool, args.slices, args.slices_stationary)
+        if args.depth:
+            cpu += depth(pool, args.depth, args.depth_stationary, args.only)
     if args.cost:
         cpu += cost(args.cost)
+    if args.depth_examples:
+        cpu += depth_examples(args.only)
     wall = time.perf_counter() - wall
     print(f"\n{cpu:.0f} s CPU, {wall:.0f} s wall on {args.jobs} processes")
 
@@ -947,6 +987,341 @@ def slices(pool: Any, seeds: int, stationary_n: int) -> float:
             f"million predictions); all alarms by signal: {where or 'none'}"
         )
     return cpu
+
+
+# -- monitoring depth (issue 16): a row per signal kind --------------------------------
+#
+# Each family is one generated stream; its changes share the pre-change prefix
+# of a seed: the engine runs the prefix once, is copied at the change point and
+# each copy continues with one change until its signal alarms (or the horizon
+# passes). The prefix is stationary data, counted with the family's stationary
+# streams for the false-alarm column. Only the default configuration runs
+# here (no raw river detectors): the rows are about the engine's signals.
+# Parts 5 and 6 of the issue add a row with one DepthRow (and, for a new kind
+# of change, its branch in a family's make, or one Family).
+
+# (events, counts): whether the prediction counts in the row's delay unit
+DepthStep = tuple[list[InputEvent], bool]
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    tau: int  # predictions before the change
+    horizon: int  # delay units after it; a change not found by then is missed
+    settings: dict[str, Any]
+    # (rng, start, stop, change): predictions start..stop-1; change None: stationary
+    make: Callable[[random.Random, int, int, str | None], Iterator[DepthStep]]
+    # signal kinds (signal_kind) the engine watches on this stream
+    watched: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DepthRow:
+    label: str
+    family: str
+    change: str
+    target: str  # the signal that must alarm
+    unit: str = "predictions"
+
+
+def signal_kind(signal: str) -> str:
+    """quality:<feature>:<kind> -> quality:<kind>; slice:<f>=<v>:<s> -> slice:<s>."""
+    if signal.startswith("quality:") and signal != "quality:schema":
+        return "quality:" + signal.rsplit(":", 1)[1]
+    if signal.startswith("slice:"):
+        return "slice:" + signal.rsplit(":", 1)[1]
+    if signal.startswith("feature:"):
+        return "feature"
+    return signal
+
+
+QUALITY_KINDS = tuple(f"quality:{k}" for k in ("missing", "type", "range", "unseen", "schema"))
+CLASS_KINDS = ("outcome", "miss_rate", "false_positive_rate")
+
+
+def _cards(rng: random.Random, start: int, stop: int, change: str | None) -> Iterator[DepthStep]:
+    """A calibrated classifier (outcomes at once, a score, 5 features); from the
+    change on, one feature breaks."""
+    for i in range(start, stop):
+        score = rng.betavariate(1.0, 12.0)
+        actual = int(rng.random() < score)
+        features: dict[str, Any] = _card_features(rng)
+        draw = rng.random()
+        if change == "missing" and draw < 0.6:
+            features["amount"] = None
+        elif change == "type":
+            features["amount"] = f"{features['amount']:.2f}"
+        elif change == "range" and draw < 0.01:
+            features["amount"] = -1e9
+        elif change == "unseen" and draw < 0.05:
+            features["merchant"] = "crypto"
+        elif change == "schema":
+            features["device"] = "mobile" if draw < 0.5 else "web"
+        yield [prediction(i, features, int(score >= 0.5), score), outcome(i, actual)], True
+
+
+def _fraud(rng: random.Random, start: int, stop: int, change: str | None) -> Iterator[DepthStep]:
+    """A fraud classifier: 1% frauds, recall 80%, 2% false positives, unless changed."""
+    prevalence = 0.03 if change == "prior" else 0.01
+    recall = 0.4 if change == "recall" else 0.8
+    false_positives = 0.04 if change == "fpr" else 0.02
+    for i in range(start, stop):
+        actual = rng.random() < prevalence
+        flagged = rng.random() < (recall if actual else false_positives)
+        score = rng.uniform(0.5, 1.0) if flagged else rng.uniform(0.0, 0.5)
+        features = {"amount": rng.lognormvariate(3.0, 1.0)}
+        yield [prediction(i, features, int(flagged), score), outcome(i, int(actual))], True
+
+
+def _regression(
+    rng: random.Random, start: int, stop: int, change: str | None
+) -> Iterator[DepthStep]:
+    """A regression whose target moves with its inputs; the model follows (the
+    error does not change), so only the outcome and prediction signals move."""
+    shift = 2.5 if change == "target" else 0.0  # 0.25 SD of the target
+    for i in range(start, stop):
+        pred = rng.gauss(100.0 + shift, 10.0)
+        features = {"x": (pred - 100.0) / 10.0}
+        yield [prediction(i, features, pred, None), outcome(i, pred + rng.gauss(0.0, 1.0))], True
+
+
+def _slices(rng: random.Random, start: int, stop: int, change: str | None) -> Iterator[DepthStep]:
+    """50 merchant categories of 2% each at 1% errors; from the change on, the
+    error of "jewelry" is 37%. The delay unit is that category's labeled events."""
+    for i in range(start, stop):
+        category = SLICE_VALUES[rng.randrange(len(SLICE_VALUES))]
+        label = int(rng.random() < 0.5)
+        failing = change == "jewelry" and category == "jewelry"
+        wrong = rng.random() < (0.37 if failing else 0.01)
+        features = {"merchant_category": category}
+        events: list[InputEvent] = [
+            prediction(i, features, label, rng.random()),
+            outcome(i, int(label != wrong)),
+        ]
+        yield events, category == "jewelry"
+
+
+FAMILIES = {
+    f.name: f
+    for f in (
+        Family(
+            "cards",
+            10_000,
+            10_000,
+            {},
+            _cards,
+            (*QUALITY_KINDS, *CLASS_KINDS),
+        ),
+        # Enough frauds before the change for min_observations (500) of the miss rate.
+        Family(
+            "fraud",
+            60_000,
+            40_000,
+            {},
+            _fraud,
+            ("quality:missing", "quality:type", "quality:range", "quality:schema", *CLASS_KINDS),
+        ),
+        Family(
+            "regression",
+            10_000,
+            10_000,
+            {},
+            _regression,
+            ("quality:missing", "quality:type", "quality:range", "quality:schema", "outcome"),
+        ),
+        Family(
+            "slices",
+            SLICE_TAU,
+            SLICE_HORIZON,
+            SLICE_SETTINGS,
+            _slices,
+            # a string feature only: no range
+            ("slice:error", "slice:score", *QUALITY_KINDS[:2], *QUALITY_KINDS[3:], *CLASS_KINDS),
+        ),
+    )
+}
+
+DEPTH_ROWS = (
+    DepthRow("quality: amount 60% null", "cards", "missing", "quality:amount:missing"),
+    DepthRow("quality: amount as strings", "cards", "type", "quality:amount:type"),
+    DepthRow("quality: 1% of amount at -1e9", "cards", "range", "quality:amount:range"),
+    DepthRow("quality: 5% unseen merchant", "cards", "unseen", "quality:merchant:unseen"),
+    DepthRow("quality: a new feature (schema)", "cards", "schema", "quality:schema"),
+    DepthRow("outcome: fraud rate 1% -> 3%", "fraud", "prior", "outcome"),
+    DepthRow("outcome: regression target +0.25 SD", "regression", "target", "outcome"),
+    DepthRow("miss_rate: recall 80% -> 40%, 1% fraud", "fraud", "recall", "miss_rate"),
+    DepthRow("false_positive_rate: 2% -> 4%, 1% fraud", "fraud", "fpr", "false_positive_rate"),
+    DepthRow(
+        "slice: one category 1% -> 37% errors",
+        "slices",
+        "jewelry",
+        "slice:merchant_category=jewelry:error",
+        "labeled events of the slice",
+    ),
+)
+
+
+@dataclass
+class DepthResult:
+    family: str
+    seed: int
+    delay: dict[str, int | None] = field(default_factory=dict)  # by change
+    # alarms on other signals after the change (not false alarms: it may move them)
+    after: dict[str, dict[str, int]] = field(default_factory=dict)
+    stationary: int = 0  # stationary predictions (the prefix, or a stationary stream)
+    alarms: dict[str, int] = field(default_factory=dict)  # stationary alarms by signal
+    seconds: float = 0.0
+
+
+def _alarms(engine: Engine, events: list[InputEvent]) -> list[str]:
+    return [
+        out.signal
+        for event in events
+        for out in engine.process(event)
+        if isinstance(out, DriftAlert) and out.severity == "drift"
+    ]
+
+
+def _depth_one(job: tuple[str, int, tuple[str, ...], int]) -> DepthResult:
+    """One seed of a family: the prefix once, then each change from a copy of
+    the engine; or (no changes) ``length`` stationary predictions."""
+    name, seed, changes, length = job
+    family = FAMILIES[name]
+    started = time.process_time()
+    result = DepthResult(name, seed)
+    rng = random.Random(seed * 1_000_003 + zlib.crc32(name.encode()))
+    engine = Engine(parse_settings(family.settings), labeled_events=False)
+    prefix = family.tau if changes else length
+    for events, _ in family.make(rng, 0, prefix, None):
+        for signal in _alarms(engine, events):
+            result.alarms[signal] = result.alarms.get(signal, 0) + 1
+    result.stationary = prefix
+    targets = {row.change: row.target for row in DEPTH_ROWS if row.family == name}
+    for change in changes:
+        copy = deepcopy(engine)
+        rng = random.Random(seed * 1_000_003 + zlib.crc32(f"{name}/{change}".encode()))
+        seen = 0
+        others: dict[str, int] = {}
+        delay: int | None = None
+        # A unit may be rare (a slice's events): generate until the horizon's worth.
+        for events, counts in family.make(rng, family.tau, 10**9, change):
+            seen += counts
+            for signal in _alarms(copy, events):
+                if signal == targets[change] and delay is None:
+                    delay = seen
+                elif signal != targets[change]:
+                    others[signal] = others.get(signal, 0) + 1
+            if delay is not None or seen >= family.horizon:
+                break
+        result.delay[change] = delay
+        result.after[change] = others
+    result.seconds = time.process_time() - started
+    return result
+
+
+def _p90(values: list[int]) -> float:
+    if len(values) < 2:
+        return float(values[0])
+    return statistics.quantiles(values, n=10, method="inclusive")[8]
+
+
+def depth(pool: Any, seeds: int, stationary_n: int, only: str) -> float:
+    rows = [row for row in DEPTH_ROWS if only in row.label]
+    families = sorted({row.family for row in rows}, key=list(FAMILIES).index)
+    jobs: list[tuple[str, int, tuple[str, ...], int]] = [
+        (name, seed, tuple(r.change for r in rows if r.family == name), 0)
+        for name in families
+        for seed in range(seeds)
+    ]
+    # Stationary streams of each family, beyond the prefixes: stationary_n
+    # predictions per family, in chunks of at most 100,000.
+    for name in families:
+        chunks = max(1, math.ceil(stationary_n / 100_000)) if stationary_n else 0
+        jobs += [(name, 10_000 + k, (), stationary_n // chunks) for k in range(chunks)]
+    jobs.sort(key=lambda job: -(job[3] or FAMILIES[job[0]].tau))
+    results = pool.map(_depth_one, jobs, chunksize=1)
+    stationary_of = {
+        name: sum(r.stationary for r in results if r.family == name) for name in families
+    }
+    alarms_of: dict[str, int] = {}
+    for r in results:
+        for signal, count in r.alarms.items():
+            kind = signal_kind(signal)
+            alarms_of[kind] = alarms_of.get(kind, 0) + count
+    print(
+        f"\nmonitoring-depth signals (issue 16), default configuration, {seeds} seeds per row; "
+        "delay: units after the change to the signal's first drift alert, over the "
+        "detected seeds (a seed counts as detected within the family's horizon)"
+    )
+    for name in families:
+        f = FAMILIES[name]
+        print(
+            f"  {name}: change at prediction {f.tau:,}, horizon {f.horizon:,}; stationary: "
+            f"{stationary_of[name]:,} predictions (prefixes and stationary streams)"
+        )
+    header = (
+        f"{'row':<42} | {'signal kind':<19} | {'detected':>8} | {'median':>6} | {'p90':>6} "
+        f"| {'FA':>3} | {'stationary N':>12} | {'FA/1M':>6} | {'95% bound/1M':>12} | after"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        mine = [r for r in results if r.family == row.family and row.change in r.delay]
+        delays = [d for r in mine if (d := r.delay[row.change]) is not None]
+        kind = signal_kind(row.target)
+        n = sum(stationary_of[name] for name in families if kind in FAMILIES[name].watched)
+        alarms = alarms_of.get(kind, 0)
+        # No alarm in n: fewer than 3 / n at 95% (the rule of three); else the
+        # exact Poisson bound is left to the reader: print the rate.
+        bound = f"< {3 / n * 1e6:.2f}" if alarms == 0 and n else "-"
+        after: dict[str, int] = {}
+        for r in mine:
+            for signal, count in r.after[row.change].items():
+                after[signal_kind(signal)] = after.get(signal_kind(signal), 0) + count
+        print(
+            f"{row.label:<42} | {kind:<19} | {len(delays):>3}/{len(mine):<4} | "
+            f"{fmt(statistics.median(delays) if delays else None):>6} | "
+            f"{fmt(_p90(delays) if delays else None):>6} | {alarms:>3} | {n:>12,} | "
+            f"{alarms / n * 1e6 if n else 0:6.2f} | {bound:>12} | "
+            + (", ".join(f"{k} {c}" for k, c in sorted(after.items())) or "none")
+        )
+    units = sorted({(row.label, row.unit) for row in rows if row.unit != "predictions"})
+    for label, unit in units:
+        print(f"({label}: delay in {unit})")
+    other = {
+        k: c for k, c in alarms_of.items() if not any(k == signal_kind(r.target) for r in rows)
+    }
+    print(
+        "stationary alarms of the other signals: "
+        + (", ".join(f"{k} {c}" for k, c in sorted(other.items())) or "none")
+    )
+    return sum(r.seconds for r in results)
+
+
+def depth_examples(only: str) -> float:
+    """Each row's first alert on its signal (seed 0), as the engine emits it."""
+    started = time.process_time()
+    for row in DEPTH_ROWS:
+        if only not in row.label:
+            continue
+        family = FAMILIES[row.family]
+        rng = random.Random(zlib.crc32(row.family.encode()))
+        engine = Engine(parse_settings(family.settings), labeled_events=False)
+        for events, _ in family.make(rng, 0, family.tau, None):
+            _alarms(engine, events)
+        rng = random.Random(zlib.crc32(f"{row.family}/{row.change}".encode()))
+        found: DriftAlert | None = None
+        for events, _ in family.make(rng, family.tau, family.tau + 10**6, row.change):
+            for event in events:
+                for out in engine.process(event):
+                    if isinstance(out, DriftAlert) and out.signal == row.target and not found:
+                        found = out
+            if found is not None:
+                break
+        print(f"\n{row.label}:")
+        print(json.dumps(json.loads(encode(found)), indent=1) if found else "no alert")
+    return time.process_time() - started
 
 
 # -- held-out style: the CLI's replay on generated files ------------------------------

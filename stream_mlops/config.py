@@ -31,7 +31,8 @@ An example (every key optional; these are not the defaults)::
     slices = ["country", "merchant_category"]   # error and score per value of these features
     slice_top_k = 20                 # values tracked per slice feature; the rest pooled
     rebase_after_alert = false       # keep comparing with the reference after an alert
-    quality_checks = true            # missing, wrong-type, out-of-range, unseen values
+    quality_checks = true            # missing, wrong-type, out-of-range, unseen values, schema
+                                     # (or a list of those: ["missing", "type", "range"])
     quality_range_margin = 0.5       # range: reference [q0.001, q0.999] +- 0.5 x width
     estimate_calibration_events = 1000   # labeled events that calibrate the scores
     estimate_window = 1000           # predictions per performance_estimate event
@@ -93,7 +94,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -279,6 +280,8 @@ def _default_detectors() -> dict[str, list[DetectorSpec]]:
 
 #: The signals a slice of the traffic gets of its own.
 SliceSignal = Literal["error", "score"]
+#: The data-quality problems (stream_mlops.quality.KINDS, and the schema).
+QualityKind = Literal["missing", "type", "range", "unseen", "schema"]
 
 
 def _slice_signals() -> list[SliceSignal]:
@@ -356,7 +359,10 @@ class ModelSettings(_Section):
     #: values, wrong types, values out of the reference's range, unseen
     #: categories, and schema changes, each a signal ``quality:<feature>:<kind>``
     #: or ``quality:schema`` watched by a rising-rate GLR bank within the budget.
-    quality_checks: bool = True
+    #: true: every kind; false or []: none; or a list of the kinds to watch
+    #: (``"missing"``, ``"type"``, ``"range"``, ``"unseen"``, ``"schema"``). A
+    #: kind not listed is neither counted nor watched, and takes no budget.
+    quality_checks: bool | list[QualityKind] = True
     #: Out of range: beyond the reference's [q0.001, q0.999] widened on each side
     #: by this many times its width.
     quality_range_margin: Annotated[float, Field(ge=0)] = 0.5
@@ -410,6 +416,14 @@ class ModelSettings(_Section):
         if specs is None and signal.startswith("feature:"):
             specs = self.detectors.get("feature:*")
         return specs or []
+
+    def quality_kinds(self) -> frozenset[str]:
+        """The data-quality kinds this model watches (``quality_checks``)."""
+        if self.quality_checks is True:
+            return frozenset(get_args(QualityKind))
+        if self.quality_checks is False:
+            return frozenset()
+        return frozenset(self.quality_checks)
 
     def retrains_on(self, signal: str) -> bool:
         return signal in self.retrain_on or (

@@ -458,6 +458,7 @@ class Engine:
             return [GlrDetector(**params)]
 
         state.quality.build = build
+        state.quality.kinds = model.quality_kinds()
 
     def _track(
         self,
@@ -1155,7 +1156,7 @@ def _detector_count(model: ModelSettings, task: Task, first: PredictionEvent) ->
         counts[0 if model.retrains_on(signal) else 1] += detectors_
 
     if model.quality_checks:
-        for signal in budget_signals(first.features):
+        for signal in budget_signals(first.features, model.quality_kinds()):
             add(signal, 1)
     add("error", len(model.detectors_for("error")))
     for signal in outcomes.signals_for(task):

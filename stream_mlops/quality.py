@@ -52,6 +52,7 @@ from stream_mlops.detectors import Detection, Detector, GlrDetector
 from stream_mlops.plain_data import FieldError, Fields, check_list, float_data, read_float
 
 __all__ = [
+    "ALL_KINDS",
     "KINDS",
     "SCHEMA",
     "QualityMonitor",
@@ -63,6 +64,8 @@ __all__ = [
 
 KINDS: Final = ("missing", "type", "range", "unseen")
 SCHEMA: Final = "quality:schema"
+#: Every kind of problem, the schema included (``quality_checks = true``).
+ALL_KINDS: Final = frozenset((*KINDS, "schema"))
 # The reference quantiles a numeric feature's range starts from (then widened).
 _LOW_QUANTILE: Final = 0.001
 _HIGH_QUANTILE: Final = 0.999
@@ -93,22 +96,27 @@ def is_quality_signal(signal: str) -> bool:
     return signal.startswith("quality:")
 
 
-def budget_signals(features: Mapping[str, FeatureValue]) -> list[str]:
+def budget_signals(
+    features: Mapping[str, FeatureValue], kinds: frozenset[str] = ALL_KINDS
+) -> list[str]:
     """The quality signals a prediction with these features may raise.
 
     Three per feature (missing, type, and range for a number or unseen for a
-    string; range for a null) and the schema: what the model's false-alarm
-    budget is split over (``engine._detector_count``), one detector each.
+    string; range for a null) and the schema, of the ``kinds`` watched: what
+    the model's false-alarm budget is split over (``engine._detector_count``),
+    one detector each.
 
     >>> budget_signals({"amount": 1.0, "merchant": "fuel"})  # doctest: +NORMALIZE_WHITESPACE
     ['quality:schema', 'quality:amount:missing', 'quality:amount:type',
      'quality:amount:range', 'quality:merchant:missing', 'quality:merchant:type',
      'quality:merchant:unseen']
+    >>> budget_signals({"amount": 1.0}, frozenset({"missing"}))
+    ['quality:amount:missing']
     """
-    signals = [SCHEMA]
+    signals = [SCHEMA] if "schema" in kinds else []
     for name, value in features.items():
         third = "unseen" if type(value) is str else "range"
-        signals += [signal_name(name, kind) for kind in ("missing", "type", third)]
+        signals += [signal_name(name, k) for k in ("missing", "type", third) if k in kinds]
     return signals
 
 
@@ -226,6 +234,7 @@ class QualityMonitor:
         "_specs",
         "build",
         "events",
+        "kinds",
         "margin",
         "max_features",
         "reference_observations",
@@ -249,6 +258,8 @@ class QualityMonitor:
         self.tracks: dict[str, RateTrack] = {}
         #: how new signals get their detectors (none: counted, not watched)
         self.build: DetectorFactory | None = None
+        #: the kinds of problem counted and watched (the others are ignored)
+        self.kinds: frozenset[str] = ALL_KINDS
 
     # -- the hot path -------------------------------------------------------------
 
@@ -294,13 +305,15 @@ class QualityMonitor:
             for name in self._expected:
                 if features.get(name) is None:
                     fired = self._problem(name, "missing", n, fired)
-        if known < len(features) or required < self._required:
+        if (known < len(features) or required < self._required) and "schema" in self.kinds:
             fired = self._track_problem(SCHEMA, n, fired)
         return fired
 
     def _problem(
         self, feature: str, kind: str, n: int, fired: list[tuple[RateTrack, Fired]] | None
     ) -> list[tuple[RateTrack, Fired]] | None:
+        if kind not in self.kinds:
+            return fired
         return self._track_problem(signal_name(feature, kind), n, fired)
 
     def _track_problem(

@@ -41,9 +41,16 @@ from stream_mlops.events import (
 )
 from stream_mlops.model_task import Task
 from stream_mlops.plotting import Curve, Line, Panel, html_page, plot_png
+from stream_mlops.quality import SCHEMA
 from stream_mlops.signals import error_value, estimated_error, infer_task, numeric
 
-__all__ = ["SUMMARY_FORMAT", "ReplayRecorder", "report_html", "summary_document"]
+__all__ = [
+    "SUMMARY_FORMAT",
+    "ReplayRecorder",
+    "quality_problems",
+    "report_html",
+    "summary_document",
+]
 
 SUMMARY_FORMAT: Final = "stream-mlops-replay-summary/1"
 # Points per signal: finer than a 1000-pixel-wide plot can show.
@@ -241,6 +248,30 @@ def _iso(epoch: float | None) -> str | None:
     return utc_datetime(epoch).isoformat().replace("+00:00", "Z")
 
 
+def quality_problems(by_signal: Mapping[str, int]) -> dict[str, Any]:
+    """The data-quality problems counted (``EngineStats.quality_problems``, summed
+    over models), per feature and kind.
+
+    >>> quality_problems({"quality:amount:missing": 3, "quality:amount:type": 1,
+    ...                   "quality:schema": 2})
+    {'total': 6, 'by_feature': {'amount': {'missing': 3, 'type': 1}}, 'schema': 2}
+    """
+    by_feature: dict[str, dict[str, int]] = {}
+    schema = 0
+    for signal, count in by_signal.items():
+        if signal == SCHEMA:
+            schema += count
+            continue
+        # quality:<feature>:<kind>; a feature's name may itself hold a colon
+        feature, kind = signal.removeprefix("quality:").rsplit(":", 1)
+        by_feature.setdefault(feature, {})[kind] = count
+    return {
+        "total": sum(by_signal.values()),
+        "by_feature": {f: dict(sorted(k.items())) for f, k in sorted(by_feature.items())},
+        "schema": schema,
+    }
+
+
 def summary_document(
     recorder: ReplayRecorder,
     stats: EngineStats,
@@ -325,6 +356,7 @@ def summary_document(
                 for line, e in recorder.estimates
             ],
         },
+        "quality_problems": quality_problems(stats.quality_problems),
         "event_time": {
             "first": _iso(recorder.first_event_time),
             "last": _iso(recorder.last_event_time),

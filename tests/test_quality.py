@@ -140,6 +140,45 @@ def test_quality_checks_off_watch_and_count_nothing() -> None:
     assert engine.stats.quality_problems == {}
 
 
+def _all_broken(rng: random.Random, f: Features) -> None:
+    """Nulls, strings, sentinels, an unseen category and a new feature at once."""
+    _nulls(rng, f)
+    if f["amount"] is None:
+        f["hour"] = "7"
+    else:
+        _sentinels(rng, f)
+    f["merchant"] = "crypto"
+    _added(rng, f)
+
+
+def test_quality_checks_may_name_the_kinds_to_watch() -> None:
+    settings = parse_settings({"models": {"fraud": {"quality_checks": ["missing", "range"]}}})
+    engine = Engine(settings)
+    alerts = _run(engine, _stream(CHANGE + 3_000, _all_broken))
+    quality = {a.signal for a in alerts if a.signal.startswith("quality:")}
+    # (1% of sentinels may take longer than 3,000 predictions to alarm.)
+    assert "quality:amount:missing" in quality
+    assert quality <= {"quality:amount:missing", "quality:amount:range"}
+    # The kinds not named are neither counted nor watched.
+    counted = engine.stats.quality_problems
+    assert {s.rsplit(":", 1)[1] for s in counted} <= {"missing", "range"}
+    assert counted["quality:amount:missing"] > 1_000
+    every = Engine(Settings())
+    _run(every, _stream(CHANGE + 3_000, _all_broken))
+    assert {"quality:hour:type", "quality:merchant:unseen", "quality:schema"} <= set(
+        every.stats.quality_problems
+    )
+    # Fewer quality signals: a larger share of the budget for each of the others.
+    named = engine._models[("fraud", "v1")].false_alarm_rate
+    plain = every._models[("fraud", "v1")].false_alarm_rate
+    assert named is not None and plain is not None and named > plain
+
+
+def test_an_unknown_quality_kind_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"quality_checks"):
+        parse_settings({"defaults": {"quality_checks": ["missing", "nulls"]}})
+
+
 def test_quality_signals_take_no_detector_configuration() -> None:
     with pytest.raises(ConfigError, match=r"quality:amount:missing: quality signals take no"):
         parse_settings({"defaults": {"detectors": {"quality:amount:missing": []}}})

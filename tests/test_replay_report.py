@@ -219,3 +219,46 @@ def test_a_report_without_matplotlib_or_an_unwritable_output_stops_before_the_re
     err = capsys.readouterr().err
     assert "--report: the report draws its plots with matplotlib" in err
     assert "stream-mlops[demo]" in err and "replay:" not in err.split("--report")[1]
+
+
+def test_the_summary_counts_data_quality_problems_per_feature_and_kind(tmp_path: Path) -> None:
+    """After the quality reference (the first 1,000 predictions): 30 nulls and 10
+    strings in ``amount``, one event with a feature never seen."""
+    events = tmp_path / "events.jsonl"
+    with events.open("wb") as handle:
+        for i in range(1_100):
+            amount: object = 10.0 + i % 50
+            if 1_000 <= i < 1_030:
+                amount = None
+            elif 1_030 <= i < 1_040:
+                amount = "12,5"
+            features = {"amount": amount, "merchant": "grocery"}
+            if i == 1_050:
+                features["device"] = "mobile"
+            event = {
+                "type": "prediction",
+                "event_id": f"e{i}",
+                "model_id": "fraud",
+                "model_version": "v1",
+                "ts": 1_800_000_000 + i,
+                "features": features,
+                "prediction": 0,
+                "score": 0.1,
+            }
+            handle.write(orjson.dumps(event) + b"\n")
+    summary_path = tmp_path / "summary.json"
+    command = [sys.executable, "-m", "stream_mlops", "replay", str(events)]
+    done = subprocess.run(
+        [*command, "--summary-json", str(summary_path)],
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = orjson.loads(summary_path.read_bytes())
+    assert summary["quality_problems"] == {
+        "total": 41,
+        "by_feature": {"amount": {"missing": 30, "type": 10}},
+        "schema": 1,
+    }
+    # The stderr summary counts the same.
+    assert b"quality:amount:missing=30" in done.stderr
