@@ -18,7 +18,7 @@ follows river's internals, so another minor version is refused).
 >>> decode(data[:6] + (3).to_bytes(2, "big") + data[8:])
 Traceback (most recent call last):
 ...
-ValueError: snapshot format 3 is not supported (this engine reads format 5)
+ValueError: snapshot format 3 is not supported (this engine reads format 6)
 """
 
 from __future__ import annotations
@@ -47,9 +47,11 @@ __all__ = [
 MAGIC: Final = b"SMLOPS"
 # 4: plain data (JSON), zlib. 5: the same, with the data-quality, outcome and
 # slice state and the tracks' change-point history (a 4 lacks fields a 5 needs).
+# 6: whether each track's and quality monitor's reference is pinned
+# (stream_mlops.reference), and a pinned GLR bank's reference mean.
 # 3 and older were pickles: never read again, so a state topic written by those
 # versions stops the engine with a SnapshotError.
-FORMAT: Final = 5
+FORMAT: Final = 6
 _HEADER: Final = struct.Struct(">6sH")
 # Compression level: 1 is several times faster than the default 6 on snapshot
 # JSON for a few percent more bytes (benchmarks/snapshot_size.py).
