@@ -5,8 +5,8 @@ By default a signal's reference is its own first values on the stream
 pinned reference replaces them with events known to be good: a JSONL file
 (``reference = {file = "ref.jsonl"}``, or ``replay --reference FILE``), or the
 champion's recorded training window in the registry (``reference =
-"champion"``, read back from the labeled-events topic by the Kafka edge,
-``stream_mlops.kafka.champion_reference``). Either way the engine gets one
+"champion"``, read back from the labeled-events topic when the engine
+service starts, ``stream_mlops.reference_window``). Either way the engine gets one
 ``ModelReference`` per model and, when it creates a signal, takes from it:
 
 * every feature (numeric, categorical, and the data-quality ranges, known
@@ -289,7 +289,7 @@ def load_references(settings: Settings) -> dict[str, ModelReference]:
     model of its events that has no section its reference. A model section
     whose file holds none of the model's events is an error (its reference
     would silently be the stream). ``reference = "champion"`` is not read here:
-    that needs the cluster (``stream_mlops.kafka.champion_reference``).
+    that needs the cluster (``stream_mlops.reference_window``).
     """
     files: dict[str, dict[str, ModelReference]] = {}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -159,7 +161,7 @@ def test_a_restored_engine_goes_on_as_the_one_that_never_stopped(tmp_path: Path)
     data = first.snapshot()
     restored = Engine.restore(settings, data, references=references)
     for kind in ("prediction", "outcome"):
-        pending = restored.pending_offsets(kind)  # type: ignore[arg-type]
+        pending = restored.pending_offsets(kind)
         for e, off in zip(events[:cut], offsets, strict=False):
             if e.type == kind and off in pending:
                 restored.restore_pending(e, off)
@@ -331,3 +333,40 @@ def test_a_primed_distribution_test_takes_its_reference_from_the_values() -> Non
     assert detector.observations == 1_000
     fired = [d for _ in range(4_000) if (d := detector.update(rng.gauss(0.0, 3.0))) is not None]
     assert fired and fired[0].mean_before == pytest.approx(0.0, abs=0.1)
+
+
+# -- replay ---------------------------------------------------------------------
+
+
+def _replay(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream_mlops", "replay", *args], capture_output=True, check=False
+    )
+
+
+def test_replay_with_reference_finds_the_shift_the_plain_replay_misses(tmp_path: Path) -> None:
+    stream = _write(tmp_path / "events.jsonl", _shifted(3_000))
+    ref = _good_reference(tmp_path / "ref.jsonl")
+    plain = _replay(str(stream))
+    pinned = _replay(str(stream), "--reference", str(ref))
+    assert plain.returncode == 0 and pinned.returncode == 0, pinned.stderr
+    assert b'"signal":"feature:f0"' not in plain.stdout
+    assert b'"signal":"feature:f0"' in pinned.stdout
+    assert b'"signal":"error"' in pinned.stdout
+
+
+def test_replay_refuses_a_bad_reference_with_exit_2(tmp_path: Path) -> None:
+    stream = _write(tmp_path / "events.jsonl", classifier(10))
+    bad = tmp_path / "ref.jsonl"
+    bad.write_bytes(b'{"type": "outcome", "event_id": "a", "ts": 0, "actual": 1}\n{oops\n')
+    result = _replay(str(stream), "--reference", str(bad))
+    assert result.returncode == 2
+    assert b"ref.jsonl line 2: not JSON" in result.stderr
+    missing = _replay(str(stream), "--reference", str(tmp_path / "absent.jsonl"))
+    assert missing.returncode == 2
+    assert b"absent.jsonl: cannot read" in missing.stderr
+    config = tmp_path / "c.toml"
+    config.write_text('[defaults]\nreference = "champion"\n')
+    champion = _replay(str(stream), "--config", str(config))
+    assert champion.returncode == 2
+    assert b'reference: "champion" is read from the cluster' in champion.stderr
