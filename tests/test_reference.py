@@ -21,7 +21,7 @@ from stream_mlops.reference import (
     parse_reference,
     read_reference_file,
 )
-from tests.streams import classifier
+from tests.streams import classifier, kind_offsets
 
 # The stream starts shifted: f0 is N(0.7, 1) instead of N(0, 1), and the
 # error rate is 20% instead of 5%, from the first event on.
@@ -152,7 +152,7 @@ def test_a_restored_engine_goes_on_as_the_one_that_never_stopped(tmp_path: Path)
     settings = _settings(ref)
     references = load_references(settings)
     events = list(_shifted(4_000))
-    offsets = _offsets(events)
+    offsets = kind_offsets(events)
     cut = len(events) // 4
     whole = Engine(settings, references=references)
     expected = [o for e, off in zip(events, offsets, strict=True) for o in whole.process(e, off)]
@@ -173,16 +173,6 @@ def test_a_restored_engine_goes_on_as_the_one_that_never_stopped(tmp_path: Path)
     ]
     assert [encode(o) for o in got] == [encode(o) for o in expected]
     assert any(isinstance(o, DriftAlert) for o in expected)
-
-
-def _offsets(events: list[InputEvent]) -> list[int]:
-    # Outcomes are in one "topic", predictions in another: offsets per kind.
-    counters = {"prediction": 0, "outcome": 0}
-    offsets = []
-    for e in events:
-        offsets.append(counters[e.type])
-        counters[e.type] += 1
-    return offsets
 
 
 # -- the reference file -----------------------------------------------------------
