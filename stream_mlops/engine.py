@@ -133,8 +133,8 @@ class Engine:
         references: Mapping[str, ModelReference] | None = None,
     ) -> None:
         """``references``: the pinned references by model id (``reference`` set to a
-        file or "champion"; ``stream_mlops.reference.load_references``, or the
-        Kafka edge's ``champion_reference``). A model with a section of its own
+        file or "champion": ``stream_mlops.reference.load_references``,
+        ``stream_mlops.reference_window.champion_references``). A model with a section of its own
         and a pinned reference needs one here (ValueError otherwise)."""
         #: False skips building LabeledEvents (replay publishes none; saves time).
         self.labeled_events = labeled_events

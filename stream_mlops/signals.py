@@ -81,8 +81,8 @@ _MAX_CATEGORIES: Final = 20
 LARGEST_VALUE: Final = 2.0**480
 # A pinned reference primes the detectors with at most its last _PRIMED values
 # (the track's own reference statistics take all of them): enough for the
-# pre-change estimates, and a new model version is set up in well under a
-# second however large the reference.
+# pre-change estimates, and priming a new model version's signals costs at
+# most that many detector updates each, however large the reference.
 _PRIMED: Final = 10_000
 
 
