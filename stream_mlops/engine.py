@@ -369,9 +369,11 @@ class Engine:
             return None
         found = self._references.get(state.model_id)
         if found is None and len(self._notices) < _MAX_NOTICES:
+            source = model.reference
+            named = source if isinstance(source, str) else source.file
             notice = (
-                f"{state.model_id} {state.model_version}: reference {model.reference!s} holds "
-                "no events of this model: its signals take the stream's first values"
+                f"{state.model_id} {state.model_version}: reference {named} holds no "
+                "events of this model: its signals take the stream's first values"
             )
             if notice not in self._notices:
                 self._notices.append(notice)

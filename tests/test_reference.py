@@ -360,3 +360,17 @@ def test_replay_refuses_a_bad_reference_with_exit_2(tmp_path: Path) -> None:
     champion = _replay(str(stream), "--config", str(config))
     assert champion.returncode == 2
     assert b'reference: "champion" is read from the cluster' in champion.stderr
+
+
+def test_a_model_without_events_in_a_default_file_keeps_the_streams_reference_and_says_so(
+    tmp_path: Path,
+) -> None:
+    ref = _good_reference(tmp_path / "ref.jsonl", n=500)
+    settings = parse_settings({"defaults": {"reference": {"file": str(ref)}}})
+    engine = Engine(settings, references=load_references(settings))
+    _alerts(engine, classifier(300, model_id="churn"))
+    state = engine._models[("churn", "v1")]
+    assert not any(t.pinned for t in state.tracks())
+    notices = engine.take_notices()
+    assert len(notices) == 1
+    assert notices[0].startswith(f"churn v1: reference {ref} holds no events of this model")
