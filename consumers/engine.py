@@ -21,6 +21,7 @@ from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.bootstrap import connection_settings
 from stream_mlops.kafka.engine_service import EngineService
 from stream_mlops.kafka.observer import RuntimeObserver
+from stream_mlops.kafka.retrain_inputs import kafka_window_reader
 from stream_mlops.kafka.state import StateError
 from stream_mlops.kafka.task_runtime import (
     FencedError,
@@ -35,6 +36,9 @@ from stream_mlops.ops.engine_metrics import EngineMetrics
 from stream_mlops.ops.metrics_server import MetricsAddressError, metrics_settings
 from stream_mlops.ops.probes import runtime_status
 from stream_mlops.ops.service_metrics import ServiceMetrics
+from stream_mlops.reference import ModelReference, load_references
+from stream_mlops.reference_window import champion_references, needs_champion
+from stream_mlops.registry import ModelRegistry, RegistryError, resolve_registry
 
 
 def default_instance_id() -> str:
@@ -70,7 +74,38 @@ def with_connection(settings: Settings, client: str | None) -> Settings:
     return settings.model_copy(update={"kafka": connection_settings(settings, client=client)})
 
 
-def main(
+def load_engine_references(settings: Settings) -> dict[str, ModelReference]:
+    """The pinned references, read once at start: files, then champions' windows.
+
+    ``ConfigError`` (a ``ReferenceError``) names the field of a reference that
+    cannot be had; a registry or cluster that cannot be read raises its own error.
+    """
+    references = load_references(settings)
+    if needs_champion(settings):
+        registry = ModelRegistry(resolve_registry(None, settings.retrainer.registry))
+        with kafka_window_reader(settings) as read_window:
+            references.update(champion_references(settings, registry, read_window))
+    return references
+
+
+def _references(
+    log: structlog.typing.FilteringBoundLogger, settings: Settings, config_path: Path | None
+) -> dict[str, ModelReference] | int:
+    """``load_engine_references``, logged; an exit code if they cannot be had."""
+    try:
+        references = load_engine_references(settings)
+    except ConfigError as exc:
+        log.error("config.invalid", error=str(exc), path=str(config_path))
+        return 2
+    except (RegistryError, TransportError) as exc:
+        log.error("engine.failed", error=f"reading the champion's training window: {exc}")
+        return 1
+    for reference in references.values():
+        log.info("engine.reference", model_id=reference.model_id, **reference.describe())
+    return references
+
+
+def main(  # noqa: PLR0911 (one exit per start-up failure, each with its log line)
     config_path: Path | None,
     log_format: LogFormat = "json",
     instance_id: str | None = None,
@@ -87,6 +122,9 @@ def main(
     except ConfigError as exc:
         log.error("config.invalid", error=str(exc), path=str(config_path))
         return 2
+    references = _references(log, settings, config_path)
+    if isinstance(references, int):
+        return references
     kafka = settings.kafka
     instance = instance_id or default_instance_id()
     log.info(
@@ -113,7 +151,9 @@ def main(
     telemetry = ServiceMetrics(metrics, "engine") if metrics.enabled else None
     engine_metrics = EngineMetrics(telemetry.registry) if telemetry is not None else None
     service = EngineService(
-        settings, on_alert=engine_metrics.alerted if engine_metrics is not None else None
+        settings,
+        on_alert=engine_metrics.alerted if engine_metrics is not None else None,
+        references=references,
     )
     observers: list[RuntimeObserver] = []
     if telemetry is not None and engine_metrics is not None:

@@ -56,6 +56,7 @@ def _replay(args: argparse.Namespace) -> int:
         now=args.wall_clock,
         report_path=args.report,
         summary_path=args.summary_json,
+        reference_path=args.reference,
     )
 
 
@@ -452,6 +453,17 @@ def _add_replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         help=(
             "also write the summary as JSON: counts, every alert and retrain request with its "
             "line, refused lines, alerts per signal, timings (docs/contract.md)"
+        ),
+    )
+    replay.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        metavar="FILE.jsonl",
+        help=(
+            "pin every model's reference to this file of known-good prediction, outcome and "
+            "labeled events (reference = {file = ...} in the configuration, for all models; "
+            "docs/detection.md, 'A pinned reference')"
         ),
     )
     replay.set_defaults(handler=_replay)

@@ -30,6 +30,7 @@ An example (every key optional; these are not the defaults)::
     distribution_checks = true       # variance, shape, category frequencies too
     slices = ["country", "merchant_category"]   # error and score per value of these features
     slice_top_k = 20                 # values tracked per slice feature; the rest pooled
+    reference = {file = "ref.jsonl"} # pinned; or "champion", or "stream" (the default)
     rebase_after_alert = false       # keep comparing with the reference after an alert
     quality_checks = true            # missing, wrong-type, out-of-range, unseen values, schema
                                      # (or a list of those: ["missing", "type", "range"])
@@ -126,6 +127,8 @@ __all__ = [
     "ModelSettings",
     "NotifySettings",
     "PromotionSettings",
+    "ReferenceFile",
+    "ReferenceSource",
     "RetrainerSettings",
     "Settings",
     "UiSettings",
@@ -278,6 +281,22 @@ def _default_detectors() -> dict[str, list[DetectorSpec]]:
     }
 
 
+class ReferenceFile(_Section):
+    """``reference = {file = "ref.jsonl"}``: a model's pinned reference, from a file."""
+
+    #: A JSONL file of prediction, outcome and labeled events (docs/detection.md,
+    #: "A pinned reference"); relative to the configuration file's directory.
+    file: Annotated[str, Field(min_length=1)]
+
+
+#: Where a model's reference comes from: the stream's first values ("stream"),
+#: the champion's recorded training window in the registry ("champion"), or a
+#: file (``ReferenceFile``).
+ReferenceSource = Literal["stream", "champion"] | ReferenceFile
+
+_REFERENCE_CHOICES: Final = 'must be "stream", "champion" or {file = "path.jsonl"}'
+
+
 #: The signals a slice of the traffic gets of its own.
 SliceSignal = Literal["error", "score"]
 #: The data-quality problems (stream_mlops.quality.KINDS, and the schema).
@@ -352,9 +371,17 @@ class ModelSettings(_Section):
     #: share (the rest is split as without slices), whatever the number of
     #: slice values: the budget is split over the most slices there can be.
     slice_budget_share: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    #: Where the reference comes from (effect sizes, ranks, distribution tests,
+    #: the GLR's pre-change estimates, the quality ranges and known categories):
+    #: "stream" (the first ``reference_observations`` values of each signal),
+    #: "champion" (the champion's recorded training window in the registry), or
+    #: ``{file = "ref.jsonl"}`` (stream_mlops.reference).
+    reference: ReferenceSource = "stream"
     #: After a drift alert on a signal, form a new reference from the values
-    #: that follow (true), or keep comparing with the same one (false).
-    rebase_after_alert: bool = True
+    #: that follow (true), or keep comparing with the same one (false). Unset:
+    #: true with the stream's reference, false with a pinned one (a pinned
+    #: reference is what the stream should look like, before and after).
+    rebase_after_alert: bool | None = None
     #: Data quality per feature (stream_mlops.quality): the rates of missing
     #: values, wrong types, values out of the reference's range, unseen
     #: categories, and schema changes, each a signal ``quality:<feature>:<kind>``
@@ -403,6 +430,20 @@ class ModelSettings(_Section):
                 )
         return value
 
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _reference_source(cls, value: object) -> object:
+        # One message instead of one per member of the union.
+        if isinstance(value, str):
+            if value not in ("stream", "champion"):
+                raise ValueError(_REFERENCE_CHOICES)
+            return value
+        if isinstance(value, dict):
+            return ReferenceFile.model_validate(value)
+        if isinstance(value, ReferenceFile):
+            return value
+        raise ValueError(_REFERENCE_CHOICES)
+
     @field_validator("retrain_on")
     @classmethod
     def _retrain_signals(cls, value: list[str]) -> list[str]:
@@ -429,6 +470,18 @@ class ModelSettings(_Section):
         return signal in self.retrain_on or (
             signal.startswith("feature:") and "feature:*" in self.retrain_on
         )
+
+    @property
+    def pinned(self) -> bool:
+        """The reference is pinned (a file or the champion's window), not the stream's."""
+        return self.reference != "stream"
+
+    @property
+    def rebases(self) -> bool:
+        """``rebase_after_alert``, its default following the reference."""
+        if self.rebase_after_alert is None:
+            return not self.pinned
+        return self.rebase_after_alert
 
     def merged(self, override: ModelSettings) -> ModelSettings:
         """These settings with the keys ``override`` sets explicitly replaced."""
@@ -833,6 +886,34 @@ class Settings(_Section):
         own = self.models.get(model_id)
         return self.defaults if own is None else self.defaults.merged(own)
 
+    def with_reference(self, reference: ReferenceSource) -> Settings:
+        """These settings with every model's reference replaced (``--reference``)."""
+        models = {
+            model_id: section.model_copy(update={"reference": reference})
+            if "reference" in section.model_fields_set
+            else section
+            for model_id, section in self.models.items()
+        }
+        defaults = self.defaults.model_copy(update={"reference": reference})
+        return self.model_copy(update={"defaults": defaults, "models": models})
+
+    def references_relative_to(self, directory: Path) -> Settings:
+        """Reference files named relative to ``directory`` (the configuration file's)."""
+
+        def resolved(section: ModelSettings) -> ModelSettings:
+            ref = section.reference
+            if isinstance(ref, ReferenceFile) and not Path(ref.file).is_absolute():
+                absolute = ReferenceFile(file=str(directory / ref.file))
+                return section.model_copy(update={"reference": absolute})
+            return section
+
+        return self.model_copy(
+            update={
+                "defaults": resolved(self.defaults),
+                "models": {m: resolved(section) for m, section in self.models.items()},
+            }
+        )
+
 
 def parse_settings(data: Mapping[str, Any]) -> Settings:
     """Validate a parsed TOML document; ConfigError names the first bad fields."""
@@ -931,6 +1012,8 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
         settings = parse_settings(data)
     except ConfigError as exc:
         raise ConfigError(_name_the_variables(str(exc), overrides)) from None
+    if path is not None:
+        settings = settings.references_relative_to(path.parent)
     security = resolve_security(settings.kafka.security, env)
     kafka = settings.kafka.model_copy(update={"security": security})
     bootstrap = env.get(BOOTSTRAP_ENV)

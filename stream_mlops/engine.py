@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Final, Literal, NamedTuple
 
@@ -46,6 +47,7 @@ from stream_mlops.model_task import Task
 from stream_mlops.offsets import OffsetSet
 from stream_mlops.plain_data import FieldError, Fields, check_list, float_data
 from stream_mlops.quality import QualityMonitor, RateTrack, budget_signals
+from stream_mlops.reference import MIN_VALUES, ModelReference
 from stream_mlops.signals import (
     ModelState,
     SignalTrack,
@@ -130,10 +132,22 @@ class Engine:
         *,
         partition: int | None = None,
         labeled_events: bool = True,
+        references: Mapping[str, ModelReference] | None = None,
     ) -> None:
+        """``references``: the pinned references by model id (``reference`` set to a
+        file or "champion": ``stream_mlops.reference.load_references``,
+        ``stream_mlops.reference_window.champion_references``). A model with a section of its own
+        and a pinned reference needs one here (ValueError otherwise)."""
         #: False skips building LabeledEvents (replay publishes none; saves time).
         self.labeled_events = labeled_events
         self.settings = settings
+        self._references: Mapping[str, ModelReference] = references or {}
+        for model_id in settings.models:
+            if settings.model(model_id).pinned and model_id not in self._references:
+                raise ValueError(
+                    f"models.{model_id}.reference: pinned, but the engine was given "
+                    "no reference events of the model"
+                )
         self.partition = partition
         join = settings.join
         self._join = PendingJoin(
@@ -381,10 +395,13 @@ class Engine:
             if task == "classification" and (
                 model.detectors_for("estimated_error") or model.retrains_on("estimated_error")
             ):
-                state.estimated_error = self._track(model, "estimated_error", state)
                 state.estimation = PerformanceEstimation(
                     calibration_events=model.estimate_calibration_events,
                     window=model.estimate_window,
+                )
+                calibrated = self._calibrate_on_reference(model, state)
+                state.estimated_error = self._track(
+                    model, "estimated_error", state, probabilities=calibrated
                 )
             for signal in outcomes.signals_for(task):
                 if model.detectors_for(signal):
@@ -396,7 +413,49 @@ class Engine:
                     max_features=self._max_features,
                 )
                 self._watch_quality(model, state)
+                reference = self._reference(model, state)
+                if reference is not None and len(reference.events) >= MIN_VALUES:
+                    state.quality.pin(reference.features())
         return state
+
+    def _reference(self, model: ModelSettings, state: ModelState) -> ModelReference | None:
+        """The model's pinned reference (None: the stream's)."""
+        if not model.pinned:
+            return None
+        found = self._references.get(state.model_id)
+        if found is None and len(self._notices) < _MAX_NOTICES:
+            source = model.reference
+            named = source if isinstance(source, str) else source.file
+            notice = (
+                f"{state.model_id} {state.model_version}: reference {named} holds no "
+                "events of this model: its signals take the stream's first values"
+            )
+            if notice not in self._notices:
+                self._notices.append(notice)
+        return found
+
+    def _pin(self, track: SignalTrack, model: ModelSettings, state: ModelState) -> None:
+        """Pin a new track to the model's reference, where it has enough of the signal."""
+        reference = self._reference(model, state)
+        if reference is None:
+            return
+        if track.categorical:
+            strings = reference.categories(track.name.removeprefix("feature:"))
+            if len(strings) >= MIN_VALUES:
+                track.pin([float(track.code(value)) for value in strings])
+            return
+        estimator = None if state.estimation is None else state.estimation.estimator
+        if track.name == "estimated_error" and estimator is not None:
+            # Calibrated: the reference's values on the same scale as the stream's.
+            values = [
+                estimator.probability(e.prediction, e.score)
+                for e in reference.of_version(state.model_version)
+                if e.prediction is not None and e.score is not None
+            ]
+        else:
+            values = reference.values(track.name, state.model_version, state.task)
+        if len(values) >= MIN_VALUES:
+            track.pin(values)
 
     def _new_slices(
         self, model: ModelSettings, state: ModelState, first: PredictionEvent
@@ -522,7 +581,7 @@ class Engine:
                 rare = params.get("model") == "bernoulli" and params.get("direction") == "up"
                 if in_slice and rare and "null" not in params:
                     params["null"] = "upper"
-            if not model.rebase_after_alert and spec.name in ("glr", "distribution"):
+            if not model.rebases and spec.name in ("glr", "distribution"):
                 # Compare with the same reference after an alert too.
                 params.setdefault("keep_reference", True)
             if rate is not None:
@@ -533,7 +592,7 @@ class Engine:
         # values and calibrated probabilities, which it reads as Bernoulli rates).
         bounded = signal in ("score", "estimated_error") or binary
         glr = any(spec.name == "glr" for spec in specs) and not probabilities
-        return SignalTrack(
+        track = SignalTrack(
             name or signal,
             built,
             reference_observations=model.reference_observations,
@@ -545,6 +604,11 @@ class Engine:
             binned=label_free,
             categorical=categorical,
         )
+        if not in_slice:
+            # Slices keep the stream's reference: a slice's own events in a
+            # reference are too few to pin it.
+            self._pin(track, model, state)
+        return track
 
     # One flat function on purpose: it runs for every prediction and signal.
     def _label_free(  # noqa: PLR0912
@@ -635,6 +699,19 @@ class Engine:
             partition=self.partition,
             estimate=estimator.latest,
         )
+
+    def _calibrate_on_reference(self, model: ModelSettings, state: ModelState) -> bool:
+        """A pinned reference's labeled, scored events of this version are the
+        first of its calibration warm-up; True if they complete it."""
+        reference = self._reference(model, state)
+        if reference is None or state.estimation is None:
+            return False
+        for e in reference.of_version(state.model_version):
+            if e.prediction is None or e.score is None or e.actual is None:
+                continue
+            if state.estimation.learn(e.prediction, e.score, e.actual):
+                return True
+        return False
 
     def _calibrate(self, state: ModelState, match: Match) -> None:
         """A labeled prediction for the model version's calibration warm-up.
@@ -812,7 +889,7 @@ class Engine:
             self._alerts_by_signal[track.name] = self._alerts_by_signal.get(track.name, 0) + 1
             alerts.append(alert)
             if detection.severity == "drift":
-                if model.rebase_after_alert:
+                if model.rebases:
                     track.rebase()
                 if model.retrains_on(track.name):
                     # The located change: the GLR bank's own, or CUSUM's over the track's values.
@@ -981,9 +1058,12 @@ class Engine:
         *,
         partition: int | None = None,
         labeled_events: bool = True,
+        references: Mapping[str, ModelReference] | None = None,
     ) -> Engine:
         """An engine in the state of ``snapshot()``; pending entries come from
-        ``restore_pending``.
+        ``restore_pending``. ``references`` as for a new engine: the model
+        versions in the snapshot keep the reference they were pinned to, new
+        ones are pinned to these.
 
         Any bytes that are not such a snapshot (another format or river version,
         corrupt, forged) raise ``SnapshotError`` naming ``partition`` and the
@@ -992,7 +1072,12 @@ class Engine:
         try:
             with snapshot.collector_paused():
                 document = snapshot.decode(data)
-                engine = cls(settings, partition=partition, labeled_events=labeled_events)
+                engine = cls(
+                    settings,
+                    partition=partition,
+                    labeled_events=labeled_events,
+                    references=references,
+                )
                 engine._load(document)
         except snapshot.NEVER_CAUGHT:
             raise

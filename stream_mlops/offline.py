@@ -13,7 +13,9 @@ the engine refuses (``EventError``: too far ahead in event time, over a limit,
 an unknown model) are reported with the line number, counted apart, and skipped.
 ``--report FILE.html`` and ``--summary-json FILE`` add a page and a
 machine-readable summary (``stream_mlops.replay_report``); on a terminal,
-stderr shows progress. None of them changes a byte of stdout.
+stderr shows progress. None of them changes a byte of stdout. ``--reference
+FILE`` pins every model's reference to a file of known-good events
+(``stream_mlops.reference``).
 
 What the wall clock means for a file: by default nothing. A file is history,
 judged by its own event time (the watermark rules of ``stream_mlops.event_time``
@@ -39,7 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Final, TextIO
 
-from stream_mlops.config import ConfigError, Settings, load_settings
+from stream_mlops.config import ConfigError, ReferenceFile, Settings, load_settings
 from stream_mlops.engine import Engine, EngineStats, Output
 from stream_mlops.events import (
     EventError,
@@ -51,6 +53,7 @@ from stream_mlops.events import (
     dumps,
     encode,
 )
+from stream_mlops.reference import ModelReference, load_references
 from stream_mlops.replay_report import ReplayRecorder, report_html, summary_document
 
 __all__ = ["EventLike", "ReplayResult", "command", "replay", "replay_lines"]
@@ -91,6 +94,7 @@ def replay(
     on_refused: ErrorHandler | None = None,
     on_event: EventHandler | None = None,
     now: float | None = None,
+    references: Mapping[str, ModelReference] | None = None,
 ) -> Iterator[Output]:
     """The events the engine publishes for ``events``, in order, as it makes them.
 
@@ -109,10 +113,15 @@ def replay(
     event time, over a limit, an unknown model) goes to ``on_refused``
     (default: ``on_error``). ``on_event(position, event)`` sees each event the
     engine took, before its outputs are yielded. ``now`` is the wall clock the
-    events are judged against (None: none).
+    events are judged against (None: none). ``references``: the pinned
+    references of a fresh engine (``stream_mlops.reference.load_references``).
     """
     if engine is None:
-        engine = Engine(settings if settings is not None else Settings(), labeled_events=False)
+        engine = Engine(
+            settings if settings is not None else Settings(),
+            labeled_events=False,
+            references=references,
+        )
     elif settings is not None:
         raise ValueError("replay: pass settings or an engine, not both")
     process = engine.process
@@ -338,6 +347,19 @@ def _replay_file(
         )
 
 
+def _references(settings: Settings) -> dict[str, ModelReference]:
+    """The pinned references of a replay: files only (no cluster to read a window from)."""
+    if settings.defaults.reference == "champion" or any(
+        settings.model(m).reference == "champion" for m in settings.models
+    ):
+        raise ConfigError(
+            'reference: "champion" is read from the cluster the training window is on '
+            "(stream-mlops run); a replay takes a file: --reference FILE or "
+            'reference = {file = "ref.jsonl"}'
+        )
+    return load_references(settings)
+
+
 def command(
     file: Path,
     *,
@@ -346,13 +368,18 @@ def command(
     report_path: Path | None = None,
     summary_path: Path | None = None,
     show_progress: bool | None = None,
+    reference_path: Path | None = None,
 ) -> int:
     """The CLI entry point; exit code 0, or 2 for bad configuration, input or output file.
 
     ``show_progress`` None: progress on stderr when it is a terminal.
+    ``reference_path``: every model's pinned reference (``--reference``).
     """
     try:
         settings = load_settings(config_path)
+        if reference_path is not None:
+            settings = settings.with_reference(ReferenceFile(file=str(reference_path)))
+        references = _references(settings)
     except ConfigError as exc:
         sys.stderr.write(f"stream-mlops replay: configuration: {exc}\n")
         return 2
@@ -369,7 +396,7 @@ def command(
         recorder = ReplayRecorder(settings, signals=report_file is not None)
     # The replay publishes no labeled events; not building them saves time. The
     # report takes the error signal from them.
-    engine = Engine(settings, labeled_events=report_file is not None)
+    engine = Engine(settings, labeled_events=report_file is not None, references=references)
     started = time.monotonic()
     try:
         result = _replay_file(

@@ -43,7 +43,7 @@ costs no detector time and no state.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from stream_mlops import detectors as detector_registry
@@ -237,6 +237,7 @@ class QualityMonitor:
         "kinds",
         "margin",
         "max_features",
+        "pinned",
         "reference_observations",
         "seen",
         "tracks",
@@ -251,6 +252,8 @@ class QualityMonitor:
         self.seen = 0
         #: predictions checked (after the reference)
         self.events = 0
+        #: the reference is a pinned one (``pin``), not the stream's first predictions
+        self.pinned = False
         self._reference: dict[str, _FeatureReference] | None = {}
         self._specs: dict[str, _Spec] = {}
         self._expected: list[str] = []
@@ -333,7 +336,25 @@ class QualityMonitor:
 
     # -- the reference --------------------------------------------------------------
 
+    def pin(self, reference: Sequence[Mapping[str, FeatureValue]]) -> None:
+        """Take these events' features as the quality reference, before the stream
+        (a pinned reference, ``stream_mlops.reference``): the ranges, known
+        categories and schema come from them, and the stream is checked from
+        its first prediction on."""
+        if self._reference is None or self.seen:
+            raise ValueError("quality: only a fresh monitor takes a pinned reference")
+        for features in reference:
+            self._take(features)
+        if self.seen:
+            self.pinned = True
+            self._settle()
+
     def _learn(self, features: Mapping[str, FeatureValue]) -> None:
+        self._take(features)
+        if self.seen >= self.reference_observations:
+            self._settle()
+
+    def _take(self, features: Mapping[str, FeatureValue]) -> None:
         reference = self._reference
         assert reference is not None
         for name, value in features.items():
@@ -361,8 +382,6 @@ class QualityMonitor:
                 stats.numbers += 1
                 stats.sample.append(float(value))
         self.seen += 1
-        if self.seen >= self.reference_observations:
-            self._settle()
 
     def _settle(self) -> None:
         """The reference is complete: each feature's checks from what it showed."""
@@ -412,6 +431,7 @@ class QualityMonitor:
             "max_features": self.max_features,
             "seen": self.seen,
             "events": self.events,
+            "pinned": self.pinned,
             "reference": reference,
             # Pairs in the reference's own order: the order problems are found in.
             "checks": [
@@ -441,9 +461,13 @@ class QualityMonitor:
         )
         monitor.seen = fields.integer("seen", low=0)
         monitor.events = fields.integer("events", low=0, high=monitor.seen)
+        monitor.pinned = fields.boolean("pinned")
         reference = fields.optional_child("reference")
         checks = fields.items("checks")
-        if (reference is None) == (monitor.seen < monitor.reference_observations):
+        filling = monitor.seen < monitor.reference_observations and not monitor.pinned
+        if monitor.pinned and reference is not None:
+            raise FieldError(f"{fields.at('reference')}: a pinned reference is complete")
+        if (reference is None) == filling:
             raise FieldError(f"{fields.at('reference')}: expected it while the reference fills")
         if reference is not None:
             if checks or monitor.events:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -79,6 +80,11 @@ _MAX_CATEGORIES: Final = 20
 # and an alert went out with "reference_mean": null. No real feature is that
 # large; the detectors see ranks anyway, which clamping leaves in place.
 LARGEST_VALUE: Final = 2.0**480
+# A pinned reference primes the detectors with at most its last _PRIMED values
+# (the track's own reference statistics take all of them): enough for the
+# pre-change estimates, and priming a new model version's signals costs at
+# most that many detector updates each, however large the reference.
+_PRIMED: Final = 10_000
 
 
 def numeric(value: LabelValue | None) -> float | None:
@@ -150,6 +156,12 @@ class SignalTrack:
     32 values, so that ``located`` reports the means on either side of the
     change point, not of a detector's window cut.
 
+    ``pin(values)`` (a pinned reference, ``stream_mlops.reference``) takes
+    known-good values as the reference before the stream starts: the mean,
+    SD, rank edges and bins come from them, the detectors are primed with
+    them, and the stream's first values no longer form the reference (until a
+    ``rebase``).
+
     Values beyond ``LARGEST_VALUE`` in size are taken as ``LARGEST_VALUE`` (with
     their sign) and counted in ``clamped``; a NaN (only the Python API can
     pass one: JSON has none) is counted there and otherwise ignored. Every
@@ -167,6 +179,7 @@ class SignalTrack:
         "_recent",
         "_recent_bins",
         "_ref_bins",
+        "_ref_limit",
         "_ref_m2",
         "_ref_mean",
         "_ref_n",
@@ -228,6 +241,7 @@ class SignalTrack:
 
     def rebase(self) -> None:
         """Start a new reference from the next value (after a change was reported)."""
+        self._ref_limit = self.reference_observations  # a pinned one too
         self._rebased_at = self.observations
         self._ref_n = 0
         self._ref_mean = 0.0
@@ -263,7 +277,7 @@ class SignalTrack:
                 return None
             x = LARGEST_VALUE if x > 0.0 else -LARGEST_VALUE
         self.observations += 1
-        in_reference = self._ref_n < self.reference_observations
+        in_reference = self._ref_n < self._ref_limit
         if in_reference:
             self._ref_n += 1
             d = x - self._ref_mean
@@ -323,6 +337,42 @@ class SignalTrack:
                     fired = []
                 fired.append((detector, detection))
         return fired
+
+    @property
+    def pinned(self) -> bool:
+        """The reference is a pinned one (``pin``), not the stream's."""
+        return self._ref_limit == 0
+
+    def pin(self, values: Sequence[float]) -> None:
+        """Take ``values`` as the reference, before the stream's first value.
+
+        The reference mean and SD, the rank edges and the bins are theirs; the
+        detectors are primed with the last ``_PRIMED`` of them (as ranks where
+        the detectors see ranks); the stream's values are compared with them
+        and never join them (until ``rebase``). A categorical track takes
+        codes (``code``). Values are clamped as in ``observe``; NaN is skipped.
+        """
+        if self.observations or self._ref_n:
+            raise ValueError(f"{self.name}: only a fresh track takes a pinned reference")
+        kept = [
+            x if -LARGEST_VALUE <= x <= LARGEST_VALUE else math.copysign(LARGEST_VALUE, x)
+            for x in values
+            if not math.isnan(x)
+        ]
+        if not kept:
+            return
+        mean = math.fsum(kept) / len(kept)
+        self._ref_n = len(kept)
+        self._ref_mean = self._recent = mean
+        self._ref_m2 = math.fsum((x - mean) ** 2 for x in kept)
+        self._ref_limit = 0
+        if self._sample is not None:
+            self._sample = kept
+            self._first_reference()
+        primed = kept[-_PRIMED:]
+        seen = [self._rank(x) for x in primed] if self.ranked else primed
+        for detector in self.detectors:
+            detector.prime(seen, primed)
 
     def _first_reference(self) -> None:
         sample = self._sample
@@ -443,6 +493,11 @@ class SignalTrack:
         if partial:
             sums.append(self._block_sum)
             counts.append(partial)
+        if self._ref_limit == 0 and sums:
+            # A pinned reference comes before the stream: a change from the
+            # stream's first value on is placed there, against the reference.
+            sums.insert(0, self._ref_mean * self._ref_n)
+            counts.insert(0, self._ref_n)
         after = block_post_change_count(sums, counts, min_segment=_BLOCK)
         if after is None:
             return None
@@ -488,6 +543,7 @@ class SignalTrack:
             "observations": self.observations,
             "clamped": self.clamped,
             "reference_seen": self._ref_n,
+            "pinned": self.pinned,
             "reference_mean": float_data(self._ref_mean),
             "reference_m2": float_data(self._ref_m2),
             "recent": float_data(self._recent),
@@ -523,7 +579,13 @@ class SignalTrack:
         )
         track.observations = fields.integer("observations", low=0)
         track.clamped = fields.integer("clamped", low=0)
-        track._ref_n = fields.integer("reference_seen", low=0, high=track.reference_observations)
+        if fields.boolean("pinned"):
+            track._ref_limit = 0
+            track._ref_n = fields.integer("reference_seen", low=1)
+        else:
+            track._ref_n = fields.integer(
+                "reference_seen", low=0, high=track.reference_observations
+            )
         track._ref_mean = fields.number("reference_mean")
         track._ref_m2 = fields.number("reference_m2")
         track._recent = fields.number("recent")

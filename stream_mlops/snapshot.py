@@ -52,7 +52,9 @@ MAGIC: Final = b"SMLOPS"
 # 4: plain data (JSON), zlib. 5: the same, with the data-quality, outcome and
 # slice state and the tracks' change-point history (a 4 lacks fields a 5 needs).
 # 6: the same, with each model version's performance estimation (calibration
-# warm-up or calibration and estimate window; a 5 lacks it).
+# warm-up or calibration and estimate window), whether each track's and quality
+# monitor's reference is pinned (stream_mlops.reference), and a pinned GLR
+# bank's reference mean (a 5 lacks them).
 # 3 and older were pickles: never read again, so a state topic written by those
 # versions stops the engine with a SnapshotError.
 FORMAT: Final = 6

@@ -50,3 +50,13 @@ def classifier(
             if len(waiting) > outcome_lag:
                 yield waiting.popleft()
     yield from waiting
+
+
+def kind_offsets(events: list[InputEvent]) -> list[int]:
+    """Each event's offset on its topic: predictions in one, outcomes in another."""
+    counters = {"prediction": 0, "outcome": 0}
+    offsets = []
+    for e in events:
+        offsets.append(counters[e.type])
+        counters[e.type] += 1
+    return offsets

@@ -28,7 +28,7 @@ from stream_mlops.events import InputEvent, OutcomeEvent, PredictionEvent, encod
 from stream_mlops.kafka.restore import latest_snapshot
 from stream_mlops.kafka.state import TaskSnapshot
 from stream_mlops.snapshot import StateError
-from tests.streams import classifier
+from tests.streams import classifier, kind_offsets
 
 # -- detectors -----------------------------------------------------------------
 
@@ -269,16 +269,6 @@ def _mixed_stream(n: int, seed: int) -> list[InputEvent]:
     return events
 
 
-def _offsets(events: list[InputEvent]) -> list[int]:
-    # Outcomes are in one "topic", predictions in another: offsets per kind.
-    counters = {"prediction": 0, "outcome": 0}
-    offsets = []
-    for e in events:
-        offsets.append(counters[e.type])
-        counters[e.type] += 1
-    return offsets
-
-
 def _restored(engine: Engine, settings_: Settings, seen: list[tuple[InputEvent, int]]) -> Engine:
     """What the Kafka edge does: restore, then re-insert the records still pending."""
     data = engine.snapshot()
@@ -315,7 +305,7 @@ def test_restoring_at_several_points_gives_the_uninterrupted_outputs(config: str
         {"every family": _EVERY_FAMILY, "slices": _SLICES}.get(config, {})  # type: ignore[arg-type]
     )
     events = _mixed_stream(n, seed=11)
-    offsets = _offsets(events)
+    offsets = kind_offsets(events)
     whole = Engine(settings_, partition=0)
     expected = [
         encode(o) for e, off in zip(events, offsets, strict=True) for o in whole.process(e, off)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -53,6 +53,19 @@ class Detector(ABC):
     @abstractmethod
     def update(self, x: float) -> Detection | None:
         """Feed one value; a Detection when this value made the detector fire."""
+
+    def prime(self, values: Sequence[float], raw: Sequence[float] | None = None) -> None:
+        """Take ``values`` as the reference, before the stream (a pinned reference).
+
+        The default feeds them through ``update`` and ignores any alarm: the
+        detector's window starts with them, and they count in
+        ``observations``. Detectors that estimate an explicit reference
+        (``glr``, ``distribution``) take them as that reference. ``raw`` is
+        the signal's own values where ``values`` are ranks (the GLR bank
+        reports its located means in them).
+        """
+        for x in values:
+            self.update(x)
 
     @abstractmethod
     def params(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import bisect
 import itertools
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from scipy.stats import chi2
@@ -231,6 +231,15 @@ class DistributionDetector(Detector):
         else:
             self._reset()
         return detection
+
+    def prime(self, values: Sequence[float], raw: Sequence[float] | None = None) -> None:
+        """Take the last ``reference`` of ``values`` as the reference, before the
+        stream (a pinned reference); with fewer, the stream completes it."""
+        if self.observations:
+            raise ValueError("distribution: only a fresh detector takes a reference")
+        for x in values[-self.reference :]:
+            self.observations += 1
+            self._reference(x)
 
     def _reference(self, x: float) -> None:
         self._ref_n += 1

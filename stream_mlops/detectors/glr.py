@@ -76,6 +76,14 @@ zero against the same pre-change estimate, which is no longer refreshed,
 instead of the detector starting afresh on what follows. A change that
 persists is then reported again once the controller's cooldown has passed.
 
+**A pinned reference** (``prime``): values known to come from before any
+change (a model's training or validation data) can be handed over before the
+stream starts. No CUSUM runs on them; the pre-change distribution is
+estimated from them at once and stays fixed (never refreshed from the stream),
+so the stream is compared with them, not with its own first values. Too few
+of them to estimate from (a rate with fewer than 30 events of either kind),
+and the stream's values complete the estimate as usual.
+
 **Rare events** (``null="upper"``, the Bernoulli model rising only): a rate
 estimated from few events (a slice of the traffic with a handful of errors) is
 too rough for the two-sample correction, and the CUSUMs would wait for
@@ -106,7 +114,7 @@ the mean is near the bound ln(1e8) / KL(20% || 5%) = 132), and placed the change
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 from typing import Any, Final
 
@@ -153,8 +161,8 @@ _MAX_LEVELS: Final = 32
 # lies above the bound the CUSUMs are laid against (a few estimates per
 # detector over its life: the doubling refreshes).
 _UPPER_LEVEL: Final = 1e-6
-# A pre-change estimate that is never refreshed (one kept after a detection):
-# the refresh count is pushed beyond any stream.
+# A pre-change estimate that is never refreshed (a pinned reference, or one
+# kept after a detection): the refresh count is pushed beyond any stream.
 _FROZEN: Final = 1 << 62
 # Rare events: the 99% upper confidence bound of a Poisson mean after k events,
 # k < _MIN_EVENTS (chi-square quantile / 2; Garwood 1936). Beyond a 1% chance
@@ -251,7 +259,7 @@ class GlrDetector(Detector):
     null: str = "estimate"
     keep_reference: bool = False
     rare: bool = False
-    _r0: float = 0.0  # keep_reference: the raw sum of the kept reference
+    _r0: float = 0.0  # the raw sum of a kept or pinned reference
 
     def __init__(
         self,
@@ -510,6 +518,31 @@ class GlrDetector(Detector):
             self._lay_rates(rates)
             self._n0 = n
 
+    # -- a pinned reference ---------------------------------------------------------
+
+    def prime(self, values: Sequence[float], raw: Sequence[float] | None = None) -> None:
+        """Take ``values`` (``raw``: the signal's own values, for the located
+        means) as the pre-change reference, before any stream value.
+
+        No CUSUM runs on them. The pre-change estimate is made from them at
+        once and kept (never refreshed from the stream); if they cannot give
+        one (a constant signal, too few events of a rate), the stream's values
+        complete it as without them. They count in ``observations``.
+        """
+        if self._n:
+            raise ValueError("glr: only a fresh detector takes a reference")
+        raws = values if raw is None else raw
+        self._next = _FROZEN  # no estimate while they are taken
+        for x, r in zip(values, raws, strict=True):
+            self.observe(x, r)
+        if not self._n:
+            self._next = self.reference
+            return
+        self._refresh()
+        if self._n0:
+            self._next = _FROZEN
+            self._r0 = self._r
+
     # -- the hot path -------------------------------------------------------------
 
     def update(self, x: float) -> Detection | None:
@@ -696,9 +729,10 @@ class GlrDetector(Detector):
         start = self._start[best_j]
         before = self._rstart[best_j]
         if self._next == _FROZEN:
-            # Restarted against a kept reference: the values before the
-            # excursion are partly changed ones; the reference is what it
-            # was compared with.
+            # Against a pinned or kept reference: the values before the
+            # excursion may be changed ones already (the stream's start, or
+            # the rest of a change reported before); the reference is what
+            # it was compared with.
             mean_before: float | None = self._r0 / self._n0
         else:
             mean_before = before / start if start > 0 else None
@@ -740,7 +774,7 @@ class GlrDetector(Detector):
         for key in (*self._FLOAT_LISTS, *self._INT_LISTS):
             out[key.lstrip("_")] = list(getattr(self, key))
         out["ranges"] = [list(pair) for pair in self._ranges]
-        if self.keep_reference:  # only then: other states stay as they were
+        if self.keep_reference or self._next == _FROZEN:  # only then: others stay as they were
             out["r0"] = self._r0
         return out
 
@@ -796,5 +830,5 @@ class GlrDetector(Detector):
             setattr(self, key, value)
         self._ranges = ranges
         self._code_of = {level: code for code, level in enumerate(self._levels)}
-        if self.keep_reference:
+        if self.keep_reference or self._next == _FROZEN:
             self._r0 = number("r0", float)

@@ -45,6 +45,7 @@ from stream_mlops.events import (
 from stream_mlops.kafka.task_runtime import Outputs
 from stream_mlops.kafka.transport import PartitionReader, Record, TopicPartition
 from stream_mlops.limits import EventLimitError
+from stream_mlops.reference import ModelReference
 
 Kind = Literal["prediction", "outcome"]
 
@@ -74,9 +75,18 @@ class EngineService:
 
     name = "engine"
 
-    def __init__(self, settings: Settings, *, on_alert: AlertListener | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_alert: AlertListener | None = None,
+        references: Mapping[str, ModelReference] | None = None,
+    ) -> None:
+        """``references``: the pinned references, read once at start and given to
+        every partition's engine, fresh or restored (``stream_mlops.reference``)."""
         topics = settings.kafka.topics
         self._settings = settings
+        self._references = references
         self._on_alert = on_alert
         self._labeled = settings.kafka.publish_labeled_events
         self._kinds: dict[str, Kind] = {
@@ -93,14 +103,23 @@ class EngineService:
         self._log = structlog.get_logger("stream_mlops.engine")
 
     def fresh(self, partition: int) -> Engine:
-        return Engine(self._settings, partition=partition, labeled_events=self._labeled)
+        return Engine(
+            self._settings,
+            partition=partition,
+            labeled_events=self._labeled,
+            references=self._references,
+        )
 
     def restore(
         self, partition: int, state: bytes, offsets: Mapping[str, int], reader: PartitionReader
     ) -> Engine:
         """The snapshot's engine, with its pending join rebuilt from the input topics."""
         engine = Engine.restore(
-            self._settings, state, partition=partition, labeled_events=self._labeled
+            self._settings,
+            state,
+            partition=partition,
+            labeled_events=self._labeled,
+            references=self._references,
         )
         for topic, kind in self._kinds.items():
             pending = engine.pending_offsets(kind)

@@ -152,11 +152,13 @@ def replay_outputs(
     from stream_mlops.config import load_settings
     from stream_mlops.engine import Engine
     from stream_mlops.events import DriftAlert, RetrainRequest, decode_input, encode
+    from stream_mlops.reference import load_references
 
     settings = load_settings(config)
+    references = load_references(settings)  # pinned references, as the service loads them
     out: list[dict[str, object]] = []
     for p in range(partitions):
-        engine = Engine(settings, partition=p)
+        engine = Engine(settings, partition=p, references=references)
         for kind, events in (("prediction", predictions), ("outcome", outcomes)):
             offset = 0
             for i, raw in enumerate(events):
