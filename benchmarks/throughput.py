@@ -510,7 +510,7 @@ def quix_rate(
         cwd=REPO,
     )  # fmt: skip
     try:
-        with quix.start():
+        with quix:
             window = consumed_window(dep, group, quix.running)
             rss = peak_rss_mb(quix.pid)
             quix.terminate(timeout=60)
