@@ -31,7 +31,8 @@ sys.exit(int(sys.argv[3]) if len(sys.argv) > 3 else 0)
 """
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with this pid exists (tests/kafka/test_workers.py uses it too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -71,7 +72,7 @@ def test_sigterm_to_the_pool_stops_every_worker(tmp_path: Path) -> None:
     pids = [int(line.split()[0]) for line in started]
     assert sorted(pids) == sorted(pool.pids)
     assert [line.split()[1] for line in started] == ["w-0", "w-1"]  # $STREAM_MLOPS_WORKER
-    assert not any(_alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
 
 
 def test_a_worker_that_exits_ends_the_command_with_its_code(tmp_path: Path) -> None:
@@ -80,7 +81,7 @@ def test_a_worker_that_exits_ends_the_command_with_its_code(tmp_path: Path) -> N
     started = time.monotonic()
     assert pool.run() == 3
     assert time.monotonic() - started < 60
-    assert not any(_alive(pid) for pid in pool.pids)
+    assert not any(alive(pid) for pid in pool.pids)
 
 
 def test_a_worker_that_exits_0_unasked_still_fails_the_command(tmp_path: Path) -> None:
@@ -101,7 +102,7 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path: Pat
     quitter = Worker("w-1", [sys.executable, "-c", "import time; time.sleep(1)"])
     pool = WorkerPool([stubborn, quitter], stop_timeout=1)
     assert pool.run() == 1  # w-1 exited 0 unasked
-    assert not any(_alive(pid) for pid in pool.pids)
+    assert not any(alive(pid) for pid in pool.pids)
 
 
 def test_the_workers_die_with_a_killed_pool(tmp_path: Path) -> None:
@@ -122,9 +123,9 @@ def test_the_workers_die_with_a_killed_pool(tmp_path: Path) -> None:
         pool.kill()
         pool.wait(timeout=30)
         deadline = time.monotonic() + 30
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not any(_alive(pid) for pid in pids)
+        assert not any(alive(pid) for pid in pids)
     finally:
         if pool.poll() is None:
             pool.kill()

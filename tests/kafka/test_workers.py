@@ -22,6 +22,7 @@ from tests.kafka.streams import (
     replay_outputs,
     wait_consumed,
 )
+from tests.test_worker_pool import alive
 
 pytestmark = pytest.mark.kafka
 
@@ -35,14 +36,6 @@ def deployment(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator
         yield dep
     finally:
         delete_deployment(dep)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _wait_split(command: EngineProcess, timeout: float = 90) -> dict[str, list[Any]]:
@@ -66,9 +59,9 @@ def _worker_pids(command: EngineProcess) -> list[int]:
 
 def _wait_gone(pids: list[int], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [pid for pid in pids if _alive(pid)], "a worker outlived its command"
+    assert not [pid for pid in pids if alive(pid)], "a worker outlived its command"
 
 
 def test_two_workers_split_the_partitions_and_publish_each_alert_once(
