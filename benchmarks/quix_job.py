@@ -1,7 +1,7 @@
 """The engine's "same job" in Quix Streams: the competitor of benchmarks/throughput.py.
 
     python benchmarks/quix_job.py --bootstrap HOST:PORT --predictions T --outcomes T \
-        --alerts T --group G --state-dir DIR [--commit-interval 0.1] [--delta 0.002]
+        --alerts T --group G --state-dir DIR [--commit-interval 5] [--delta 0.002]
 
 Reads the engine's predictions and outcomes topics (JSON values as
 ``tests.kafka.streams.fraud_stream`` writes them, keys are event ids, the two
@@ -30,7 +30,8 @@ transaction). That is the cheapest honest version: putting a pickled ADWIN in
 Quix state per record would cost far more than the join itself.
 
 After a SIGTERM, writes one JSON line to stdout: ``quix.stopped`` with the
-pairs joined, the alerts produced and the peak RSS.
+pairs joined, the alerts produced, the wall-clock time of the last record
+processed and the peak RSS.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -57,8 +59,13 @@ class ErrorDriftJob:
         self.observations: dict[tuple[int, str], int] = {}
         self.joined = 0
         self.alerts = 0
+        # Wall-clock time of the last record processed: with a 5 s commit
+        # interval the last commit can come seconds after it, so the benchmark
+        # ends Quix's clock here (in Quix's favour).
+        self.last_record_at = 0.0
 
     def process(self, value: dict[str, Any], state: State) -> list[dict[str, Any]]:
+        self.last_record_at = time.time()
         pending = state.get(PENDING)
         kind = value["type"]
         if pending is None or pending[0] == kind:
@@ -118,7 +125,8 @@ def build(args: argparse.Namespace, job: ErrorDriftJob) -> Application:
         consumer_group=args.group,
         auto_offset_reset="earliest",
         processing_guarantee="exactly-once",
-        # The engine's checkpoint interval in the benchmark: the same transaction rate.
+        # Quix's stock 5 s (the headline), or the engine's checkpoint interval
+        # in the benchmark, 100 ms: the same transaction rate.
         commit_interval=args.commit_interval,
         state_dir=args.state_dir,
         # librdkafka's default already; explicit because the comparison depends on it.
@@ -142,7 +150,9 @@ def main() -> None:
     parser.add_argument("--alerts", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--state-dir", required=True)
-    parser.add_argument("--commit-interval", type=float, default=0.1, help="seconds")
+    parser.add_argument(
+        "--commit-interval", type=float, default=5.0, help="seconds (Quix's default: 5)"
+    )
     parser.add_argument("--delta", type=float, default=0.002, help="ADWIN delta (river's default)")
     args = parser.parse_args()
     job = ErrorDriftJob(args.delta)
@@ -153,6 +163,7 @@ def main() -> None:
             "event": "quix.stopped",
             "joined": job.joined,
             "alerts": job.alerts,
+            "last_record_at": job.last_record_at,
             "peak_rss_mb": peak_kb // 1024,
         }
     )

@@ -4,13 +4,15 @@ Loads the configuration, configures logs, picks the Kafka client backend and
 runs the engine on the task runtime (``stream_mlops.kafka.engine_service``),
 with its metrics and probes when ``[metrics]`` (or ``--metrics-port``) asks
 for them (``stream_mlops.ops.service_metrics``). SIGTERM and SIGINT finish the
-open transaction, leave the group and exit 0.
+open transaction, leave the group and exit 0. ``run_workers`` runs N of them as
+one command (``stream_mlops.worker_pool``).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 import structlog
@@ -39,6 +41,7 @@ from stream_mlops.ops.service_metrics import ServiceMetrics
 from stream_mlops.reference import ModelReference, load_references
 from stream_mlops.reference_window import champion_references, needs_champion
 from stream_mlops.registry import ModelRegistry, RegistryError, resolve_registry
+from stream_mlops.worker_pool import WORKER_ENV, Worker, WorkerPool
 
 
 def default_instance_id() -> str:
@@ -115,6 +118,10 @@ def main(  # noqa: PLR0911 (one exit per start-up failure, each with its log lin
     metrics_port: int | None = None,
 ) -> int:
     configure(log_format)
+    worker = os.environ.get(WORKER_ENV)
+    if worker:
+        # One of `run --workers N`: their logs share one stream, so say whose.
+        structlog.contextvars.bind_contextvars(worker=worker)
     log = structlog.get_logger("stream_mlops.engine")
     try:
         settings = with_connection(load_settings(config_path), client)
@@ -174,3 +181,75 @@ def main(  # noqa: PLR0911 (one exit per start-up failure, each with its log lin
         if telemetry is not None:
             telemetry.close()
     return 0
+
+
+def worker_commands(
+    workers: int,
+    *,
+    config_path: Path | None,
+    log_format: LogFormat,
+    instance_id: str,
+    client: str | None,
+    metrics_host: str | None,
+    metrics_port: int | None,
+) -> list[Worker]:
+    """The ``stream-mlops run`` command line of each of ``workers`` engine processes.
+
+    Worker *i* is instance ``<instance_id>-<i>``; with metrics on, it listens on
+    the metrics port plus *i* (port 0: each a free one).
+
+    >>> [w.argv[-2:] for w in worker_commands(2, config_path=None, log_format="json",
+    ...     instance_id="eu", client=None, metrics_host=None, metrics_port=None)]
+    [['--instance-id', 'eu-0'], ['--instance-id', 'eu-1']]
+    """
+    base = [sys.executable, "-m", "stream_mlops", "run", "--log-format", log_format]
+    if config_path is not None:
+        base += ["--config", str(config_path)]
+    if client is not None:
+        base += ["--client", client]
+    if metrics_host is not None:
+        base += ["--metrics-address", metrics_host]
+    result = []
+    for index in range(workers):
+        argv = list(base)
+        if metrics_port is not None:
+            argv += ["--metrics-port", str(metrics_port + index if metrics_port else 0)]
+        worker_id = f"{instance_id}-{index}"
+        result.append(Worker(worker_id, [*argv, "--instance-id", worker_id]))
+    return result
+
+
+def run_workers(
+    workers: int,
+    config_path: Path | None,
+    log_format: LogFormat = "json",
+    instance_id: str | None = None,
+    client: str | None = None,
+    *,
+    metrics_host: str | None = None,
+    metrics_port: int | None = None,
+) -> int:
+    """``stream-mlops run --workers N``: N engine processes of one group, one command.
+
+    The configuration is checked here first, so a bad one is one
+    ``config.invalid`` line and exit 2, not N of them.
+    """
+    configure(log_format)
+    log = structlog.get_logger("stream_mlops.engine")
+    try:
+        settings = load_settings(config_path)
+        metrics = metrics_settings(settings.metrics, host=metrics_host, port=metrics_port)
+    except ConfigError as exc:
+        log.error("config.invalid", error=str(exc), path=str(config_path))
+        return 2
+    port = metrics.port_for("engine") if metrics.enabled else None
+    commands = worker_commands(
+        workers,
+        config_path=config_path,
+        log_format=log_format,
+        instance_id=instance_id or default_instance_id(),
+        client=client,
+        metrics_host=metrics_host,
+        metrics_port=port,
+    )
+    return WorkerPool(commands, log=structlog.get_logger("stream_mlops.workers")).run()

@@ -86,6 +86,16 @@ def _schema(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from consumers import engine
 
+    if args.workers != 1:
+        return engine.run_workers(
+            args.workers,
+            config_path=args.config,
+            log_format=args.log_format,
+            instance_id=args.instance_id,
+            client=args.client,
+            metrics_host=args.metrics_address,
+            metrics_port=args.metrics_port,
+        )
     return engine.main(
         config_path=args.config,
         log_format=args.log_format,
@@ -94,6 +104,16 @@ def _run(args: argparse.Namespace) -> int:
         metrics_host=args.metrics_address,
         metrics_port=args.metrics_port,
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -559,6 +579,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the drift engine, as a Kafka consumer-group member")
     _add_service_options(run, "engine")
     _add_metrics_options(run, "engine")
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help=(
+            "run N engine processes as members of the group, one per core (instance ids "
+            "<id>-0 .. <id>-N-1, metrics ports PORT .. PORT+N-1); more than the input "
+            "topics' partition count leaves some idle; if one exits, all stop and the "
+            "command exits non-zero (default 1)"
+        ),
+    )
     run.set_defaults(handler=_run)
 
     retrainer = sub.add_parser(

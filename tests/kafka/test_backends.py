@@ -240,3 +240,13 @@ def test_commands_without_a_broker_end_with_one_line(dead_servers: str) -> None:
         assert len(lines) == 1, (command, client, err)
         assert lines[0].startswith(f"stream-mlops {command}")
         assert f"no Kafka broker answers at {dead_servers}" in lines[0]
+
+
+def test_the_confluent_engine_consumers_bound_their_prefetch(made: Made) -> None:
+    # librdkafka's default prefetch is 64 MiB per partition: on a backlog that
+    # was most of the confluent-kafka engine's RSS.
+    transport = open_transport(KafkaSettings(client="confluent-kafka"), client_id="c")
+    transport.group_consumer("g", max_poll_interval_ms=60_000)
+    transport.partition_reader()
+    assert [kind for kind, _config in made] == ["Consumer", "Consumer"]
+    assert all(config["queued.max.messages.kbytes"] <= 16_384 for _kind, config in made)

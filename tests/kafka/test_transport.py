@@ -346,3 +346,64 @@ def test_a_producer_fenced_mid_transaction_is_told_so_at_its_next_call(
             first.close()
         if second is not None:
             second.close()
+
+
+class _CallLog:
+    """Stands in front of a librdkafka consumer and records each fetching call."""
+
+    def __init__(self, consumer: object) -> None:
+        self._consumer = consumer
+        self.calls: list[tuple[str, float, int]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._consumer, name)
+
+    def poll(self, timeout: float) -> object:
+        msg = self._consumer.poll(timeout)  # type: ignore[attr-defined]
+        self.calls.append(("poll", timeout, 0 if msg is None else 1))
+        return msg
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[object]:
+        msgs: list[object] = self._consumer.consume(num_messages, timeout)  # type: ignore[attr-defined]
+        self.calls.append(("consume", timeout, len(msgs)))
+        return msgs
+
+
+def test_a_partition_reader_returns_at_its_end_without_waiting_for_more(
+    kafka_bootstrap: str,
+) -> None:
+    # confluent-kafka's consume() waits its whole timeout unless the batch
+    # fills: a restore that read a few pending records waited 0.5 s per read.
+    transport = open_transport(
+        KafkaSettings(bootstrap_servers=kafka_bootstrap, client="confluent-kafka"),
+        client_id="test-transport-reader",
+    )
+    admin = transport.admin()
+    producer = transport.producer()
+    reader = transport.partition_reader()
+    topics: list[str] = []
+    try:
+        topic = new_topic(admin, topics)
+        for i in range(6):
+            producer.send(topic, f"k{i}".encode(), f"v{i}".encode())
+        producer.flush()
+        tp = TopicPartition(topic, 0)
+        assert reader.end_offset(tp) == 6
+        calls = _CallLog(reader._consumer)  # type: ignore[attr-defined]
+        reader._consumer = calls  # type: ignore[attr-defined]
+        assert [(r.offset, r.value) for r in reader.read(tp, 1, 4)] == [
+            (1, b"v1"),
+            (2, b"v2"),
+            (3, b"v3"),
+        ]
+        # Every call that waits (a timeout above 0) returns at its first
+        # message, and none comes after the record at end - 1 was read.
+        assert calls.calls, "the reader fetched nothing"
+        assert all(kind == "poll" for kind, timeout, _n in calls.calls if timeout > 0)
+        assert calls.calls[-1][0] == "consume" and calls.calls[-1][1] == 0
+        assert [r.offset for r in reader.read(tp, 4, 6)] == [4, 5]
+    finally:
+        reader.close()
+        producer.close()
+        admin.delete_topics(topics, missing_ok=True)
+        admin.close()

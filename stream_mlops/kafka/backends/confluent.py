@@ -65,6 +65,13 @@ from stream_mlops.kafka.transport import (
 TRANSACTION_TIMEOUT_MS = 10_000
 REQUEST_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 60.0
+# A partition reader's wait for the next record, and how many it takes at once.
+_READ_SLICE_S = 0.1
+_READ_BATCH = 5000
+# librdkafka prefetches up to this much per assigned partition (its default is
+# 64 MiB, queued.max.messages.kbytes): on a backlog that filled the engine's
+# RSS with fetched-but-unread records, for no speed (one poll takes 2,000).
+QUEUED_MAX_KBYTES = 8192
 SEEK_RETRY_S = 10.0
 # A partition reader asks for watermarks again for this long while a leader moves:
 # a lost broker's partitions move after its session with the controller lapses
@@ -275,6 +282,7 @@ class ConfluentGroupConsumer:
                     # Same partition numbers of both input topics to one member.
                     "partition.assignment.strategy": "range",
                     "max.poll.interval.ms": max_poll_interval_ms,
+                    "queued.max.messages.kbytes": QUEUED_MAX_KBYTES,
                 },
             )
         )
@@ -561,6 +569,7 @@ class ConfluentPartitionReader:
                     "group.id": f"{connection.client_id}-reader",
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
+                    "queued.max.messages.kbytes": QUEUED_MAX_KBYTES,
                 },
             )
         )
@@ -611,7 +620,15 @@ class ConfluentPartitionReader:
         deadline = time.monotonic() + READ_TIMEOUT_S
         try:
             while True:
-                for msg in self._consumer.consume(num_messages=5000, timeout=0.5):
+                # As in the group consumer's poll: consume() waits its whole
+                # timeout unless it fills the batch, so a restore of a few
+                # records waited 0.5 s per read. Wait for the first message
+                # only, take what is already fetched, and stop at ``end - 1``.
+                first = self._consumer.poll(_READ_SLICE_S)
+                batch = [] if first is None else [first]
+                if first is not None:
+                    batch += self._consumer.consume(_READ_BATCH - 1, 0)
+                for msg in batch:
                     if msg.error() is not None:
                         _raise_for(msg, in_group=False)
                         continue
@@ -619,6 +636,8 @@ class ConfluentPartitionReader:
                     if record.offset >= end:
                         return
                     yield record
+                    if record.offset == end - 1:
+                        return
                 # read_committed skips aborted records and markers: the
                 # position can reach ``end`` without a record at end - 1.
                 position = self._consumer.position([_cktp(tp)])[0].offset
