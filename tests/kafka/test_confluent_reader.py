@@ -59,6 +59,7 @@ class FakeConsumer:
     def __init__(self, config: dict[str, Any]) -> None:
         self.timeouts: list[float] = []
         self.position_offset = 0
+        self._fetched: list[FakeMessage] = []
 
     def list_topics(self, *args: object, timeout: float = 0) -> object:
         return object()
@@ -76,12 +77,26 @@ class FakeConsumer:
     def unassign(self) -> None:
         pass
 
-    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+    def poll(self, timeout: float) -> FakeMessage | None:
+        """The next scripted batch's first message; consume() then returns the rest."""
         batch = FakeConsumer.batches.pop(0) if FakeConsumer.batches else []
+        if not batch:
+            return None
+        self._fetched = batch[1:]
+        self._advance(batch[:1])
+        return batch[0]
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        batch, self._fetched = self._fetched, []
+        if not batch and timeout > 0:
+            batch = FakeConsumer.batches.pop(0) if FakeConsumer.batches else []
+        self._advance(batch)
+        return batch
+
+    def _advance(self, batch: list[FakeMessage]) -> None:
         for msg in batch:
             if msg.error() is None:
                 self.position_offset = msg.offset() + 1
-        return batch
 
     def position(self, tps: list[ck.TopicPartition]) -> list[ck.TopicPartition]:
         return [ck.TopicPartition(TP.topic, TP.partition, self.position_offset)]
