@@ -69,16 +69,24 @@ configuration only. The rows' streams come in families (``FAMILIES``): a
 calibrated classifier with five features (``cards``, change at prediction
 10,000), a fraud classifier at 1% prevalence (``fraud``, at 60,000: enough
 frauds before it for the miss rate's first 500), a regression whose target
-and prediction move together (``regression``, at 10,000), and the slice stream
-above (``slices``, at 50,000). A family's changes share one pre-change prefix
-per seed: the engine runs it once, a copy continues with each change, and
-stops when the row's signal alarms or after the family's horizon (10,000,
-40,000, 10,000 predictions; 2,000 of the slice's labeled events). Reported per
+and prediction move together (``regression``, at 10,000), the slice stream
+above (``slices``, at 50,000), and a scored classifier whose outcomes stop
+after a labeled warm-up of 1,000 predictions (the default
+``estimate_calibration_events``), so that ``estimated_error`` is calibrated
+and then watched without labels (``estimate``, at 10,000): traffic moves
+towards the decision boundary (the error 14% -> 26%), or between two
+confident regions that are wrong equally often (the error stays 14%: a quiet
+row, ``DepthRow.quiet``, whose "detected" seeds are alarms it must not
+raise). A family's changes share one pre-change prefix per seed: the engine
+runs it once, a copy continues with each change, and stops when the row's
+signal alarms or after the family's horizon (10,000, 40,000, 10,000
+predictions; 2,000 of the slice's labeled events; 10,000 predictions). Reported per
 row: detected seeds / seeds, median and p90 delay (predictions after the
 change, or the slice's labeled events), and over the stationary data (every
 prefix, and ``--depth-stationary`` more predictions per family) the false
-alarms of the row's signal kind (``quality:<kind>`` over every feature, ``slice:error``
-over every slice value), their number per million predictions of the
+alarms of the row's signal kind (``quality:<kind>`` over every feature,
+``slice:error`` over every slice value, ``estimated_error`` over every scored
+classifier's stream), their number per million predictions of the
 families that have that kind, and with none the 95% upper bound 3 / N (the
 rule of three). Alarms on other signals after the change are listed, not
 counted as false alarms (the change may move them). ``--depth-examples``
@@ -1023,6 +1031,8 @@ class DepthRow:
     change: str
     target: str  # the signal that must alarm
     unit: str = "predictions"
+    # A change the target must not alarm on (its "detected" seeds are failures).
+    quiet: bool = False
 
 
 def signal_kind(signal: str) -> str:
@@ -1102,6 +1112,34 @@ def _slices(rng: random.Random, start: int, stop: int, change: str | None) -> It
         yield events, category == "jewelry"
 
 
+# The estimate stream (tests/test_estimation.py's regions): confident negatives
+# (scores 0-0.4, positive 10% of the time), confident positives (0.9-1.0, 90%)
+# and the decision boundary (0.4-0.6, 50%); each confident region is wrong 10%
+# of the time, the boundary 50%. Weights of (negative, positive, boundary):
+ESTIMATE_REGIONS = ((0.0, 0.4, 0.1), (0.9, 1.0, 0.9), (0.4, 0.6, 0.5))
+ESTIMATE_WEIGHTS = {
+    None: (0.3, 0.6, 0.1),  # 14% errors
+    "degrade": (0.2, 0.4, 0.4),  # four times the boundary's traffic: 26% errors
+    "flat": (0.7, 0.2, 0.1),  # positives become negatives: still 14% errors
+}
+ESTIMATE_WARM_UP = 1_000  # labeled predictions: the default estimate_calibration_events
+
+
+def _estimate(rng: random.Random, start: int, stop: int, change: str | None) -> Iterator[DepthStep]:
+    """A classifier whose outcomes stop after its labeled warm-up (which
+    calibrates the scores); from the change on, traffic moves between regions."""
+    weights = ESTIMATE_WEIGHTS[change]
+    for i in range(start, stop):
+        low, high, positive_rate = rng.choices(ESTIMATE_REGIONS, weights)[0]
+        score = rng.uniform(low, high)
+        events: list[InputEvent] = [
+            prediction(i, {"amount": rng.gauss(100.0 * score, 5.0)}, int(score >= 0.5), score)
+        ]
+        if i < ESTIMATE_WARM_UP:
+            events.append(outcome(i, int(rng.random() < positive_rate)))
+        yield events, True
+
+
 FAMILIES = {
     f.name: f
     for f in (
@@ -1111,7 +1149,7 @@ FAMILIES = {
             10_000,
             {},
             _cards,
-            (*QUALITY_KINDS, *CLASS_KINDS),
+            (*QUALITY_KINDS, *CLASS_KINDS, "estimated_error"),
         ),
         # Enough frauds before the change for min_observations (500) of the miss rate.
         Family(
@@ -1120,7 +1158,14 @@ FAMILIES = {
             40_000,
             {},
             _fraud,
-            ("quality:missing", "quality:type", "quality:range", "quality:schema", *CLASS_KINDS),
+            (
+                "quality:missing",
+                "quality:type",
+                "quality:range",
+                "quality:schema",
+                *CLASS_KINDS,
+                "estimated_error",
+            ),
         ),
         Family(
             "regression",
@@ -1137,7 +1182,24 @@ FAMILIES = {
             SLICE_SETTINGS,
             _slices,
             # a string feature only: no range
-            ("slice:error", "slice:score", *QUALITY_KINDS[:2], *QUALITY_KINDS[3:], *CLASS_KINDS),
+            (
+                "slice:error",
+                "slice:score",
+                *QUALITY_KINDS[:2],
+                *QUALITY_KINDS[3:],
+                *CLASS_KINDS,
+                "estimated_error",
+            ),
+        ),
+        # A labeled warm-up, then predictions only; the change well after the
+        # calibration (the estimated error's track starts afresh there).
+        Family(
+            "estimate",
+            10_000,
+            10_000,
+            {},
+            _estimate,
+            (*QUALITY_KINDS[:3], QUALITY_KINDS[4], "estimated_error"),
         ),
     )
 }
@@ -1158,6 +1220,14 @@ DEPTH_ROWS = (
         "jewelry",
         "slice:merchant_category=jewelry:error",
         "labeled events of the slice",
+    ),
+    DepthRow("estimated_error: 14% -> 26% (no labels)", "estimate", "degrade", "estimated_error"),
+    DepthRow(
+        "estimated_error quiet: flat at 14%",
+        "estimate",
+        "flat",
+        "estimated_error",
+        quiet=True,
     ),
 )
 
@@ -1289,6 +1359,12 @@ def depth(pool: Any, seeds: int, stationary_n: int, only: str) -> float:
     units = sorted({(row.label, row.unit) for row in rows if row.unit != "predictions"})
     for label, unit in units:
         print(f"({label}: delay in {unit})")
+    for row in rows:
+        if row.quiet:
+            print(
+                f"({row.label}: a change the signal must not alarm on; detected = seeds where "
+                f"it alarmed within {FAMILIES[row.family].horizon:,} predictions)"
+            )
     other = {
         k: c for k, c in alarms_of.items() if not any(k == signal_kind(r.target) for r in rows)
     }
@@ -1303,7 +1379,7 @@ def depth_examples(only: str) -> float:
     """Each row's first alert on its signal (seed 0), as the engine emits it."""
     started = time.process_time()
     for row in DEPTH_ROWS:
-        if only not in row.label:
+        if only not in row.label or row.quiet:
             continue
         family = FAMILIES[row.family]
         rng = random.Random(zlib.crc32(row.family.encode()))
