@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
+from stream_mlops.kafka.backends import BACKENDS
 from stream_mlops.kafka.bootstrap import bootstrap_servers, external_bootstrap_servers
 from stream_mlops.kafka.broker import BrokerSettings, LocalBroker
 from stream_mlops.kafka.broker.process import metadata_answers
+from tests.kafka.streams import Deployment, create_deployment, delete_deployment
 
 TopicFactory = Callable[..., str]
 ProducerFactory = Callable[..., KafkaProducer]
@@ -126,3 +128,19 @@ def consumer_factory(kafka_bootstrap: str) -> Iterator[ConsumerFactory]:
 @pytest.fixture
 def group_id() -> str:
     return unique_name("test-group")
+
+
+@pytest.fixture(params=BACKENDS)
+def deployment(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    """Fresh topics and group per test, once per client backend: same semantics on both.
+
+    The topics get the test module's ``PARTITIONS`` partitions (2 without one). A
+    module that runs on one backend only defines its own ``deployment``.
+    """
+    dep = create_deployment(
+        kafka_bootstrap, getattr(request.module, "PARTITIONS", 2), client=request.param
+    )
+    try:
+        yield dep
+    finally:
+        delete_deployment(dep)

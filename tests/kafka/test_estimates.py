@@ -9,7 +9,6 @@ backends (the edge routes the new event type to its topic).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -18,8 +17,6 @@ import pytest
 from tests.kafka.engine_process import EngineProcess
 from tests.kafka.streams import (
     Deployment,
-    create_deployment,
-    delete_deployment,
     partition_of,
     produce,
     read_all,
@@ -34,15 +31,6 @@ LATER = 1200  # unlabeled predictions, 600 per partition: 6 windows each
 SETTINGS = "[defaults]\nestimate_calibration_events = 200\nestimate_window = 100\n"
 
 Event = dict[str, object]
-
-
-@pytest.fixture(params=["kafka-python", "confluent-kafka"])
-def deployment(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    dep = create_deployment(kafka_bootstrap, PARTITIONS, client=request.param)
-    try:
-        yield dep
-    finally:
-        delete_deployment(dep)
 
 
 def stream(seed: int) -> tuple[list[Event], list[Event], list[Event]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,6 @@ from tests.kafka.engine_process import EngineProcess
 from tests.kafka.fuzz import OVERSIZED_LIMIT, fuzzed, interleave
 from tests.kafka.streams import (
     Deployment,
-    create_deployment,
-    delete_deployment,
     fraud_stream,
     produce,
     read_all,
@@ -36,15 +33,6 @@ PARTITIONS = 3
 #: Longer than any restart may take: a restart that waited for the dead
 #: member's session (a dynamic member) could not pass the tests' bounds.
 SESSION_TIMEOUT_MS = 120_000
-
-
-@pytest.fixture(params=["kafka-python", "confluent-kafka"])
-def deployment(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    dep = create_deployment(kafka_bootstrap, PARTITIONS, client=request.param)
-    try:
-        yield dep
-    finally:
-        delete_deployment(dep)
 
 
 def alerts_by_id(events: list[dict[str, object]]) -> dict[str, dict[str, object]]:

@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,8 +37,6 @@ from stream_mlops.ops.service_metrics import ServiceMetrics
 from tests.kafka.engine_process import EngineProcess
 from tests.kafka.streams import (
     Deployment,
-    create_deployment,
-    delete_deployment,
     fraud_stream,
     produce,
     read_all,
@@ -49,15 +47,6 @@ pytestmark = pytest.mark.kafka
 
 PARTITIONS = 2
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture(params=["kafka-python", "confluent-kafka"])
-def deployment(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    dep = create_deployment(kafka_bootstrap, PARTITIONS, client=request.param)
-    try:
-        yield dep
-    finally:
-        delete_deployment(dep)
 
 
 def get(url: str) -> tuple[int, str]:

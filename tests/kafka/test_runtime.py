@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -21,8 +20,6 @@ import pytest
 from tests.kafka.engine_process import EngineProcess
 from tests.kafka.streams import (
     Deployment,
-    create_deployment,
-    delete_deployment,
     fraud_stream,
     partition_of,
     produce,
@@ -34,16 +31,6 @@ from tests.kafka.streams import (
 pytestmark = pytest.mark.kafka
 
 PARTITIONS = 2
-
-
-@pytest.fixture(params=["kafka-python", "confluent-kafka"])
-def deployment(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    """Fresh topics and group per test, once per client backend: same semantics on both."""
-    dep = create_deployment(kafka_bootstrap, PARTITIONS, client=request.param)
-    try:
-        yield dep
-    finally:
-        delete_deployment(dep)
 
 
 def expected_outputs(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pickle
 import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import kafka
@@ -20,19 +19,13 @@ import pytest
 from stream_mlops import snapshot
 from stream_mlops.kafka.state import TaskSnapshot, task_key
 from tests.kafka.engine_process import EngineProcess
-from tests.kafka.streams import Deployment, create_deployment, delete_deployment
+from tests.kafka.streams import Deployment
 from tests.kafka.test_retrainer import Setup
 
 pytestmark = pytest.mark.kafka
 
-
-@pytest.fixture(params=["kafka-python", "confluent-kafka"])
-def deployment(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    dep = create_deployment(kafka_bootstrap, 1, client=request.param)
-    try:
-        yield dep
-    finally:
-        delete_deployment(dep)
+# One partition: the state of one task (the shared `deployment` fixture reads it).
+PARTITIONS = 1
 
 
 class _Plant:

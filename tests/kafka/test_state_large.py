@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -23,9 +22,12 @@ from stream_mlops.kafka.checkpoint import Checkpoint
 from stream_mlops.kafka.restore import latest_snapshot
 from stream_mlops.kafka.state import CHUNK_MAGIC, DEFAULT_CHUNK_BYTES, TaskSnapshot
 from stream_mlops.kafka.transport import TopicPartition
-from tests.kafka.streams import Deployment, create_deployment, delete_deployment
+from tests.kafka.streams import Deployment
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+# One partition: the state of one task (the shared `deployment` fixture reads it).
+PARTITIONS = 1
 
 MODELS = 5_000
 
@@ -38,15 +40,6 @@ def large_state() -> bytes:
 
 def test_5000_models_are_allowed_by_the_settings_the_state_is_built_with() -> None:
     assert settings_for(MODELS).limits.max_models_per_task == MODELS
-
-
-@pytest.fixture(params=["kafka-python", "confluent-kafka"])
-def deployment(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    dep = create_deployment(kafka_bootstrap, 1, client=request.param)
-    try:
-        yield dep
-    finally:
-        delete_deployment(dep)
 
 
 def test_a_snapshot_of_5000_models_is_committed_in_chunks_and_restored(

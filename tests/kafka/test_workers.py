@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,6 @@ from tests.test_worker_pool import alive
 pytestmark = pytest.mark.kafka
 
 PARTITIONS = 2
-
-
-@pytest.fixture(params=["kafka-python", "confluent-kafka"])
-def deployment(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    dep = create_deployment(kafka_bootstrap, PARTITIONS, client=request.param)
-    try:
-        yield dep
-    finally:
-        delete_deployment(dep)
 
 
 def _wait_split(command: EngineProcess, timeout: float = 90) -> dict[str, list[Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +21,19 @@ from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTopicPartition
 
 from stream_mlops.config import load_settings
-from stream_mlops.kafka.backends import BACKENDS, open_transport
+from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.transport import TimestampedRecord, TopicReader, Transport, TransportError
 from stream_mlops.registry import ModelRegistry
 from stream_mlops.ui.feed import TopicFeed
 from stream_mlops.ui.view import OperatorView
 from tests.kafka.cluster import admin_client, write_transactions
-from tests.kafka.streams import Deployment, create_deployment, delete_deployment, produce
+from tests.kafka.streams import Deployment, produce
 from tests.ui import events
 
 pytestmark = pytest.mark.kafka
 
 REFRESH_S = 0.5
 LABELED = 60
-
-
-@pytest.fixture(params=BACKENDS)
-def deployment(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    dep = create_deployment(kafka_bootstrap, partitions=2, client=request.param)
-    try:
-        yield dep
-    finally:
-        delete_deployment(dep)
 
 
 class FlakyTransport:
