@@ -706,12 +706,11 @@ class Engine:
         reference = self._reference(model, state)
         if reference is None or state.estimation is None:
             return False
-        for e in reference.of_version(state.model_version):
-            if e.prediction is None or e.score is None or e.actual is None:
-                continue
-            if state.estimation.learn(e.prediction, e.score, e.actual):
-                return True
-        return False
+        estimation = state.estimation
+        return any(
+            estimation.learn(prediction, score, actual)
+            for prediction, score, actual in reference.labeled(state.model_version)
+        )
 
     def _calibrate(self, state: ModelState, match: Match) -> None:
         """A labeled prediction for the model version's calibration warm-up.

@@ -34,8 +34,8 @@ skew every comparison made with it.
 ...     b'{"type": "outcome", "event_id": "a", "ts": 5, "actual": 0}',
 ... ], "ref.jsonl")
 >>> fraud = refs["fraud"]
->>> fraud.numeric("amount"), fraud.labeled_scores("v1")
-([12.5], ([0.1], [0]))
+>>> fraud.numeric("amount"), fraud.labeled("v1")
+([12.5], [(0, 0.1, 0)])
 """
 
 from __future__ import annotations
@@ -131,19 +131,20 @@ class ModelReference:
     def of_version(self, model_version: str) -> list[ReferenceEvent]:
         return [e for e in self.events if e.model_version == model_version]
 
-    def labeled_scores(self, model_version: str) -> tuple[list[float], list[LabelValue]]:
-        """Parallel scores and actual labels of the version's labeled, scored events.
+    def labeled(self, model_version: str) -> list[tuple[LabelValue, float, LabelValue]]:
+        """(prediction, score, actual) of the version's labeled, scored events, in order.
 
         What a calibration of the version's scores is fitted on (issue 16,
         label-free performance estimation).
         """
-        scores: list[float] = []
-        labels: list[LabelValue] = []
-        for e in self.events:
-            if e.model_version == model_version and e.score is not None and e.actual is not None:
-                scores.append(e.score)
-                labels.append(e.actual)
-        return scores, labels
+        return [
+            (e.prediction, e.score, e.actual)
+            for e in self.events
+            if e.model_version == model_version
+            and e.prediction is not None
+            and e.score is not None
+            and e.actual is not None
+        ]
 
     def values(self, signal: str, model_version: str, task: Task) -> list[float]:
         """The reference values of a numeric signal of ``model_version``, in order.

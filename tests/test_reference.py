@@ -203,9 +203,9 @@ def test_labeled_events_and_joined_predictions_are_read_with_scores_and_labels()
     fraud = parse_reference(lines, "ref.jsonl")["fraud"]
     assert fraud.numeric("amount") == [1.5, 2.5, 3.5]
     assert fraud.categories("shop") == ["x"]
-    # "b" has no outcome: unlabeled, not in the labeled scores.
-    assert fraud.labeled_scores("v1") == ([0.8, 0.9], [0, 1])
-    assert fraud.labeled_scores("v2") == ([], [])
+    # "b" has no outcome: unlabeled, not among the labeled.
+    assert fraud.labeled("v1") == [(1, 0.8, 0), (1, 0.9, 1)]
+    assert fraud.labeled("v2") == []
     assert fraud.describe()["labeled"] == 2
 
 

@@ -87,7 +87,7 @@ def test_the_champions_window_pins_the_features_and_the_outcome(tmp_path: Path) 
     assert len(fraud.events) == 2_000  # only the window's offsets
     assert fraud.source == "fraud v2 training window"
     # Scored by the parent: no scores of the champion's own.
-    assert fraud.labeled_scores("v2") == ([], [])
+    assert fraud.labeled("v2") == []
     engine = Engine(SETTINGS, references=references)
     # A stream starting with f0 shifted by 0.7 sd: found against the window.
     shifted = classifier(3_000, feature_means=lambda i: [0.7, 0.0], seed=22)
