@@ -8,6 +8,7 @@ Each handler returns the process exit code.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -86,17 +87,11 @@ def _schema(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from consumers import engine
 
-    if args.workers != 1:
-        return engine.run_workers(
-            args.workers,
-            config_path=args.config,
-            log_format=args.log_format,
-            instance_id=args.instance_id,
-            client=args.client,
-            metrics_host=args.metrics_address,
-            metrics_port=args.metrics_port,
-        )
-    return engine.main(
+    # One process, or a pool of that many group members: the same flags.
+    start = (
+        engine.main if args.workers == 1 else functools.partial(engine.run_workers, args.workers)
+    )
+    return start(
         config_path=args.config,
         log_format=args.log_format,
         instance_id=args.instance_id,

@@ -165,3 +165,34 @@ def test_with_static_membership_off_any_instance_id_names_the_transactional_id()
     config = RuntimeConfig.for_group(kafka, kafka, instance_id="engine 0")
     assert config.instance_id is None
     assert config.transactional_id == "stream-mlops-engine-engine 0"
+
+
+@pytest.mark.parametrize(("workers", "expected"), [("1", "main"), ("3", "run_workers")])
+def test_run_hands_the_same_flags_to_one_engine_or_a_pool(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, workers: str, expected: str
+) -> None:
+    from consumers import engine
+
+    calls: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
+    for name in ("main", "run_workers"):
+
+        def record(*args: object, _name: str = name, **kwargs: object) -> int:
+            calls.append((_name, args, kwargs))
+            return 0
+
+        monkeypatch.setattr(engine, name, record)
+    config = tmp_path / "c.toml"
+    argv = ["run", "--config", str(config), "--workers", workers, "--instance-id", "a-1"]
+    argv += ["--client", "confluent-kafka", "--log-format", "console", "--metrics-port", "9400"]
+    assert main(argv) == 0
+    [(name, args, kwargs)] = calls
+    assert name == expected
+    assert args == (() if expected == "main" else (3,))
+    assert kwargs == {
+        "config_path": config,
+        "log_format": "console",
+        "instance_id": "a-1",
+        "client": "confluent-kafka",
+        "metrics_host": None,
+        "metrics_port": 9400,
+    }
