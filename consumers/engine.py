@@ -11,70 +11,31 @@ one command (``stream_mlops.worker_pool``).
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
 import structlog
 
-from stream_mlops.config import ConfigError, KafkaSettings, Settings, load_settings
+from consumers.wiring import default_instance_id, run_tasks, runtime_config, with_connection
+from stream_mlops.config import ConfigError, Settings, load_settings
 from stream_mlops.engine import SnapshotError
 from stream_mlops.kafka.backends import open_transport
-from stream_mlops.kafka.bootstrap import connection_settings
 from stream_mlops.kafka.engine_service import EngineService
-from stream_mlops.kafka.observer import RuntimeObserver
 from stream_mlops.kafka.retrain_inputs import kafka_window_reader
 from stream_mlops.kafka.state import StateError
 from stream_mlops.kafka.task_runtime import (
     FencedError,
-    GroupIdentity,
-    RuntimeConfig,
-    TaskRuntime,
     stop_on_signals,
 )
 from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import LogFormat, configure
 from stream_mlops.ops.engine_metrics import EngineMetrics
-from stream_mlops.ops.metrics_server import MetricsAddressError, metrics_settings
-from stream_mlops.ops.probes import runtime_status
+from stream_mlops.ops.metrics_server import metrics_settings
 from stream_mlops.ops.service_metrics import ServiceMetrics
 from stream_mlops.reference import ModelReference, load_references
 from stream_mlops.reference_window import champion_references, needs_champion
 from stream_mlops.registry import ModelRegistry, RegistryError, resolve_registry
 from stream_mlops.worker_pool import WORKER_ENV, Worker, WorkerPool
-
-
-def default_instance_id() -> str:
-    """Stable across restarts of the same process slot, so a restarted service
-    fences its killed predecessor's open transaction and takes its partitions
-    back at once (static group membership)."""
-    return os.environ.get("STREAM_MLOPS_INSTANCE_ID") or socket.gethostname()
-
-
-def runtime_config(
-    log: structlog.typing.FilteringBoundLogger,
-    kafka: KafkaSettings,
-    group: GroupIdentity,
-    instance_id: str,
-    session_timeout_ms: int | None = None,
-) -> RuntimeConfig | None:
-    """The service's ``RuntimeConfig``; None, after a ``config.invalid`` line,
-    if Kafka would refuse the instance id."""
-    try:
-        return RuntimeConfig.for_group(
-            kafka, group, instance_id=instance_id, session_timeout_ms=session_timeout_ms
-        )
-    except ValueError as exc:
-        log.error(
-            "config.invalid",
-            error=f"{exc} (--instance-id, else $STREAM_MLOPS_INSTANCE_ID, else the host name)",
-        )
-        return None
-
-
-def with_connection(settings: Settings, client: str | None) -> Settings:
-    """``settings`` with the cluster address resolved and ``--client`` applied."""
-    return settings.model_copy(update={"kafka": connection_settings(settings, client=client)})
 
 
 def load_engine_references(settings: Settings) -> dict[str, ModelReference]:
@@ -108,7 +69,7 @@ def _references(
     return references
 
 
-def main(  # noqa: PLR0911 (one exit per start-up failure, each with its log line)
+def main(
     config_path: Path | None,
     log_format: LogFormat = "json",
     instance_id: str | None = None,
@@ -162,25 +123,17 @@ def main(  # noqa: PLR0911 (one exit per start-up failure, each with its log lin
         on_alert=engine_metrics.alerted if engine_metrics is not None else None,
         references=references,
     )
-    observers: list[RuntimeObserver] = []
-    if telemetry is not None and engine_metrics is not None:
-        observers = [*telemetry.observers, engine_metrics]
-    try:
-        with TaskRuntime(service, transport, config, observers=observers) as runtime:
-            if telemetry is not None and engine_metrics is not None:
-                engine_metrics.watch(lambda: runtime.tasks)
-                telemetry.serve(lambda: runtime_status(runtime.stats.snapshot()), log)
-            runtime.run(stop)
-    except (FencedError, StateError, SnapshotError, TransportError) as exc:
-        log.error("engine.failed", error=str(exc))
-        return 1
-    except MetricsAddressError as exc:
-        log.error("metrics.bind_failed", error=str(exc))
-        return 1
-    finally:
-        if telemetry is not None:
-            telemetry.close()
-    return 0
+    return run_tasks(
+        service,
+        transport,
+        config,
+        name="engine",
+        stop=stop,
+        log=log,
+        telemetry=telemetry,
+        task_metrics=engine_metrics,
+        failures=(FencedError, StateError, SnapshotError, TransportError),
+    )
 
 
 def worker_commands(

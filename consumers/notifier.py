@@ -10,16 +10,15 @@ commit what was delivered, leave the group and exit 0.
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from pathlib import Path
 
 import structlog
 
-from consumers.engine import default_instance_id
+from consumers.wiring import default_instance_id
 from stream_mlops.config import ConfigError, load_settings
 from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.bootstrap import connection_settings
+from stream_mlops.kafka.task_runtime import stop_on_signals
 from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import LogFormat, configure
 from stream_mlops.ops.metrics_server import MetricsAddressError, metrics_settings
@@ -74,14 +73,7 @@ def main(
         ],
         max_attempts=notify.max_attempts,
     )
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: object) -> None:
-        log.info("notifier.stopping", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = stop_on_signals(log, "notifier")
     try:
         transport = open_transport(
             kafka, client_id=f"stream-mlops-notifier-{default_instance_id()}"

@@ -13,21 +13,18 @@ from pathlib import Path
 
 import structlog
 
-from consumers.engine import default_instance_id, runtime_config, with_connection
+from consumers.wiring import default_instance_id, run_tasks, runtime_config, with_connection
 from stream_mlops.config import ConfigError, load_settings
 from stream_mlops.kafka.backends import open_transport
-from stream_mlops.kafka.observer import RuntimeObserver
 from stream_mlops.kafka.retrainer_service import RetrainerService
 from stream_mlops.kafka.state import StateError
 from stream_mlops.kafka.task_runtime import (
     FencedError,
-    TaskRuntime,
     stop_on_signals,
 )
 from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import LogFormat, configure
-from stream_mlops.ops.metrics_server import MetricsAddressError, metrics_settings
-from stream_mlops.ops.probes import runtime_status
+from stream_mlops.ops.metrics_server import metrics_settings
 from stream_mlops.ops.retrainer_metrics import RetrainerMetrics
 from stream_mlops.ops.service_metrics import ServiceMetrics
 from stream_mlops.registry import ModelRegistry, RegistryError, resolve_registry
@@ -91,22 +88,14 @@ def main(
         settings,
         on_notice=retrainer_metrics.noticed if retrainer_metrics is not None else None,
     )
-    observers: list[RuntimeObserver] = []
-    if telemetry is not None and retrainer_metrics is not None:
-        observers = [*telemetry.observers, retrainer_metrics]
-    try:
-        with TaskRuntime(service, transport, config, observers=observers) as runtime:
-            if telemetry is not None and retrainer_metrics is not None:
-                retrainer_metrics.watch(lambda: runtime.tasks)
-                telemetry.serve(lambda: runtime_status(runtime.stats.snapshot()), log)
-            runtime.run(stop)
-    except (FencedError, StateError, RetrainStateError, TransportError, RegistryError) as exc:
-        log.error("retrainer.failed", error=str(exc))
-        return 1
-    except MetricsAddressError as exc:
-        log.error("metrics.bind_failed", error=str(exc))
-        return 1
-    finally:
-        if telemetry is not None:
-            telemetry.close()
-    return 0
+    return run_tasks(
+        service,
+        transport,
+        config,
+        name="retrainer",
+        stop=stop,
+        log=log,
+        telemetry=telemetry,
+        task_metrics=retrainer_metrics,
+        failures=(FencedError, StateError, RetrainStateError, TransportError, RegistryError),
+    )
