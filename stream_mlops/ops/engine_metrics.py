@@ -42,9 +42,10 @@ from prometheus_client.registry import Collector
 from stream_mlops.engine import Engine, EngineHolding
 from stream_mlops.events import DriftAlert, RetrainRequest
 from stream_mlops.join import JoinCounts
-from stream_mlops.kafka.observer import BatchReport, CheckpointReport, RestoreReport
+from stream_mlops.kafka.observer import RestoreReport
 from stream_mlops.kafka.transport import Record
 from stream_mlops.ops.metrics import LabelBudget
+from stream_mlops.ops.task_metrics import CommittedOutputs
 
 __all__ = ["JOIN_COUNTERS", "LATENCY_BUCKETS", "EngineMetrics"]
 
@@ -66,7 +67,7 @@ JOIN_COUNTERS: Final = {
 }
 
 
-class EngineMetrics:
+class EngineMetrics(CommittedOutputs[tuple[DriftAlert | RetrainRequest, int | None], Engine]):
     """The engine's metrics; ``alerted`` is the ``EngineService``'s ``on_alert``."""
 
     def __init__(
@@ -76,7 +77,7 @@ class EngineMetrics:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._wall_clock = wall_clock
-        self._tasks: Callable[[], Mapping[int, Engine]] = dict
+        super().__init__()
         self._alerts = Counter(
             "stream_mlops_alerts",
             "Drift alerts committed to drift-alerts, by model, signal and severity",
@@ -131,47 +132,22 @@ class EngineMetrics:
         }
         self._alert_series = LabelBudget(_MAX_ALERT_SERIES)
         self._request_models = LabelBudget(_MAX_MODELS)
-        #: alerts and requests of the open transaction, with their trigger's timestamp
-        self._pending: list[tuple[DriftAlert | RetrainRequest, int | None]] = []
         self._baselines: dict[int, JoinCounts] = {}
         #: the last reading, per partition; replaced whole, read by the collector
         self._holdings: Mapping[int, EngineHolding] = {}
         registry.register(_HoldingCollector(self))
 
-    def watch(self, tasks: Callable[[], Mapping[int, Engine]]) -> None:
-        """Where to read the tasks' engines: ``lambda: runtime.tasks`` (on the runtime's thread)."""
-        self._tasks = tasks
-
     def alerted(self, output: DriftAlert | RetrainRequest, trigger: Record) -> None:
         """An alert or retrain request went into the open transaction."""
-        self._pending.append((output, trigger.timestamp_ms))
-
-    # -- RuntimeObserver ----------------------------------------------------------
-
-    def polled(self, at: float) -> None:
-        pass
-
-    def batch_processed(self, report: BatchReport) -> None:
-        pass
-
-    def checkpoint_ended(self, report: CheckpointReport) -> None:
-        pending, self._pending = self._pending, []
-        if report.outcome != "committed":
-            return  # void: produced again after the rewind
-        if pending:
-            self._count(pending)
-        self._read(count=True)
-
-    def assigned(self, partitions: frozenset[int]) -> None:
-        self._pending = []  # the runtime aborted the open transaction first
+        self._announced((output, trigger.timestamp_ms))
 
     def restored(self, report: RestoreReport) -> None:
         self._baselines = {}
-        self._read(count=False)
+        super().restored(report)
 
     # -- counting -------------------------------------------------------------------
 
-    def _count(self, committed: list[tuple[DriftAlert | RetrainRequest, int | None]]) -> None:
+    def _committed(self, committed: list[tuple[DriftAlert | RetrainRequest, int | None]]) -> None:
         now = self._wall_clock()
         for output, timestamp_ms in committed:
             if isinstance(output, DriftAlert):

@@ -15,15 +15,15 @@ events. The gauges come from that reading at each scrape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from stream_mlops.kafka.observer import BatchReport, CheckpointReport, RestoreReport
 from stream_mlops.ops.metrics import LabelBudget
+from stream_mlops.ops.task_metrics import CommittedOutputs
 from stream_mlops.retrain.retrainer import Notice, RetrainTask
 from stream_mlops.retrain.session import Running
 
@@ -38,11 +38,11 @@ _REQUEST_RESULTS: Final = {
 }
 
 
-class RetrainerMetrics:
+class RetrainerMetrics(CommittedOutputs[Notice, RetrainTask]):
     """The retrainer's metrics; ``noticed`` is the ``RetrainerService``'s ``on_notice``."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._tasks: Callable[[], Mapping[int, RetrainTask]] = dict
+        super().__init__()
         self._requests = Counter(
             "stream_mlops_retrainer_requests",
             "Retrain requests read, by result (received: a session may start; stale: older "
@@ -69,44 +69,21 @@ class RetrainerMetrics:
             registry=registry,
         )
         self._models = LabelBudget(_MAX_MODELS)
-        self._pending: list[Notice] = []
         #: the last reading: open sessions, buffered events, p-value per model
         self._open = 0
         self._buffered = 0
         self._p_values: dict[str, float] = {}
         registry.register(_SessionCollector(self))
 
-    def watch(self, tasks: Callable[[], Mapping[int, RetrainTask]]) -> None:
-        """Where to read the tasks: ``lambda: runtime.tasks`` (on the runtime's thread)."""
-        self._tasks = tasks
-
     def noticed(self, notice: Notice) -> None:
         """The core announced a decision in the open transaction."""
-        self._pending.append(notice)
-
-    # -- RuntimeObserver ----------------------------------------------------------
-
-    def polled(self, at: float) -> None:
-        pass
-
-    def batch_processed(self, report: BatchReport) -> None:
-        pass
-
-    def checkpoint_ended(self, report: CheckpointReport) -> None:
-        pending, self._pending = self._pending, []
-        if report.outcome != "committed":
-            return
-        for notice in pending:
-            self._count(notice)
-        self._read()
-
-    def assigned(self, partitions: frozenset[int]) -> None:
-        self._pending = []  # the runtime aborted the open transaction first
-
-    def restored(self, report: RestoreReport) -> None:
-        self._read()
+        self._announced(notice)
 
     # -- counting -------------------------------------------------------------------
+
+    def _committed(self, notices: list[Notice]) -> None:
+        for notice in notices:
+            self._count(notice)
 
     def _count(self, notice: Notice) -> None:
         result = _REQUEST_RESULTS.get(notice.event)
@@ -124,7 +101,7 @@ class RetrainerMetrics:
         if counter is not None:
             counter.labels(*self._models.admit((model,))).inc()
 
-    def _read(self) -> None:
+    def _read(self, *, count: bool = False) -> None:
         open_sessions = buffered = 0
         p_values = dict(self._p_values)
         for task in self._tasks().values():
