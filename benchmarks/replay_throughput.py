@@ -96,7 +96,7 @@ CONFIGURATIONS = {
 @contextmanager
 def pydantic_only() -> Iterator[None]:
     """decode_input as before the fast path: every event through model_validate."""
-    with mock.patch.object(events, "_fast_input", lambda obj, model: None):
+    with mock.patch.object(events, "_fast_input", lambda raw, default_type: None):
         yield
 
 
@@ -315,10 +315,7 @@ def main() -> None:
         with pydantic_only():
             full()
 
-    taken = sum(
-        events._fast_input(obj, events._INPUT_MODELS[obj["type"]]) is not None
-        for obj in map(events.loads, lines)
-    )
+    taken = sum(events._fast_input(line, None) is not None for line in lines)
     rows = []
     for gc_on in (True, False):
         # Validation is the difference of two runs, so noise from other work on
