@@ -244,15 +244,21 @@ def _trusted(cls: type[_M], fields: dict[str, Any], fields_set: set[str]) -> _M:
     a per-field loop, 4x slower.
     """
     event = _new(cls)
-    _set(event, "__dict__", fields)
-    _set(event, "__pydantic_fields_set__", fields_set)
-    _set(event, "__pydantic_extra__", None)
-    _set(event, "__pydantic_private__", None)
+    _set_dict(event, fields)
+    _set_fields_set(event, fields_set)
+    _set_extra(event, None)
+    _set_private(event, None)
     return event
 
 
 _new = object.__new__
-_set = object.__setattr__
+# BaseModel's own slots, set through their descriptors: what object.__setattr__
+# does (frozen models refuse their own __setattr__), without looking each name
+# up on the class first.
+_set_dict: Final = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 class SignalShift(_Event):
