@@ -3,7 +3,9 @@
 Every event that enters or leaves the engine is one of the models below, and
 every byte that crosses a topic or a replay file goes through :func:`decode_input`
 or :func:`encode`. Field names are the interface contract
-(``docs/contract.md``, "Events"): extend, never rename.
+(``docs/contract.md``, "Events"): extend, never rename. :func:`decode_input`
+reads the common shapes with msgspec (the fast path, below) and everything
+else with orjson and pydantic, whose rules and messages it keeps.
 
 >>> raw = b'{"type": "prediction", "event_id": "txn-1", "model_id": "fraud",'
 >>> raw += b' "model_version": "v1", "ts": 1700000000, "features": {"amount": 42.5},'
