@@ -649,16 +649,8 @@ def _fast_prediction(wire: _WireInput) -> PredictionEvent | None:
         or not (model_id in _VALID_MODEL_IDS or _model_id_ok(model_id))
     ):
         return None
-    raw_ts = wire.ts
-    ts: datetime | None
-    # The float case of _fast_ts inlined: epoch floats are what producers send most.
-    if (
-        type(raw_ts) is float
-        and 0.0 <= raw_ts <= _SECONDS_UP_TO
-        and raw_ts % 1.0 * 1e6 % 1.0 != 0.5
-    ):
-        ts = datetime.fromtimestamp(raw_ts, UTC)
-    elif (ts := _fast_ts(raw_ts)) is None:
+    ts = _fast_ts(wire.ts)
+    if ts is None:
         return None
     fields_set = set(_PREDICTION_REQUIRED)
     if wire.type is not UNSET:
@@ -697,15 +689,8 @@ def _fast_outcome(wire: _WireInput) -> OutcomeEvent | None:
         fields_set.add("model_id")
         if model_id is not None and not _model_id_ok(model_id):
             return None
-    raw_ts = wire.ts
-    ts: datetime | None
-    if (
-        type(raw_ts) is float
-        and 0.0 <= raw_ts <= _SECONDS_UP_TO
-        and raw_ts % 1.0 * 1e6 % 1.0 != 0.5
-    ):
-        ts = datetime.fromtimestamp(raw_ts, UTC)
-    elif (ts := _fast_ts(raw_ts)) is None:
+    ts = _fast_ts(wire.ts)
+    if ts is None:
         return None
     if wire.type is not UNSET:
         fields_set.add("type")
