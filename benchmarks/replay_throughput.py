@@ -1,7 +1,7 @@
 """Replay throughput on a 1M-event file (8 numeric features), and where the time goes.
 
     PYTHONPATH=. python benchmarks/replay_throughput.py [--events 1000000] [--file PATH]
-        [--repeat 3] [--breakdown] [--msgspec] [--quality-cost]
+        [--repeat 3] [--breakdown] [--msgspec [--baseline REV]] [--quality-cost]
 
 Writes the file (500,000 predictions, each followed 100 events later by its
 outcome) unless it exists, then prints one table (issue 18's targets), a row
@@ -23,18 +23,21 @@ as a ratio to the ``same job`` row.
 parsing alone (orjson), parsing + validation (decode_input), the join alone, and
 the whole replay (join + signals + detectors + controller), with the Python
 garbage collector on and off. Validation and the replay are measured twice: as
-shipped (decode_input's fast path, then pydantic for what it does not take) and
-with every event through pydantic's model_validate (the fast path switched
-off), so the saving is a ratio from one run; each of these is the best of
-three interleaved runs, as the machine may be shared. Prints a table.
-Target: 50,000 events/s on one core.
+shipped (decode_input's msgspec fast path, then pydantic for what it does not
+take) and with every event through orjson and pydantic's model_validate (the
+fast path switched off), so the saving is a ratio from one run; each of these
+is the best of three interleaved runs, as the machine may be shared. Prints a
+table. Target: 50,000 events/s on one core.
 
-``--msgspec`` only compares decoding: ``decode_input`` against a msgspec
-Struct decoder of the two event types (``pip install msgspec``; not a
-dependency) and ``orjson.loads`` alone, best of three interleaved runs: what a
-switch of the internal events to msgspec could save. The Structs check types
-only (a float ``ts``, none of the contract's length and string rules), so the
-figure is a lower bound of what a full switch would cost.
+``--msgspec`` only compares decoding, CPU us per event, best of three
+interleaved runs, as ratios to ``decode_input`` as shipped: ``decode_input``
+with the fast path off (orjson, then pydantic's model_validate: what every
+event cost before there was a fast path), msgspec's decoding of the bytes into
+the fast path's Struct alone (parsing and the checks msgspec makes, no model
+built), and ``orjson.loads`` alone. With ``--baseline REV``, also
+``decode_input`` of ``stream_mlops/events.py`` as it was at the git revision
+REV, loaded beside the current one (b41459a: the hand-written fast path that
+msgspec replaced).
 
 ``--quality-cost`` only compares the core (join, signals, detectors) with the
 defaults against the defaults without the data-quality and outcome signals
@@ -56,6 +59,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from unittest import mock
 
 from stream_mlops import events, outcomes
@@ -96,7 +100,7 @@ CONFIGURATIONS = {
 @contextmanager
 def pydantic_only() -> Iterator[None]:
     """decode_input as before the fast path: every event through model_validate."""
-    with mock.patch.object(events, "_fast_input", lambda obj, model: None):
+    with mock.patch.object(events, "_fast_input", lambda raw, default_type: None):
         yield
 
 
@@ -175,26 +179,23 @@ def quality_cost(path: Path) -> None:
     print(f"ratio defaults / without: {with_new / without_new:.3f}")
 
 
-def msgspec_decode(path: Path) -> None:
-    import msgspec  # optional: only for this comparison, not a dependency
+def events_at(rev: str) -> ModuleType:
+    """``stream_mlops/events.py`` as it was at git revision ``rev``, as a module of its own."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "-C", str(root), "show", f"{rev}:stream_mlops/events.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    module = ModuleType(f"events_at_{rev}")
+    sys.modules[module.__name__] = module  # pydantic resolves the models' annotations there
+    exec(compile(source, f"{rev}:stream_mlops/events.py", "exec"), module.__dict__)
+    return module
 
-    class Prediction(msgspec.Struct, tag_field="type", tag="prediction"):
-        event_id: str
-        model_id: str
-        model_version: str
-        ts: float
-        features: dict[str, float | int | bool | str | None]
-        prediction: int | float | bool | str
-        score: float | None = None
 
-    class Outcome(msgspec.Struct, tag_field="type", tag="outcome"):
-        event_id: str
-        ts: float
-        actual: int | float | bool | str
-        model_id: str | None = None
-
+def msgspec_decode(path: Path, baseline: str | None) -> None:
     lines = path.read_bytes().splitlines()
-    decoder = msgspec.json.Decoder(Prediction | Outcome)
 
     def each(decode: Callable[[bytes], object]) -> Callable[[], None]:
         def run() -> None:
@@ -203,11 +204,19 @@ def msgspec_decode(path: Path) -> None:
 
         return run
 
+    def decode_pydantic() -> None:
+        with pydantic_only():
+            each(events.decode_input)()
+
+    shipped = "decode_input (msgspec fast path)"
     runs = {
-        "decode_input (pydantic models, fast path)": each(events.decode_input),
-        "msgspec Structs": each(decoder.decode),
+        shipped: each(events.decode_input),
+        "decode_input, pydantic only (orjson + validate)": decode_pydantic,
+        "msgspec into the fast path's Struct alone": each(events._decode_wire),
         "orjson.loads alone": each(events.loads),
     }
+    if baseline is not None:
+        runs[f"decode_input at {baseline}"] = each(events_at(baseline).decode_input)
     best = {
         name: min(times)
         for name, times in zip(
@@ -216,10 +225,13 @@ def msgspec_decode(path: Path) -> None:
             strict=True,
         )
     }
-    base = best["decode_input (pydantic models, fast path)"]
-    print(f"\ndecoding {len(lines):,} events, CPU us per event, best of 3")
+    taken = sum(events._fast_input(line, None) is not None for line in lines)
+    base = best[shipped]
+    print(f"\ndecoding {len(lines):,} events, CPU us per event, best of 3 ({taken:,} fast)")
     for name, seconds in best.items():
-        print(f"{name:<44} | {seconds * 1e6 / len(lines):6.2f} | x {seconds / base:4.2f}")
+        print(f"{name:<48} | {seconds * 1e6 / len(lines):6.2f} | x {seconds / base:4.2f}")
+    if baseline is not None:
+        print(f"(ratios to decode_input as shipped; the row at {baseline} is that revision's code)")
 
 
 def timed(fn: Callable[[], object], gc_on: bool) -> float:
@@ -254,7 +266,13 @@ def main() -> None:
     parser.add_argument(
         "--msgspec",
         action="store_true",
-        help="only decoding: decode_input against msgspec Structs (pip install msgspec)",
+        help="only decoding: decode_input with and without its fast path, msgspec and orjson alone",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        default=None,
+        help="with --msgspec: also decode_input of stream_mlops/events.py at git revision REV",
     )
     parser.add_argument(
         "--quality-cost",
@@ -270,7 +288,7 @@ def main() -> None:
         quality_cost(path)
         return
     if args.msgspec:
-        msgspec_decode(path)
+        msgspec_decode(path, args.baseline)
         return
     if args.cli_only:
         cli_row(path, args.events)
@@ -315,10 +333,7 @@ def main() -> None:
         with pydantic_only():
             full()
 
-    taken = sum(
-        events._fast_input(obj, events._INPUT_MODELS[obj["type"]]) is not None
-        for obj in map(events.loads, lines)
-    )
+    taken = sum(events._fast_input(line, None) is not None for line in lines)
     rows = []
     for gc_on in (True, False):
         # Validation is the difference of two runs, so noise from other work on

@@ -3,7 +3,9 @@
 Every event that enters or leaves the engine is one of the models below, and
 every byte that crosses a topic or a replay file goes through :func:`decode_input`
 or :func:`encode`. Field names are the interface contract
-(``docs/contract.md``, "Events"): extend, never rename.
+(``docs/contract.md``, "Events"): extend, never rename. :func:`decode_input`
+reads the common shapes with msgspec (the fast path, below) and everything
+else with orjson and pydantic, whose rules and messages it keeps.
 
 >>> raw = b'{"type": "prediction", "event_id": "txn-1", "model_id": "fraud",'
 >>> raw += b' "model_version": "v1", "ts": 1700000000, "features": {"amount": 42.5},'
@@ -26,7 +28,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, TypeVar
 
+import msgspec
 import orjson
+from msgspec import UNSET, UnsetType
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -242,15 +246,21 @@ def _trusted(cls: type[_M], fields: dict[str, Any], fields_set: set[str]) -> _M:
     a per-field loop, 4x slower.
     """
     event = _new(cls)
-    _set(event, "__dict__", fields)
-    _set(event, "__pydantic_fields_set__", fields_set)
-    _set(event, "__pydantic_extra__", None)
-    _set(event, "__pydantic_private__", None)
+    _set_dict(event, fields)
+    _set_fields_set(event, fields_set)
+    _set_extra(event, None)
+    _set_private(event, None)
     return event
 
 
 _new = object.__new__
-_set = object.__setattr__
+# BaseModel's own slots, set through their descriptors: what object.__setattr__
+# does (frozen models refuse their own __setattr__), without looking each name
+# up on the class first.
+_set_dict: Final = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 class SignalShift(_Event):
@@ -456,6 +466,9 @@ def decode_input(
     ...
     stream_mlops.events.EventError: type: required, one of 'prediction', 'outcome'
     """
+    event = _fast_input(raw, default_type)
+    if event is not None:
+        return event
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -473,9 +486,6 @@ def decode_input(
         if kind is None:
             raise EventError("type: required, one of 'prediction', 'outcome'")
         raise EventError(f"type: {kind!r} is not one of 'prediction', 'outcome'")
-    event = _fast_input(obj, model)
-    if event is not None:
-        return event
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
@@ -485,20 +495,30 @@ def decode_input(
 # --- The fast path -----------------------------------------------------------
 #
 # pydantic's model_validate costs ~6 us per input event, a fifth of the replay's
-# time per event. Most events have one plain shape, which plain Python checks in
-# a fraction of that. The fast path accepts only inputs that model_validate is
-# certain to accept, and builds the model exactly as model_validate would (same
-# values, same types, same fields set); anything else (every invalid input
-# included) goes to model_validate. So what is rejected, and the message, is
-# pydantic's by construction. tests/test_events_fast.py checks the two agree on
-# generated inputs, and that the common shapes do take the fast path.
+# time per event. The fast path decodes the bytes with msgspec straight into a
+# typed Struct of the input fields (msgspec validates while it parses, in C),
+# and builds the model from it without a second validation. It accepts only
+# inputs that orjson.loads + model_validate are certain to accept, with the same
+# result (same values, same types, same fields set); anything else (every
+# invalid input included) goes to them. So what is rejected, and the message,
+# is pydantic's by construction. tests/test_events_fast.py checks the two agree
+# on generated inputs and bytes, and that the common shapes do take it.
+#
+# Where msgspec and orjson or pydantic could differ, the Struct is stricter, so
+# those inputs go to pydantic:
+# * unknown fields are refused (forbid_unknown_fields): msgspec skips an
+#   ignored field's value without all of orjson's checks (invalid UTF-8, a
+#   number beyond a double), so nothing may be skipped;
+# * integers outside int64: orjson reads those beyond 64 bits as floats;
+# * timestamps: only the forms _fast_ts is certain of, converted in Python
+#   (msgspec's own datetime rules are not pydantic's);
+# * model_id's pattern: checked in Python (Python's "$" also matches before a
+#   final newline; pydantic's regex does not).
 #
 # Keep it in step with the models above: a new field, or a changed constraint,
 # must be mirrored here (the agreement test fails until it is).
 
 _MODEL_ID: Final = re.compile(_MODEL_ID_PATTERN)
-_LABEL_TYPES: Final = frozenset({bool, int, float, str})
-_FEATURE_TYPES: Final = frozenset({bool, int, float, str, type(None)})
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # pydantic reads numbers up to 2e10 as seconds and above as milliseconds; its
 # largest accepted millisecond value is the last one of year 9999.
@@ -515,6 +535,38 @@ _MM: Final = "[0-5][0-9]"
 _ISO_FAST: Final = re.compile(
     rf"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T{_HH}:{_MM}:{_MM}(?:\.[0-9]{{1,6}})?(?:Z|[+-]{_HH}:{_MM})"
 )
+
+# JSON integers as orjson reads them to int (beyond, it makes floats). msgspec
+# cannot bound an int above int64, so uint64 values above it go to pydantic too.
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_WireLabel = bool | _Int64 | float | str
+
+
+class _WireInput(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """Every field of both input events, each optional (UNSET when absent).
+
+    One Struct for both: the event's type may come from the topic, so it is
+    not known before decoding. The constraints are the models' where msgspec
+    has the same rule (lengths in code points, score in [0, 1], ints and floats
+    as numbers, bool apart); the rest is checked in Python after decoding.
+    Not tracked by the garbage collector: it holds only what JSON makes.
+    """
+
+    type: Literal["prediction", "outcome"] | UnsetType = UNSET
+    event_id: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=_EVENT_ID_MAX_LENGTH)] | UnsetType
+    ) = UNSET
+    model_id: str | UnsetType | None = UNSET
+    model_version: Annotated[str, msgspec.Meta(min_length=1)] | UnsetType = UNSET
+    ts: str | _Int64 | float | UnsetType = UNSET
+    features: dict[str, _WireLabel | None] | UnsetType = UNSET
+    prediction: _WireLabel | UnsetType = UNSET
+    # A float field takes the integers 0 and 1 as 0.0 and 1.0, as pydantic does.
+    score: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | UnsetType | None = UNSET
+    actual: _WireLabel | UnsetType = UNSET
+
+
+_decode_wire: Final = msgspec.json.Decoder(_WireInput).decode
 
 
 def _fast_ts(value: Any) -> datetime | None:
@@ -574,46 +626,39 @@ def _model_id_ok(value: Any) -> bool:
     return True
 
 
-def _fast_prediction(obj: dict[str, Any]) -> PredictionEvent | None:
-    get = obj.get
-    event_id = get("event_id")
-    version = get("model_version")
-    features = get("features")
-    prediction = get("prediction")
-    if not (
-        type(event_id) is str
-        and 0 < len(event_id) <= _EVENT_ID_MAX_LENGTH
-        and type(version) is str
-        and version
-        and type(prediction) in _LABEL_TYPES
-        and type(features) is dict
-        and _FEATURE_TYPES.issuperset(map(type, features.values()))
-        and type(model_id := get("model_id")) is str
-        and (model_id in _VALID_MODEL_IDS or _model_id_ok(model_id))
+# The fields model_validate records as set (model_dump's exclude_unset and
+# model_copy read them): the required ones, plus the optional ones present.
+_PREDICTION_REQUIRED: Final = frozenset(
+    {"event_id", "model_id", "model_version", "ts", "features", "prediction"}
+)
+_OUTCOME_REQUIRED: Final = frozenset({"event_id", "ts", "actual"})
+
+
+def _fast_prediction(wire: _WireInput) -> PredictionEvent | None:
+    event_id = wire.event_id
+    version = wire.model_version
+    features = wire.features
+    prediction = wire.prediction
+    model_id = wire.model_id
+    if (
+        event_id is UNSET
+        or version is UNSET
+        or features is UNSET
+        or prediction is UNSET
+        or type(model_id) is not str
+        or not (model_id in _VALID_MODEL_IDS or _model_id_ok(model_id))
     ):
         return None
-    score = get("score")
-    if score is not None:
-        score_type = type(score)
-        if score_type is float:
-            if not 0.0 <= score <= 1.0:
-                return None
-        elif score_type is int and 0 <= score <= 1:
-            score = float(score)  # pydantic's float field turns 0 and 1 into floats
-        else:
-            return None
-    ts = get("ts")
-    # The float case of _fast_ts inlined: epoch floats are what producers send most.
-    if type(ts) is float and 0.0 <= ts <= _SECONDS_UP_TO and ts % 1.0 * 1e6 % 1.0 != 0.5:
-        ts = datetime.fromtimestamp(ts, UTC)
-    elif (ts := _fast_ts(ts)) is None:
+    ts = _fast_ts(wire.ts)
+    if ts is None:
         return None
-    # The fields set, by which optional fields the input has (model_dump's
-    # exclude_unset and model_copy read it), as model_validate records it.
-    fields_set = {"event_id", "model_id", "model_version", "ts", "features", "prediction"}
-    if "type" in obj:
+    fields_set = set(_PREDICTION_REQUIRED)
+    if wire.type is not UNSET:
         fields_set.add("type")
-    if "score" in obj:
+    score = wire.score
+    if score is UNSET:
+        score = None
+    else:
         fields_set.add("score")
     return _trusted(
         PredictionEvent,
@@ -631,28 +676,24 @@ def _fast_prediction(obj: dict[str, Any]) -> PredictionEvent | None:
     )
 
 
-def _fast_outcome(obj: dict[str, Any]) -> OutcomeEvent | None:
-    get = obj.get
-    event_id = get("event_id")
-    actual = get("actual")
-    model_id = get("model_id")
-    if not (
-        type(event_id) is str
-        and 0 < len(event_id) <= _EVENT_ID_MAX_LENGTH
-        and type(actual) in _LABEL_TYPES
-        and (model_id is None or _model_id_ok(model_id))
-    ):
+def _fast_outcome(wire: _WireInput) -> OutcomeEvent | None:
+    event_id = wire.event_id
+    actual = wire.actual
+    model_id = wire.model_id
+    if event_id is UNSET or actual is UNSET:
         return None
-    ts = get("ts")
-    if type(ts) is float and 0.0 <= ts <= _SECONDS_UP_TO and ts % 1.0 * 1e6 % 1.0 != 0.5:
-        ts = datetime.fromtimestamp(ts, UTC)
-    elif (ts := _fast_ts(ts)) is None:
-        return None
-    fields_set = {"event_id", "ts", "actual"}
-    if "type" in obj:
-        fields_set.add("type")
-    if "model_id" in obj:
+    fields_set = set(_OUTCOME_REQUIRED)
+    if model_id is UNSET:
+        model_id = None
+    else:
         fields_set.add("model_id")
+        if model_id is not None and not _model_id_ok(model_id):
+            return None
+    ts = _fast_ts(wire.ts)
+    if ts is None:
+        return None
+    if wire.type is not UNSET:
+        fields_set.add("type")
     return _trusted(
         OutcomeEvent,
         {"type": "outcome", "event_id": event_id, "ts": ts, "actual": actual, "model_id": model_id},
@@ -661,22 +702,29 @@ def _fast_outcome(obj: dict[str, Any]) -> OutcomeEvent | None:
 
 
 def _fast_input(
-    obj: dict[str, Any], model: type[PredictionEvent] | type[OutcomeEvent]
+    raw: bytes | str, default_type: Literal["prediction", "outcome"] | None
 ) -> InputEvent | None:
-    """The event pydantic would build from ``obj``, if the fast path is sure of it.
+    """The event ``decode_input(raw, default_type)`` gives, if the fast path is sure of it.
 
-    None means "ask pydantic": the input may be valid or not. ``obj`` must come
-    fresh from orjson: its keys are then str (the fast path does not check
-    them), and its ``features`` dict becomes the event's own, not a copy.
+    None means "ask pydantic": the input may be valid or not.
 
-    >>> _fast_input({"event_id": "e", "ts": 0, "actual": 1}, OutcomeEvent).actual
+    >>> _fast_input(b'{"event_id": "e", "ts": 0, "actual": 1}', "outcome").actual
     1
-    >>> _fast_input({"event_id": "e", "ts": "0", "actual": 1}, OutcomeEvent) is None
+    >>> _fast_input(b'{"event_id": "e", "ts": "0", "actual": 1}', "outcome") is None
+    True
+    >>> _fast_input(b'{"event_id": "e", "ts": 0, "actual": 1, "x": 1}', "outcome") is None
     True
     """
-    if model is PredictionEvent:
-        return _fast_prediction(obj)
-    return _fast_outcome(obj)
+    try:
+        wire = _decode_wire(raw)
+    except (msgspec.DecodeError, ValueError):  # ValueError: a str that UTF-8 cannot encode
+        return None
+    kind = default_type if wire.type is UNSET else wire.type
+    if kind == "prediction":
+        return _fast_prediction(wire)
+    if kind == "outcome":
+        return _fast_outcome(wire)
+    return None
 
 
 def encode(event: BaseModel) -> bytes:

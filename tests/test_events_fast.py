@@ -1,16 +1,20 @@
 """The fast decoding path agrees with pydantic, and is taken for common events.
 
-``decode_input`` tries ``events._fast_input`` before pydantic's
+``decode_input`` tries ``events._fast_input`` (msgspec decoding the bytes into
+a typed Struct, then the model built from it) before orjson and pydantic's
 ``model_validate``. The fast path never rejects anything (it answers "ask
 pydantic" instead), so what is rejected, and why, stays pydantic's. What these
-tests prove is the other half: whenever the fast path builds an event, pydantic
-builds the identical one (same values, same value types, same fields set, same
-wire bytes); and that the shapes producers actually send do take it, so the
-speed-up cannot vanish unnoticed.
+tests prove is the other half: whenever the fast path builds an event, orjson
+and pydantic build the identical one from the same bytes (same values, same
+value types, same fields set, same wire bytes), also where msgspec's parser and
+orjson's could part (invalid UTF-8, surrogates, integers beyond 64 bits,
+numbers beyond a double, duplicate keys, escaped keys); and that the shapes
+producers actually send do take it, so the speed-up cannot vanish unnoticed.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Iterator
@@ -80,18 +84,59 @@ def wire(event: InputEvent) -> bytes | str:
         return f"TypeError: {exc}"
 
 
-def check_agreement(obj: dict[str, Any], kind: str) -> InputEvent | None:
-    """The fast path's answer for ``obj``; if it built an event, pydantic's is identical."""
-    model = MODELS[kind]
-    fast = events._fast_input(obj, model)
+def to_json(doc: Any, ascii_only: bool = True) -> bytes | None:
+    """``doc`` as JSON bytes, big ints and all (orjson cannot write those).
+
+    ``ascii_only`` False writes non-ASCII as UTF-8 (a lone surrogate as the
+    invalid bytes Python would make of it), True as ``\\u`` escapes. None if
+    ``doc`` is not JSON (bytes values).
+    """
+    try:
+        text = json.dumps(doc, ensure_ascii=ascii_only)
+    except (TypeError, ValueError):
+        return None
+    return text.encode("utf-8", "surrogatepass")
+
+
+def pydantic_answer(raw: bytes | str, default_type: Any) -> InputEvent | str:
+    """What decode_input answers with the fast path off: orjson, then model_validate."""
+    with pydantic_only():
+        return outcome_of(raw, default_type)
+
+
+def check_raw(raw: bytes | str, default_type: Any) -> InputEvent | None:
+    """The fast path's answer for ``raw``; if it built an event, pydantic's is identical,
+    and decode_input answers as pydantic alone does."""
+    fast = events._fast_input(raw, default_type)
+    expected = pydantic_answer(raw, default_type)
     if fast is not None:
-        assert_identical(fast, model.model_validate(obj))
+        assert not isinstance(expected, str), (raw, expected)
+        assert_identical(fast, expected)
+    got = outcome_of(raw, default_type)
+    if isinstance(expected, str) or isinstance(got, str):
+        assert got == expected
+    else:
+        assert_identical(got, expected)
+    return fast
+
+
+def check_agreement(obj: dict[str, Any], kind: str) -> InputEvent | None:
+    """The fast path's answer for ``obj`` as JSON, both ASCII-escaped and as
+    UTF-8; if it built an event, pydantic's is identical."""
+    answers = []
+    for ascii_only in (True, False):
+        raw = to_json(obj, ascii_only)
+        if raw is None:
+            return None
+        answers.append(check_raw(raw, kind))
+    fast, fast_utf8 = answers
+    assert (fast is None) == (fast_utf8 is None)
     return fast
 
 
 @contextmanager
 def pydantic_only() -> Iterator[None]:
-    with mock.patch.object(events, "_fast_input", lambda obj, model: None):
+    with mock.patch.object(events, "_fast_input", lambda raw, default_type: None):
         yield
 
 
@@ -345,17 +390,16 @@ def test_fast_timestamps_are_what_pydantic_makes(ts: Any) -> None:
 )
 def test_decode_input_answers_as_pydantic_alone_does(doc: dict[str, Any], default: Any) -> None:
     """End to end, from bytes: the same event, or the same EventError message."""
+    for raw in (to_json(doc), to_json(doc, ascii_only=False), orjson_or_none(doc)):
+        if raw is not None:
+            check_raw(raw, default)
+
+
+def orjson_or_none(doc: Any) -> bytes | None:
     try:
-        raw = orjson.dumps(doc)
-    except TypeError:  # not JSON (bytes, huge ints): no producer can send it
-        return
-    got = outcome_of(raw, default)
-    with pydantic_only():
-        expected = outcome_of(raw, default)
-    if isinstance(expected, str) or isinstance(got, str):
-        assert got == expected
-    else:
-        assert_identical(got, expected)
+        return orjson.dumps(doc)
+    except TypeError:  # not JSON (bytes, huge ints)
+        return None
 
 
 BASE_PREDICTION = {
@@ -424,7 +468,9 @@ def test_near_misses_are_left_to_pydantic(field: str, value: Any) -> None:
         try:
             model.model_validate(doc)
         except ValueError:  # pydantic rejects it: the fast path must not build it
-            assert events._fast_input(doc, model) is None
+            raw = to_json(doc)
+            assert raw is not None
+            assert events._fast_input(raw, kind) is None
         else:  # pydantic accepts it: the fast path may, if identically
             check_agreement(doc, kind)
 
@@ -447,15 +493,15 @@ def test_benchmark_and_test_stream_shapes_take_the_fast_path() -> None:
         200, drift_at=100, error_before=0.1, error_after=0.3, seed=3
     )
     for doc in [*predictions, *outcomes]:
-        obj = orjson.loads(orjson.dumps(doc))
-        assert check_agreement(obj, obj["type"]) is not None, doc
+        raw = orjson.dumps(doc)
+        for default in (None, doc["type"]):
+            assert check_raw(raw, default) is not None, doc
 
 
 def test_simulator_events_take_the_fast_path() -> None:
     taken = 0
     for record in FraudSimulator(FraudConfig(seed=5, n_events=300)):
-        obj = orjson.loads(record.value())
-        assert check_agreement(obj, record.kind) is not None, record.payload
+        assert check_raw(record.value(), record.kind) is not None, record.payload
         taken += 1
     assert taken >= 300
 
@@ -470,12 +516,7 @@ def test_malformed_events_are_left_to_pydantic() -> None:
         raw, defect = corrupt(dict(base), rng)
         with pytest.raises(EventError):
             decode_input(raw, "prediction")
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(obj, dict):
-            assert events._fast_input(obj, PredictionEvent) is None, defect
+        assert events._fast_input(raw, "prediction") is None, defect
 
 
 @st.composite
@@ -526,5 +567,217 @@ def common_predictions(draw: st.DrawFn) -> dict[str, Any]:
 def test_common_valid_shapes_are_all_fast(doc: dict[str, Any], drop_type: bool) -> None:
     if drop_type:
         del doc["type"]
-    obj = orjson.loads(orjson.dumps(doc))
-    assert check_agreement(obj, "prediction") is not None
+    raw = orjson.dumps(doc)
+    assert check_raw(raw, "prediction") is not None
+    assert check_raw(raw.decode(), "prediction") is not None  # a str decodes as its bytes
+
+
+# --- where msgspec's parser and orjson's could part -------------------------
+
+PREDICTION_JSON = orjson.dumps(BASE_PREDICTION)
+OUTCOME_JSON = b'{"type":"outcome","event_id":"txn-1","ts":1800000060,"actual":0}'
+
+
+def outcome_with(fields: bytes) -> bytes:
+    """An outcome with ``fields`` (JSON members, raw bytes) in place of ``actual``."""
+    return b'{"type":"outcome","event_id":"txn-1","ts":1800000060,' + fields + b"}"
+
+
+SURROGATE_PAIR = outcome_with(b'"actual":"\\ud83d\\ude00"')
+RETYPED = b'{"type":"prediction","event_id":"e","actual":1,"ts":0,"type":"outcome"}'
+RAW_EDGES = [
+    # bytes that are not UTF-8, in a known field and in one the models ignore
+    outcome_with(b'"actual":"\xff"'),
+    outcome_with(b'"actual":1,"x":"\xff"'),
+    outcome_with(b'"actual":1,"x":"\xed\xa0\x80"'),  # a surrogate written as UTF-8
+    outcome_with(b'"actual":"\\ud800"'),  # lone surrogates as escapes
+    outcome_with(b'"actual":"\\udc80"'),
+    outcome_with(b'"actual":"\\ud83d\\u0041"'),
+    SURROGATE_PAIR,  # a valid pair
+    outcome_with(b'"actual":"\xf0\x9f\x98\x80 caf\xc3\xa9"'),
+    outcome_with(b'"actual":"a\\u0000b"'),
+    outcome_with(b'"actual":"a\x01"'),  # a raw control character
+    # integers at and beyond 64 bits (orjson reads those beyond as floats)
+    outcome_with(b'"actual":9223372036854775807'),
+    outcome_with(b'"actual":9223372036854775808'),
+    outcome_with(b'"actual":18446744073709551615'),
+    outcome_with(b'"actual":18446744073709551616'),
+    outcome_with(b'"actual":-9223372036854775808'),
+    outcome_with(b'"actual":-9223372036854775809'),
+    outcome_with(b'"actual":1,"x":184467440737095516160000'),
+    outcome_with(b'"actual":1,"model_id":null,"y":[18446744073709551616]'),
+    # numbers beyond a double, NaN and infinities (not JSON)
+    outcome_with(b'"actual":1e400'),
+    outcome_with(b'"actual":1,"x":1.5e999'),
+    outcome_with(b'"actual":1e-400'),
+    outcome_with(b'"actual":-0'),
+    outcome_with(b'"actual":-0.0'),
+    outcome_with(b'"actual":1E5'),
+    outcome_with(b'"actual":NaN'),
+    outcome_with(b'"actual":Infinity'),
+    outcome_with(b'"actual":-Infinity'),
+    # bool against int
+    outcome_with(b'"actual":true'),
+    outcome_with(b'"actual":1.0'),
+    # duplicate keys: the last one counts, for fields, the type and features
+    outcome_with(b'"actual":1,"actual":"late"'),
+    outcome_with(b'"actual":1,"event_id":"txn-2"'),
+    outcome_with(b'"actual":1,"type":"prediction"'),
+    RETYPED,
+    b'{"type":"outcome","event_id":"e","actual":1,"ts":0,"ts":"x"}',
+    b'{"type":"outcome","event_id":"e","actual":1,"ts":"x","ts":0}',
+    PREDICTION_JSON[:-1] + b',"features":{"a":1,"b":2,"a":3}}',
+    PREDICTION_JSON[:-1] + b',"score":0.2,"score":null}',
+    PREDICTION_JSON[:-1] + b',"score":"x","score":0.2}',
+    # escaped keys mean the same key
+    b'{"\\u0074ype":"outcome","event_\\u0069d":"e","ts":0,"actual":1}',
+    # extra fields: the models ignore them; the fast path leaves them to pydantic
+    outcome_with(b'"actual":1,"x":{"y":[1,2]}'),
+    PREDICTION_JSON[:-1] + b',"actual":1}',  # the other event type's field
+    outcome_with(b'"actual":1,"features":{"a":[1]}'),
+    # JSON around the object
+    b" \t\r\n" + OUTCOME_JSON + b"\n",
+    b"\xef\xbb\xbf" + OUTCOME_JSON,  # a byte order mark
+    OUTCOME_JSON + b"\x00",
+    OUTCOME_JSON + b"{}",
+    OUTCOME_JSON[:-1] + b",}",
+    OUTCOME_JSON[:-1],
+    b"[" + OUTCOME_JSON + b"]",
+    b"null",
+    b"",
+    # timestamps: seconds and milliseconds, ISO forms and zones
+    outcome_with(b'"actual":1,"ts":20000000000'),
+    outcome_with(b'"actual":1,"ts":20000000001'),
+    outcome_with(b'"actual":1,"ts":2e10'),
+    outcome_with(b'"actual":1,"ts":20000000000.5'),
+    outcome_with(b'"actual":1,"ts":1700000000123'),
+    outcome_with(b'"actual":1,"ts":253402300799999'),
+    outcome_with(b'"actual":1,"ts":253402300800000'),
+    outcome_with(b'"actual":1,"ts":-1'),
+    outcome_with(b'"actual":1,"ts":-0.0'),
+    outcome_with(b'"actual":1,"ts":true'),
+    outcome_with(b'"actual":1,"ts":null'),
+    outcome_with(b'"actual":1,"ts":"2023-11-14T22:13:20Z"'),
+    outcome_with(b'"actual":1,"ts":"2023-11-14T22:13:20.123456+05:30"'),
+    outcome_with(b'"actual":1,"ts":"2023-11-14T22:13:20.1234567Z"'),
+    outcome_with(b'"actual":1,"ts":"2023-11-14T22:13:20z"'),
+    outcome_with(b'"actual":1,"ts":"2023-11-14t22:13:20Z"'),
+    outcome_with(b'"actual":1,"ts":"2023-11-14 22:13:20Z"'),
+    outcome_with(b'"actual":1,"ts":"2023-11-14T22:13Z"'),
+    outcome_with(b'"actual":1,"ts":"2023-11-14T22:13:20"'),
+    outcome_with(b'"actual":1,"ts":"2023-11-14T22:13:20+0100"'),
+    outcome_with(b'"actual":1,"ts":"2023-11-14T22:13:20+00:60"'),
+    outcome_with(b'"actual":1,"ts":"0001-01-01T00:00:00+01:00"'),
+    outcome_with(b'"actual":1,"ts":"9999-12-31T23:59:59-01:00"'),
+    outcome_with(b'"actual":1,"ts":"1700000000"'),
+    # model_id's pattern (Python's "$" would take a final newline)
+    outcome_with(b'"actual":1,"model_id":"fraud\\n"'),
+    outcome_with(b'"actual":1,"model_id":"fr\\u0661ud"'),
+    outcome_with(b'"actual":1,"model_id":""'),
+    outcome_with(b'"actual":1,"model_id":null'),
+    PREDICTION_JSON.replace(b'"model_id":"fraud"', b'"model_id":null'),
+    PREDICTION_JSON.replace(b'"model_id":"fraud"', b'"model_id":"fraud\\n"'),
+    PREDICTION_JSON.replace(b'"model_id":"fraud"', b'"model_id":"' + b"m" * 129 + b'"'),
+    # lengths in code points, not bytes or UTF-16 units
+    outcome_with(b'"actual":1,"event_id":"' + "é".encode() * 256 + b'"'),
+    outcome_with(b'"actual":1,"event_id":"' + "é".encode() * 257 + b'"'),
+    outcome_with(b'"actual":1,"event_id":"' + "😀".encode() * 256 + b'"'),
+    outcome_with(b'"actual":1,"event_id":"' + "😀".encode() * 257 + b'"'),
+    outcome_with(b'"actual":1,"event_id":""'),
+    # score: int 0 and 1, bool, out of range
+    PREDICTION_JSON.replace(b'"score":0.5', b'"score":1'),
+    PREDICTION_JSON.replace(b'"score":0.5', b'"score":0'),
+    PREDICTION_JSON.replace(b'"score":0.5', b'"score":-0.0'),
+    PREDICTION_JSON.replace(b'"score":0.5', b'"score":true'),
+    PREDICTION_JSON.replace(b'"score":0.5', b'"score":1.0000000000000002'),
+    PREDICTION_JSON.replace(b'"score":0.5', b'"score":1.00000000000000001'),
+    PREDICTION_JSON.replace(b'"score":0.5', b'"score":null'),
+    PREDICTION_JSON.replace(b',"score":0.5', b""),
+    PREDICTION_JSON.replace(b'"prediction":1', b'"prediction":true'),
+    PREDICTION_JSON.replace(b'"prediction":1', b'"prediction":null'),
+]
+
+
+@pytest.mark.parametrize("raw", RAW_EDGES)
+@pytest.mark.parametrize("default_type", [None, "prediction", "outcome"])
+def test_raw_edge_cases_answer_as_pydantic_alone_does(raw: bytes, default_type: Any) -> None:
+    check_raw(raw, default_type)
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return
+    check_raw(text, default_type)
+
+
+def test_events_with_extra_fields_are_decoded_by_pydantic() -> None:
+    # The tolerant reader: fields outside the contract are ignored, not refused;
+    # they only cost the fast path.
+    raw = outcome_with(b'"actual":1,"producer":{"host":"a","seq":[1,2]}')
+    assert events._fast_input(raw, None) is None
+    event = decode_input(raw)
+    assert isinstance(event, OutcomeEvent)
+    assert event.actual == 1
+    assert "producer" not in event.__dict__
+
+
+def test_the_fast_path_sees_through_escapes_and_duplicates() -> None:
+    # The cases that are valid must still be fast, and equal pydantic's.
+    escaped = b'{"\\u0074ype":"outcome","event_\\u0069d":"e","ts":0,"actual":1}'
+    fast = check_raw(escaped, None)
+    assert fast is not None and fast.event_id == "e"
+    dup = PREDICTION_JSON[:-1] + b',"features":{"a":1,"b":2,"a":3}}'
+    fast = check_raw(dup, None)
+    assert isinstance(fast, PredictionEvent)
+    assert list(fast.features.items()) == [("a", 3), ("b", 2)]
+    assert isinstance(check_raw(RETYPED, None), OutcomeEvent)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.sampled_from([PREDICTION_JSON, OUTCOME_JSON, SURROGATE_PAIR, RETYPED]),
+    st.lists(
+        st.tuples(
+            st.integers(0, 10_000),
+            st.integers(0, 3),
+            st.binary(max_size=3)
+            | st.sampled_from([b'"', b"\\", b"\\u", b",", b":", b"}", b"e9", b"\xc3", b"0"]),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    st.sampled_from([None, "prediction", "outcome"]),
+)
+def test_mangled_bytes_answer_as_pydantic_alone_does(
+    base: bytes, edits: list[tuple[int, int, bytes]], default_type: Any
+) -> None:
+    """Valid events with bytes cut out and put in: whatever the parsers make of it."""
+    raw = base
+    for offset, cut, put in edits:
+        at = offset % (len(raw) + 1)
+        raw = raw[:at] + put + raw[at + cut :]
+    check_raw(raw, default_type)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False).map(repr),
+        st.builds(
+            lambda digits, point, exp: (
+                (digits[:point] + "." + digits[point:] if point < len(digits) else digits) + exp
+            ),
+            st.text("0123456789", min_size=1, max_size=30).map(lambda d: d.lstrip("0") or "0"),
+            st.integers(1, 31),
+            st.sampled_from(["", "e5", "E-7", "e300", "e-320", "e400", "e+22"]),
+        ),
+    ),
+    st.sampled_from(["actual", "ts", "score", "feature"]),
+)
+def test_numbers_are_read_as_orjson_reads_them(number: str, where: str) -> None:
+    if where == "feature":
+        raw = PREDICTION_JSON[:-1] + b',"features":{"a":' + number.encode() + b"}}"
+    elif where == "score":
+        raw = PREDICTION_JSON.replace(b'"score":0.5', b'"score":' + number.encode())
+    else:
+        raw = outcome_with(b'"actual":1,"' + where.encode() + b'":' + number.encode())
+    check_raw(raw, None)
