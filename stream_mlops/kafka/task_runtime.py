@@ -467,6 +467,7 @@ class TaskRuntime(Generic[S]):
             events=report.records,
             snapshots=report.snapshots,
             duration_ms=round(report.duration_s * 1000, 2),
+            commit_ms=round(report.commit_s * 1000, 2),
             final=final,
             **described,
         )
