@@ -11,6 +11,9 @@ produced once):
   signal, no label-free detectors, no distribution checks, no minimum
   observations or cooldown, no retrain requests, and no labeled events
   (``publish_labeled_events = false``);
+* ``engine same job, track_unwatched = false``: the same job with
+  ``[defaults] track_unwatched = false`` (no label-free tracks without a
+  detector), what a user running only an error detector would choose;
 * ``engine default config``: the engine as shipped (detectors on the error,
   the estimated error, the score and every feature, distribution checks);
 * ``engine default config, metrics on``: the same, with ``[metrics]`` on
@@ -33,7 +36,13 @@ outcome to its labeled event, and to the error-signal drift alert it
 triggered, being visible to a ``read_committed`` reader, with the engine on its
 default config and a producer at half that config's measured rate. The
 latency stream switches its error rate every ``--segment`` pairs (2% <-> 50%)
-so that ADWIN fires about once per segment: enough alerts for a p99.
+so that ADWIN fires about once per segment: enough alerts for a p99. Each
+backend runs it twice, side by side: with ``[kafka] batch_max_records = 2000``
+(a poll is one batch, as the engine ran before that setting) and as shipped.
+Each alert's visibility is also split into stages from the engine's log
+(``alert_stages``): to its processing, to its commit's start, the commit, and
+to the reader. ``--latency-load`` fixes the load instead (records/s), and
+``--latency-only`` runs nothing else.
 
 With ``--secure-config`` (a client TOML of a SASL_SSL cluster, such as
 ``<data-dir>/client/admin.toml`` that ``stream-mlops broker start --secure``
@@ -50,6 +59,7 @@ job; with kafka-python, >= 0.8x the raw consume rate of the predictions topic;
 p99 alert latency < 250 ms at half load.
 
 Usage: python benchmarks/throughput.py [--events 50000] [--bootstrap HOST:PORT]
+           [--latency-seconds 30] [--latency-load RECORDS_PER_S] [--latency-only]
            [--quix-python PATH] [--record FILE] [--no-metrics] [--scrape-interval S]
            [--secure-config FILE]
 Needs a broker (``stream-mlops broker start``, or KAFKA_BOOTSTRAP_SERVERS).
@@ -84,7 +94,7 @@ from kafka.structs import TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stream_mlops.config import KafkaSecurity, load_settings
+from stream_mlops.config import KafkaSecurity, KafkaSettings, load_settings
 from stream_mlops.kafka.security import kafka_python_options, librdkafka_options
 from stream_mlops.service_process import ServiceProcess
 from tests.kafka.engine_process import EngineProcess
@@ -124,6 +134,11 @@ score = []
 prediction = []
 "feature:*" = []
 """
+# The same job with the label-free tracks only where a detector watches (none
+# here): what a user running only an error detector would choose.
+SAME_JOB_UNWATCHED_CONFIG = SAME_JOB_CONFIG.replace(
+    "[defaults]\n", "[defaults]\ntrack_unwatched = false\n", 1
+)
 # The engine as shipped with its metrics on (a free loopback port): the
 # overhead row compares it with the same run without them.
 METRICS_CONFIG = """
@@ -148,6 +163,9 @@ TARGET_CONFLUENT_DEFAULT_RATE = 70_000
 TARGET_QUIX_RATIO = 5.0
 TARGET_RAW_RATIO = 0.8
 TARGET_ALERT_P99_MS = 250.0
+# The latency runs' "before": a batch as long as a poll can be (the runtime's
+# MAX_POLL_RECORDS), as the engine ran before [kafka] batch_max_records.
+WHOLE_POLL = 2000
 
 
 # -- raw clients --------------------------------------------------------------------
@@ -767,13 +785,25 @@ def alert_stages(
     return stages
 
 
-def latency(client: str, args: argparse.Namespace, records_per_s: float, tmp: Path) -> LatencyRun:
-    """Achieved load, labeled-event and alert visibility latencies (ms), default config."""
+def latency(
+    client: str,
+    args: argparse.Namespace,
+    records_per_s: float,
+    tmp: Path,
+    batch_max_records: int | None = None,
+) -> LatencyRun:
+    """Achieved load, labeled-event and alert visibility latencies (ms), default
+    config (with ``[kafka] batch_max_records`` if given)."""
     split = split_cores()
     own_cores = os.sched_getaffinity(0)
     dep = create_deployment(args.bootstrap, args.partitions, client=client)
     try:
-        config = dep.write_config(tmp / f"latency-{client}.toml")
+        config = dep.write_config(
+            tmp / f"latency-{client}-{batch_max_records}.toml",
+            kafka_extra=""
+            if batch_max_records is None
+            else f"batch_max_records = {batch_max_records}",
+        )
         log = tmp / f"latency-{client}-{time.time_ns() % 10**9}.log"
         with EngineProcess(config, f"latency-{client}", log) as engine:
             # Steady state only: no backlog from the group join in the samples.
@@ -933,6 +963,7 @@ def main() -> None:
     raw_both: dict[str, float] = {}
     # (client, workers) -> (rate, peak RSS)
     same: dict[tuple[str, int], tuple[float, int | None]] = {}
+    same_unwatched: dict[str, tuple[float, int | None]] = {}
     default: dict[tuple[str, int], tuple[float, int | None]] = {}
     with_metrics: dict[str, tuple[float, int | None]] = {}
     quix: tuple[float, int | None, dict[str, object]] | None = None
@@ -973,6 +1004,13 @@ def main() -> None:
                             for _ in range(args.repeat)
                         ]
                     )
+                print(f"engine same job, track_unwatched = false, {client}", file=sys.stderr)
+                same_unwatched[client] = best(
+                    [
+                        engine_rate(dep, client, "unwatched-same", SAME_JOB_UNWATCHED_CONFIG, tmp)
+                        for _ in range(args.repeat)
+                    ]
+                )
                 print(f"engine default config, {client}", file=sys.stderr)
                 runs: list[tuple[float, int | None]] = []
                 metered: list[tuple[float, int | None]] = []
@@ -1046,11 +1084,15 @@ def main() -> None:
                     secured[0], list(secure_dep.topics.values()), kafka_python_options(secured[1])
                 )
 
+    # Per backend: the engine as it was (a poll is one batch), then as shipped.
     lat: dict[str, LatencyRun] = {}
+    lat_before: dict[str, LatencyRun] = {}
     if not args.no_latency:
         for client in clients:
-            print(f"latency, {client}", file=sys.stderr)
             load = args.latency_load or default[client, 1][0] / 2
+            print(f"latency, {client}, a poll one batch", file=sys.stderr)
+            lat_before[client] = latency(client, args, load, tmp, WHOLE_POLL)
+            print(f"latency, {client}", file=sys.stderr)
             lat[client] = latency(client, args, load, tmp)
 
     rows: list[tuple[str, dict[str, str]]] = []
@@ -1079,6 +1121,10 @@ def main() -> None:
                 f"engine same job, exactly-once, {workers} worker(s) (events/s)",
                 each(lambda c, w=workers: rate(same[c, w][0])),
             )
+        row(
+            "engine same job, track_unwatched = false, exactly-once, 1 worker(s) (events/s)",
+            each(lambda c: rate(same_unwatched[c][0])),
+        )
         for workers in WORKER_COUNTS:
             row(
                 f"engine default config, exactly-once, {workers} worker(s) (events/s)",
@@ -1151,20 +1197,25 @@ def main() -> None:
                 each(lambda c: sasl(c, secure_engine["default"][0], default[c, 1][0])),
             )
     if lat:
-        row("latency load, default config (records/s)", each(lambda c: rate(lat[c].load)))
-        row(
-            "labeled-event visibility p50 / p99 (ms)",
-            each(lambda c: p50_p99(lat[c].labeled_ms, "no samples")),
-        )
-        row(
-            "error-alert visibility p50 / p99 (ms)",
-            each(lambda c: p50_p99(lat[c].alert_ms, "no alerts")),
-        )
-        for stage in STAGES:
+        for runs, label in (
+            (lat_before, f"batch_max_records = {WHOLE_POLL} (a poll one batch, before)"),
+            (lat, f"default config (batch_max_records = {KafkaSettings().batch_max_records})"),
+        ):
+            row(f"latency, {label}", each(lambda c: ""))
+            row("  latency load (records/s)", each(lambda c, r=runs: rate(r[c].load)))
             row(
-                f"  alert stage: {stage} p50 / p99 (ms)",
-                each(lambda c, s=stage: p50_p99(lat[c].stages[s], "no alerts")),
+                "  labeled-event visibility p50 / p99 (ms)",
+                each(lambda c, r=runs: p50_p99(r[c].labeled_ms, "no samples")),
             )
+            row(
+                "  error-alert visibility p50 / p99 (ms)",
+                each(lambda c, r=runs: p50_p99(r[c].alert_ms, "no alerts")),
+            )
+            for stage in STAGES:
+                row(
+                    f"    alert stage: {stage} p50 / p99 (ms)",
+                    each(lambda c, r=runs, s=stage: p50_p99(r[c].stages[s], "no alerts")),
+                )
 
     if not args.latency_only:
         # Targets: on one engine process (1 worker).
@@ -1229,9 +1280,14 @@ def main() -> None:
 
     width = max(len(name) for name, _ in rows)
     colw = [max(len(c), *(len(cells[c]) for _, cells in rows)) for c in clients]
+    head = (
+        "latency only"
+        if args.latency_only
+        else f"throughput: {records:,} input records ({pairs:,} pairs), best of {args.repeat}"
+    )
     lines = [
-        f"throughput: {records:,} input records ({pairs:,} pairs), {args.partitions} partition(s),"
-        f" engine checkpoint every {COMMIT_INTERVAL_S * 1000:.0f} ms, best of {args.repeat}",
+        f"{head}, {args.partitions} partition(s),"
+        f" engine checkpoint every {COMMIT_INTERVAL_S * 1000:.0f} ms",
         f"{'':<{width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(clients, colw, strict=True)),
     ]
     for name, cells in rows:
