@@ -372,7 +372,7 @@ class TaskRuntime(Generic[S]):
                 return
 
     def _process(self, records: list[Record]) -> None:
-        """Route a poll's records to their tasks, then let the service process each batch.
+        """Route a batch of a poll's records to their tasks, then let the service process each.
 
         One pass with the lookups hoisted: at tens of thousands of records per
         second, per-record overhead is a large share of the cost.
