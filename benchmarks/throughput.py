@@ -1265,7 +1265,8 @@ def main() -> None:
         )
     if lat:
         row(
-            f"target met? alert p99 < {TARGET_ALERT_P99_MS:.0f} ms at half load",
+            f"target met? alert p99 < {TARGET_ALERT_P99_MS:.0f} ms at "
+            + (f"{args.latency_load:,.0f} records/s" if args.latency_load else "half load"),
             each(
                 lambda c: (
                     verdict(
