@@ -11,6 +11,9 @@ produced once):
   signal, no label-free detectors, no distribution checks, no minimum
   observations or cooldown, no retrain requests, and no labeled events
   (``publish_labeled_events = false``);
+* ``engine same job, track_unwatched = false``: the same job with
+  ``[defaults] track_unwatched = false`` (no label-free tracks without a
+  detector), what a user running only an error detector would choose;
 * ``engine default config``: the engine as shipped (detectors on the error,
   the estimated error, the score and every feature, distribution checks);
 * ``engine default config, metrics on``: the same, with ``[metrics]`` on
@@ -33,7 +36,13 @@ outcome to its labeled event, and to the error-signal drift alert it
 triggered, being visible to a ``read_committed`` reader, with the engine on its
 default config and a producer at half that config's measured rate. The
 latency stream switches its error rate every ``--segment`` pairs (2% <-> 50%)
-so that ADWIN fires about once per segment: enough alerts for a p99.
+so that ADWIN fires about once per segment: enough alerts for a p99. Each
+backend runs it twice, side by side: with ``[kafka] batch_max_records = 2000``
+(a poll is one batch, as the engine ran before that setting) and as shipped.
+Each alert's visibility is also split into stages from the engine's log
+(``alert_stages``): to its processing, to its commit's start, the commit, and
+to the reader. ``--latency-load`` fixes the load instead (records/s), and
+``--latency-only`` runs nothing else.
 
 With ``--secure-config`` (a client TOML of a SASL_SSL cluster, such as
 ``<data-dir>/client/admin.toml`` that ``stream-mlops broker start --secure``
@@ -50,6 +59,7 @@ job; with kafka-python, >= 0.8x the raw consume rate of the predictions topic;
 p99 alert latency < 250 ms at half load.
 
 Usage: python benchmarks/throughput.py [--events 50000] [--bootstrap HOST:PORT]
+           [--latency-seconds 30] [--latency-load RECORDS_PER_S] [--latency-only]
            [--quix-python PATH] [--record FILE] [--no-metrics] [--scrape-interval S]
            [--secure-config FILE]
 Needs a broker (``stream-mlops broker start``, or KAFKA_BOOTSTRAP_SERVERS).
@@ -84,7 +94,7 @@ from kafka.structs import TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stream_mlops.config import KafkaSecurity, load_settings
+from stream_mlops.config import KafkaSecurity, KafkaSettings, load_settings
 from stream_mlops.kafka.security import kafka_python_options, librdkafka_options
 from stream_mlops.service_process import ServiceProcess
 from tests.kafka.engine_process import EngineProcess
@@ -124,6 +134,11 @@ score = []
 prediction = []
 "feature:*" = []
 """
+# The same job with the label-free tracks only where a detector watches (none
+# here): what a user running only an error detector would choose.
+SAME_JOB_UNWATCHED_CONFIG = SAME_JOB_CONFIG.replace(
+    "[defaults]\n", "[defaults]\ntrack_unwatched = false\n", 1
+)
 # The engine as shipped with its metrics on (a free loopback port): the
 # overhead row compares it with the same run without them.
 METRICS_CONFIG = """
@@ -148,6 +163,9 @@ TARGET_CONFLUENT_DEFAULT_RATE = 70_000
 TARGET_QUIX_RATIO = 5.0
 TARGET_RAW_RATIO = 0.8
 TARGET_ALERT_P99_MS = 250.0
+# The latency runs' "before": a batch as long as a poll can be (the runtime's
+# MAX_POLL_RECORDS), as the engine ran before [kafka] batch_max_records.
+WHOLE_POLL = 2000
 
 
 # -- raw clients --------------------------------------------------------------------
@@ -684,9 +702,14 @@ def visibility_times(
             ]
         )
         while time.time() < until:
-            batch = reader.consume(1000, 0.1)
+            # Not consume(1000, 0.1): it waits for 1,000 records or the whole
+            # timeout, and every record it returns would be noted up to 100 ms
+            # late. Wait for the first record only, then take what is fetched.
+            first = reader.poll(0.1)
+            if first is None:
+                continue
             now = time.time()
-            for msg in batch:
+            for msg in [first, *reader.consume(1000, 0)]:
                 if msg.error() is None:
                     note(msg.topic(), msg.value(), now)
     finally:
@@ -694,16 +717,95 @@ def visibility_times(
     return seen
 
 
+@dataclasses.dataclass(frozen=True)
+class LatencyRun:
+    """One latency run: the achieved load (records/s), labeled-event and alert
+    visibility (ms), and each alert's visibility split into stages (ms)."""
+
+    load: float
+    labeled_ms: list[float]
+    alert_ms: list[float]
+    stages: dict[str, list[float]]
+
+
+# The stages of an error alert's visibility, from the outcome's send to a
+# read_committed reader seeing the alert (alert_stages says how each is timed).
+STAGES = (
+    "sent -> processed",
+    "processed -> commit starts",
+    "commit (snapshots, round trips)",
+    "committed -> visible",
+)
+
+
+def _log_time(entry: dict[str, object]) -> float:
+    return datetime.fromisoformat(str(entry["timestamp"])).timestamp()
+
+
+def alert_stages(
+    log: Path, sent: dict[str, float], visible: dict[str, float]
+) -> dict[str, list[float]]:
+    """Each error alert's visibility in stages (ms), from the engine's log.
+
+    The engine logs ``alert`` while it processes the trigger (inside its batch)
+    and ``checkpoint`` once a commit returned, with ``commit_ms`` (its snapshots
+    and the commit's round trips): the first checkpoint after an alert is the
+    one that made it visible. So: outcome sent -> alert logged (delivery to the
+    broker, the engine's fetch, its wait in the poll and the records of the
+    batch before it), -> that checkpoint's commit starts (the rest of the batch,
+    and any wait for the checkpoint), -> commit returned, -> the reader saw it
+    (transaction markers, the reader's fetch). Log times are the engine's
+    wall clock, the same clock as the producer's and the reader's here."""
+    alerts: list[tuple[str, float]] = []
+    commits: list[tuple[float, float]] = []
+    for line in log.read_text().splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = orjson.loads(line)
+        if entry.get("event") == "alert" and entry.get("signal") == "error":
+            alerts.append((str(entry["trigger_event_id"]), _log_time(entry)))
+        elif entry.get("event") == "checkpoint" and "commit_ms" in entry:
+            commits.append((_log_time(entry), float(entry["commit_ms"]) / 1000))
+    stages: dict[str, list[float]] = {name: [] for name in STAGES}
+    for key, processed in alerts:
+        if key not in sent or key not in visible:
+            continue
+        committed = next(((at, c) for at, c in commits if at >= processed), None)
+        if committed is None:
+            continue
+        at, commit_s = committed
+        spans = (
+            processed - sent[key],
+            at - commit_s - processed,
+            commit_s,
+            visible[key] - at,
+        )
+        for name, span in zip(STAGES, spans, strict=True):
+            stages[name].append(span * 1000)
+    return stages
+
+
 def latency(
-    client: str, args: argparse.Namespace, records_per_s: float, tmp: Path
-) -> tuple[float, list[float], list[float]]:
-    """Achieved load, labeled-event and alert visibility latencies (ms), default config."""
+    client: str,
+    args: argparse.Namespace,
+    records_per_s: float,
+    tmp: Path,
+    batch_max_records: int | None = None,
+) -> LatencyRun:
+    """Achieved load, labeled-event and alert visibility latencies (ms), default
+    config (with ``[kafka] batch_max_records`` if given)."""
     split = split_cores()
     own_cores = os.sched_getaffinity(0)
     dep = create_deployment(args.bootstrap, args.partitions, client=client)
     try:
-        config = dep.write_config(tmp / f"latency-{client}.toml")
-        with EngineProcess(config, f"latency-{client}", tmp / f"latency-{client}.log") as engine:
+        config = dep.write_config(
+            tmp / f"latency-{client}-{batch_max_records}.toml",
+            kafka_extra=""
+            if batch_max_records is None
+            else f"batch_max_records = {batch_max_records}",
+        )
+        log = tmp / f"latency-{client}-{time.time_ns() % 10**9}.log"
+        with EngineProcess(config, f"latency-{client}", log) as engine:
             # Steady state only: no backlog from the group join in the samples.
             engine.wait_for_log("partitions.assigned")
             if split is not None and engine.pid is not None:
@@ -712,7 +814,7 @@ def latency(
                 # sessions' work are not pinned: they still share every core.
                 os.sched_setaffinity(engine.pid, split[0])
                 os.sched_setaffinity(0, split[1])
-            pairs_per_s = records_per_s / 2 / 2  # half the rate; a pair is two records
+            pairs_per_s = records_per_s / 2  # a pair is two records
             queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
             until = time.time() + args.latency_seconds + 5
             proc = mp.Process(
@@ -748,7 +850,7 @@ def latency(
     alerts = seen[dep.topics["drift_alerts"]]
     labeled_ms = [(labeled[k] - sent[k]) * 1000 for k in sent if k in labeled]
     alert_ms = [(v - sent[k]) * 1000 for k, v in alerts.items() if k in sent]
-    return load, labeled_ms, alert_ms
+    return LatencyRun(load, labeled_ms, alert_ms, alert_stages(log, sent, alerts))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -789,6 +891,16 @@ def main() -> None:
     )
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument(
+        "--latency-load",
+        type=float,
+        help="records/s of the latency runs (default: half the default config's measured rate)",
+    )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only the latency runs, at --latency-load (no throughput runs)",
+    )
+    parser.add_argument(
         "--segment", type=int, default=1100, help="latency stream: pairs per error-rate segment"
     )
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated backends")
@@ -823,6 +935,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     clients = args.clients.split(",")
+    if args.latency_only and (args.latency_load is None or args.no_latency):
+        parser.error("--latency-only needs --latency-load (and no --no-latency)")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     for client in clients:
@@ -849,117 +963,137 @@ def main() -> None:
     raw_both: dict[str, float] = {}
     # (client, workers) -> (rate, peak RSS)
     same: dict[tuple[str, int], tuple[float, int | None]] = {}
+    same_unwatched: dict[str, tuple[float, int | None]] = {}
     default: dict[tuple[str, int], tuple[float, int | None]] = {}
     with_metrics: dict[str, tuple[float, int | None]] = {}
     quix: tuple[float, int | None, dict[str, object]] | None = None
     quix_short: tuple[float, int | None, dict[str, object]] | None = None
     secure_raw = 0.0
     secure_engine: dict[str, tuple[float, int | None]] = {}
-    dep = create_deployment(args.bootstrap, args.partitions)
-    secure_dep: Deployment | None = None
-    try:
-        predictions, outcomes = fraud_stream(
-            pairs, drift_at=pairs // 2, error_before=0.05, error_after=0.3, seed=7
-        )
-        produce(args.bootstrap, dep.topics["predictions"], predictions, args.partitions)
-        produce(args.bootstrap, dep.topics["outcomes"], outcomes, args.partitions)
-        if secured is not None:
-            servers, security = secured
-            secure_dep = secured_deployment(servers, security, args.partitions, dep)
-            for kind, events in (("predictions", predictions), ("outcomes", outcomes)):
-                produce_secured(servers, security, dep.topics[kind], events, args.partitions)
-        del predictions, outcomes
-        inputs = [dep.topics["predictions"], dep.topics["outcomes"]]
-        for client in clients:
-            print(f"raw consume, {client}", file=sys.stderr)
-            raw_pred[client] = max(
-                raw_consume_rate(client, args.bootstrap, inputs[:1], pairs)
-                for _ in range(args.repeat)
+    if not args.latency_only:
+        dep = create_deployment(args.bootstrap, args.partitions)
+        secure_dep: Deployment | None = None
+        try:
+            predictions, outcomes = fraud_stream(
+                pairs, drift_at=pairs // 2, error_before=0.05, error_after=0.3, seed=7
             )
-            raw_both[client] = max(
-                raw_consume_rate(client, args.bootstrap, inputs, records)
-                for _ in range(args.repeat)
-            )
-            for workers in WORKER_COUNTS:
-                print(f"engine same job, {client}, {workers} worker(s)", file=sys.stderr)
-                same[client, workers] = best(
-                    [
-                        engine_rate(dep, client, "same", SAME_JOB_CONFIG, tmp, workers=workers)
-                        for _ in range(args.repeat)
-                    ]
-                )
-            print(f"engine default config, {client}", file=sys.stderr)
-            runs: list[tuple[float, int | None]] = []
-            metered: list[tuple[float, int | None]] = []
-            for _ in range(args.repeat):
-                # Side by side, alternating: metrics off, then on and scraped.
-                runs.append(engine_rate(dep, client, "default", "", tmp))
-                if not args.no_metrics:
-                    print(f"engine default config, metrics on, {client}", file=sys.stderr)
-                    metered.append(
-                        engine_rate(
-                            dep, client, "metrics", METRICS_CONFIG, tmp, args.scrape_interval
-                        )
-                    )
-            default[client, 1] = best(runs)
-            if metered:
-                with_metrics[client] = best(metered)
-            print(f"engine default config, {client}, 2 workers", file=sys.stderr)
-            default[client, 2] = best(
-                [
-                    engine_rate(dep, client, "default", "", tmp, workers=2)
+            produce(args.bootstrap, dep.topics["predictions"], predictions, args.partitions)
+            produce(args.bootstrap, dep.topics["outcomes"], outcomes, args.partitions)
+            if secured is not None:
+                servers, security = secured
+                secure_dep = secured_deployment(servers, security, args.partitions, dep)
+                for kind, events in (("predictions", predictions), ("outcomes", outcomes)):
+                    produce_secured(servers, security, dep.topics[kind], events, args.partitions)
+            del predictions, outcomes
+            inputs = [dep.topics["predictions"], dep.topics["outcomes"]]
+            for client in clients:
+                print(f"raw consume, {client}", file=sys.stderr)
+                raw_pred[client] = max(
+                    raw_consume_rate(client, args.bootstrap, inputs[:1], pairs)
                     for _ in range(args.repeat)
-                ]
-            )
-        if secured is not None and secure_dep is not None:
-            servers, security = secured
-            print("SASL_SSL: raw consume and engine, confluent-kafka", file=sys.stderr)
-            secure_raw = max(
-                raw_confluent_rate(servers, inputs, records, librdkafka_options(security))
-                for _ in range(args.repeat)
-            )
-            for name, extra in (("same", SAME_JOB_CONFIG), ("default", "")):
-                secure_engine[name] = best(
+                )
+                raw_both[client] = max(
+                    raw_consume_rate(client, args.bootstrap, inputs, records)
+                    for _ in range(args.repeat)
+                )
+                for workers in WORKER_COUNTS:
+                    print(f"engine same job, {client}, {workers} worker(s)", file=sys.stderr)
+                    same[client, workers] = best(
+                        [
+                            engine_rate(dep, client, "same", SAME_JOB_CONFIG, tmp, workers=workers)
+                            for _ in range(args.repeat)
+                        ]
+                    )
+                print(f"engine same job, track_unwatched = false, {client}", file=sys.stderr)
+                same_unwatched[client] = best(
                     [
-                        engine_rate(
-                            secure_dep,
-                            "confluent-kafka",
-                            f"sasl-{name}",
-                            extra,
-                            tmp,
-                            security=security,
-                        )
+                        engine_rate(dep, client, "unwatched-same", SAME_JOB_UNWATCHED_CONFIG, tmp)
                         for _ in range(args.repeat)
                     ]
                 )
-        if quix_python is not None:
-            print("Quix Streams same job, stock (commit every 5 s)", file=sys.stderr)
-            quix = max(
-                (quix_rate(quix_python, dep, tmp, QUIX_STOCK_COMMIT_S) for _ in range(args.repeat)),
-                key=lambda r: r[0],
-            )
-            print("Quix Streams same job, commit every 100 ms", file=sys.stderr)
-            quix_short = max(
-                (quix_rate(quix_python, dep, tmp, COMMIT_INTERVAL_S) for _ in range(args.repeat)),
-                key=lambda r: r[0],
-            )
-            if quix[2].get("joined") != pairs:
-                print(
-                    f"warning: the Quix job joined {quix[2].get('joined')} of {pairs} pairs",
-                    file=sys.stderr,
+                print(f"engine default config, {client}", file=sys.stderr)
+                runs: list[tuple[float, int | None]] = []
+                metered: list[tuple[float, int | None]] = []
+                for _ in range(args.repeat):
+                    # Side by side, alternating: metrics off, then on and scraped.
+                    runs.append(engine_rate(dep, client, "default", "", tmp))
+                    if not args.no_metrics:
+                        print(f"engine default config, metrics on, {client}", file=sys.stderr)
+                        metered.append(
+                            engine_rate(
+                                dep, client, "metrics", METRICS_CONFIG, tmp, args.scrape_interval
+                            )
+                        )
+                default[client, 1] = best(runs)
+                if metered:
+                    with_metrics[client] = best(metered)
+                print(f"engine default config, {client}, 2 workers", file=sys.stderr)
+                default[client, 2] = best(
+                    [
+                        engine_rate(dep, client, "default", "", tmp, workers=2)
+                        for _ in range(args.repeat)
+                    ]
                 )
-    finally:
-        delete_deployment(dep)
-        if secured is not None and secure_dep is not None:
-            delete_topics(
-                secured[0], list(secure_dep.topics.values()), kafka_python_options(secured[1])
-            )
+            if secured is not None and secure_dep is not None:
+                servers, security = secured
+                print("SASL_SSL: raw consume and engine, confluent-kafka", file=sys.stderr)
+                secure_raw = max(
+                    raw_confluent_rate(servers, inputs, records, librdkafka_options(security))
+                    for _ in range(args.repeat)
+                )
+                for name, extra in (("same", SAME_JOB_CONFIG), ("default", "")):
+                    secure_engine[name] = best(
+                        [
+                            engine_rate(
+                                secure_dep,
+                                "confluent-kafka",
+                                f"sasl-{name}",
+                                extra,
+                                tmp,
+                                security=security,
+                            )
+                            for _ in range(args.repeat)
+                        ]
+                    )
+            if quix_python is not None:
+                print("Quix Streams same job, stock (commit every 5 s)", file=sys.stderr)
+                quix = max(
+                    (
+                        quix_rate(quix_python, dep, tmp, QUIX_STOCK_COMMIT_S)
+                        for _ in range(args.repeat)
+                    ),
+                    key=lambda r: r[0],
+                )
+                print("Quix Streams same job, commit every 100 ms", file=sys.stderr)
+                quix_short = max(
+                    (
+                        quix_rate(quix_python, dep, tmp, COMMIT_INTERVAL_S)
+                        for _ in range(args.repeat)
+                    ),
+                    key=lambda r: r[0],
+                )
+                if quix[2].get("joined") != pairs:
+                    print(
+                        f"warning: the Quix job joined {quix[2].get('joined')} of {pairs} pairs",
+                        file=sys.stderr,
+                    )
+        finally:
+            delete_deployment(dep)
+            if secured is not None and secure_dep is not None:
+                delete_topics(
+                    secured[0], list(secure_dep.topics.values()), kafka_python_options(secured[1])
+                )
 
-    lat: dict[str, tuple[float, list[float], list[float]]] = {}
+    # Per backend: the engine as it was (a poll is one batch), then as shipped.
+    lat: dict[str, LatencyRun] = {}
+    lat_before: dict[str, LatencyRun] = {}
     if not args.no_latency:
         for client in clients:
+            load = args.latency_load or default[client, 1][0] / 2
+            print(f"latency, {client}, a poll one batch", file=sys.stderr)
+            lat_before[client] = latency(client, args, load, tmp, WHOLE_POLL)
             print(f"latency, {client}", file=sys.stderr)
-            lat[client] = latency(client, args, default[client, 1][0], tmp)
+            lat[client] = latency(client, args, load, tmp)
 
     rows: list[tuple[str, dict[str, str]]] = []
 
@@ -979,147 +1113,167 @@ def main() -> None:
     def over(value: float, base: float | None) -> str:
         return f"{value / base:.2f}" if base else no_quix
 
-    row("raw consume, predictions topic (records/s)", each(lambda c: rate(raw_pred[c])))
-    row("raw consume, both input topics (records/s)", each(lambda c: rate(raw_both[c])))
-    for workers in WORKER_COUNTS:
+    if not args.latency_only:
+        row("raw consume, predictions topic (records/s)", each(lambda c: rate(raw_pred[c])))
+        row("raw consume, both input topics (records/s)", each(lambda c: rate(raw_both[c])))
+        for workers in WORKER_COUNTS:
+            row(
+                f"engine same job, exactly-once, {workers} worker(s) (events/s)",
+                each(lambda c, w=workers: rate(same[c, w][0])),
+            )
         row(
-            f"engine same job, exactly-once, {workers} worker(s) (events/s)",
-            each(lambda c, w=workers: rate(same[c, w][0])),
+            "engine same job, track_unwatched = false, exactly-once, 1 worker(s) (events/s)",
+            each(lambda c: rate(same_unwatched[c][0])),
         )
-    for workers in WORKER_COUNTS:
+        for workers in WORKER_COUNTS:
+            row(
+                f"engine default config, exactly-once, {workers} worker(s) (events/s)",
+                each(lambda c, w=workers: rate(default[c, w][0])),
+            )
+        if with_metrics:
+            row(
+                f"engine default config, metrics on, scraped every {args.scrape_interval:g} s "
+                "(events/s)",
+                each(lambda c: rate(with_metrics[c][0])),
+            )
+            row(
+                "ratio engine default metrics on / off",
+                each(lambda c: f"{with_metrics[c][0] / default[c, 1][0]:.2f}"),
+            )
         row(
-            f"engine default config, exactly-once, {workers} worker(s) (events/s)",
-            each(lambda c, w=workers: rate(default[c, w][0])),
-        )
-    if with_metrics:
-        row(
-            f"engine default config, metrics on, scraped every {args.scrape_interval:g} s "
-            "(events/s)",
-            each(lambda c: rate(with_metrics[c][0])),
-        )
-        row(
-            "ratio engine default metrics on / off",
-            each(lambda c: f"{with_metrics[c][0] / default[c, 1][0]:.2f}"),
-        )
-    row(
-        "Quix Streams same job, exactly-once, stock: commit 5 s (events/s) *",
-        each(lambda c: rate(stock) if stock else no_quix),
-    )
-    row(
-        "Quix Streams same job, exactly-once, commit 100 ms (events/s) *",
-        each(lambda c: rate(short) if short else no_quix),
-    )
-    row("ratio 2 workers / 1, same job", each(lambda c: over(same[c, 2][0], same[c, 1][0])))
-    row(
-        "ratio 2 workers / 1, default config",
-        each(lambda c: over(default[c, 2][0], default[c, 1][0])),
-    )
-    row(
-        "ratio engine same job / raw both input topics",
-        each(lambda c: over(same[c, 1][0], raw_both[c])),
-    )
-    row(
-        "ratio engine default / raw both input topics",
-        each(lambda c: over(default[c, 1][0], raw_both[c])),
-    )
-    row("ratio engine same job / Quix stock", each(lambda c: over(same[c, 1][0], stock)))
-    row("ratio engine default / Quix stock", each(lambda c: over(default[c, 1][0], stock)))
-    row("ratio engine same job / Quix 100 ms", each(lambda c: over(same[c, 1][0], short)))
-    row("ratio engine default / Quix 100 ms", each(lambda c: over(default[c, 1][0], short)))
-    for workers in WORKER_COUNTS:
-        row(
-            f"peak RSS engine same job, {workers} worker(s) (MB, sum)",
-            each(lambda c, w=workers: rss(same[c, w][1])),
+            "Quix Streams same job, exactly-once, stock: commit 5 s (events/s) *",
+            each(lambda c: rate(stock) if stock else no_quix),
         )
         row(
-            f"peak RSS engine default, {workers} worker(s) (MB, sum)",
-            each(lambda c, w=workers: rss(default[c, w][1])),
+            "Quix Streams same job, exactly-once, commit 100 ms (events/s) *",
+            each(lambda c: rate(short) if short else no_quix),
         )
-    row("peak RSS Quix Streams stock (MB) *", each(lambda c: rss(quix[1]) if quix else no_quix))
-    row(
-        "peak RSS Quix Streams 100 ms (MB) *",
-        each(lambda c: rss(quix_short[1]) if quix_short else no_quix),
-    )
-    if secured is not None:
+        row("ratio 2 workers / 1, same job", each(lambda c: over(same[c, 2][0], same[c, 1][0])))
+        row(
+            "ratio 2 workers / 1, default config",
+            each(lambda c: over(default[c, 2][0], default[c, 1][0])),
+        )
+        row(
+            "ratio engine same job / raw both input topics",
+            each(lambda c: over(same[c, 1][0], raw_both[c])),
+        )
+        row(
+            "ratio engine default / raw both input topics",
+            each(lambda c: over(default[c, 1][0], raw_both[c])),
+        )
+        row("ratio engine same job / Quix stock", each(lambda c: over(same[c, 1][0], stock)))
+        row("ratio engine default / Quix stock", each(lambda c: over(default[c, 1][0], stock)))
+        row("ratio engine same job / Quix 100 ms", each(lambda c: over(same[c, 1][0], short)))
+        row("ratio engine default / Quix 100 ms", each(lambda c: over(default[c, 1][0], short)))
+        for workers in WORKER_COUNTS:
+            row(
+                f"peak RSS engine same job, {workers} worker(s) (MB, sum)",
+                each(lambda c, w=workers: rss(same[c, w][1])),
+            )
+            row(
+                f"peak RSS engine default, {workers} worker(s) (MB, sum)",
+                each(lambda c, w=workers: rss(default[c, w][1])),
+            )
+        row("peak RSS Quix Streams stock (MB) *", each(lambda c: rss(quix[1]) if quix else no_quix))
+        row(
+            "peak RSS Quix Streams 100 ms (MB) *",
+            each(lambda c: rss(quix_short[1]) if quix_short else no_quix),
+        )
+        if secured is not None:
 
-        def sasl(c: str, value: float, plain: float) -> str:
-            return f"{value:,.0f} ({value / plain:.2f}x)" if c == "confluent-kafka" else "-"
+            def sasl(c: str, value: float, plain: float) -> str:
+                return f"{value:,.0f} ({value / plain:.2f}x)" if c == "confluent-kafka" else "-"
 
-        row(
-            "SASL_SSL raw consume, both input topics (records/s, x PLAINTEXT)",
-            each(lambda c: sasl(c, secure_raw, raw_both[c])),
-        )
-        row(
-            "SASL_SSL engine same job, exactly-once (events/s, x PLAINTEXT)",
-            each(lambda c: sasl(c, secure_engine["same"][0], same[c, 1][0])),
-        )
-        row(
-            "SASL_SSL engine default config, exactly-once (events/s, x PLAINTEXT)",
-            each(lambda c: sasl(c, secure_engine["default"][0], default[c, 1][0])),
-        )
+            row(
+                "SASL_SSL raw consume, both input topics (records/s, x PLAINTEXT)",
+                each(lambda c: sasl(c, secure_raw, raw_both[c])),
+            )
+            row(
+                "SASL_SSL engine same job, exactly-once (events/s, x PLAINTEXT)",
+                each(lambda c: sasl(c, secure_engine["same"][0], same[c, 1][0])),
+            )
+            row(
+                "SASL_SSL engine default config, exactly-once (events/s, x PLAINTEXT)",
+                each(lambda c: sasl(c, secure_engine["default"][0], default[c, 1][0])),
+            )
     if lat:
-        row("latency load, default config (records/s)", each(lambda c: rate(lat[c][0])))
-        row(
-            "labeled-event visibility p50 / p99 (ms)",
-            each(lambda c: p50_p99(lat[c][1], "no samples")),
-        )
-        row(
-            "error-alert visibility p50 / p99 (ms)",
-            each(lambda c: p50_p99(lat[c][2], "no alerts")),
-        )
-
-    # Targets: on one engine process (1 worker).
-    def confluent_only(c: str, text: str) -> str:
-        return text if c == "confluent-kafka" else "-"
-
-    row(
-        f"target met? >= {TARGET_CONFLUENT_RATE // 1000}k events/s same job (confluent)",
-        each(
-            lambda c: confluent_only(c, verdict(same[c, 1][0] >= TARGET_CONFLUENT_RATE, "1 worker"))
-        ),
-    )
-    row(
-        f"target met? >= {TARGET_CONFLUENT_DEFAULT_RATE // 1000}k events/s default (confluent)",
-        each(
-            lambda c: confluent_only(
-                c, verdict(default[c, 1][0] >= TARGET_CONFLUENT_DEFAULT_RATE, "1 worker")
+        for runs, label in (
+            (lat_before, f"batch_max_records = {WHOLE_POLL} (a poll one batch, before)"),
+            (lat, f"default config (batch_max_records = {KafkaSettings().batch_max_records})"),
+        ):
+            row(f"latency, {label}", each(lambda c: ""))
+            row("  latency load (records/s)", each(lambda c, r=runs: rate(r[c].load)))
+            row(
+                "  labeled-event visibility p50 / p99 (ms)",
+                each(lambda c, r=runs: p50_p99(r[c].labeled_ms, "no samples")),
             )
-        ),
-    )
-    row(
-        f"target met? >= {TARGET_QUIX_RATIO:g}x Quix stock (confluent)",
-        each(
-            lambda c: confluent_only(
-                c,
-                verdict(same[c, 1][0] >= TARGET_QUIX_RATIO * stock, "same job")
-                if stock
-                else no_quix,
+            row(
+                "  error-alert visibility p50 / p99 (ms)",
+                each(lambda c, r=runs: p50_p99(r[c].alert_ms, "no alerts")),
             )
-        ),
-    )
-    row(
-        f"target met? >= {TARGET_RAW_RATIO:g}x raw both topics (kafka-python)",
-        each(
-            lambda c: (
-                "-"
-                if c != "kafka-python"
-                else verdict(
-                    same[c, 1][0] >= TARGET_RAW_RATIO * raw_both[c],
-                    "default "
-                    + ("yes" if default[c, 1][0] >= TARGET_RAW_RATIO * raw_both[c] else "no"),
+            for stage in STAGES:
+                row(
+                    f"    alert stage: {stage} p50 / p99 (ms)",
+                    each(lambda c, r=runs, s=stage: p50_p99(r[c].stages[s], "no alerts")),
                 )
-            )
-        ),
-    )
+
+    if not args.latency_only:
+        # Targets: on one engine process (1 worker).
+        def confluent_only(c: str, text: str) -> str:
+            return text if c == "confluent-kafka" else "-"
+
+        row(
+            f"target met? >= {TARGET_CONFLUENT_RATE // 1000}k events/s same job (confluent)",
+            each(
+                lambda c: confluent_only(
+                    c, verdict(same[c, 1][0] >= TARGET_CONFLUENT_RATE, "1 worker")
+                )
+            ),
+        )
+        row(
+            f"target met? >= {TARGET_CONFLUENT_DEFAULT_RATE // 1000}k events/s default (confluent)",
+            each(
+                lambda c: confluent_only(
+                    c, verdict(default[c, 1][0] >= TARGET_CONFLUENT_DEFAULT_RATE, "1 worker")
+                )
+            ),
+        )
+        row(
+            f"target met? >= {TARGET_QUIX_RATIO:g}x Quix stock (confluent)",
+            each(
+                lambda c: confluent_only(
+                    c,
+                    verdict(same[c, 1][0] >= TARGET_QUIX_RATIO * stock, "same job")
+                    if stock
+                    else no_quix,
+                )
+            ),
+        )
+        row(
+            f"target met? >= {TARGET_RAW_RATIO:g}x raw both topics (kafka-python)",
+            each(
+                lambda c: (
+                    "-"
+                    if c != "kafka-python"
+                    else verdict(
+                        same[c, 1][0] >= TARGET_RAW_RATIO * raw_both[c],
+                        "default "
+                        + ("yes" if default[c, 1][0] >= TARGET_RAW_RATIO * raw_both[c] else "no"),
+                    )
+                )
+            ),
+        )
     if lat:
         row(
-            f"target met? alert p99 < {TARGET_ALERT_P99_MS:.0f} ms at half load",
+            f"target met? alert p99 < {TARGET_ALERT_P99_MS:.0f} ms at "
+            + (f"{args.latency_load:,.0f} records/s" if args.latency_load else "half load"),
             each(
                 lambda c: (
                     verdict(
-                        percentile(lat[c][2], 0.99) < TARGET_ALERT_P99_MS, f"n={len(lat[c][2])}"
+                        percentile(lat[c].alert_ms, 0.99) < TARGET_ALERT_P99_MS,
+                        f"n={len(lat[c].alert_ms)}",
                     )
-                    if lat[c][2]
+                    if lat[c].alert_ms
                     else "no alerts"
                 )
             ),
@@ -1127,9 +1281,14 @@ def main() -> None:
 
     width = max(len(name) for name, _ in rows)
     colw = [max(len(c), *(len(cells[c]) for _, cells in rows)) for c in clients]
+    head = (
+        "latency only"
+        if args.latency_only
+        else f"throughput: {records:,} input records ({pairs:,} pairs), best of {args.repeat}"
+    )
     lines = [
-        f"throughput: {records:,} input records ({pairs:,} pairs), {args.partitions} partition(s),"
-        f" engine checkpoint every {COMMIT_INTERVAL_S * 1000:.0f} ms, best of {args.repeat}",
+        f"{head}, {args.partitions} partition(s),"
+        f" engine checkpoint every {COMMIT_INTERVAL_S * 1000:.0f} ms",
         f"{'':<{width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(clients, colw, strict=True)),
     ]
     for name, cells in rows:

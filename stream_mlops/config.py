@@ -639,6 +639,11 @@ class KafkaSettings(_Section):
     partitions: Annotated[int, Field(gt=0)] = 3
     checkpoint_interval_ms: Annotated[int, Field(gt=0)] = 200
     checkpoint_max_events: Annotated[int, Field(gt=0)] = 10000
+    #: A poll's records are processed in batches of at most this many; after
+    #: each the runtime commits if a checkpoint is due. An alert or retrain
+    #: request asks for one, so it waits for at most this many more records
+    #: before its commit rather than for the rest of the poll (up to 2,000).
+    batch_max_records: Annotated[int, Field(gt=0)] = 250
     max_record_bytes: Annotated[int, Field(gt=0)] = 1_000_000
     #: A dead letter keeps this much of the bad record's value (with the whole
     #: value's length and sha256), so that it always fits in a Kafka record.

@@ -32,7 +32,23 @@ from stream_mlops.kafka.transport import (
     TransactionFailedError,
 )
 
-__all__ = ["Checkpoint", "FencedError", "Outputs"]
+__all__ = ["Checkpoint", "FencedError", "Outputs", "checkpoint_due"]
+
+
+def checkpoint_due(
+    *, urgent: bool, since_last_s: float, interval_s: float, records: int, max_records: int
+) -> bool:
+    """Whether to commit now, after a batch: a service asked for it (an alert, a
+    retrain request, a decision to act on: downstream is waiting), the interval
+    has passed since the last checkpoint, or the transaction holds
+    ``max_records`` consumed records.
+
+    >>> checkpoint_due(urgent=True, since_last_s=0.0, interval_s=0.2, records=1, max_records=10)
+    True
+    >>> checkpoint_due(urgent=False, since_last_s=0.1, interval_s=0.2, records=1, max_records=10)
+    False
+    """
+    return urgent or since_last_s >= interval_s or records >= max_records
 
 
 class FencedError(Exception):

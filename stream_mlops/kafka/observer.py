@@ -1,7 +1,7 @@
 """What the task runtime reports as it runs: the hook for metrics and health probes.
 
 The runtime calls every ``RuntimeObserver`` it was given on its own thread, at a
-handful of points: after each poll (liveness), after each poll's batch, after
+handful of points: after each poll (liveness), after each batch of a poll's records, after
 each checkpoint (committed or aborted), when the assignment changes (not ready)
 and when the assigned tasks are restored (ready). A metrics exporter or a probe
 server implements the protocol (or reads ``RuntimeStats``) and never touches
@@ -53,7 +53,8 @@ _TOPIC_PARTITION = itemgetter(0, 1)
 
 @dataclass(frozen=True, slots=True)
 class BatchReport:
-    """One poll's records, processed in the open transaction."""
+    """One batch of a poll's records (at most ``batch_max_records``), processed in the
+    open transaction."""
 
     #: the records handed to the service or dead-lettered by the runtime, one
     #: sequence per task (records a task already held are not counted)

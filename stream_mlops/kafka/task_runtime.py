@@ -13,9 +13,12 @@ what a commit made durable. Everything Kafka is here, once:
 * ``step`` polls once, routes the records to their tasks in poll order (a
   task's records reach the service in the order they were consumed),
   dead-letters tombstones and oversized records, hands each task its batch
-  (``TaskService.process``), and checkpoints when due: every
-  ``checkpoint_interval_ms``, after ``checkpoint_max_events`` records, or at the
-  end of a batch whose service asked for it (``Outputs.commit_soon``).
+  (``TaskService.process``), and checkpoints when due (``checkpoint_due``):
+  every ``checkpoint_interval_ms``, after ``checkpoint_max_events`` records, or
+  at the end of a batch whose service asked for it (``Outputs.commit_soon``).
+  A poll's records are cut into batches of ``batch_max_records`` and the
+  checkpoint considered after each, so an alert early in a long poll does not
+  wait for the rest of it.
 * The ``Checkpoint`` commits outputs, then one snapshot per changed task, then
   the consumed offsets, in one transaction; a failed commit aborts it and every
   task is rebuilt from the last committed snapshots (rewind).
@@ -53,7 +56,7 @@ from typing import Generic, Protocol, TypeVar
 import structlog
 
 from stream_mlops.config import DEAD_LETTER_PAYLOAD_BYTES, KafkaSettings
-from stream_mlops.kafka.checkpoint import Checkpoint, FencedError, Outputs
+from stream_mlops.kafka.checkpoint import Checkpoint, FencedError, Outputs, checkpoint_due
 from stream_mlops.kafka.memory import freeze_long_lived, tune_gc
 from stream_mlops.kafka.observer import (
     BatchReport,
@@ -171,6 +174,9 @@ class RuntimeConfig:
     checkpoint_interval_ms: int
     checkpoint_max_events: int
     max_record_bytes: int
+    #: a poll's records go to the services in batches of at most this many, a
+    #: due checkpoint committed after each (``[kafka] batch_max_records``)
+    batch_max_records: int = MAX_POLL_RECORDS
     #: None keeps the client's default
     session_timeout_ms: int | None = None
     #: the consumer's ``group.instance.id`` (static membership); None: a dynamic member
@@ -210,6 +216,7 @@ class RuntimeConfig:
             checkpoint_interval_ms=kafka.checkpoint_interval_ms,
             checkpoint_max_events=kafka.checkpoint_max_events,
             max_record_bytes=kafka.max_record_bytes,
+            batch_max_records=kafka.batch_max_records,
             session_timeout_ms=session_timeout_ms,
             instance_id=instance_id if static else None,
             dead_letter_payload_bytes=kafka.dead_letter_max_payload_bytes,
@@ -346,17 +353,26 @@ class TaskRuntime(Generic[S]):
             # precede a restored snapshot: drop them, they will be re-fetched.
             self._restore_assignment()
             return
-        if records:
-            self._process(records)
-        if (
-            checkpoint.urgent
-            or now - self._last_checkpoint >= self._interval_s
-            or checkpoint.records >= self.config.checkpoint_max_events
-        ):
-            self.checkpoint()
+        size = self.config.batch_max_records
+        for start in range(0, max(1, len(records)), size):
+            if records:
+                self._process(records[start : start + size])
+                now = self._clock()
+            if (
+                checkpoint_due(
+                    urgent=checkpoint.urgent,
+                    since_last_s=now - self._last_checkpoint,
+                    interval_s=self._interval_s,
+                    records=checkpoint.records,
+                    max_records=self.config.checkpoint_max_events,
+                )
+                and not self.checkpoint()
+            ):
+                # Rewound to the last commit: the rest of this poll comes again.
+                return
 
     def _process(self, records: list[Record]) -> None:
-        """Route a poll's records to their tasks, then let the service process each batch.
+        """Route a batch of a poll's records to their tasks, then let the service process each.
 
         One pass with the lookups hoisted: at tens of thousands of records per
         second, per-record overhead is a large share of the cost.
@@ -413,23 +429,26 @@ class TaskRuntime(Generic[S]):
 
     # -- checkpoints ------------------------------------------------------------
 
-    def checkpoint(self, *, final: bool = False) -> None:
+    def checkpoint(self, *, final: bool = False) -> bool:
         """Commit the open transaction, then act on what it made durable.
 
-        ``final``: the last one before closing; a failure then is only logged
-        (nothing is rebuilt: the next owner restores from the last commit).
+        False if a commit failed: its transaction is void and, unless ``final``,
+        every task was rebuilt from the last committed snapshot (records in hand
+        are stale). ``final``: the last one before closing; a failure then is
+        only logged (nothing is rebuilt: the next owner restores from the last
+        commit).
         """
         self._last_checkpoint = self._clock()
         if self._checkpoint.open and not self._commit(final=final):
-            return
+            return False
         due = [task for task in self._tasks.values() if self.service.has_actions(task.state)]
         if not due:
-            return
+            return True
         self._checkpoint.begin()
         for task in due:
             self.service.act(task.state, self._checkpoint)
             task.dirty = True
-        self._commit(final=final)
+        return self._commit(final=final)
 
     def _commit(self, *, final: bool) -> bool:
         """Snapshots of the changed tasks and their offsets into the open transaction, commit."""
@@ -467,6 +486,7 @@ class TaskRuntime(Generic[S]):
             events=report.records,
             snapshots=report.snapshots,
             duration_ms=round(report.duration_s * 1000, 2),
+            commit_ms=round(report.commit_s * 1000, 2),
             final=final,
             **described,
         )

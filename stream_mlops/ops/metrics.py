@@ -10,7 +10,7 @@ Every service gets its own ``CollectorRegistry`` (``service_registry``): the
 standard process, platform and garbage-collector metrics, one
 ``stream_mlops_service_info``, and the probes as gauges (``watch_probes``).
 ``RuntimeMetrics`` is a ``RuntimeObserver``: it turns the task runtime's
-reports (once per poll's batch, once per checkpoint, at each assignment and
+reports (once per batch of a poll's records, once per checkpoint, at each assignment and
 restore; never per record) into counters, gauges and histograms, all labelled
 with the service's name. The engine and the retrainer add their own
 (``engine_metrics``, ``retrainer_metrics``); the notifier has its set
@@ -226,7 +226,7 @@ class RuntimeMetrics:
         )
         self._batch = Histogram(
             "stream_mlops_batch_duration_seconds",
-            "Routing and processing one poll's records",
+            "Routing and processing one batch of a poll's records",
             s,
             buckets=BATCH_BUCKETS,
             registry=registry,

@@ -14,9 +14,11 @@ import hashlib
 import time
 from pathlib import Path
 
+import kafka
 import orjson
 import pytest
 
+from stream_mlops.kafka.state import SnapshotHead
 from tests.kafka.engine_process import EngineProcess
 from tests.kafka.streams import (
     Deployment,
@@ -135,6 +137,98 @@ def test_an_alert_commits_at_once_not_at_the_checkpoint_interval(
     alerts = read_all(deployment.bootstrap, deployment.topics["drift_alerts"])
     assert by_id(alerts, "alert_id") == by_id(expected, "alert_id")
     assert read_all(deployment.bootstrap, deployment.topics["labeled_events"], idle_s=1) == []
+
+
+def snapshot_offsets(dep: Deployment, partition: int) -> list[dict[str, int]]:
+    """The offsets of every committed snapshot of the group's task ``partition``, in
+    commit order (heads only: a chunk record holds no offsets)."""
+    consumer = kafka.KafkaConsumer(
+        bootstrap_servers=dep.bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    key = f"{dep.group_id}:{partition}".encode()
+    out: list[dict[str, int]] = []
+    try:
+        tps = [
+            kafka.TopicPartition(dep.topics["state"], p)
+            for p in consumer.partitions_for_topic(dep.topics["state"]) or ()
+        ]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=200).values():
+                out += [SnapshotHead.from_bytes(r.value).offsets for r in records if r.key == key]
+    finally:
+        consumer.close()
+    return out
+
+
+def test_an_alert_commits_within_one_batch_of_its_trigger_not_at_the_end_of_its_poll(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    # Ten minutes between interval checkpoints and no event-count checkpoint:
+    # while the engine runs, only the commits alerts ask for happen. The
+    # outcomes wait on the topic before it starts, so its polls are long (up to
+    # 2,000 records); each alert's commit must come within batch_max_records
+    # records of its trigger, not at the end of the poll that brought it.
+    batch = 50
+    config = deployment.write_config(
+        tmp_path / "engine.toml",
+        checkpoint_interval_ms=600_000,
+        kafka_extra=(
+            "checkpoint_max_events = 10000000\npublish_labeled_events = false\n"
+            f"batch_max_records = {batch}"
+        ),
+    )
+    first = deployment.write_config(
+        tmp_path / "first.toml", kafka_extra="publish_labeled_events = false"
+    )
+    predictions, outcomes = fraud_stream(
+        6000, drift_at=3000, error_before=0.05, error_after=0.30, seed=1
+    )
+    expected = by_id(
+        [e for e in expected_outputs(config, predictions, outcomes) if e["type"] == "drift_alert"],
+        "alert_id",
+    )
+    with EngineProcess(first, "a", tmp_path / "first.log") as engine:
+        engine.wait_for_log("partitions.assigned")
+        produce(deployment.bootstrap, deployment.topics["predictions"], predictions, PARTITIONS)
+        wait_consumed(deployment, kinds=("predictions",))
+        assert engine.terminate() == 0
+    before = set(
+        by_id(read_all(deployment.bootstrap, deployment.topics["drift_alerts"]), "alert_id")
+    )
+    produce(deployment.bootstrap, deployment.topics["outcomes"], outcomes, PARTITIONS)
+    with EngineProcess(config, "a", tmp_path / "engine.log") as engine:
+        deadline = time.monotonic() + 120
+        while True:
+            visible = by_id(
+                read_all(deployment.bootstrap, deployment.topics["drift_alerts"], idle_s=1),
+                "alert_id",
+            )
+            if set(visible) == set(expected) or time.monotonic() > deadline:
+                break
+        assert visible == expected, "every alert visible while the engine runs, each once"
+        assert engine.terminate() == 0
+    new = [a for key, a in expected.items() if key not in before]
+    assert new, "the outcomes must make the core alert"
+    for alert in new:
+        index = int(str(alert["trigger_event_id"]).rsplit("-", 1)[1])
+        # produce() places outcome i on partition i % PARTITIONS, in order.
+        partition, offset = index % PARTITIONS, index // PARTITIONS
+        committed = [
+            o[deployment.topics["outcomes"]]
+            for o in snapshot_offsets(deployment, partition)
+            if o[deployment.topics["outcomes"]] > offset
+        ]
+        assert committed, f"no commit after the trigger of {alert['alert_id']}"
+        assert committed[0] <= offset + batch, (
+            f"the commit of {alert['alert_id']} (outcome offset {offset}) came "
+            f"{committed[0] - offset - 1} records later, more than one batch of {batch}"
+        )
 
 
 def test_kill9_and_restart_loses_and_duplicates_no_alert(

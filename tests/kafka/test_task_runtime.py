@@ -20,10 +20,12 @@ import pytest
 
 from stream_mlops.config import KafkaSettings
 from stream_mlops.events import DeadLetter
+from stream_mlops.kafka.checkpoint import checkpoint_due
 from stream_mlops.kafka.observer import BatchReport, CheckpointReport, RestoreReport
 from stream_mlops.kafka.state import StateError, TaskSnapshot
 from stream_mlops.kafka.task_runtime import (
     MAX_POLL_INTERVAL_MS,
+    MAX_POLL_RECORDS,
     FencedError,
     Outputs,
     RuntimeConfig,
@@ -154,7 +156,12 @@ class Setup:
         self.clock = Clock()
 
     def config(
-        self, instance: str = "a", *, max_events: int = 1_000_000, max_bytes: int = 100
+        self,
+        instance: str = "a",
+        *,
+        max_events: int = 1_000_000,
+        max_bytes: int = 100,
+        batch_records: int = MAX_POLL_RECORDS,
     ) -> RuntimeConfig:
         return RuntimeConfig(
             group_id=GROUP,
@@ -164,6 +171,7 @@ class Setup:
             checkpoint_interval_ms=200,
             checkpoint_max_events=max_events,
             max_record_bytes=max_bytes,
+            batch_max_records=batch_records,
             session_timeout_ms=7000,
         )
 
@@ -173,13 +181,16 @@ class Setup:
         *,
         max_events: int = 1_000_000,
         max_bytes: int = 100,
+        batch_records: int = MAX_POLL_RECORDS,
         observers: Sequence[Recorder] = (),
         service: TallyService | None = None,
     ) -> TaskRuntime[Tally]:
         return TaskRuntime(
             service or TallyService(),
             self.cluster.transport(),
-            self.config(instance, max_events=max_events, max_bytes=max_bytes),
+            self.config(
+                instance, max_events=max_events, max_bytes=max_bytes, batch_records=batch_records
+            ),
             observers=observers,
             clock=self.clock,
         )
@@ -423,6 +434,63 @@ def test_checkpoints_come_at_the_interval_after_max_events_or_when_asked(setup: 
         setup.send(["1", "!"])
         runtime.step()
         assert setup.totals() == [1, 2, 3, 4, 5], "the service asked for a commit"
+
+
+@pytest.mark.parametrize(
+    ("urgent", "since_last_s", "records", "due"),
+    [
+        (True, 0.0, 1, True),  # an alert does not wait for the interval
+        (False, 0.0, 1, False),
+        (False, 0.199, 9, False),
+        (False, 0.2, 1, True),  # the interval passed
+        (False, 0.0, 10, True),  # max records reached
+    ],
+)
+def test_a_checkpoint_is_due_when_asked_at_the_interval_or_at_max_records(
+    urgent: bool, since_last_s: float, records: int, due: bool
+) -> None:
+    assert (
+        checkpoint_due(
+            urgent=urgent,
+            since_last_s=since_last_s,
+            interval_s=0.2,
+            records=records,
+            max_records=10,
+        )
+        is due
+    )
+
+
+def test_a_commit_asked_for_early_in_a_long_poll_does_not_wait_for_the_rest_of_it(
+    setup: Setup,
+) -> None:
+    recorder = Recorder()
+    with running(setup, setup.runtime(batch_records=10, observers=[recorder])) as runtime:
+        setup.send(["1"] * 5 + ["!"] + ["1"] * 44)
+        runtime.step()  # one poll of 50 records, in batches of 10
+        assert setup.totals() == [1, 2, 3, 4, 5, 6, 7, 8, 9], "committed after the first batch"
+        snapshot = setup.snapshots()[-1]
+        assert snapshot.offsets[INPUTS[0]] == 10, "the commit holds exactly what was processed"
+        assert [b.records for b in recorder.batches] == [10, 10, 10, 10, 10]
+        assert runtime.tasks[0].total == 49, "the rest of the poll was processed too"
+        setup.clock.now += 0.2
+        runtime.step()
+        assert setup.totals() == list(range(1, 50))
+        assert setup.cluster.committed_offsets(GROUP)[TopicPartition(INPUTS[0], 0)] == 50
+
+
+def test_a_failed_commit_in_a_long_poll_drops_the_rest_and_reads_it_again(
+    setup: Setup,
+) -> None:
+    with running(setup, setup.runtime(batch_records=10)) as runtime:
+        setup.send(["1"] * 5 + ["!"] + ["1"] * 24)
+        setup.cluster.fail_next_commit()
+        runtime.step()  # the first batch's commit fails: rewound, the rest not processed
+        assert setup.totals() == [] and runtime.tasks[0].total == 0
+        runtime.step()  # all 30 again; the asked-for commit after the first batch
+        setup.clock.now += 0.2
+        runtime.step()
+        assert setup.totals() == list(range(1, 30)), "each total once, none lost"
 
 
 def test_a_decision_is_acted_on_only_after_it_is_committed(setup: Setup) -> None:
