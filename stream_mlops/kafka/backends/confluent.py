@@ -243,7 +243,27 @@ def _raise_for(msg: Any, *, in_group: bool = True) -> None:
         return
     if not in_group and (err.code() in _UNUSED_GROUP_ERRORS or _passing(err)):
         return
+    if in_group and _fenced_member(err):
+        raise TransportError(
+            "another group member took over this process's instance id "
+            "(group.instance.id); give each process its own --instance-id "
+            f"({err.str()})"
+        )
     raise TransportError(f"consume failed: {err.str()}")
+
+
+def _fenced_member(err: ck.KafkaError) -> bool:
+    """A static member fenced by a newer one with its group.instance.id.
+
+    librdkafka makes it a fatal consumer error, which reaches ``consume`` only
+    as ``_FATAL`` with the cause in its text (the error callback is not told).
+    Whichever of an engine's two clients learns first that a second engine
+    runs with its id, the engine stops with the same advice.
+    """
+    code = err.code()
+    return code == ck.KafkaError.FENCED_INSTANCE_ID or (
+        code == ck.KafkaError._FATAL and "group.instance.id" in err.str()
+    )
 
 
 class ConfluentGroupConsumer:
