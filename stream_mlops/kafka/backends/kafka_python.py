@@ -33,6 +33,7 @@ from kafka.structs import MemberState, OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTopicPartition
 
 from stream_mlops.kafka.acls import AclRule
+from stream_mlops.kafka.backends import kafka_python_records
 from stream_mlops.kafka.backends.connection import Connection
 from stream_mlops.kafka.backends.refusals import kafka_python_refusal, refusal_error
 from stream_mlops.kafka.transport import (
@@ -170,6 +171,9 @@ class KafkaPythonGroupConsumer:
                     partition_assignment_strategy=[RangePartitionAssignor],
                 )
             )
+        # The fetcher then yields the runtime's Records itself (no record
+        # objects of the client's own to copy from).
+        self._lean = kafka_python_records.install(self._consumer)
         self._tracker: AssignmentTracker | None = None
         self._generation: tuple[int, str, frozenset[KafkaTopicPartition]] = (-1, "", frozenset())
         self._stable = False
@@ -214,6 +218,11 @@ class KafkaPythonGroupConsumer:
             if seen != self._generation:
                 self._generation = seen
                 self._tracker.assigned()
+        if self._lean:
+            if len(batches) == 1:
+                (records,) = batches.values()
+                return records  # type: ignore[no-any-return]
+            return [r for records in batches.values() for r in records]
         return [
             Record(
                 r.topic,
