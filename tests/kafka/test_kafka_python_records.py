@@ -192,3 +192,9 @@ def test_install_declines_a_consumer_it_was_not_written_for() -> None:
     assert plain._fetcher.PartitionRecords is kafka_python_records.LeanPartitionRecords
     # Only that consumer's fetcher: the class itself is kafka-python's still.
     assert Fetcher.PartitionRecords is not LeanPartitionRecords
+
+
+def test_install_declines_another_kafka_python_series(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Same fetcher shape, another series: its private internals may mean other things.
+    monkeypatch.setattr(kafka_python_records.kafka, "__version__", "3.1.0")
+    assert not install(SimpleNamespace(_fetcher=object.__new__(Fetcher), config={}))

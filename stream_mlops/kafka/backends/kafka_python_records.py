@@ -29,6 +29,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import kafka
 import kafka.errors as kerrors
 from kafka.consumer.fetcher import Fetcher
 from kafka.record.default_records import DefaultRecordBatch
@@ -38,6 +39,10 @@ from stream_mlops.kafka.transport import Record
 
 _log = logging.getLogger(__name__)
 
+# The private fetcher internals used here are kafka-python 3.0.x's: another
+# series may keep their names and change what they mean, so it gets the
+# client's own record objects until this module is checked against it.
+_WRITTEN_FOR = "3.0."
 _Stock: Any = getattr(Fetcher, "PartitionRecords", None)
 # What LeanPartitionRecords relies on from kafka-python's class: the
 # transaction bookkeeping it calls and the state it keeps up to date.
@@ -234,14 +239,20 @@ def install(consumer: Any) -> bool:
     fetcher = getattr(consumer, "_fetcher", None)
     config = getattr(consumer, "config", {})
     ready = (
-        _Stock is not None
+        kafka.__version__.startswith(_WRITTEN_FOR)
+        and _Stock is not None
         and isinstance(fetcher, Fetcher)
         and all(hasattr(_Stock, name) for name in _NEEDED)
         and config.get("key_deserializer") is None
         and config.get("value_deserializer") is None
     )
     if not ready:
-        _log.info("kafka-python records: the client's own record objects (fetcher not as expected)")
+        _log.info(
+            "kafka-python records: the client's own record objects (kafka-python %s, "
+            "fetcher not as expected or not %sx)",
+            kafka.__version__,
+            _WRITTEN_FOR,
+        )
         return False
     # An instance attribute: the fetcher builds each fetch's records through
     # self.PartitionRecords, so only this consumer changes.
