@@ -9,7 +9,7 @@ of the efficiency of its own CUSUM) and alarms when any of them crosses its
 threshold. That is the generalized likelihood ratio over the grid (Lai 1998:
 the window-limited GLR and the CUSUM bank are first-order equivalent), at
 O(grid) per value, and less since the CUSUMs of larger shifts, which are at
-zero most of the time, are skipped (see ``_run``).
+zero most of the time, are skipped (see ``observe``).
 
 Four models, by what the signal is:
 
@@ -570,8 +570,9 @@ class GlrDetector(Detector):
             if self._n >= self._next:
                 self._refresh()
 
-    # One flat function on purpose: it runs for every value of every signal.
-    def observe(self, x: float, raw: float) -> Detection | None:  # noqa: PLR0912
+    # One flat function on purpose, the normal models' CUSUM loop inlined (no
+    # call per value): it runs for every value of every signal.
+    def observe(self, x: float, raw: float) -> Detection | None:  # noqa: PLR0912, PLR0915
         """``update`` with the signal's own value too: located means in its units."""
         self.observations += 1
         n = self._n = self._n + 1
@@ -596,9 +597,46 @@ class GlrDetector(Detector):
             self._s1 += z
             self._s2 += z * z
             if self._n0:
-                found = self._run(z - self._m, n, r)
-                if found is not None:
-                    return found
+                a, q, b, t, w = self._a, self._q, self._b, self._t, self._w
+                d = z - self._m
+                d2 = d * d
+                hits: list[int] | None = None
+                for lo, hi in self._ranges:
+                    # A bank watches the mean (q = 0: the increment is a * d + b) or
+                    # the scale (a = 0: q * d * d + b); the other term is an exact zero
+                    # (see _banks_separate), so leaving it out changes no bit of a sum.
+                    if q[lo] == 0.0:
+                        c, v = a, d
+                    else:
+                        c, v = q, d2
+                    for j in range(lo, hi):
+                        old = w[j]
+                        new = old + c[j] * v + b[j]
+                        if old:
+                            if new > 0.0:
+                                w[j] = new
+                                if new >= t[j]:
+                                    if hits is None:
+                                        hits = []
+                                    hits.append(j)
+                            else:
+                                w[j] = 0.0
+                        elif new > 0.0:
+                            w[j] = new
+                            self._start[j] = n - 1
+                            self._rstart[j] = r
+                            if new >= t[j]:
+                                if hits is None:
+                                    hits = []
+                                hits.append(j)
+                        else:
+                            # At rest and staying there: so are the bank's later CUSUMs
+                            # (larger shifts, larger drift allowances).
+                            break
+                if hits is not None:
+                    found = self._fire(hits, n)
+                    if found is not None:
+                        return found
         elif self.model == "bernoulli":
             self._s1 += x
             if self._n0 and not (x == 0.0 and self._down is False):
@@ -645,46 +683,6 @@ class GlrDetector(Detector):
             counts[code] += 1
             return None
         return self._category(code, n, r)
-
-    # Flat on purpose: it runs for every value of every normal-model signal.
-    def _run(self, d: float, n: int, r: float) -> Detection | None:  # noqa: PLR0912
-        """One value through every bank of the normal models."""
-        a, q, b, t, w = self._a, self._q, self._b, self._t, self._w
-        d2 = d * d
-        hits: list[int] | None = None
-        for lo, hi in self._ranges:
-            # A bank watches the mean (q = 0: the increment is a * d + b) or
-            # the scale (a = 0: q * d * d + b); the other term is an exact zero
-            # (see _banks_separate), so leaving it out changes no bit of a sum.
-            if q[lo] == 0.0:
-                c, v = a, d
-            else:
-                c, v = q, d2
-            for j in range(lo, hi):
-                old = w[j]
-                new = old + c[j] * v + b[j]
-                if old:
-                    if new > 0.0:
-                        w[j] = new
-                        if new >= t[j]:
-                            if hits is None:
-                                hits = []
-                            hits.append(j)
-                    else:
-                        w[j] = 0.0
-                elif new > 0.0:
-                    w[j] = new
-                    self._start[j] = n - 1
-                    self._rstart[j] = r
-                    if new >= t[j]:
-                        if hits is None:
-                            hits = []
-                        hits.append(j)
-                else:
-                    # At rest and staying there: so are the bank's later CUSUMs
-                    # (larger shifts, larger drift allowances).
-                    break
-        return None if hits is None else self._fire(hits, n)
 
     def _rates(self, k: int, x: float, n: int, r: float) -> Detection | None:
         """A value of rate bank ``k`` (and its partner bank, for "both")."""
@@ -862,7 +860,7 @@ def _banks_separate(
 ) -> bool:
     """Every bank of the normal models watches the mean or the scale, not both.
 
-    ``_run`` takes one term per bank (``a * d`` where ``q[lo]`` is 0, else
+    ``observe`` takes one term per bank (``a * d`` where ``q[lo]`` is 0, else
     ``q * d * d``): the other is an exact zero, so leaving it out gives the
     same sums to the last bit. The layout makes banks so; a loaded state must be.
     """
