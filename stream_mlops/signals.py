@@ -70,6 +70,12 @@ _BLOCKS_KEPT: Final = 256
 # Ranks are taken against 65 quantiles of the first reference (1/64 resolution is
 # finer than any mean shift worth an alert; 65 floats per signal in a snapshot).
 _RANK_EDGES: Final = 64
+# A value's mid-rank is (j + k) / (2 * (_RANK_EDGES + 1)), from the two bisections
+# of the edges (j, k in 0.._RANK_EDGES + 1): every rank and its decile bin, as
+# tables shared by all tracks (the hot path looks them up by j + k).
+_HALF_STEP: Final = 1.0 / (2.0 * (_RANK_EDGES + 1))
+_RANKS: Final = tuple(s * _HALF_STEP for s in range(2 * (_RANK_EDGES + 1) + 1))
+_DECILES: Final = tuple(min(int(u * 10.0), 9) for u in _RANKS)
 # Categorical features: codes for the first 20 distinct values, the rest "other"
 # (a frequency test needs tens of values per category; IDs are not categories).
 _MAX_CATEGORIES: Final = 20
@@ -174,7 +180,6 @@ class SignalTrack:
         "_blocks",
         "_codes",
         "_edges",
-        "_half_step",
         "_rebased_at",
         "_recent",
         "_recent_bins",
@@ -233,7 +238,6 @@ class SignalTrack:
         # Rank edges: quantiles of the first reference sample (kept for life, so
         # detectors see one scale).
         self._edges: list[float] | None = None
-        self._half_step = 0.0
         self._sample: list[float] | None = [] if (self.ranked or self.binned) else None
         self._recent_bins: deque[int] | None = deque(maxlen=recent_span) if self.binned else None
         self._ref_bins: dict[int, int] = {}
@@ -276,7 +280,7 @@ class SignalTrack:
             if math.isnan(x):  # nothing to learn from
                 return None
             x = LARGEST_VALUE if x > 0.0 else -LARGEST_VALUE
-        self.observations += 1
+        observations = self.observations = self.observations + 1
         in_reference = self._ref_n < self._ref_limit
         if in_reference:
             self._ref_n += 1
@@ -286,12 +290,12 @@ class SignalTrack:
             self._recent = self._ref_mean
         else:
             self._recent += self._alpha * (x - self._recent)
-        if self.marks is not None and self.observations % _MARK_EVERY == 1:
-            self.marks.append((self.observations, epoch, event_id))
+        if self.marks is not None and observations % _MARK_EVERY == 1:
+            self.marks.append((observations, epoch, event_id))
         blocks = self._blocks
         if blocks is not None:
             total = self._block_sum + x
-            if self.observations % _BLOCK == 0:
+            if observations % _BLOCK == 0:
                 blocks.append(total)
                 total = 0.0
                 if len(blocks) > 2 * _BLOCKS_KEPT:
@@ -311,11 +315,8 @@ class SignalTrack:
             if edges is not None:
                 j = bisect_right(edges, x)
                 k = bisect_left(edges, x) if j and edges[j - 1] == x else j
-                u = (j + k) * self._half_step
-                value = u if self.ranked else x
-                b = int(u * 10.0)
-                if b == 10:
-                    b = 9
+                value = _RANKS[j + k] if self.ranked else x
+                b = _DECILES[j + k]
             else:
                 value = x
                 b = int(x)  # a categorical code
@@ -382,7 +383,6 @@ class SignalTrack:
             ordered = sorted(sample)
             n = len(ordered)
             self._edges = [ordered[(n - 1) * j // _RANK_EDGES] for j in range(_RANK_EDGES + 1)]
-            self._half_step = 1.0 / (2.0 * len(self._edges))
         if self.binned:
             for value in sample:
                 b = int(value) if self.categorical else self._decile(value)
@@ -392,7 +392,7 @@ class SignalTrack:
         """Mid-rank of x among the reference quantiles, in [0, 1] (ties share it)."""
         edges = self._edges
         assert edges is not None
-        return (bisect_left(edges, x) + bisect_right(edges, x)) * self._half_step
+        return (bisect_left(edges, x) + bisect_right(edges, x)) * _HALF_STEP
 
     def _decile(self, x: float) -> int:
         return min(int(self._rank(x) * 10.0), 9)
@@ -636,7 +636,6 @@ class SignalTrack:
                     "(numeric tracks only)"
                 )
             self._edges = edges
-            self._half_step = 1.0 / (2.0 * len(edges))
         if sample is not None and (edges is not None or self._sample is None):
             raise FieldError(f"{fields.at('sample')}: no sample is kept here")
         self._sample = sample

@@ -10,9 +10,9 @@ quantiles, categorical ones arrive as category codes (see
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -174,7 +174,7 @@ class DistributionDetector(Detector):
     def _bin(self, x: float) -> int:
         if self.categorical:
             return int(x)
-        return bisect.bisect_right(self._edges, x)
+        return bisect_right(self._edges, x)
 
     def update(self, x: float) -> Detection | None:
         self.observations += 1
@@ -184,14 +184,14 @@ class DistributionDetector(Detector):
         self._count += 1
         self._sum += x
         counts = self._block
-        b = int(x) if self.categorical else bisect.bisect_right(self._edges, x)
+        b = int(x) if self.categorical else bisect_right(self._edges, x)
         if b < len(counts):
             counts[b] += 1
         else:
             counts.extend([0] * (b + 1 - len(counts)))
             counts[b] = 1
-        self._filled += 1
-        if self._filled < self.windows[0]:
+        filled = self._filled = self._filled + 1
+        if filled < self.windows[0]:
             return None
         return self._block_full()
 

@@ -9,7 +9,7 @@ of the efficiency of its own CUSUM) and alarms when any of them crosses its
 threshold. That is the generalized likelihood ratio over the grid (Lai 1998:
 the window-limited GLR and the CUSUM bank are first-order equivalent), at
 O(grid) per value, and less since the CUSUMs of larger shifts, which are at
-zero most of the time, are skipped (see ``_run``).
+zero most of the time, are skipped (see ``observe``).
 
 Four models, by what the signal is:
 
@@ -302,10 +302,17 @@ class GlrDetector(Detector):
             self.keep_reference = True
         if rare:
             self.rare = True
-        self._up = direction in ("up", "both")
         self._down = direction in ("down", "both")
+        # The normal models' score of each rank level (None: not a normal model).
+        self._scores: tuple[float, ...] | None = (
+            _NORMAL_SCORES if model == "normal" else _HALF_SCORES if model == "halfnormal" else None
+        )
         self._banks = self._bank_layout()
         self._reset()
+
+    @property
+    def _up(self) -> bool:
+        return self.direction in ("up", "both")
 
     def params(self) -> dict[str, Any]:
         return {
@@ -563,25 +570,16 @@ class GlrDetector(Detector):
             if self._n >= self._next:
                 self._refresh()
 
-    # One flat function on purpose: it runs for every value of every signal.
-    def observe(self, x: float, raw: float) -> Detection | None:  # noqa: PLR0912
+    # One flat function on purpose, the normal models' CUSUM loop inlined (no
+    # call per value): it runs for every value of every signal.
+    def observe(self, x: float, raw: float) -> Detection | None:  # noqa: PLR0912, PLR0915
         """``update`` with the signal's own value too: located means in its units."""
         self.observations += 1
         n = self._n = self._n + 1
         r = self._r
         self._r = r + raw
-        model = self.model
-        if model == "bernoulli":
-            self._s1 += x
-            if self._n0 and not (x == 0.0 and self._down is False):
-                found = self._rates(0, x, n, r)
-                if found is not None:
-                    return found
-        elif model == "categorical":
-            found = self._category(int(x), n, r)
-            if found is not None:
-                return found
-        else:
+        scores = self._scores
+        if scores is not None:
             i = int(x * _LEVELS + 0.5)
             if i < 0:
                 i = 0
@@ -595,13 +593,60 @@ class GlrDetector(Detector):
                     if n >= self._next:
                         self._refresh()
                     return None
-            z = _NORMAL_SCORES[i] if model == "normal" else _HALF_SCORES[i]
+            z = scores[i]
             self._s1 += z
             self._s2 += z * z
             if self._n0:
-                found = self._run(z - self._m, n, r)
+                a, q, b, t, w = self._a, self._q, self._b, self._t, self._w
+                d = z - self._m
+                d2 = d * d
+                hits: list[int] | None = None
+                for lo, hi in self._ranges:
+                    # A bank watches the mean (q = 0: the increment is a * d + b) or
+                    # the scale (a = 0: q * d * d + b); the other term is an exact zero
+                    # (see _banks_separate), so leaving it out changes no bit of a sum.
+                    if q[lo] == 0.0:
+                        c, v = a, d
+                    else:
+                        c, v = q, d2
+                    for j in range(lo, hi):
+                        old = w[j]
+                        new = old + c[j] * v + b[j]
+                        if old:
+                            if new > 0.0:
+                                w[j] = new
+                                if new >= t[j]:
+                                    if hits is None:
+                                        hits = []
+                                    hits.append(j)
+                            else:
+                                w[j] = 0.0
+                        elif new > 0.0:
+                            w[j] = new
+                            self._start[j] = n - 1
+                            self._rstart[j] = r
+                            if new >= t[j]:
+                                if hits is None:
+                                    hits = []
+                                hits.append(j)
+                        else:
+                            # At rest and staying there: so are the bank's later CUSUMs
+                            # (larger shifts, larger drift allowances).
+                            break
+                if hits is not None:
+                    found = self._fire(hits, n)
+                    if found is not None:
+                        return found
+        elif self.model == "bernoulli":
+            self._s1 += x
+            if self._n0 and not (x == 0.0 and self._down is False):
+                found = self._rates(0, x, n, r)
                 if found is not None:
                     return found
+        else:
+            found = self._category(int(x), n, r)
+            if found is not None:
+                return found
         if n >= self._next:
             self._refresh()
         return None
@@ -638,35 +683,6 @@ class GlrDetector(Detector):
             counts[code] += 1
             return None
         return self._category(code, n, r)
-
-    def _run(self, d: float, n: int, r: float) -> Detection | None:
-        """One value through every bank of the normal models."""
-        d2 = d * d
-        a, q, b, t, w = self._a, self._q, self._b, self._t, self._w
-        start, rstart = self._start, self._rstart
-        hits: list[int] | None = None
-        for lo, hi in self._ranges:
-            j = lo
-            while j < hi:
-                old = w[j]
-                new = old + a[j] * d + q[j] * d2 + b[j]
-                if new > 0.0:
-                    w[j] = new
-                    if old == 0.0:
-                        start[j] = n - 1
-                        rstart[j] = r
-                    if new >= t[j]:
-                        if hits is None:
-                            hits = []
-                        hits.append(j)
-                elif old == 0.0:
-                    # At rest and staying there: so are the bank's later CUSUMs
-                    # (larger shifts, larger drift allowances).
-                    break
-                else:
-                    w[j] = 0.0
-                j += 1
-        return None if hits is None else self._fire(hits, n)
 
     def _rates(self, k: int, x: float, n: int, r: float) -> Detection | None:
         """A value of rate bank ``k`` (and its partner bank, for "both")."""
@@ -819,6 +835,11 @@ class GlrDetector(Detector):
         ranges = [(lo, hi) for lo, hi in raw_ranges]
         if any(not 0 <= lo <= hi <= size for lo, hi in ranges):
             raise ValueError("glr state: a bank range lies outside the CUSUMs")
+        if self._scores is not None and not _banks_separate(floats["_a"], floats["_q"], ranges):
+            raise ValueError(
+                "glr state: each bank's CUSUMs must all watch the mean (q = 0) "
+                "or all the scale (a = 0)"
+            )
         if counts["_discrete"] not in (-1, 0, 1) or any(v < 0 for v in ints["_levels"]):
             raise ValueError("glr state: 'discrete' and 'levels' out of range")
         if counts["_n"] < 0 or counts["_n0"] < 0 or observations < 0:
@@ -832,3 +853,20 @@ class GlrDetector(Detector):
         self._code_of = {level: code for code, level in enumerate(self._levels)}
         if self.keep_reference or self._next == _FROZEN:
             self._r0 = number("r0", float)
+
+
+def _banks_separate(
+    a: Sequence[float], q: Sequence[float], ranges: Sequence[tuple[int, int]]
+) -> bool:
+    """Every bank of the normal models watches the mean or the scale, not both.
+
+    ``observe`` takes one term per bank (``a * d`` where ``q[lo]`` is 0, else
+    ``q * d * d``): the other is an exact zero, so leaving it out gives the
+    same sums to the last bit. The layout makes banks so; a loaded state must be.
+    """
+    for lo, hi in ranges:
+        if lo < hi:
+            dropped = q if q[lo] == 0.0 else a
+            if any(dropped[j] != 0.0 for j in range(lo, hi)):
+                return False
+    return True

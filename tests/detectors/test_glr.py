@@ -197,6 +197,7 @@ def test_state_is_plain_data_and_continues_exactly(kind: str) -> None:
         (lambda s: s.update(t=[*s["t"], 1.0]), "differ in length"),
         (lambda s: s.update(ranges=[[0, 999]]), "outside"),
         (lambda s: s.update(m=None), "'m' must be a number"),
+        (lambda s: s.update(q=[0.5] * len(s["q"])), "the mean .* or all the scale"),
     ],
 )
 def test_load_state_rejects_what_it_cannot_trust(
