@@ -22,7 +22,11 @@ from tests.kafka.cluster import temporary_topics, write_transactions
 
 pytestmark = pytest.mark.kafka
 
-T0_MS = 1_790_000_000_000
+# Set timestamps a minute back, not a fixed date: the broker rolls a segment
+# whose first record is older than segment.ms (7 days) at the next append and
+# deletes it at its next retention check (retention.ms, 7 days), so records
+# with a date weeks back vanished from under the test on a fresh broker.
+T0_MS = int(time.time() * 1000) - 60_000
 
 
 @pytest.fixture(params=BACKENDS)
