@@ -21,7 +21,9 @@ what a commit made durable. Everything Kafka is here, once:
   wait for the rest of it.
 * The ``Checkpoint`` commits outputs, then one snapshot per changed task, then
   the consumed offsets, in one transaction; a failed commit aborts it and every
-  task is rebuilt from the last committed snapshots (rewind).
+  task is rebuilt from the last committed snapshots (rewind). A send the
+  producer refuses because the open transaction failed (a partition leader
+  lost mid-transaction) ends the same way: abort, rewind, read again.
 * After each commit, ``TaskService.act`` may carry out what the committed state
   decided, in a new transaction (the retrainer's promotions): a decision is
   durable before anything is done about it.
@@ -78,6 +80,7 @@ from stream_mlops.kafka.transport import (
     PartitionReader,
     Record,
     TopicPartition,
+    TransactionFailedError,
     Transport,
     check_instance_id,
 )
@@ -356,7 +359,11 @@ class TaskRuntime(Generic[S]):
         size = self.config.batch_max_records
         for start in range(0, max(1, len(records)), size):
             if records:
-                self._process(records[start : start + size])
+                try:
+                    self._process(records[start : start + size])
+                except TransactionFailedError as exc:  # fenced ones are FencedError
+                    self._abandon(exc)
+                    return
                 now = self._clock()
             if (
                 checkpoint_due(
@@ -445,10 +452,23 @@ class TaskRuntime(Generic[S]):
         if not due:
             return True
         self._checkpoint.begin()
-        for task in due:
-            self.service.act(task.state, self._checkpoint)
-            task.dirty = True
+        try:
+            for task in due:
+                self.service.act(task.state, self._checkpoint)
+                task.dirty = True
+        except TransactionFailedError as exc:
+            self._abandon(exc, final=final)
+            return False
         return self._commit(final=final)
+
+    def _abandon(self, exc: TransactionFailedError, *, final: bool = False) -> None:
+        """A send refused because the open transaction failed: abort it and, unless
+        ``final``, rebuild every task from the last commit, as a failed commit does."""
+        report = self._checkpoint.abort(str(exc))
+        self._report(report)
+        self._log.warning("checkpoint.aborted", reason=report.reason, events=report.records)
+        if not final:
+            self._restore_assignment()
 
     def _commit(self, *, final: bool) -> bool:
         """Snapshots of the changed tasks and their offsets into the open transaction, commit."""

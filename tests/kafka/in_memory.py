@@ -18,7 +18,9 @@ can be driven one step at a time and checked in milliseconds:
   nothing, as kafka-python's backend acts on a stable membership only). A
   commit carrying an older generation's group metadata fails and aborts
   (KIP-447).
-* ``fail_next_commit()`` makes the next commit fail as an abortable error.
+* ``fail_next_commit()`` makes the next commit fail as an abortable error;
+  ``fail_next_send()`` the next send, as a producer refuses records once its
+  open transaction has failed (a partition leader lost mid-transaction).
 
 For integration tests use the real broker: this is for the runtime's unit tests only.
 """
@@ -118,6 +120,7 @@ class MemoryCluster:
         self._open: dict[str, _Transaction] = {}
         #: injected commit failures: [successful commits to let through first, reason]
         self._failures: list[list[int | str]] = []
+        self._send_failures: list[list[int | str]] = []
         self._members = 0
         #: every client created, to check that the runtime closes them
         self.clients: list[MemoryGroupConsumer | MemoryProducer | MemoryReader] = []
@@ -199,12 +202,19 @@ class MemoryCluster:
         """Make a commit fail (abortable), once ``after`` more commits have succeeded."""
         self._failures.append([after, reason])
 
-    def _injected_failure(self) -> str | None:
-        if not self._failures:
+    def fail_next_send(
+        self, reason: str = "injected: the partition leader was lost", *, after: int = 0
+    ) -> None:
+        """Make a send fail (abortable), once ``after`` more sends have succeeded."""
+        self._send_failures.append([after, reason])
+
+    def _injected_failure(self, failures: list[list[int | str]] | None = None) -> str | None:
+        failures = self._failures if failures is None else failures
+        if not failures:
             return None
-        failure = self._failures[0]
+        failure = failures[0]
         if failure[0] == 0:
-            self._failures.pop(0)
+            failures.pop(0)
             return str(failure[1])
         failure[0] = int(failure[0]) - 1
         return None
@@ -375,6 +385,9 @@ class MemoryProducer:
         self._check_epoch()
         if self._transaction is None:
             raise TransportError("send outside a transaction")
+        failure = self._cluster._injected_failure(self._cluster._send_failures)
+        if failure is not None:
+            raise TransactionFailedError(f"transaction aborted: {failure}")
         if partition is None:
             count = self._cluster.partition_count(topic)
             partition = zlib.crc32(key) % count if key is not None else 0

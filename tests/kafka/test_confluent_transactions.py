@@ -26,6 +26,8 @@ class FakeProducer:
 
     made: ClassVar[list[FakeProducer]] = []
     failures: ClassVar[list[int | None]] = []
+    #: the first instance's produce() fails with (code, fatal)
+    refusal: ClassVar[tuple[int, bool] | None] = None
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -54,6 +56,12 @@ class FakeProducer:
     def abort_transaction(self, timeout: float) -> None:
         self.calls.append("abort")
 
+    def produce(self, topic: str, value: bytes, key: bytes | None) -> None:
+        self.calls.append("produce")
+        if self.refusal is not None and self is FakeProducer.made[0]:
+            code, fatal = self.refusal
+            raise ck.KafkaException(ck.KafkaError(code, "Erroneous state", fatal=fatal))
+
     def purge(self) -> None:
         self.calls.append("purge")
 
@@ -67,6 +75,8 @@ class FakeProducer:
 @pytest.fixture
 def producer(monkeypatch: pytest.MonkeyPatch) -> type[FakeProducer]:
     FakeProducer.made = []
+    FakeProducer.failures = []
+    FakeProducer.refusal = None
     monkeypatch.setattr(ck, "Producer", FakeProducer)
     return FakeProducer
 
@@ -104,3 +114,37 @@ def test_a_fenced_producer_stays_fenced(producer: type[FakeProducer]) -> None:
         tx.commit({}, group_metadata=object())
     assert raised.value.fenced
     assert len(producer.made) == 1
+
+
+def test_a_send_refused_after_the_transaction_failed_is_an_abortable_failure(
+    producer: type[FakeProducer],
+) -> None:
+    """librdkafka refuses records ("Erroneous state") once the open transaction failed
+    in the background (e.g. a lost leader: "skipped sequence numbers ... requires epoch
+    bump"); the caller aborts (the epoch bump) and goes on with the same producer."""
+    producer.refusal = (ck.KafkaError._STATE, False)
+    tx = transactional()
+    tx.begin()
+    with pytest.raises(TransactionFailedError, match="refuses records") as raised:
+        tx.send("alerts", b"k", b"v")
+    assert not raised.value.fenced
+    tx.abort()
+    [only] = producer.made
+    assert only.calls == ["init", "begin", "produce", "abort"]
+
+
+def test_a_send_refused_by_a_fatal_error_renews_the_producer(
+    producer: type[FakeProducer],
+) -> None:
+    producer.refusal = (ck.KafkaError._FATAL, True)
+    tx = transactional()
+    tx.begin()
+    with pytest.raises(TransactionFailedError, match="renewed") as raised:
+        tx.send("alerts", b"k", b"v")
+    assert not raised.value.fenced
+    tx.abort()  # nothing is open on the new producer: no call
+    tx.begin()
+    tx.send("alerts", b"k", b"v")
+    first, second = producer.made
+    assert first.calls == ["init", "begin", "produce", "purge"]
+    assert second.calls == ["init", "begin", "produce"]

@@ -38,6 +38,12 @@ class Result:
 class FakeManager:
     def __init__(self, producer: FakeProducer) -> None:
         self.producer = producer
+        #: a background request of the open transaction failed (kafka-python's ABORTABLE_ERROR)
+        self.abortable = False
+        self._last_error: object = None
+
+    def has_abortable_error(self) -> bool:
+        return self.abortable
 
     def send_offsets_to_transaction(self, offsets: object, group_metadata: object) -> Result:
         self.producer.calls.append("offsets")
@@ -84,6 +90,19 @@ class FakeProducer:
     def close(self, timeout: float | None = None) -> None:
         self.closed = True
 
+    def send(self, topic: str, value: bytes, key: bytes | None, partition: int | None) -> None:
+        self.calls.append("send")
+        if self._transaction_manager.abortable:
+            # kafka-python's words, from TransactionManager._fail_if_not_ready_for_send
+            raise kafka.errors.KafkaError(
+                "Cannot perform send because at least one previous transactional or"
+                " idempotent request has failed with errors."
+            )
+
+    def abort_transaction(self) -> None:
+        self.calls.append("abort")
+        self._transaction_manager.abortable = False
+
 
 @pytest.fixture
 def producers(monkeypatch: pytest.MonkeyPatch) -> type[FakeProducer]:
@@ -126,3 +145,21 @@ def test_a_commit_that_answers_keeps_the_producer(producers: type[FakeProducer])
     producer.commit({}, object())
     [only] = producers.made
     assert only.calls == ["init", "begin", "offsets", "commit", "begin", "commit"]
+
+
+def test_a_send_refused_after_the_transaction_failed_is_an_abortable_failure(
+    producers: type[FakeProducer],
+) -> None:
+    producers.hanging = set()
+    producer = transactional()
+    producer.begin()
+    producer.send("alerts", b"k", b"v", 0)
+    [only] = producers.made
+    only._transaction_manager.abortable = True  # e.g. OutOfOrderSequenceNumber, leader lost
+    with pytest.raises(TransactionFailedError, match="transaction aborted") as failed:
+        producer.send("alerts", b"k", b"v", 0)
+    assert not failed.value.fenced
+    producer.abort()
+    producer.begin()
+    producer.send("alerts", b"k", b"v", 0)
+    assert only.calls == ["init", "begin", "send", "send", "abort", "begin", "send"]

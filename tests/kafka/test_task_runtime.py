@@ -493,6 +493,45 @@ def test_a_failed_commit_in_a_long_poll_drops_the_rest_and_reads_it_again(
         assert setup.totals() == list(range(1, 30)), "each total once, none lost"
 
 
+def test_a_send_refused_mid_batch_aborts_rewinds_and_reads_the_records_again(
+    setup: Setup,
+) -> None:
+    """A producer whose open transaction failed (librdkafka: "Erroneous state" after a
+    lost partition leader) refuses the next send: the runtime aborts and rewinds, it
+    does not stop, and every output comes once."""
+    recorder = Recorder()
+    with running(setup, setup.runtime(observers=[recorder])) as runtime:
+        setup.send(["1", "2"])
+        runtime.step()
+        runtime.checkpoint()
+        setup.send(["3", "4", "5"])
+        setup.cluster.fail_next_send(after=1)
+        runtime.step()  # "3" is sent, "4" refused: the transaction is void
+
+        assert [c.outcome for c in recorder.checkpoints] == ["committed", "aborted"]
+        assert "injected" in str(recorder.checkpoints[-1].reason)
+        assert runtime.tasks[0].total == 3, "rewound to the committed snapshot"
+        runtime.step()
+        runtime.checkpoint()
+        assert setup.totals() == [1, 3, 6, 10, 15], "each total once, none lost"
+
+
+def test_a_send_refused_while_acting_is_carried_out_again(setup: Setup) -> None:
+    with running(setup, setup.runtime()) as runtime:
+        service = runtime.service
+        assert isinstance(service, TallyService)
+        setup.send(["70", "40"])
+        # The two totals and the snapshot go; the milestone is refused.
+        setup.cluster.fail_next_send(after=3)
+        runtime.step()
+        assert setup.totals() == [70, 110] and setup.milestones() == []
+        assert runtime.tasks[0].decided, "restored from the snapshot holding the decision"
+        setup.clock.now += 0.2
+        runtime.step()
+        assert setup.milestones() == [110]
+        assert setup.totals() == [70, 110]
+
+
 def test_a_decision_is_acted_on_only_after_it_is_committed(setup: Setup) -> None:
     with running(setup, setup.runtime()) as runtime:
         service = runtime.service

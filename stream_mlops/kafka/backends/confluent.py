@@ -449,6 +449,8 @@ class ConfluentTransactionalProducer:
         self._transactional_id = transactional_id
         self._errors = _ClientErrors()
         self._unserved = 0
+        #: a transaction is open on the current producer (a renewed one has none)
+        self._open = False
         self._producer = self._new_producer()
 
     def _new_producer(self) -> Any:
@@ -486,6 +488,7 @@ class ConfluentTransactionalProducer:
         )
         with contextlib.suppress(ck.KafkaException, RuntimeError):
             self._producer.purge()
+        self._open = False
         self._new_producer()
 
     def _call(self, action: Any) -> bool:
@@ -520,6 +523,7 @@ class ConfluentTransactionalProducer:
         if self._call(self._producer.begin_transaction):
             # Nothing was open: begin on the new producer.
             self._call(self._producer.begin_transaction)
+        self._open = True
 
     def send(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
@@ -540,6 +544,22 @@ class ConfluentTransactionalProducer:
                 raise TransactionFailedError(
                     f"producer fenced: {self._errors.latest()}", fenced=True
                 ) from exc
+            if error is not None and error.fatal():
+                self._renew(error.str())
+                raise TransactionFailedError(
+                    f"transaction aborted: the producer failed and was renewed: {error.str()}"
+                ) from exc
+            if error is not None and (
+                error.code() == ck.KafkaError._STATE or error.txn_requires_abort()
+            ):
+                # The open transaction failed in the background (a partition
+                # leader lost mid-transaction: "skipped sequence numbers ...
+                # requires epoch bump") and librdkafka takes no more records for
+                # it: the caller aborts, which bumps the epoch, and rewinds.
+                raise TransactionFailedError(
+                    f"transaction aborted: the producer refuses records ({error.str()}); "
+                    "its transaction failed in the background"
+                ) from exc
             raise
         # Serving delivery reports per message cost as much as producing it; we
         # set no callback (failures surface at commit), so drain now and then.
@@ -559,6 +579,7 @@ class ConfluentTransactionalProducer:
             )
         if not renewed:
             renewed = self._call(lambda: self._producer.commit_transaction(REQUEST_TIMEOUT_S))
+        self._open = False
         if renewed:
             raise TransactionFailedError(
                 "transaction aborted: the producer failed and was renewed (see its log line)"
@@ -566,10 +587,13 @@ class ConfluentTransactionalProducer:
 
     def abort(self) -> None:
         # A renewed producer has no transaction open: the abort is done either way.
-        self._call(lambda: self._producer.abort_transaction(REQUEST_TIMEOUT_S))
+        if self._open:
+            self._call(lambda: self._producer.abort_transaction(REQUEST_TIMEOUT_S))
+        self._open = False
 
     def _abort_quietly(self) -> None:
         # Void either way: timed out or fenced by the next instance.
+        self._open = False
         with contextlib.suppress(ck.KafkaException):
             self._producer.abort_transaction(REQUEST_TIMEOUT_S)
 

@@ -357,7 +357,14 @@ class KafkaPythonTransactionalProducer:
         except kerrors.MessageSizeTooLargeError as exc:  # refused before the batch
             raise _too_large(topic, key, value, exc) from None
         except kerrors.KafkaError as exc:
-            raise self._fenced_or(exc) from exc
+            error = self._fenced_or(exc)
+            manager = getattr(self._producer, "_transaction_manager", None)
+            if error is exc and manager is not None and manager.has_abortable_error():
+                # A background request of this transaction failed (a partition
+                # leader lost mid-transaction): no more sends until it is
+                # aborted; the caller aborts and rewinds.
+                raise TransactionFailedError(f"transaction aborted: {exc}") from exc
+            raise error from exc
 
     def _fenced_or(self, exc: kerrors.KafkaError) -> Exception:
         """``exc``, or a fenced ``TransactionFailedError`` if the producer was fenced.

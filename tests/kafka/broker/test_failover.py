@@ -94,6 +94,9 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture
 def admin(cluster: Cluster) -> Iterator[KafkaAdminClient]:
+    # Every node up first: a test that failed between killing a broker and
+    # starting it again must not fail the next one too.
+    cluster.start_missing()
     client = KafkaAdminClient(bootstrap_servers=cluster.servers)
     try:
         yield client
