@@ -14,14 +14,14 @@ from pathlib import Path
 
 import structlog
 
-from consumers.wiring import default_instance_id
+from consumers.wiring import default_instance_id, exit_code
 from stream_mlops.config import ConfigError, load_settings
 from stream_mlops.kafka.backends import open_transport
 from stream_mlops.kafka.bootstrap import connection_settings
 from stream_mlops.kafka.task_runtime import stop_on_signals
 from stream_mlops.kafka.transport import TransportError
 from stream_mlops.logging import LogFormat, configure
-from stream_mlops.ops.metrics_server import MetricsAddressError, metrics_settings
+from stream_mlops.ops.metrics_server import metrics_settings
 from stream_mlops.ops.notify_metrics import NotifierCollector
 from stream_mlops.ops.notify_service import Notifier, resolve_webhooks
 from stream_mlops.ops.probes import LoopStatus
@@ -82,21 +82,13 @@ def main(
         log.error("notifier.failed", error=str(exc))
         return 2
     notifier = Notifier(settings, webhooks, transport)
-    telemetry = None
-    try:
-        if metrics.enabled:
-            telemetry = ServiceMetrics(metrics, "notifier", runtime=False)
+    telemetry = ServiceMetrics(metrics, "notifier", runtime=False) if metrics.enabled else None
+
+    def run() -> None:
+        if telemetry is not None:
             stats = notifier.stats
             telemetry.registry.register(NotifierCollector(stats))
             telemetry.serve(lambda: LoopStatus(ready=stats.ready, last_poll=stats.last_poll), log)
         notifier.run(stop)
-    except TransportError as exc:
-        log.error("notifier.failed", error=str(exc))
-        return 1
-    except MetricsAddressError as exc:
-        log.error("metrics.bind_failed", error=str(exc))
-        return 1
-    finally:
-        if telemetry is not None:
-            telemetry.close()
-    return 0
+
+    return exit_code(run, name="notifier", log=log, telemetry=telemetry, failures=(TransportError,))

@@ -85,21 +85,37 @@ def run_tasks(
     task_metrics: TaskMetrics[S] | None,
     failures: tuple[type[Exception], ...],
 ) -> int:
-    """Run ``service``'s tasks until ``stop`` is set; the exit code.
-
-    1 after a ``<name>.failed`` line for one of ``failures`` (or
-    ``metrics.bind_failed``), 0 after a stop. The metrics server, if any, is
-    closed either way.
-    """
+    """Run ``service``'s tasks until ``stop`` is set; the exit code (``exit_code``)."""
     observers: list[RuntimeObserver] = []
     if telemetry is not None and task_metrics is not None:
         observers = [*telemetry.observers, task_metrics]
-    try:
+
+    def run() -> None:
         with TaskRuntime(service, transport, config, observers=observers) as runtime:
             if telemetry is not None and task_metrics is not None:
                 task_metrics.watch(lambda: runtime.tasks)
                 telemetry.serve(lambda: runtime_status(runtime.stats.snapshot()), log)
             runtime.run(stop)
+
+    return exit_code(run, name=name, log=log, telemetry=telemetry, failures=failures)
+
+
+def exit_code(
+    run: Callable[[], None],
+    *,
+    name: str,
+    log: structlog.typing.FilteringBoundLogger,
+    telemetry: ServiceMetrics | None,
+    failures: tuple[type[Exception], ...],
+) -> int:
+    """Call ``run``; the service's exit code.
+
+    1 after a ``<name>.failed`` line for one of ``failures`` (or
+    ``metrics.bind_failed``), 0 once ``run`` returns. The metrics server, if
+    any, is closed either way.
+    """
+    try:
+        run()
     except failures as exc:
         log.error(f"{name}.failed", error=str(exc))
         return 1
