@@ -60,9 +60,11 @@ from stream_mlops.kafka.transport import (
     check_instance_id,
 )
 
-# Same reasoning as the kafka-python backend: bound the read_committed stall a
-# killed engine's open transaction causes, well above our sub-second commits.
-TRANSACTION_TIMEOUT_MS = 10_000
+# Same value and reasoning as the kafka-python backend's. librdkafka also caps
+# a transactional producer's message.timeout.ms at it, so records for a
+# partition whose leader was lost wait this long for the new leader before
+# they fail the transaction.
+TRANSACTION_TIMEOUT_MS = 60_000
 REQUEST_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 60.0
 # A partition reader's wait for the next record, and how many it takes at once.

@@ -54,11 +54,16 @@ from stream_mlops.kafka.transport import (
     check_instance_id,
 )
 
-# Transactions left open by a killed process block read_committed readers
-# (the last stable offset) until the broker times them out. A restarted engine
-# fences them at once through its stable transactional id; for a process that
-# never comes back, 10 s bounds the stall, well above our sub-second commits.
-TRANSACTION_TIMEOUT_MS = 10_000
+# How long a transaction may stay open before its coordinator aborts it. The
+# coordinator's abort bumps the producer's epoch, and kafka-python, which does
+# not recover from that (KIP-588), is then fenced for good: the engine stops as
+# if another process had taken its id. A partition leader lost mid-transaction
+# holds the transaction open for the broker's session timeout plus an election,
+# tens of seconds on a loaded machine; 60 s (the Java producer's default) rides
+# that out. The cost: a process killed and never restarted holds back
+# read_committed readers of its outputs for up to 60 s; a restarted one fences
+# its old transaction at once through its stable transactional id.
+TRANSACTION_TIMEOUT_MS = 60_000
 
 # How long a restore read may wait for records it knows exist before it gives
 # up with a clear error instead of hanging.
